@@ -1,0 +1,8 @@
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace deepshop::bindings {
+// Exception types shared by every binding: registered once, before the rest.
+void register_errors(pybind11::module_& m);
+void bind_engine(pybind11::module_& m);
+}  // namespace deepshop::bindings

@@ -1,0 +1,25 @@
+"""Exceptions of deepshop_native.  Every error a user can cause names the file and the reason."""
+
+
+class DeepshopError(Exception):
+    """Base class of every error raised by deepshop_native."""
+
+
+class ImageError(DeepshopError, ValueError):
+    """An image could not be read, decoded or written (message names the file and why)."""
+
+
+class ModelError(DeepshopError, ValueError):
+    """A model file is missing, is not ONNX, or its inputs/outputs/metadata do not fit."""
+
+
+class RuntimeNotFoundError(DeepshopError, ImportError):
+    """No ONNX Runtime library could be found or loaded."""
+
+
+class DeviceError(DeepshopError, RuntimeError):
+    """The requested execution provider (e.g. CUDA) cannot run here."""
+
+
+class OutputExistsError(DeepshopError, FileExistsError):
+    """An output file exists already and overwriting was not asked for."""
