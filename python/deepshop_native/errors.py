@@ -23,3 +23,7 @@ class DeviceError(DeepshopError, RuntimeError):
 
 class OutputExistsError(DeepshopError, FileExistsError):
     """An output file exists already and overwriting was not asked for."""
+
+
+class Cancelled(DeepshopError):
+    """A long run was stopped by its progress callback returning False."""

@@ -1,0 +1,45 @@
+#pragma once
+// One ONNX Runtime session on one execution provider: builds it, and runs batches of
+// N x 3 x H x W float32 tensors through it.  Safe to call from several threads at once
+// (OrtSession::Run is thread-safe and every call owns its buffers).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/model_info.h"
+#include "engine/ort_api.h"
+
+namespace deepshop {
+
+struct SessionConfig {
+  std::string device = "auto";  // "auto", "cpu", "cuda" or "cuda:N"
+  int intra_op_threads = 0;     // 0: ONNX Runtime's default (one per physical core)
+  PixelFormatOverrides overrides;
+};
+
+class InferenceSession {
+ public:
+  InferenceSession(const std::string& model_path, const SessionConfig& config);
+
+  const ModelInfo& model() const { return model_; }
+  // "CPUExecutionProvider" or "CUDAExecutionProvider".
+  const std::string& provider() const { return provider_; }
+  // Why "auto" did not pick CUDA (empty when it did, or was not asked to).
+  const std::string& fallback_reason() const { return fallback_reason_; }
+  int device_id() const { return device_id_; }
+
+  // Runs `batch` images of `height` x `width` (input laid out N x 3 x H x W, network values).
+  // Returns the output in the same layout; throws ModelError if its shape is not N x 3 x H x W.
+  std::vector<float> run(const std::vector<float>& input, int64_t batch, int64_t height, int64_t width);
+
+ private:
+  std::unique_ptr<Ort::Session> open(const std::string& model_path, const SessionConfig& config, bool use_cuda);
+
+  std::unique_ptr<Ort::Session> session_;
+  ModelInfo model_;
+  std::string provider_;
+  std::string fallback_reason_;
+  int device_id_ = 0;
+};
+
+}  // namespace deepshop

@@ -1,0 +1,102 @@
+#include "engine/tile_plan.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace deepshop {
+namespace {
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+int64_t round_down(int64_t v, int64_t m) { return v / m * m; }
+
+// Kept-span starts: first at 0, last where its span ends at or past the image end, the rest
+// spread evenly between them on the stride grid, with no neighbour closer than min_overlap.
+// Empty when `kept` is too short for that.
+std::vector<int64_t> place_starts(int64_t length, int64_t kept, int64_t min_overlap, int64_t stride) {
+  const int64_t last = std::max<int64_t>(round_up(length - kept, stride), 0);
+  const int64_t max_step = kept - min_overlap;
+  if (last == 0) return {0};
+  if (max_step <= 0) return {};
+  for (int64_t n = 1 + (last + max_step - 1) / max_step;; ++n) {
+    std::vector<int64_t> starts(n);
+    bool ok = true;
+    for (int64_t i = 0; i < n; ++i) {
+      starts[i] = (i == n - 1) ? last : round_down(last * i / (n - 1), stride);
+      if (i > 0 && starts[i] - starts[i - 1] > max_step) ok = false;
+    }
+    if (ok) return starts;
+  }
+}
+
+}  // namespace
+
+AxisPlan plan_axis(int64_t length, int64_t tile, int64_t halo, int64_t min_overlap, int64_t stride) {
+  if (length < 1) throw std::invalid_argument("image dimension must be at least 1 pixel");
+  if (stride < 1) throw std::invalid_argument("stride multiple must be at least 1");
+  AxisPlan plan;
+  plan.length = length;
+  const int64_t whole = round_up(length, stride);
+  if (tile <= 0 || whole <= round_down(tile, stride)) {
+    // One window covers the image: no halo needed, only padding up to the stride multiple.
+    plan.window = plan.kept = whole;
+    plan.starts = {0};
+    plan.weights.assign(1, std::vector<float>(whole, 0.f));
+    std::fill(plan.weights[0].begin(), plan.weights[0].begin() + length, 1.f);
+    return plan;
+  }
+  plan.window = round_down(tile, stride);
+  plan.halo = round_up(std::max<int64_t>(halo, 0), stride);
+  min_overlap = round_up(std::max<int64_t>(min_overlap, 0), stride);
+  plan.kept = plan.window - 2 * plan.halo;
+  if (plan.kept < min_overlap + stride || plan.kept < 2 * stride) {
+    throw std::invalid_argument("tile size " + std::to_string(tile) + " is too small for a halo of " +
+                                std::to_string(plan.halo) + " and an overlap of " + std::to_string(min_overlap) +
+                                " pixels: use a tile of at least " +
+                                std::to_string(2 * plan.halo + std::max(min_overlap + stride, 2 * stride)));
+  }
+  // The fewest tiles that cover the image at the largest window; then the window is shrunk to
+  // the least that still covers it with that many tiles, so no tile computes far past the edge.
+  const int64_t n_tiles = static_cast<int64_t>(place_starts(length, plan.kept, min_overlap, stride).size());
+  for (int64_t kept = round_up((length + (n_tiles - 1) * min_overlap + n_tiles - 1) / n_tiles, stride);
+       kept <= plan.kept; kept += stride) {
+    auto starts = place_starts(length, kept, min_overlap, stride);
+    if (static_cast<int64_t>(starts.size()) == n_tiles) {
+      plan.kept = kept;
+      plan.starts = std::move(starts);
+      break;
+    }
+  }
+  if (plan.starts.empty()) plan.starts = place_starts(length, plan.kept, min_overlap, stride);
+  plan.window = plan.kept + 2 * plan.halo;
+
+  // Raw weights: 1 inside, a linear ramp across each overlap with a neighbour (the ramp spans
+  // the whole overlap, so wide overlaps blend gently).  Sampled at pixel centres, so no weight
+  // is exactly zero inside a ramp.
+  const int64_t n = plan.count();
+  std::vector<std::vector<float>> raw(n, std::vector<float>(plan.kept, 1.f));
+  for (int64_t i = 0; i < n; ++i) {
+    if (i > 0) {
+      const int64_t overlap = plan.starts[i - 1] + plan.kept - plan.starts[i];
+      for (int64_t k = 0; k < overlap; ++k) raw[i][k] = std::min(raw[i][k], (k + 0.5f) / overlap);
+    }
+    if (i + 1 < n) {
+      const int64_t overlap = plan.starts[i] + plan.kept - plan.starts[i + 1];
+      for (int64_t k = 0; k < overlap; ++k) {
+        float& w = raw[i][plan.kept - 1 - k];
+        w = std::min(w, (k + 0.5f) / overlap);
+      }
+    }
+  }
+  // Normalise so the weights at every pixel sum to one (needed where three tiles overlap).
+  std::vector<double> total(length, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < plan.kept && plan.starts[i] + k < length; ++k) total[plan.starts[i] + k] += raw[i][k];
+  plan.weights.assign(n, std::vector<float>(plan.kept, 0.f));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < plan.kept && plan.starts[i] + k < length; ++k)
+      plan.weights[i][k] = static_cast<float>(raw[i][k] / total[plan.starts[i] + k]);
+  return plan;
+}
+
+}  // namespace deepshop

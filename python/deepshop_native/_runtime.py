@@ -1,0 +1,69 @@
+"""Finding and loading the ONNX Runtime shared library for the native engine.
+
+The engine is compiled against ORT's headers only; the library comes from whichever of the
+onnxruntime / onnxruntime-gpu wheels is installed (both install the package folder
+``onnxruntime/`` with ``capi/libonnxruntime.so.<version>``), or from the system.  The Python
+module ``onnxruntime`` is not imported: only its folder is looked up.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import threading
+from pathlib import Path
+
+from . import _native
+from .errors import RuntimeNotFoundError
+
+ENV_LIBRARY = "DEEPSHOP_ORT_LIBRARY"
+_lock = threading.Lock()
+
+
+def _version_key(path: Path):
+    return tuple(int(p) for p in re.findall(r"\d+", path.name.split(".so", 1)[-1]))
+
+
+def find_onnxruntime_library() -> str:
+    """Path of the ONNX Runtime library to load: $DEEPSHOP_ORT_LIBRARY, else the installed wheel's,
+    else "" (the system's libonnxruntime.so from the loader's search path)."""
+    explicit = os.environ.get(ENV_LIBRARY)
+    if explicit:
+        return explicit
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            capi = Path(folder) / "capi"
+            libs = [p for p in capi.glob("libonnxruntime.so*") if "providers" not in p.name]
+            if libs:
+                return str(max(libs, key=_version_key))
+    return ""
+
+
+def ensure_runtime() -> str:
+    """Load ONNX Runtime once per process; returns its version."""
+    with _lock:
+        if _native.runtime_loaded():
+            return _native.runtime_version()
+        path = find_onnxruntime_library()
+        try:
+            return _native.load_runtime(path)
+        except RuntimeNotFoundError as e:
+            hint = ("" if path else " No onnxruntime package was found.") + (
+                " Install one of: `pip install onnxruntime` (CPU) or `pip install onnxruntime-gpu` (CUDA),"
+                f" or point ${ENV_LIBRARY} at libonnxruntime.so.")
+            raise RuntimeNotFoundError(f"{e}.{hint}") from None
+
+
+def runtime_version() -> str:
+    return ensure_runtime()
+
+
+def available_providers() -> list[str]:
+    ensure_runtime()
+    return list(_native.available_providers())
+
+
+def runtime_library() -> str:
+    ensure_runtime()
+    return _native.runtime_library()
