@@ -31,12 +31,13 @@ std::vector<int64_t> place_starts(int64_t length, int64_t kept, int64_t min_over
 
 }  // namespace
 
-AxisPlan plan_axis(int64_t length, int64_t tile, int64_t halo, int64_t min_overlap, int64_t stride) {
+AxisPlan plan_axis(int64_t length, int64_t tile, int64_t halo, int64_t min_overlap, int64_t stride,
+                   int64_t min_window) {
   if (length < 1) throw std::invalid_argument("image dimension must be at least 1 pixel");
   if (stride < 1) throw std::invalid_argument("stride multiple must be at least 1");
   AxisPlan plan;
   plan.length = length;
-  const int64_t whole = round_up(length, stride);
+  const int64_t whole = round_up(std::max(length, min_window), stride);
   if (tile <= 0 || whole <= round_down(tile, stride)) {
     // One window covers the image: no halo needed, only padding up to the stride multiple.
     plan.window = plan.kept = whole;

@@ -29,8 +29,11 @@ struct AxisPlan {
 
 // Plans one axis.  `tile` is the wanted window (network input) length, <= 0 for the whole
 // image in one window; `halo` and `min_overlap` are in pixels; all are rounded to `stride`.
-// An image that fits in one window gets exactly one tile without halo.
-AxisPlan plan_axis(int64_t length, int64_t tile, int64_t halo, int64_t min_overlap, int64_t stride);
+// An image that fits in one window gets exactly one tile without halo, padded (reflected) up to
+// the stride multiple and to at least `min_window` pixels, since networks that reflection-pad
+// inside cannot take inputs smaller than their padding.
+AxisPlan plan_axis(int64_t length, int64_t tile, int64_t halo, int64_t min_overlap, int64_t stride,
+                   int64_t min_window = 0);
 
 // Index of pixel `i` (possibly outside [0, length)) in the reflected image: ... 2 1 | 0 1 2 ... n-1 | n-2 ...
 inline int64_t reflect_index(int64_t i, int64_t length) {

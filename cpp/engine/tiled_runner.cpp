@@ -86,9 +86,12 @@ TilingSummary plan_tiles(const ModelInfo& model, int64_t height, int64_t width, 
   const int64_t stride = model.stride_multiple;
   // A model with a fixed input size can only be run at that size: it becomes the tile.
   const int64_t fh = model.fixed_height(), fw = model.fixed_width();
+  // Tiny images are reflected up to a small minimum: a TransformerNet, for one, reflection-pads
+  // by 4 pixels at full resolution and by 1 at a quarter of it.
+  const int64_t min_window = 8 * stride;
   TilingSummary s;
-  s.rows = plan_axis(height, fh > 0 ? fh : options.tile, halo, options.overlap, stride);
-  s.cols = plan_axis(width, fw > 0 ? fw : options.tile, halo, options.overlap, stride);
+  s.rows = plan_axis(height, fh > 0 ? fh : options.tile, halo, options.overlap, stride, fh > 0 ? 0 : min_window);
+  s.cols = plan_axis(width, fw > 0 ? fw : options.tile, halo, options.overlap, stride, fw > 0 ? 0 : min_window);
   if ((fh > 0 && s.rows.window != fh) || (fw > 0 && s.cols.window != fw))
     throw ModelError(model.path + ": the model only takes " + std::to_string(fh) + "x" + std::to_string(fw) +
                      " inputs, which cannot tile a " + std::to_string(height) + "x" + std::to_string(width) + " image");

@@ -1,0 +1,120 @@
+"""Native engine against PyTorch eager (and OpenCV's dnn module where it can run the model) on
+the same TransformerNet weights, plus tiling overhead against one whole-image ORT run.
+
+    python -m pytest bench/bench_engine.py --benchmark-only            # 512x512 and 1080p
+    python -m pytest bench/bench_engine.py --benchmark-only -m slow    # 3840x2160 as well
+
+Every entry of a group does the same job on the same image; the summary prints ratios.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deepshop_native as ds
+
+torch = pytest.importorskip("torch")
+from conftest import TRANSFORMER_META, export_plain, random_transformer_net  # noqa: E402
+
+SIZES = [
+    pytest.param((512, 512), id="512x512"),
+    pytest.param((1080, 1920), id="1920x1080"),
+    pytest.param((2160, 3840), id="3840x2160", marks=pytest.mark.slow),
+]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+@pytest.fixture(scope="module")
+def net():
+    return random_transformer_net(seed=0)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory, net):
+    return export_plain(net, tmp_path_factory.mktemp("bench") / "tnet.onnx",
+                        {**TRANSFORMER_META, "deepshop.receptive_field": "109"})
+
+
+def _image(hw):
+    return np.random.default_rng(0).integers(0, 256, (*hw, 3), dtype=np.uint8)
+
+
+def _need_cuda(device):
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ds.available_providers() or not torch.cuda.is_available():
+            pytest.skip("CUDA not available")
+
+
+def _bench(benchmark, fn, rounds):
+    fn()  # warm-up: session arenas, kernels, caches
+    benchmark.pedantic(fn, rounds=rounds, iterations=1)
+
+
+def _rounds(hw):
+    return 3 if hw[0] * hw[1] > 3_000_000 else 5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("hw", SIZES)
+def test_torch_eager(benchmark, net, hw, device):
+    """The PyTorch fast_neural_style way: uint8 HWC -> float NCHW*255 -> net -> clamp -> uint8."""
+    _need_cuda(device)
+    benchmark.group = f"stylize {hw[1]}x{hw[0]} {device}"
+    benchmark.name = f"test_[torch-eager-{device}]"
+    model = net.to(device)
+    img = _image(hw)
+
+    def run():
+        with torch.inference_mode():
+            x = torch.from_numpy(img).to(device).permute(2, 0, 1)[None].float()
+            y = model(x).clamp(0, 255).round().to(torch.uint8)[0].permute(1, 2, 0).cpu().numpy()
+        return y
+
+    _bench(benchmark, run, _rounds(hw))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("hw", SIZES)
+def test_native_default_tiles(benchmark, model_path, hw, device):
+    _need_cuda(device)
+    benchmark.group = f"stylize {hw[1]}x{hw[0]} {device}"
+    benchmark.name = f"test_[native-tile{ds.DEFAULT_TILE}-{device}]"
+    st = ds.Stylizer(model_path, device=device, batch=4 if device == "cuda" else 1)
+    img = _image(hw)
+    _bench(benchmark, lambda: st(img), _rounds(hw))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("hw", SIZES)
+def test_native_whole_image(benchmark, model_path, hw, device):
+    """One whole-image ORT run through the engine: the reference for tiling overhead."""
+    _need_cuda(device)
+    benchmark.group = f"stylize {hw[1]}x{hw[0]} {device}"
+    benchmark.name = f"test_[ort-whole-{device}]"
+    st = ds.Stylizer(model_path, device=device, tile=0)
+    img = _image(hw)
+    _bench(benchmark, lambda: st(img), _rounds(hw))
+
+
+@pytest.mark.parametrize("hw", SIZES[:2])
+def test_opencv_dnn(benchmark, model_path, hw):
+    """OpenCV's dnn module on the same ONNX file, where it can import it."""
+    cv2 = pytest.importorskip("cv2")
+    try:
+        cvnet = cv2.dnn.readNetFromONNX(model_path)
+    except cv2.error as e:
+        pytest.skip(f"OpenCV cannot import the model: {str(e).splitlines()[-1][:120]}")
+    benchmark.group = f"stylize {hw[1]}x{hw[0]} cpu"
+    benchmark.name = "test_[opencv-dnn-cpu]"
+    img = _image(hw)
+
+    def run():
+        cvnet.setInput(cv2.dnn.blobFromImage(img, 1.0, swapRB=False))
+        y = cvnet.forward()[0].transpose(1, 2, 0)
+        return np.clip(y, 0, 255).round().astype(np.uint8)
+
+    try:
+        run()
+    except cv2.error as e:
+        pytest.skip(f"OpenCV cannot run the model: {str(e).splitlines()[-1][:120]}")
+    _bench(benchmark, run, _rounds(hw))

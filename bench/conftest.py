@@ -1,0 +1,45 @@
+"""Benchmark support: each pytest-benchmark group holds one job done several ways, one of them
+the baseline; at the end, the ratio of every entry's mean time to its group's baseline is
+printed (>1: faster than the baseline), all measured in the same run."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+#: Entries whose name contains one of these are the baseline of their group, first match wins.
+BASELINE_MARKERS = ("[torch", "[numpy", "[ort-whole")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running benchmark (4K images)")
+    config.addinivalue_line("markers", "gpu: needs CUDA")
+
+
+def _baseline(entries):
+    for marker in BASELINE_MARKERS:
+        for e in entries:
+            if marker in e.name:
+                return e
+    return None
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    session = getattr(config, "_benchmarksession", None)
+    if not session or not session.benchmarks:
+        return
+    groups = {}
+    for bench in session.benchmarks:
+        groups.setdefault(bench.group, []).append(bench)
+    tr = terminalreporter
+    tr.section("speed ratios (baseline mean / entry mean; >1 is faster)")
+    for group, entries in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        base = _baseline(entries)
+        if base is None:
+            continue
+        for e in sorted(entries, key=lambda e: e.stats.mean):
+            ratio = base.stats.mean / e.stats.mean
+            tr.write_line(f"{str(group):34s} {e.name:58s} {e.stats.mean * 1e3:10.1f} ms  x{ratio:5.2f} vs {base.name}")

@@ -1,0 +1,24 @@
+"""Deepshop: turn photographs into artwork with neural networks.
+
+    import deepshop_native as ds
+    st = ds.Stylizer("style.onnx", device="auto")
+    out = st(image)                              # numpy / PIL / path in, same kind out
+    ds.stylize("photo.jpg", "style.onnx", "photo_styled.jpg")
+
+The engine is C++ on ONNX Runtime (CPU or CUDA), tiled so that any resolution runs in bounded
+memory.  Only numpy, Pillow and onnxruntime (or onnxruntime-gpu) are needed at run time.
+"""
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    Cancelled, DeepshopError, DeviceError, ImageError, ModelError, OutputExistsError, RuntimeNotFoundError,
+)
+from ._runtime import available_providers, runtime_library, runtime_version  # noqa: E402
+from .stylizer import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_TILE, Stylizer, model_info, stylize  # noqa: E402
+
+__all__ = [
+    "Stylizer", "stylize", "model_info", "runtime_version", "runtime_library", "available_providers",
+    "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_MODEL",
+    "DeepshopError", "ImageError", "ModelError", "DeviceError", "RuntimeNotFoundError", "OutputExistsError",
+    "Cancelled",
+]

@@ -1,0 +1,171 @@
+"""Feedforward stylization: the Python face of the native engine.
+
+    st = Stylizer("mosaic.onnx", device="auto", tile=1024)
+    out = st(image)                       # numpy HxWx3 (uint8/uint16/float), PIL image or path
+
+Data flows one way: the image is brought to a contiguous RGB array (alpha set aside), the
+native engine cuts it into tiles, runs them through ONNX Runtime and blends them back, and the
+result is returned in the caller's type with alpha put back.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _native
+from ._runtime import available_providers, ensure_runtime
+from .errors import ModelError
+from .imageio import read_image, resize_max_side, to_rgb_array, write_image
+
+#: Network window, in pixels per side.  1536x1536 keeps one tile's activations of a
+#: TransformerNet near 1 GB, runs a 1920x1080 image in two tiles, and its instance-norm
+#: statistics stay close enough to the whole image's that seams are invisible (README: figures).
+DEFAULT_TILE = 1536
+#: Least overlap between neighbouring tiles, blended with linear ramps.
+DEFAULT_OVERLAP = 64
+
+BUNDLED_MODELS = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = BUNDLED_MODELS / "default_style.onnx"
+
+ImageLike = Union[np.ndarray, "os.PathLike[str]", str, "PIL.Image.Image"]  # noqa: F821
+Progress = Callable[[int, int], Optional[bool]]
+
+
+def resolve_model(model) -> Path:
+    """The model file to use: the given path, or the bundled default style when None."""
+    if model is None:
+        if not DEFAULT_MODEL.is_file():
+            raise ModelError(f"{DEFAULT_MODEL}: no model given and no default style is bundled with this install; "
+                             "pass a model (.onnx, e.g. made with deepshop-export)")
+        return DEFAULT_MODEL
+    path = Path(os.fspath(model))
+    if not path.exists():
+        raise ModelError(f"{path}: no such model file")
+    return path
+
+
+class Stylizer:
+    """One style model loaded on one device, callable on images; usable from several threads.
+
+    tile: network window in pixels per side (0 or None: the whole image in one run, which needs
+    memory in proportion to its area).  halo: context pixels around each tile (None: derived
+    from the model's receptive field).  overlap: least blended overlap between tiles.
+    batch: tiles per network call.  threads: ONNX Runtime intra-op threads (0: its default).
+    value_range / channel_order / mean / stride_multiple: how the network takes pixels, needed
+    only for models without deepshop metadata (they override the metadata otherwise).
+    """
+
+    def __init__(self, model=None, *, device: str = "auto", tile: Optional[int] = DEFAULT_TILE,
+                 halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP, batch: int = 1, threads: int = 0,
+                 value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
+                 mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None):
+        if tile is not None and tile < 0:
+            raise ValueError(f"tile must be positive (or 0/None for the whole image), got {tile}")
+        if overlap < 0 or batch < 1 or threads < 0:
+            raise ValueError("overlap and threads must be >= 0 and batch >= 1")
+        if halo is not None and halo < 0:
+            raise ValueError(f"halo must be >= 0, got {halo}")
+        self.model_path = resolve_model(model)
+        ensure_runtime()
+        self._engine = _native.Engine(
+            str(self.model_path), device, threads,
+            None if value_range is None else tuple(float(v) for v in value_range),
+            channel_order.upper() if channel_order else None,
+            None if mean is None else tuple(float(v) for v in mean),
+            stride_multiple, None)
+        self._tiles = _native.TileOptions(int(tile or 0), -1 if halo is None else int(halo), int(overlap), int(batch))
+
+    # --- what the model and the engine are -------------------------------------------------
+    @property
+    def provider(self) -> str:
+        """The ONNX Runtime execution provider in use, e.g. "CPUExecutionProvider"."""
+        return self._engine.provider
+
+    @property
+    def metadata(self) -> dict:
+        return dict(self._engine.metadata)
+
+    @property
+    def fallback_reason(self) -> str:
+        """Why device="auto" did not use CUDA ("" when it did, or when not asked to)."""
+        return self._engine.fallback_reason
+
+    def plan(self, height: int, width: int) -> dict:
+        """How an image of this size will be tiled: counts, window, halo, tile starts."""
+        return dict(self._engine.plan(int(height), int(width), self._tiles))
+
+    # --- running ----------------------------------------------------------------------------
+    def __call__(self, image: ImageLike, *, strength: float = 1.0, preserve_colors: bool = False,
+                 max_side: Optional[int] = None, progress: Optional[Progress] = None):
+        """Stylize an image.  Returns the caller's type: a numpy array of the input's dtype
+        (grayscale comes back as RGB, RGBA keeps its alpha), a PIL image for a PIL image, and a
+        numpy array for a path.  strength in [0, 1] blends with the input; preserve_colors keeps
+        the input's colours and takes only the stylized luminance; max_side downscales first;
+        progress(done, total) is called after each batch of tiles (return False to cancel)."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be within [0, 1], got {strength}")
+        pil_mode = getattr(image, "mode", None) if not isinstance(image, (np.ndarray, str, os.PathLike)) else None
+        # float64 arrays run in float32 (to_rgb_array converts them) and are given back as float64.
+        out_dtype = image.dtype if isinstance(image, np.ndarray) and image.dtype == np.float64 else None
+        pixels, alpha = to_rgb_array(image)
+        if max_side:
+            pixels = resize_max_side(pixels, max_side)
+            if alpha is not None:
+                alpha = resize_max_side(alpha, max_side)
+        styled = self._engine.run(pixels, self._tiles, float(strength), bool(preserve_colors), progress)
+        if out_dtype is not None:
+            styled = styled.astype(out_dtype)
+        if alpha is not None:
+            styled = np.concatenate([styled, alpha.reshape(*alpha.shape[:2], 1).astype(styled.dtype)], axis=2)
+        if pil_mode is not None:
+            from PIL import Image
+            return Image.fromarray(styled if styled.dtype == np.uint8 else _to_uint8(styled))
+        return styled
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint16:
+        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = False, quality: int = 95,
+            strength: float = 1.0, preserve_colors: bool = False, max_side: Optional[int] = None, **engine_options):
+    """One-shot stylization: ``stylize("in.jpg", "style.onnx", "out.jpg")``.  The output file
+    (optional) is written atomically and never overwritten unless ``overwrite=True``.  Returns the
+    stylized image (a numpy array, with alpha when the input had it)."""
+    loaded = read_image(image) if isinstance(image, (str, os.PathLike)) else None
+    source = loaded.pixels if loaded is not None else image
+    styled = Stylizer(model, **engine_options)(source, strength=strength, preserve_colors=preserve_colors,
+                                               max_side=max_side)
+    if loaded is not None and loaded.alpha is not None:
+        alpha = loaded.alpha if not max_side else resize_max_side(loaded.alpha, max_side)
+        styled = np.concatenate([styled, alpha[..., None].astype(styled.dtype)], axis=2)
+    if output is not None:
+        pixels, alpha = (styled[..., :3], styled[..., 3]) if styled.ndim == 3 and styled.shape[2] == 4 else (styled, None)
+        write_image(output, pixels, alpha=alpha, quality=quality, overwrite=overwrite,
+                    exif=loaded.exif if loaded else None, icc_profile=loaded.icc_profile if loaded else None)
+    return styled
+
+
+def model_info(model=None, *, device: str = "cpu") -> dict:
+    """What `deepshop info` prints: the model's metadata, inputs and the runtime's providers."""
+    st = Stylizer(model, device=device)
+    e = st._engine
+    return {
+        "model": str(st.model_path),
+        "input": e.input_name,
+        "output": e.output_name,
+        "value_range": tuple(e.value_range),
+        "channel_order": e.channel_order,
+        "mean": tuple(e.mean),
+        "stride_multiple": e.stride_multiple,
+        "receptive_field": e.receptive_field,
+        "metadata": st.metadata,
+        "onnxruntime_version": ensure_runtime(),
+        "onnxruntime_library": _native.runtime_library(),
+        "available_providers": available_providers(),
+    }
