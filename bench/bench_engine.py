@@ -14,7 +14,7 @@ import pytest
 import deepshop_native as ds
 
 torch = pytest.importorskip("torch")
-from conftest import TRANSFORMER_META, export_plain, random_transformer_net  # noqa: E402
+from model_factory import TRANSFORMER_META, export_plain, random_transformer_net  # noqa: E402
 
 SIZES = [
     pytest.param((512, 512), id="512x512"),

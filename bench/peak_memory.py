@@ -44,7 +44,7 @@ def main() -> int:
     model = args.model
     if model is None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from conftest import TRANSFORMER_META, export_plain, random_transformer_net
+        from model_factory import TRANSFORMER_META, export_plain, random_transformer_net
         model = export_plain(random_transformer_net(0), Path(tempfile.mkdtemp()) / "tnet.onnx",
                              {**TRANSFORMER_META, "deepshop.receptive_field": "109"})
     st = ds.Stylizer(model, device="cpu", threads=args.threads,

@@ -10,7 +10,7 @@ import pytest
 import deepshop_native as ds
 from deepshop_native import _native
 
-from conftest import export_plain, identity_model, image_graph_model, save_with_metadata, torch_reference
+from model_factory import export_plain, identity_model, image_graph_model, save_with_metadata, torch_reference
 
 torch = pytest.importorskip("torch")
 

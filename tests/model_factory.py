@@ -1,0 +1,86 @@
+"""Small ONNX models made on the fly for tests and benchmarks (nothing is downloaded), and the
+PyTorch reference computation they are checked against."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper  # noqa: E402
+
+TRANSFORMER_META = {
+    "deepshop.format": "1",
+    "deepshop.family": "transformer_net",
+    "deepshop.input_layout": "NCHW",
+    "deepshop.value_range": "0,255",
+    "deepshop.channel_order": "RGB",
+    "deepshop.mean": "0,0,0",
+    "deepshop.stride_multiple": "4",
+    "deepshop.normalization": "instance",
+}
+
+
+def save_with_metadata(model, path, metadata: dict) -> str:
+    for key, value in metadata.items():
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, str(value)
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def image_graph_model(nodes, initializers=(), in_channels=3, out_channels=3, inputs_extra=(), opset=17):
+    """An N x C x H x W float32 -> N x C x H x W graph built by hand with onnx.helper."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", in_channels, "H", "W"])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", out_channels, "H", "W"])
+    graph = helper.make_graph(list(nodes), "g", [x, *inputs_extra], [y], initializer=list(initializers))
+    # IR version 10: read by every ONNX Runtime from 1.17 on (onnx's default may be newer).
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+
+
+def identity_model(path, metadata=None):
+    """output = input: tiled output must then equal the input exactly (weights sum to one)."""
+    model = image_graph_model([helper.make_node("Identity", ["input"], ["output"])])
+    meta = {"deepshop.value_range": "0,255", "deepshop.stride_multiple": "4"} if metadata is None else metadata
+    return save_with_metadata(model, path, meta)
+
+
+def random_transformer_net(seed=0):
+    """A TransformerNet with seeded random weights, including non-trivial InstanceNorm affines."""
+    torch = pytest.importorskip("torch")
+    from deepshop_export.transformer_net import TransformerNet
+
+    torch.manual_seed(seed)
+    net = TransformerNet().eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.InstanceNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 1.0)
+    return net
+
+
+def export_plain(net, path, metadata, example_hw=(64, 64)):
+    """torch.onnx.export with dynamic N/H/W plus metadata (independent of deepshop-export)."""
+    torch = pytest.importorskip("torch")
+    x = torch.rand(1, 3, *example_hw) * 255
+    torch.onnx.export(net, x, str(path), input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "N", 2: "H", 3: "W"}, "output": {0: "N", 2: "H", 3: "W"}},
+                      opset_version=17, dynamo=False)
+    return save_with_metadata(onnx.load(str(path)), path, metadata)
+
+
+
+
+def torch_reference(net, image_u8: np.ndarray, stride: int = 4) -> np.ndarray:
+    """What the PyTorch fast_neural_style example computes for an RGB uint8 image: x*255 in,
+    clamp(0, 255) out.  Sizes that are not a multiple of the stride are reflection-padded at the
+    bottom/right and cropped back (numpy.pad mode 'reflect'), as the engine documents.  float32."""
+    torch = pytest.importorskip("torch")
+    h, w = image_u8.shape[:2]
+    # The engine's window: the size rounded up to the stride, and at least 8 strides.
+    ph, pw = (-(-max(n, 8 * stride) // stride) * stride - n for n in (h, w))
+    padded = np.pad(image_u8, ((0, ph), (0, pw), (0, 0)), mode="reflect") if (ph or pw) else image_u8
+    x = torch.from_numpy(np.ascontiguousarray(padded).astype(np.float32)).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        y = net(x)[0].permute(1, 2, 0).numpy()
+    return np.clip(y[:h, :w], 0, 255)
