@@ -291,6 +291,8 @@ def test_overwrite_replaces(work, tmp_path):
 def test_opset_below_17_is_refused(work, tmp_path, capsys):
     d, _ = work
     _fails([d / "style.pth", "-o", tmp_path / "x.onnx", "--opset", "16"], capsys, "--opset 16", "17")
+    _fails([d / "style.pth", "-o", tmp_path / "x.onnx", "--opset", "99"], capsys, "--opset 99", "17")
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_missing_output_folder(work, tmp_path, capsys):

@@ -44,12 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     from deepshop_native.errors import DeepshopError
 
     from .checkpoint import load_checkpoint
-    from .onnx_export import MIN_OPSET, export_transformer_net, sha256_of
+    from .onnx_export import MAX_OPSET, MIN_OPSET, export_transformer_net, sha256_of
 
-    max_opset = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= args.opset <= max_opset:
-        return _error(f"--opset {args.opset}: not supported, use {MIN_OPSET}..{max_opset} "
-                      f"(InstanceNormalization/Pad/Resize as the engine expects them)")
+    if not MIN_OPSET <= args.opset <= MAX_OPSET:
+        return _error(f"--opset {args.opset}: not supported, use {MIN_OPSET}..{MAX_OPSET} "
+                      f"(ONNX Runtime >= 1.17 runs 17; {MAX_OPSET} is the highest checked)")
     extra = {}
     for item in args.provenance:
         key, sep, value = item.partition("=")

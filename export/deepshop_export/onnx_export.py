@@ -38,6 +38,9 @@ from .receptive_field import receptive_field
 #: Lowest opset we write: the first with the InstanceNormalization/Pad/Resize set we need and what
 #: the engine's ONNX Runtime (>= 1.17) fully supports.
 MIN_OPSET = 17
+#: Highest opset checked end to end (torch 2.13 exporter -> ONNX Runtime 1.31).  onnx itself
+#: knows later ones still under development, which ONNX Runtime refuses to load.
+MAX_OPSET = 23
 #: The dynamo exporter's own opset (it has no translations below it).
 EXPORTER_OPSET = 18
 
@@ -256,7 +259,10 @@ def _validate_numerically(model_bytes: bytes, net: torch.nn.Module) -> tuple[flo
     """(max abs error, peak |torch output|) over the VALIDATION_SIZES random images."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelError(f"validation: ONNX Runtime {ort.__version__} cannot load the exported model: {e}") from e
     gen = torch.Generator().manual_seed(1234)
     worst = peak = 0.0
     for h, w in VALIDATION_SIZES:
@@ -309,9 +315,8 @@ def export_transformer_net(net: torch.nn.Module, out_path: str | os.PathLike, *,
     with torch, which raises ModelError beyond ``TOLERANCE[precision]``.  Refuses to replace an
     existing file unless ``overwrite``; never leaves a partial file."""
     out_path = os.fspath(out_path)
-    max_opset = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= opset <= max_opset:
-        raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET}..{max_opset}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET}")
     _check_output_path(out_path, overwrite)
     precision = "fp16" if fp16 else "fp32"
 
@@ -321,6 +326,8 @@ def export_transformer_net(net: torch.nn.Module, out_path: str | os.PathLike, *,
     _strip_exporter_annotations(model)
     if opset == 17:
         lower_to_opset_17(model)
+    if _default_opset(model) != opset:  # the exporter falls back silently when it cannot convert
+        raise ModelError(f"{out_path}: not written: torch exported opset {_default_opset(model)}, not the requested {opset}")
     if fp16:
         convert_to_fp16(model)
 
