@@ -65,7 +65,8 @@ def work(tmp_path_factory):
         if isinstance(mod, nn.InstanceNorm2d):
             old[f"{name}.running_mean"] = torch.zeros(mod.num_features)
             old[f"{name}.running_var"] = torch.ones(mod.num_features)
-    torch.save({"state_dict": old, "epoch": 2}, d / "old_style.pth")
+    # ... and were written in the legacy (pre-zip) serialisation format.
+    torch.save({"state_dict": old, "epoch": 2}, d / "old_style.pth", _use_new_zipfile_serialization=False)
     return d, net
 
 
@@ -101,6 +102,10 @@ def test_receptive_field_of_transformer_net_matches_autograd():
     assert sorted(set(widths)) == [107, 111]
     assert rf.receptive_field_per_axis(net) == (111, 111)
     assert rf.receptive_field(net) == 111
+    # Not centred: output pixel x reads up to 57 pixels before it and 54 after (measured spans).
+    before = max(x - lo for x, (lo, _) in zip(positions, numeric))
+    after = max(hi - x for x, (_, hi) in zip(positions, numeric))
+    assert rf.receptive_field_reach(net) == ((before, after), (before, after)) == ((57, 54), (57, 54))
 
 
 class _Odd(nn.Module):
@@ -229,13 +234,17 @@ def test_fp16_weights_within_stated_tolerance_on_a_photo(work, fp16_export):
     assert np.isfinite(got).all() and err < tolerance
 
 
-def test_cli_prints_the_validation_error(work, tmp_path, capsys):
+def test_overwrite_at_opset_18_prints_the_validation_error(work, tmp_path, capsys):
     d, _ = work
-    assert main([str(d / "style.pth"), "-o", str(tmp_path / "a.onnx"), "--opset", "18"]) == 0
-    out = capsys.readouterr().out
-    assert "max abs error" in out and "opset 18" in out
-    model = onnx.load(str(tmp_path / "a.onnx"))
+    out = tmp_path / "taken.onnx"
+    out.write_bytes(b"old")
+    assert main([str(d / "style.pth"), "-o", str(out), "--opset", "18", "--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    assert "max abs error" in printed and "opset 18" in printed
+    model = onnx.load(str(out))
     assert {o.domain: o.version for o in model.opset_import}[""] == 18
+    assert read_metadata(out)["family"] == "transformer_net"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.onnx"]  # no temporary left
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -277,15 +286,6 @@ def test_existing_output_is_kept_without_overwrite(work, tmp_path, capsys):
     out.write_bytes(b"precious")
     _fails([d / "style.pth", "-o", out], capsys, out, "--overwrite")
     assert out.read_bytes() == b"precious"
-
-
-def test_overwrite_replaces(work, tmp_path):
-    d, _ = work
-    out = tmp_path / "taken.onnx"
-    out.write_bytes(b"old")
-    assert main([str(d / "style.pth"), "-o", str(out), "--overwrite", "--no-validate"]) == 0
-    assert read_metadata(out)["family"] == "transformer_net"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.onnx"]
 
 
 def test_opset_below_17_is_refused(work, tmp_path, capsys):

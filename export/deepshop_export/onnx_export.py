@@ -224,15 +224,14 @@ def convert_to_fp16(model: onnx.ModelProto, fp32_ops=FP32_OPS) -> onnx.ModelProt
         else:
             new_nodes.append(node)
 
-    # Graph outputs: the producer writes <name>_fp16, a final Cast gives float32 <name>.
+    # Graph outputs: the producer writes <name>_fp16 (and its consumers read that), a final Cast
+    # gives the float32 <name>.
+    to_fp16_name = {name: name + "_fp16" for name in outputs}
     for node in new_nodes:
-        for i, name in enumerate(node.output):
-            if name in outputs:
-                node.output[i] = name + "_fp16"
-                for later in new_nodes:
-                    for j, inp in enumerate(later.input):
-                        if inp == name and later is not node:
-                            later.input[j] = node.output[i]
+        for names in (node.input, node.output):
+            renamed_list = [to_fp16_name.get(n, n) for n in names]
+            del names[:]
+            names.extend(renamed_list)
     for name in outputs:
         new_nodes.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT,
                                           name=f"cast_{name}_to_fp32"))

@@ -199,6 +199,20 @@ def receptive_field(module: nn.Module) -> int:
     return max(receptive_field_per_axis(module))
 
 
+def receptive_field_reach(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int]]:
+    """For a network whose output is on the input's pixel grid (same size, like TransformerNet):
+    per axis (H, W), how far (before, after) an output pixel's field reaches from that pixel,
+    maxed over positions.  With strides the field is not centred: this, not half the width, is
+    the overlap a tile needs on each side."""
+    graph, ops = _graph_ops(module)
+    result = []
+    for axis in range(2):
+        period = math.prod(op[axis].period() for op in ops.values() if op is not None)
+        spans = [(x, _input_span(graph, ops, axis, x)) for x in range(period)]
+        result.append((max(x - lo for x, (lo, _) in spans), max(hi - x for x, (_, hi) in spans)))
+    return result[0], result[1]
+
+
 def input_spans(module: nn.Module, axis: int, out_pixels) -> list[Interval]:
     """The analytic input interval of each given output pixel position on ``axis`` (0 = H, 1 = W)."""
     graph, ops = _graph_ops(module)
