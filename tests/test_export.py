@@ -2,6 +2,7 @@
 receptive field (analytic walk vs. autograd measurement)."""
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
@@ -20,7 +21,7 @@ from torch import nn  # noqa: E402
 
 from deepshop_export import receptive_field as rf  # noqa: E402
 from deepshop_export.cli import main  # noqa: E402
-from deepshop_export.onnx_export import TOLERANCE  # noqa: E402
+from deepshop_export.onnx_export import TOLERANCE, export_transformer_net  # noqa: E402
 from deepshop_export.onnx_metadata import read_metadata, write_metadata  # noqa: E402
 from deepshop_export.transformer_net import TransformerNet  # noqa: E402
 from deepshop_native.errors import ModelError  # noqa: E402
@@ -82,9 +83,16 @@ def fp32_export(work):
 
 @pytest.fixture(scope="module")
 def fp16_export(work):
-    d, _ = work
+    """Through the Python API, as the training script calls it, with a module in training mode."""
+    d, net = work
     out = d / "style_fp16.onnx"
-    assert main([str(d / "style.pth"), "-o", str(out), "--fp16", "--name", "mosaic16"]) == 0
+    training = copy.deepcopy(net).train()
+    report = export_transformer_net(training, out, name="mosaic16", provenance={"epochs": 2}, fp16=True)
+    assert training.training  # the caller's module is left as it was
+    assert report.path == str(out) and report.precision == "fp16" and report.opset == 17
+    assert report.receptive_field == 111 and report.file_bytes == os.path.getsize(out)
+    assert report.validated and report.max_abs_error < report.tolerance
+    assert json.loads(read_metadata(out)["provenance"])["epochs"] == 2
     return out
 
 

@@ -35,8 +35,8 @@ from . import transformer_net as tn
 from .onnx_metadata import write_metadata
 from .receptive_field import receptive_field
 
-#: Lowest opset we write: the first with the InstanceNormalization/Pad/Resize set we need and what
-#: the engine's ONNX Runtime (>= 1.17) fully supports.
+#: Lowest opset we write: the project's floor, which every ONNX Runtime the engine accepts
+#: (>= 1.17) runs; older ones gain nothing for these ops.
 MIN_OPSET = 17
 #: Highest opset checked end to end (torch 2.13 exporter -> ONNX Runtime 1.31).  onnx itself
 #: knows later ones still under development, which ONNX Runtime refuses to load.
@@ -48,8 +48,8 @@ EXPORTER_OPSET = 18
 #: 0..255 scale.  Errors grow with the output's magnitude, and networks (even trained ones) output
 #: values beyond 0..255 before clipping, so the bound is scaled by max(1, peak |output| / 255).
 #: fp32: only summation order differs (measured ~1e-5..1e-3).  fp16: weights rounded to 11
-#: significant bits through 16 convolutions (measured 0.25 per 255 on a net whose outputs span
-#: -500..600); one grey level is the budget.
+#: significant bits through 16 convolutions (measured 0.25..0.35 per 255 on a net whose outputs
+#: span -500..600); one grey level is the budget.
 TOLERANCE = {"fp32": 1e-2, "fp16": 1.0}
 
 #: Image sizes (H, W) of the numeric check: non-square, different, multiples of 4.
@@ -96,10 +96,12 @@ def _torch_export(net: torch.nn.Module, opset: int) -> onnx.ModelProto:
     chatter = io.StringIO()
     # The exporter prints progress lines and warns about optional packages (torchvision); keep them
     # to show only when it fails.
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
     try:
         with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+            logger.setLevel(logging.ERROR)
             program = torch.onnx.export(
                 net, (sample,), None, input_names=["input"], output_names=["output"],
                 opset_version=max(opset, EXPORTER_OPSET), dynamo=True, external_data=False,
@@ -107,12 +109,14 @@ def _torch_export(net: torch.nn.Module, opset: int) -> onnx.ModelProto:
             )
     except Exception as e:
         raise ModelError(f"torch.onnx.export failed: {e}\n{chatter.getvalue()[-2000:]}") from e
+    finally:
+        logger.setLevel(level)
     return program.model_proto
 
 
 def _strip_exporter_annotations(model: onnx.ModelProto) -> None:
-    """Drop the exporter's per-node annotations: stack traces with this machine's paths, fx node
-    dumps.  They are a third of the graph's size and mean nothing to the engine."""
+    """Drop the exporter's per-node annotations (stack traces with this machine's paths, fx node
+    dumps): they mean nothing to the engine and should not ship with the weights."""
     for node in model.graph.node:
         del node.metadata_props[:]
         node.doc_string = ""
@@ -311,7 +315,8 @@ def export_transformer_net(net: torch.nn.Module, out_path: str | os.PathLike, *,
     ``provenance`` entries (source checkpoint, its sha256, style image, training settings, ...)
     are stored with the exporter version, the UTC date and the torch/onnx versions as JSON in
     ``deepshop.provenance``.  The structural check always runs; ``validate`` adds the comparison
-    with torch, which raises ModelError beyond ``TOLERANCE[precision]``.  Refuses to replace an
+    with torch, which raises ModelError beyond ``TOLERANCE[precision]`` (scaled to the output's
+    peak, see there).  Refuses to replace an
     existing file unless ``overwrite``; never leaves a partial file."""
     out_path = os.fspath(out_path)
     if not MIN_OPSET <= opset <= MAX_OPSET:
