@@ -95,7 +95,7 @@ def _shift(pad) -> tuple[_AxisOp, _AxisOp]:
 def _upsample(scale, mode, where: str) -> tuple[_AxisOp, _AxisOp]:
     if mode != "nearest":
         raise NotImplementedError(f"receptive field: {where}: only nearest upsampling is supported, not {mode!r}")
-    factors = _pair(scale) if not isinstance(scale, float) else (scale, scale)
+    factors = tuple(scale) if isinstance(scale, (tuple, list)) else (scale, scale)
     if any(float(f) != int(f) or int(f) < 1 for f in factors):
         raise NotImplementedError(f"receptive field: {where}: upsampling factor {scale!r} is not a positive integer")
     return tuple(_AxisOp("upsample", factor=int(f)) for f in factors)
