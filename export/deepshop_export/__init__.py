@@ -1,5 +1,7 @@
 """The torch side of Deepshop: model definitions, checkpoint import, training and ONNX export.
 
 Never imported by ``deepshop_native`` at run time; it needs the ``export`` extra (torch, onnx).
+Modules import torch themselves, so that ``deepshop_export.cli`` can report a missing torch.
 """
-__all__ = ["transformer_net", "metadata"]
+__version__ = "0.1.0"
+__all__ = ["transformer_net", "receptive_field", "onnx_export", "onnx_metadata", "checkpoint", "cli"]
