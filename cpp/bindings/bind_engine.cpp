@@ -21,8 +21,10 @@ namespace {
 
 class Engine {
  public:
-  Engine(const std::string& model_path, const std::string& device, int threads, PixelFormatOverrides overrides) {
+  Engine(const std::string& model_path, const std::string& device, int threads, PixelFormatOverrides overrides,
+         bool cpu_memory_arena) {
     SessionConfig config;
+    config.cpu_memory_arena = cpu_memory_arena;
     config.device = device;
     config.intra_op_threads = threads;
     config.overrides = std::move(overrides);
@@ -118,13 +120,13 @@ void bind_engine(py::module_& m) {
       .def(py::init([](const std::string& model, const std::string& device, int threads,
                        std::optional<std::array<float, 2>> value_range, std::optional<std::string> channel_order,
                        std::optional<std::array<float, 3>> mean, std::optional<int64_t> stride_multiple,
-                       std::optional<int64_t> receptive_field) {
+                       std::optional<int64_t> receptive_field, bool cpu_memory_arena) {
              PixelFormatOverrides o{value_range, channel_order, mean, stride_multiple, receptive_field};
-             return std::make_unique<Engine>(model, device, threads, o);
+             return std::make_unique<Engine>(model, device, threads, o, cpu_memory_arena);
            }),
            py::arg("model"), py::arg("device") = "auto", py::arg("threads") = 0, py::arg("value_range") = py::none(),
            py::arg("channel_order") = py::none(), py::arg("mean") = py::none(), py::arg("stride_multiple") = py::none(),
-           py::arg("receptive_field") = py::none())
+           py::arg("receptive_field") = py::none(), py::arg("cpu_memory_arena") = false)
       .def_property_readonly("provider", [](const Engine& e) { return e.session().provider(); })
       .def_property_readonly("fallback_reason", [](const Engine& e) { return e.session().fallback_reason(); })
       .def_property_readonly("metadata", [](const Engine& e) { return model_metadata(e.session().model()); })

@@ -81,6 +81,7 @@ std::unique_ptr<Ort::Session> InferenceSession::open(const std::string& model_pa
   Ort::SessionOptions options;
   options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
   if (config.intra_op_threads > 0) options.SetIntraOpNumThreads(config.intra_op_threads);
+  if (!config.cpu_memory_arena) options.DisableCpuMemArena();
   if (use_cuda) {
     OrtCUDAProviderOptionsV2* raw = nullptr;
     Ort::ThrowOnError(Ort::GetApi().CreateCUDAProviderOptions(&raw));

@@ -14,6 +14,9 @@ namespace deepshop {
 struct SessionConfig {
   std::string device = "auto";  // "auto", "cpu", "cuda" or "cuda:N"
   int intra_op_threads = 0;     // 0: ONNX Runtime's default (one per physical core)
+  // ORT's CPU arena keeps every block it ever allocated for reuse; with large tiles that held
+  // memory well above the live set.  Off, the peak follows the tensors actually alive.
+  bool cpu_memory_arena = false;
   PixelFormatOverrides overrides;
 };
 
