@@ -23,3 +23,7 @@ class DeviceError(DeepshopError, RuntimeError):
 
 class OutputExistsError(DeepshopError, FileExistsError):
     """An output file exists already and overwriting was not asked for."""
+
+
+class ArrayError(DeepshopError, ValueError):
+    """An array given to a kernel (features, image, palette, labels) has the wrong dtype, shape or values."""
