@@ -260,7 +260,7 @@ class GramAccumulator:
     def result(self, dtype=np.float32) -> np.ndarray:
         """The normalised, symmetric Gram matrix of everything added so far."""
         with self._lock:
-            if self._acc is None:
+            if self._acc is None or self._positions == 0:
                 raise ArrayError("GramAccumulator.result: nothing has been added yet")
             g = self._acc.copy()
         _native._symmetrize(g)
