@@ -143,13 +143,28 @@ def test_lookup_table_equals_direct_search(chelsea, palette8, space):
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
-def test_lookup_table_over_the_whole_cube_matches_numpy():
+@pytest.mark.parametrize("space", ["rgb", "lab"])
+def test_lookup_table_over_the_whole_cube(space):
+    # Every one of the 2^24 colours: table path == direct search; a sample against numpy.
     pal = ds.uniform_palette(3)
-    lut = ds.kernels._palette_lut(pal, "lab", 0)
-    rng = np.random.default_rng(1)
-    keys = rng.integers(0, 1 << 24, size=20000)
-    rgb = np.stack([keys >> 16, (keys >> 8) & 255, keys & 255], axis=1)
-    assert_nearest(lut[keys], rgb / 255, pal / 255, "lab")
+    codes = np.arange(1 << 24, dtype=np.uint32)
+    cube = np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=1).astype(np.uint8).reshape(4096, 4096, 3)
+    direct = ds.posterize(cube, palette=pal, space=space, return_labels=True, use_lut=False)[1]
+    table = ds.posterize(cube, palette=pal, space=space, return_labels=True, use_lut=True)[1]
+    assert np.array_equal(direct, table)
+    sample = np.random.default_rng(1).integers(0, 1 << 24, size=20000)
+    assert_nearest(table.ravel()[sample], cube.reshape(-1, 3)[sample] / 255, pal / 255, space)
+
+
+def test_corrupt_label_table_is_refused():
+    pal = ds.uniform_palette(2)
+    img = np.zeros((2, 2, 3), np.uint8)
+    labels = np.empty((2, 2), np.uint8)
+    with pytest.raises(ValueError, match="too small"):
+        ds._native._posterize_palette_u8(img, pal, "rgb", np.zeros(100, np.uint8), labels, None, 0)
+    bad = np.full(65536, 255, np.uint8)  # every cell points past the end
+    with pytest.raises(ValueError, match="does not fit"):
+        ds._native._posterize_palette_u8(img, pal, "rgb", bad, labels, None, 0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
@@ -335,3 +350,15 @@ def test_decode_labels_and_scores(chelsea, palette8):
         ds.decode_labels(np.full((2, 2), 8), palette8)
     with pytest.raises(ArrayError, match="channels first"):
         ds.decode_labels(np.zeros((8, 5, 6), np.float32), palette8)
+
+
+@pytest.mark.parametrize("levels", [2, 3, 4, 7, 16, 17, 256])
+def test_levels_output_only_path_matches_numpy(chelsea, levels):
+    # Without labels a threshold path runs (levels <= 16); with labels a table path.
+    v = np.floor(np.arange(levels) * 255 / (levels - 1) + 0.5)
+    ref = v[np.abs(chelsea[..., None].astype(float) - v).argmin(axis=-1)].astype(np.uint8)
+    assert np.array_equal(ds.posterize(chelsea, levels=levels), ref)
+    assert np.array_equal(ds.posterize(chelsea, levels=levels, return_labels=True)[0], ref)
+    all_codes = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    ref = v[np.abs(all_codes[..., None].astype(float) - v).argmin(axis=-1)]  # every code, ties low
+    assert np.array_equal(ds.posterize(all_codes, levels=levels)[..., 0], ref)

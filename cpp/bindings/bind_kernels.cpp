@@ -139,29 +139,33 @@ void palette_u8_py(const py::array& image, const py::array& palette, const std::
   const ColorSpace cs = parse_space(space);
   py::array lut, out_arr;
   const uint8_t* lut_ptr = nullptr;
+  int64_t lut_bytes = 0;
   uint8_t* out = nullptr;
   if (!lut_obj.is_none()) {
     lut = py::reinterpret_borrow<py::array>(lut_obj);
-    lut_ptr = checked_pointer<uint8_t>(lut, "lut", int64_t{1} << 24, false);
+    require(lut.ndim() == 1, "lut: must be one-dimensional");
+    lut_bytes = lut.size();
+    lut_ptr = checked_pointer<uint8_t>(lut, "lut", lut_bytes, false);
   }
   if (!out_obj.is_none()) {
     out_arr = py::reinterpret_borrow<py::array>(out_obj);
     out = checked_pointer<uint8_t>(out_arr, "out", image.size(), true);
   }
   py::gil_scoped_release release;
-  posterize_palette_u8(in, n, pal, colors, cs, lut_ptr, lab, out, threads);
+  posterize_palette_u8(in, n, pal, colors, cs, lut_ptr, lut_bytes, lab, out, threads);
 }
 
 py::array build_lut_py(const py::array& palette, const std::string& space, int threads) {
   const int colors = static_cast<int>(rgb_pixels(palette, "palette"));
   const uint8_t* pal = checked_pointer<uint8_t>(palette, "palette", palette.size(), false);
   const ColorSpace cs = parse_space(space);
-  py::array_t<uint8_t> lut(int64_t{1} << 24);
-  uint8_t* p = lut.mutable_data();
+  std::vector<uint8_t> table;
   {
     py::gil_scoped_release release;
-    build_palette_lut(pal, colors, cs, p, threads);
+    table = build_palette_table(pal, colors, cs, threads);
   }
+  py::array_t<uint8_t> lut(static_cast<py::ssize_t>(table.size()));
+  std::copy(table.begin(), table.end(), lut.mutable_data());
   return lut;
 }
 

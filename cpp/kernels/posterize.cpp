@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -140,12 +141,63 @@ std::vector<uint16_t> level_index_table(const T* values, int levels, int64_t cod
   return table;
 }
 
+// Output codes only (no labels): level k is taken where x >= threshold[k-1], the midpoint
+// between levels k-1 and k rounded so that a tie stays on the lower level.  Applying the
+// thresholds one after the other over a chunk that sits in L1 makes every pass a compare and a
+// blend over 16-64 bytes at a time — memory-bandwidth speed for the few levels of posterising.
+template <class T>
+void map_levels_chunked(const T* in, T* out, int64_t count, const T* thresholds, const T* values, int levels) {
+  constexpr int64_t kChunk = 4096;
+  for (int64_t s = 0; s < count; s += kChunk) {
+    const int64_t n = std::min(kChunk, count - s);
+    const T* x = in + s;
+    T* y = out + s;
+    const T v0 = values[0];
+    for (int64_t i = 0; i < n; ++i) y[i] = v0;
+    for (int k = 1; k < levels; ++k) {
+      const T t = thresholds[k - 1], v = values[k];
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] >= t ? v : y[i];
+    }
+  }
+}
+
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void map_levels_u8(
+    const uint8_t* in, uint8_t* out, int64_t count, const uint8_t* thresholds, const uint8_t* values, int levels) {
+  map_levels_chunked(in, out, count, thresholds, values, levels);
+}
+
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void map_levels_u16(
+    const uint16_t* in, uint16_t* out, int64_t count, const uint16_t* thresholds, const uint16_t* values, int levels) {
+  map_levels_chunked(in, out, count, thresholds, values, levels);
+}
+
+inline void map_levels(const uint8_t* in, uint8_t* out, int64_t count, const uint8_t* t, const uint8_t* v, int levels) {
+  map_levels_u8(in, out, count, t, v, levels);
+}
+inline void map_levels(const uint16_t* in, uint16_t* out, int64_t count, const uint16_t* t, const uint16_t* v, int levels) {
+  map_levels_u16(in, out, count, t, v, levels);
+}
+
 template <class T>
 void posterize_levels(const T* in, int64_t pixels, const T* values, int levels, T* out,
                       uint8_t* labels_u8, int32_t* labels_i32, int threads) {
   const auto table = level_index_table(values, levels, int64_t{1} << (8 * sizeof(T)));
   const int L = levels;
   const int parts = pixels < (1 << 16) ? 1 : resolve_threads(threads);
+  if (!labels_u8 && !labels_i32 && levels <= 16) {
+    if (!out) return;
+    // Threshold of level k: the first code whose nearest level (ties: lower) is k.
+    std::vector<T> thresholds(static_cast<size_t>(levels - 1));
+    for (int k = 1; k < levels; ++k) {
+      int64_t c = 0;
+      while (table[static_cast<size_t>(c)] < k) ++c;
+      thresholds[static_cast<size_t>(k - 1)] = static_cast<T>(c);
+    }
+    parallel_parts(pixels, parts, [&](int, int64_t b, int64_t e) {
+      map_levels(in + 3 * b, out + 3 * b, 3 * (e - b), thresholds.data(), values, levels);
+    });
+    return;
+  }
   parallel_parts(pixels, parts, [&](int, int64_t b, int64_t e) {
     const uint16_t* idx = table.data();
     for (int64_t i = b; i < e; ++i) {
@@ -175,20 +227,39 @@ void posterize_levels_u16(const uint16_t* in, int64_t pixels, const uint16_t* va
 }
 
 void posterize_palette_u8(const uint8_t* in, int64_t pixels, const uint8_t* palette, int colors,
-                          ColorSpace space, const uint8_t* lut, uint8_t* labels, uint8_t* out,
-                          int threads) {
+                          ColorSpace space, const uint8_t* table, int64_t table_bytes, uint8_t* labels,
+                          uint8_t* out, int threads) {
   check_palette(colors);
   const int parts = pixels < (1 << 14) ? 1 : resolve_threads(threads);
-  if (lut) {
+  if (table) {
+    constexpr int64_t kCells = 32 * 32 * 32;
+    if (table_bytes < 2 * kCells) throw std::invalid_argument("posterize: label table too small");
+    std::vector<uint16_t> cells(kCells);
+    std::memcpy(cells.data(), table, sizeof(uint16_t) * kCells);
+    const int64_t subtables = (table_bytes - 2 * kCells) / 512;
+    for (uint16_t v : cells)  // a corrupt table must not read outside itself
+      if ((v < 256 && v >= colors) || (v >= 256 && v - 256 >= subtables))
+        throw std::invalid_argument("posterize: label table does not fit this palette");
+    const uint8_t* sub = table + 2 * kCells;
+    const uint8_t last = static_cast<uint8_t>(colors - 1);
     parallel_parts(pixels, parts, [&](int, int64_t b, int64_t e) {
+      const uint16_t* __restrict cell = cells.data();
+      const uint8_t* __restrict src = in;
+      uint8_t* __restrict lab = labels;
+      uint8_t* __restrict dst = out;
+      uint8_t pal[3 * kMaxPaletteColors];
+      std::memcpy(pal, palette, static_cast<size_t>(3 * colors));
       for (int64_t i = b; i < e; ++i) {
-        const uint32_t key = (uint32_t{in[3 * i]} << 16) | (uint32_t{in[3 * i + 1]} << 8) | in[3 * i + 2];
-        const uint8_t k = lut[key];
-        labels[i] = k;
-        if (out) {
-          out[3 * i] = palette[3 * k];
-          out[3 * i + 1] = palette[3 * k + 1];
-          out[3 * i + 2] = palette[3 * k + 2];
+        const uint32_t r = src[3 * i], g = src[3 * i + 1], bl = src[3 * i + 2];
+        const uint32_t v = cell[(r >> 3 << 10) | (g >> 3 << 5) | (bl >> 3)];
+        uint32_t k = v;
+        if (v >= 256) k = sub[(size_t(v - 256) << 9) | ((r & 7) << 6) | ((g & 7) << 3) | (bl & 7)];
+        k = std::min<uint32_t>(k, last);  // sub-table bytes are not checked one by one
+        lab[i] = static_cast<uint8_t>(k);
+        if (dst) {
+          dst[3 * i] = pal[3 * k];
+          dst[3 * i + 1] = pal[3 * k + 1];
+          dst[3 * i + 2] = pal[3 * k + 2];
         }
       }
     });
@@ -213,26 +284,45 @@ void posterize_palette_u8(const uint8_t* in, int64_t pixels, const uint8_t* pale
   });
 }
 
-void build_palette_lut(const uint8_t* palette, int colors, ColorSpace space, uint8_t* lut, int threads) {
+std::vector<uint8_t> build_palette_table(const uint8_t* palette, int colors, ColorSpace space, int threads) {
   check_palette(colors);
   const PaletteCoords pc = palette_coords_u8(palette, colors, space);
-  // One part per red value range; every (r, g) row of 256 blues is four blocks of 64.
-  parallel_parts(256, resolve_threads(threads), [&](int, int64_t r_begin, int64_t r_end) {
+  constexpr int64_t kCells = 32 * 32 * 32;
+  // Labels of every colour, cell by cell (512 consecutive bytes per cell), then compressed.
+  std::vector<uint8_t> full(static_cast<size_t>(kCells * 512));
+  parallel_parts(kCells, resolve_threads(threads), [&](int, int64_t cell_begin, int64_t cell_end) {
     alignas(64) float x[kBlock], y[kBlock], z[kBlock];
     uint8_t rgb[3 * kBlock];
-    for (int64_t r = r_begin; r < r_end; ++r)
-      for (int g = 0; g < 256; ++g)
-        for (int b0 = 0; b0 < 256; b0 += kBlock) {
-          for (int p = 0; p < kBlock; ++p) {
-            rgb[3 * p] = static_cast<uint8_t>(r);
-            rgb[3 * p + 1] = static_cast<uint8_t>(g);
-            rgb[3 * p + 2] = static_cast<uint8_t>(b0 + p);
-          }
-          coords_u8(rgb, kBlock, space, x, y, z);
-          nearest_block(x, y, z, kBlock, pc.x.data(), pc.y.data(), pc.z.data(), colors,
-                        lut + ((r << 16) | (g << 8) | b0));
+    for (int64_t cell = cell_begin; cell < cell_end; ++cell) {
+      const int r0 = static_cast<int>(cell >> 10) << 3, g0 = static_cast<int>((cell >> 5) & 31) << 3,
+                b0 = static_cast<int>(cell & 31) << 3;
+      for (int rl = 0; rl < 8; ++rl) {  // 64 colours: one red value, 8 greens × 8 blues
+        for (int p = 0; p < kBlock; ++p) {
+          rgb[3 * p] = static_cast<uint8_t>(r0 + rl);
+          rgb[3 * p + 1] = static_cast<uint8_t>(g0 + (p >> 3));
+          rgb[3 * p + 2] = static_cast<uint8_t>(b0 + (p & 7));
         }
+        coords_u8(rgb, kBlock, space, x, y, z);
+        nearest_block(x, y, z, kBlock, pc.x.data(), pc.y.data(), pc.z.data(), colors,
+                      full.data() + cell * 512 + rl * kBlock);
+      }
+    }
   });
+  std::vector<uint16_t> cells(kCells);
+  std::vector<uint8_t> subtables;
+  for (int64_t cell = 0; cell < kCells; ++cell) {
+    const uint8_t* labels = full.data() + cell * 512;
+    if (std::all_of(labels, labels + 512, [&](uint8_t v) { return v == labels[0]; })) {
+      cells[static_cast<size_t>(cell)] = labels[0];
+    } else {
+      cells[static_cast<size_t>(cell)] = static_cast<uint16_t>(256 + subtables.size() / 512);
+      subtables.insert(subtables.end(), labels, labels + 512);
+    }
+  }
+  std::vector<uint8_t> table(static_cast<size_t>(2 * kCells) + subtables.size());
+  std::memcpy(table.data(), cells.data(), static_cast<size_t>(2 * kCells));
+  std::copy(subtables.begin(), subtables.end(), table.begin() + 2 * kCells);
+  return table;
 }
 
 void posterize_palette_f32(const float* in, int64_t pixels, const float* palette, int colors,
