@@ -86,17 +86,26 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void nearest_block(
   for (int p = 0; p < n; ++p) labels[p] = static_cast<uint8_t>(index[p]);
 }
 
-// Coordinates of up to kBlock 8-bit pixels (unused slots are zero: computed, then ignored).
-void coords_u8(const uint8_t* rgb, int n, ColorSpace space, float* x, float* y, float* z) {
-  for (int p = 0; p < n; ++p) {
-    const uint8_t r = rgb[3 * p], g = rgb[3 * p + 1], b = rgb[3 * p + 2];
-    if (space == ColorSpace::lab) {
-      Lab lab = srgb8_to_lab(r, g, b);
-      x[p] = lab.l, y[p] = lab.a, z[p] = lab.b;
-    } else {
-      x[p] = r, y[p] = g, z[p] = b;
-    }
+__attribute__((target_clones("avx512f", "avx2", "default"))) void lab_block(
+    const float* lr, const float* lg, const float* lb, float* l, float* a, float* bb) {
+  for (int p = 0; p < kBlock; ++p) {
+    const Lab v = linear_rgb_to_lab(lr[p], lg[p], lb[p]);
+    l[p] = v.l, a[p] = v.a, bb[p] = v.b;
   }
+}
+
+// Coordinates of up to kBlock 8-bit pixels (unused slots are zero: computed, then ignored).
+// CIELAB: the table look-ups first, then one loop of plain arithmetic that vectorises.
+void coords_u8(const uint8_t* rgb, int n, ColorSpace space, float* x, float* y, float* z) {
+  if (space == ColorSpace::lab) {
+    const auto& lin = srgb8_linear_table();
+    alignas(64) float lr[kBlock], lg[kBlock], lb[kBlock];
+    for (int p = 0; p < n; ++p) lr[p] = lin[rgb[3 * p]], lg[p] = lin[rgb[3 * p + 1]], lb[p] = lin[rgb[3 * p + 2]];
+    for (int p = n; p < kBlock; ++p) lr[p] = lg[p] = lb[p] = 0.f;
+    lab_block(lr, lg, lb, x, y, z);
+    return;
+  }
+  for (int p = 0; p < n; ++p) x[p] = rgb[3 * p], y[p] = rgb[3 * p + 1], z[p] = rgb[3 * p + 2];
   for (int p = n; p < kBlock; ++p) x[p] = y[p] = z[p] = 0.f;
 }
 
