@@ -1,7 +1,7 @@
 """Gram matrix: deepshop_native against numpy and torch `F @ F.T` on VGG feature shapes.
 
 Shapes are those of VGG-16/19 layers at 512×512 input (relu1_x, relu2_x, relu3_x, relu4_x).
-Each group holds native / numpy / torch on the same float32 data, all multi-threaded with the
+Each group holds native / numpy / torch / OpenBLAS ssyrk on the same float32 data, all multi-threaded with the
 library defaults (numpy: its OpenBLAS threads; torch: torch.get_num_threads(); native: all
 cores).  Ratios: printed by bench/conftest.py where present, or
 
@@ -19,7 +19,7 @@ from deepshop_native import _native
 torch = pytest.importorskip("torch")
 
 SHAPES = [(64, 262144), (128, 65536), (256, 16384), (512, 4096)]
-IMPLS = ["numpy", "torch", "native", "native-avx2"]
+IMPLS = ["numpy", "torch", "openblas-ssyrk", "native", "native-avx2"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,6 +38,11 @@ def test_gram(benchmark, impl, shape):
     kernel = "auto"
     if impl == "numpy":
         fn = lambda: f @ f.T  # noqa: E731
+    elif impl == "openblas-ssyrk":
+        # OpenBLAS SYRK called directly (scipy's build): F·Fᵀ as one triangle, no copy of F
+        # (f.T is Fortran-ordered), so no symmetrisation either — BLAS at its best.
+        from scipy.linalg import blas
+        fn = lambda: blas.ssyrk(1.0, f.T, trans=1, lower=1)  # noqa: E731
     elif impl == "torch":
         t = torch.from_numpy(f)
         fn = lambda: t @ t.T  # noqa: E731

@@ -201,11 +201,12 @@ void pack_mask(const FeatureView& f, const MaskView& m, int64_t p0, int64_t len,
 }
 
 // Positions per packed block: the panel (and its weighted copy) should stay within about half of
-// a 1 MiB L2 cache, with at least 256 positions so the register tile is reused long enough.
+// a 1 MiB L2 cache, with at least 256 positions so the register tile is reused long enough, and
+// at most 1024 so that the MR + NR rows one inner call streams (40 KiB) stay in a 48 KiB L1.
 int64_t block_positions(int64_t padded_channels, bool masked) {
   const int64_t budget_floats = (512 * 1024 / 4) / (masked ? 2 : 1);
   int64_t kc = budget_floats / padded_channels;
-  kc = std::clamp<int64_t>(kc, 256, 4096);
+  kc = std::clamp<int64_t>(kc, 256, 1024);
   return kc / kPositionPad * kPositionPad;
 }
 
