@@ -208,3 +208,13 @@ def test_bad_arguments_are_refused():
         _native._gram_accumulate(f, None, np.zeros((2, 2)), 0)  # accumulator of the wrong size
     with pytest.raises(ValueError, match="unknown gram kernel"):
         _native.set_gram_kernel("sse9")
+
+
+@pytest.mark.slow
+def test_tens_of_millions_of_positions():
+    # 8 channels × 30 M positions (1 GB of float32): float64 accumulation keeps 1e-6 accuracy.
+    rng = np.random.default_rng(10)
+    f = (rng.standard_normal((8, 30_000_000), dtype=np.float32) + 0.5).astype(np.float32)
+    rows = [f[i].astype(np.float64) for i in range(8)]  # float64 reference, one pair at a time
+    ref = np.array([[np.dot(rows[i], rows[j]) for j in range(8)] for i in range(8)])
+    assert_close(ds.gram(f, normalize="none", dtype=np.float64), ref, rtol=1e-6)

@@ -362,3 +362,13 @@ def test_levels_output_only_path_matches_numpy(chelsea, levels):
     all_codes = np.arange(256, dtype=np.uint8).reshape(16, 16)
     ref = v[np.abs(all_codes[..., None].astype(float) - v).argmin(axis=-1)]  # every code, ties low
     assert np.array_equal(ds.posterize(all_codes, levels=levels)[..., 0], ref)
+
+
+def test_byte_swapped_and_empty_images():
+    img = np.random.default_rng(3).integers(0, 65536, size=(20, 30, 3)).astype(">u2")
+    assert np.array_equal(ds.posterize(img, levels=3), ds.posterize(img.astype(np.uint16), levels=3))
+    assert np.array_equal(ds.posterize(img, palette=[[0, 0, 0], [90, 200, 10]], space="lab"),
+                          ds.posterize(img.astype(np.uint16), palette=[[0, 0, 0], [90, 200, 10]], space="lab"))
+    empty = np.zeros((0, 5, 3), np.uint8)
+    assert ds.posterize(empty, levels=3).shape == (0, 5, 3)
+    assert ds.posterize(empty, palette=[[1, 2, 3]], space="lab", return_labels=True)[1].shape == (0, 5)

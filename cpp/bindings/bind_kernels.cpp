@@ -21,9 +21,10 @@ using namespace deepshop::kernels;
 namespace deepshop::bindings {
 namespace {
 
+// Same element type and native byte order (numpy's type equivalence, not object identity).
 template <class T>
 bool has_dtype(const py::array& a) {
-  return a.dtype().is(py::dtype::of<T>());
+  return py::array_t<T>::check_(a);
 }
 
 bool is_float16(const py::array& a) { return a.dtype().kind() == 'f' && a.dtype().itemsize() == 2; }

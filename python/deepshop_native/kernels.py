@@ -352,7 +352,7 @@ def _split_image(image, name: str = "image"):
         rgb = a[:, :, :3]
     rgb = np.ascontiguousarray(rgb)
     if not rgb.dtype.isnative:
-        rgb = rgb.astype(rgb.dtype.newbyteorder("="))
+        rgb = rgb.astype(rgb.dtype.type)  # the native-order dtype
     return rgb, alpha
 
 
