@@ -139,3 +139,22 @@ def test_python_loop(benchmark, impl):
         "native": lambda: ds.posterize(crop, palette=PALETTE, space="rgb", use_lut=False),
     }[impl]
     _bench(benchmark, "posterize-python-loop-128px", impl, fn, 128 * 128 / 1e6, rounds=3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", ["native-with-table-build", "native"])
+def test_100mp_lab(benchmark, impl):
+    """105 MP (astronaut tiled to 10240 × 10240), 27 colours in CIELAB: the issue's target of
+    100 MP/s on two cores, once with the label table built inside the timing (cold), once warm."""
+    big = np.tile(data.astronaut(), (20, 20, 1))
+
+    def cold():
+        kernels._lut_cache.clear()
+        return ds.posterize(big, palette=PALETTE, space="lab")
+
+    if impl == "native":
+        kernels._palette_lut(PALETTE, "lab", 0)
+        fn = lambda: ds.posterize(big, palette=PALETTE, space="lab")  # noqa: E731
+    else:
+        fn = cold
+    _bench(benchmark, "posterize-100MP-lab27", impl, fn, big.shape[0] * big.shape[1] / 1e6, rounds=3)
