@@ -218,3 +218,22 @@ def test_tens_of_millions_of_positions():
     rows = [f[i].astype(np.float64) for i in range(8)]  # float64 reference, one pair at a time
     ref = np.array([[np.dot(rows[i], rows[j]) for j in range(8)] for i in range(8)])
     assert_close(ds.gram(f, normalize="none", dtype=np.float64), ref, rtol=1e-6)
+
+
+def test_batch_with_per_image_masks():
+    rng = np.random.default_rng(11)
+    f = rng.standard_normal((2, 5, 6, 7)).astype(np.float32)
+    masks = rng.random((2, 6, 7)).astype(np.float32)
+    g = ds.gram(f, normalize="N", mask=masks)
+    for b in range(2):
+        assert_close(g[b], reference_gram(f[b], masks[b]) / masks[b].astype(np.float64).sum())
+    with pytest.raises(ArrayError, match="batch of 3 masks"):
+        ds.gram(f, mask=np.ones((3, 6, 7)))
+
+
+def test_torch_tensors_are_accepted():
+    torch = pytest.importorskip("torch")
+    t = torch.randn(6, 9, 11)
+    assert_close(ds.gram(t, normalize="none"), reference_gram(t.numpy()))
+    with pytest.raises(ArrayError, match="cannot be read"):
+        ds.gram(t.requires_grad_())

@@ -372,3 +372,11 @@ def test_byte_swapped_and_empty_images():
     empty = np.zeros((0, 5, 3), np.uint8)
     assert ds.posterize(empty, levels=3).shape == (0, 5, 3)
     assert ds.posterize(empty, palette=[[1, 2, 3]], space="lab", return_labels=True)[1].shape == (0, 5)
+
+
+def test_thread_count_does_not_change_results(chelsea, palette8):
+    big = np.tile(chelsea, (2, 2, 1))
+    a = ds.posterize(big, palette=palette8, space="lab", threads=1, return_labels=True)[1]
+    b = ds.posterize(big, palette=palette8, space="lab", threads=2, return_labels=True)[1]
+    assert np.array_equal(a, b)
+    assert np.array_equal(ds.palette_from_image(big, 5, threads=1), ds.palette_from_image(big, 5, threads=2))
