@@ -3,10 +3,18 @@
 Shapes are those of VGG-16/19 layers at 512×512 input (relu1_x, relu2_x, relu3_x, relu4_x).
 Each group holds native / numpy / torch / OpenBLAS ssyrk on the same float32 data, all multi-threaded with the
 library defaults (numpy: its OpenBLAS threads; torch: torch.get_num_threads(); native: all
-cores).  Ratios: printed by bench/conftest.py where present, or
+cores).  Also OpenBLAS's SYRK called directly: scipy.linalg.blas.ssyrk and cblas_ssyrk of the
+scipy-openblas32 wheel.
 
-    PYTHONPATH=python pytest bench/bench_gram.py --benchmark-json=/tmp/gram.json
-    python bench/ratios.py /tmp/gram.json
+Run one baseline library per process: every BLAS copy (numpy's, scipy's, scipy-openblas32's)
+and torch's OpenMP pool keeps its threads spinning for a while after a call, and on a two-core
+machine they starve each other, which inflates the other libraries' times by up to 100x:
+
+    PYTHONPATH=python pytest bench/bench_gram.py -k "numpy or native" --benchmark-json=/tmp/g1.json
+    PYTHONPATH=python pytest bench/bench_gram.py -k "torch or native" --benchmark-json=/tmp/g2.json
+    PYTHONPATH=python pytest bench/bench_gram.py -k "scipy or native" --benchmark-json=/tmp/g3.json
+    PYTHONPATH=python pytest bench/bench_gram.py -k "openblas32 or native" --benchmark-json=/tmp/g4.json
+    python bench/ratios.py /tmp/g1.json   # ratios printed per group, and by bench/conftest.py
 """
 import functools
 
@@ -19,7 +27,22 @@ from deepshop_native import _native
 torch = pytest.importorskip("torch")
 
 SHAPES = [(64, 262144), (128, 65536), (256, 16384), (512, 4096)]
-IMPLS = ["numpy", "torch", "openblas-ssyrk", "native", "native-avx2"]
+IMPLS = ["numpy", "torch", "scipy-ssyrk", "openblas32-ssyrk", "native", "native-avx2"]
+
+
+@functools.lru_cache(maxsize=1)
+def openblas32_ssyrk():
+    """cblas_ssyrk of the scipy-openblas32 wheel (symbols prefixed scipy_), via ctypes."""
+    import ctypes
+    import os
+
+    sob = pytest.importorskip("scipy_openblas32")
+    lib = ctypes.CDLL(os.path.join(sob.get_lib_dir(), f"lib{sob.get_library()}.so"))
+    fn = lib.scipy_cblas_ssyrk
+    fn.restype = None
+    fn.argtypes = [ctypes.c_int] * 5 + [ctypes.c_float, ctypes.c_void_p, ctypes.c_int,
+                                        ctypes.c_float, ctypes.c_void_p, ctypes.c_int]
+    return fn
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,11 +61,16 @@ def test_gram(benchmark, impl, shape):
     kernel = "auto"
     if impl == "numpy":
         fn = lambda: f @ f.T  # noqa: E731
-    elif impl == "openblas-ssyrk":
+    elif impl == "scipy-ssyrk":
         # OpenBLAS SYRK called directly (scipy's build): F·Fᵀ as one triangle, no copy of F
         # (f.T is Fortran-ordered), so no symmetrisation either — BLAS at its best.
         from scipy.linalg import blas
         fn = lambda: blas.ssyrk(1.0, f.T, trans=1, lower=1)  # noqa: E731
+    elif impl == "openblas32-ssyrk":
+        ssyrk = openblas32_ssyrk()
+        g = np.zeros((c, c), np.float32)
+        # CblasRowMajor=101, CblasLower=122, CblasNoTrans=111: G = F·Fᵀ (lower triangle)
+        fn = lambda: ssyrk(101, 122, 111, c, n, 1.0, f.ctypes.data, n, 0.0, g.ctypes.data, c)  # noqa: E731
     elif impl == "torch":
         t = torch.from_numpy(f)
         fn = lambda: t @ t.T  # noqa: E731
