@@ -207,6 +207,35 @@ void pack_mask(const FeatureView& f, const MaskView& m, int64_t p0, int64_t len,
 // blocks (C=512: 6.7 ms instead of 7.7 ms for 256-position blocks, one thread, CPU time).
 int64_t block_positions() { return 1024; }
 
+// Software prefetch of the next block's source rows, spread evenly over the inner calls of the
+// current block.  Only for rows whose positions are contiguous (row-major f32/f16 maps).
+class Prefetcher {
+ public:
+  Prefetcher(const FeatureView& f, int64_t p0, int64_t len, int64_t C, int64_t cpad, int mr, int nr) {
+    const bool contiguous = f.stride_w == 1 && (f.height == 1 || f.stride_h == f.width);
+    if (!contiguous || len <= 0) return;
+    const int64_t item = f.type == FeatureType::f32 ? 4 : 2;
+    base_ = static_cast<const char*>(f.data) + p0 * item;
+    row_stride_ = f.stride_c * item;
+    lines_per_row_ = (len * item + 63) / 64;
+    channels_ = C;
+    // Inner calls of one block: about (cpad/mr) · (cpad/nr) / 2.
+    const int64_t calls = std::max<int64_t>(1, (cpad / mr) * (cpad / nr) / 2);
+    per_step_ = (C * lines_per_row_ + calls - 1) / calls;
+  }
+  void step() {
+    for (int64_t n = 0; n < per_step_ && row_ < channels_; ++n) {
+      __builtin_prefetch(base_ + row_ * row_stride_ + line_ * 64, 0, 2);
+      if (++line_ == lines_per_row_) line_ = 0, ++row_;
+    }
+  }
+
+ private:
+  const char* base_ = nullptr;
+  int64_t row_stride_ = 0, lines_per_row_ = 0, channels_ = 0, per_step_ = 0;
+  int64_t row_ = 0, line_ = 0;
+};
+
 // Lower-triangle Gram of positions [p_begin, p_end), added into acc (C × C, float64).
 void accumulate_range(const FeatureView& f, const MaskView* mask, int64_t p_begin, int64_t p_end,
                       double* acc, const KernelInfo& kern) {
@@ -241,12 +270,17 @@ void accumulate_range(const FeatureView& f, const MaskView* mask, int64_t p_begi
       }
       a_panel = weighted.get();
     }
+    // While this block is computed, pull the next block's rows towards the cache a few lines
+    // per inner call, so that packing it does not stall on memory (small C is otherwise bound
+    // by reading the features from DRAM in bursts).
+    Prefetcher prefetch(f, p0 + len, std::min(kc_max, p_end - p0 - len), C, cpad, mr, nr);
     for (int64_t jb = 0; jb < cpad; jb += row_block) {
       const int64_t jb_end = std::min(cpad, jb + row_block);
       for (int64_t i0 = jb; i0 < cpad; i0 += mr) {
         if (i0 >= C) break;
         const int64_t j_end = std::min(jb_end, i0 + mr);
         for (int64_t j0 = jb; j0 < j_end; j0 += nr) {
+          prefetch.step();
           kern.fn(a_panel + i0 * ld, panel.get() + j0 * ld, ld, kc, tile.data());
           for (int ii = 0; ii < mr; ++ii) {
             const int64_t i = i0 + ii;
