@@ -380,3 +380,46 @@ def test_thread_count_does_not_change_results(chelsea, palette8):
     b = ds.posterize(big, palette=palette8, space="lab", threads=2, return_labels=True)[1]
     assert np.array_equal(a, b)
     assert np.array_equal(ds.palette_from_image(big, 5, threads=1), ds.palette_from_image(big, 5, threads=2))
+
+
+def floyd_steinberg_reference(img01, palette01):
+    """Floyd–Steinberg as published (raster order, weights 7/16, 3/16, 5/16, 1/16), RGB distance,
+    written out pixel by pixel in float32 with the same operation order as the kernel."""
+    f32 = np.float32
+    h, w, _ = img01.shape
+    err = np.zeros((h + 1, w + 2, 3), f32)  # one guard column on each side, one spare row
+    labels = np.zeros((h, w), np.int64)
+    for y in range(h):
+        for x in range(w):
+            v = [min(max(f32(img01[y, x, c]) + err[y, x + 1, c], f32(0)), f32(1)) for c in range(3)]
+            best, k_best = np.inf, 0
+            for k, p in enumerate(palette01):
+                d = (v[0] - p[0]) * (v[0] - p[0]) + (v[1] - p[1]) * (v[1] - p[1]) + (v[2] - p[2]) * (v[2] - p[2])
+                if d < best:
+                    best, k_best = d, k
+            labels[y, x] = k_best
+            for c in range(3):
+                e = f32(v[c] - palette01[k_best][c])
+                err[y, x + 2, c] += e * f32(7 / 16)
+                err[y + 1, x, c] += e * f32(3 / 16)
+                err[y + 1, x + 1, c] += e * f32(5 / 16)
+                err[y + 1, x + 2, c] += e * f32(1 / 16)
+    return labels
+
+
+def test_dither_matches_reference_implementation():
+    rng = np.random.default_rng(12)
+    img = rng.random((10, 12, 3)).astype(np.float32)
+    palette = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 90, 200], [240, 200, 20]], np.uint8)
+    pal01 = palette.astype(np.float32) / np.float32(255)
+    labels = ds.posterize(img, palette=palette, dither=True, return_labels=True)[1]
+    assert np.array_equal(labels, floyd_steinberg_reference(img, pal01))
+
+
+@settings(max_examples=20, deadline=None)
+@given(img=images, k=st.integers(1, 12), method=st.sampled_from(["kmeans", "median_cut"]))
+def test_property_palette_within_image_colours(img, k, method):
+    pal = ds.palette_from_image(img, k, method=method)
+    px = img.reshape(-1, 3)
+    assert 1 <= len(pal) <= min(k, len(np.unique(px, axis=0)))
+    assert np.all(pal >= px.min(axis=0)) and np.all(pal <= px.max(axis=0))
