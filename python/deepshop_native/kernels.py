@@ -15,8 +15,9 @@ Gram matrices
 * ``normalize``: ``"CN"`` divides by C·N (Johnson et al., MSG-Net), ``"N"`` by N, ``"none"``
   leaves the raw sums (Gatys et al. put their constant into the loss).  With a mask, N is the
   sum of the mask weights, so a 0/1 mask gives the statistics of the selected region.
-* Products are float32, sums are kept in float64 (blocks of a few thousand products are summed
-  in float32 first): against a float64 reference the relative error is about 1e-6 of max|G|.
+* Products are float32, sums are kept in float64 (blocks of 1024 products are summed in float32
+  first): against a float64 reference computed from the same float32 values the error stays
+  below 1e-5 · max|G| (tested; typically 1e-7), also for tens of millions of positions.
 
 ``GramAccumulator`` adds the features of one tile at a time (optionally cropped to drop the
 halo); its result equals the one-shot Gram of the whole map.
