@@ -10,7 +10,10 @@
 // matrices are added at the end — no synchronisation inside the hot loop.
 #include "kernels/gram.h"
 
+#include "kernels/simd_dispatch.h"
+#if DEEPSHOP_X86_SIMD
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -74,6 +77,7 @@ void micro_scalar(const float* a, const float* b, int64_t ld, int64_t kc, float*
     }
 }
 
+#if DEEPSHOP_X86_SIMD
 // AVX2/FMA: 3 × 4 tile = 12 accumulators + 3 A vectors + 1 B vector = the 16 ymm registers.
 __attribute__((target("avx2,fma"))) void micro_avx2(const float* a, const float* b, int64_t ld,
                                                       int64_t kc, float* out) {
@@ -118,13 +122,21 @@ __attribute__((target("avx512f"))) void micro_avx512(const float* a, const float
     for (int j = 0; j < NR; ++j) out[i * NR + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-const KernelInfo kScalar{"scalar", 4, 4, micro_scalar};
 const KernelInfo kAvx2{"avx2", 3, 4, micro_avx2};
 const KernelInfo kAvx512{"avx512", 4, 6, micro_avx512};
 
 bool cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 bool cpu_has_avx512() { return __builtin_cpu_supports("avx512f"); }
 bool cpu_has_f16c() { return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c"); }
+#else
+// Never selected (the cpu checks say no); they keep the dispatch code the same everywhere.
+const KernelInfo kAvx2{"avx2", 4, 4, micro_scalar};
+const KernelInfo kAvx512{"avx512", 4, 4, micro_scalar};
+bool cpu_has_avx2() { return false; }
+bool cpu_has_avx512() { return false; }
+bool cpu_has_f16c() { return false; }
+#endif
+const KernelInfo kScalar{"scalar", 4, 4, micro_scalar};
 
 const KernelInfo* best_kernel() {
   if (cpu_has_avx512()) return &kAvx512;
@@ -145,6 +157,7 @@ const KernelInfo& active_kernel() {
 
 // ---- packing -------------------------------------------------------------------------------
 
+#if DEEPSHOP_X86_SIMD
 __attribute__((target("avx,f16c"))) void halves_to_floats_f16c(const uint16_t* src, float* dst,
                                                                int64_t n) {
   int64_t i = 0;
@@ -155,8 +168,12 @@ __attribute__((target("avx,f16c"))) void halves_to_floats_f16c(const uint16_t* s
   for (; i < n; ++i) dst[i] = half_to_float(src[i]);
 }
 
+#endif
+
 void halves_to_floats(const uint16_t* src, float* dst, int64_t n, bool f16c) {
+#if DEEPSHOP_X86_SIMD
   if (f16c) return halves_to_floats_f16c(src, dst, n);
+#endif
   for (int64_t i = 0; i < n; ++i) dst[i] = half_to_float(src[i]);
 }
 

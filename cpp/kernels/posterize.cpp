@@ -17,6 +17,7 @@
 
 #include "kernels/color_space.h"
 #include "kernels/parallel.h"
+#include "kernels/simd_dispatch.h"
 
 namespace deepshop::kernels {
 namespace {
@@ -64,7 +65,7 @@ PaletteCoords palette_coords_f32(const float* palette, int colors, ColorSpace sp
 // Nearest palette entry of n <= kBlock points.  Strict '<' keeps the lowest index on ties.
 // Written branch-free over the pixels so that every clone vectorises the inner loop; no FMA
 // contraction (-ffp-contract=off for this file), so all clones give identical results.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void nearest_block(
+DEEPSHOP_CLONES("avx512f", "avx2", "default") void nearest_block(
     const float* x, const float* y, const float* z, int n, const float* px, const float* py,
     const float* pz, int colors, uint8_t* labels) {
   float best[kBlock];
@@ -86,7 +87,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void nearest_block(
   for (int p = 0; p < n; ++p) labels[p] = static_cast<uint8_t>(index[p]);
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void lab_block(
+DEEPSHOP_CLONES("avx512f", "avx2", "default") void lab_block(
     const float* lr, const float* lg, const float* lb, float* l, float* a, float* bb) {
   for (int p = 0; p < kBlock; ++p) {
     const Lab v = linear_rgb_to_lab(lr[p], lg[p], lb[p]);
@@ -170,12 +171,12 @@ void map_levels_chunked(const T* in, T* out, int64_t count, const T* thresholds,
   }
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void map_levels_u8(
+DEEPSHOP_CLONES("arch=x86-64-v4", "avx2", "default") void map_levels_u8(
     const uint8_t* in, uint8_t* out, int64_t count, const uint8_t* thresholds, const uint8_t* values, int levels) {
   map_levels_chunked(in, out, count, thresholds, values, levels);
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void map_levels_u16(
+DEEPSHOP_CLONES("arch=x86-64-v4", "avx2", "default") void map_levels_u16(
     const uint16_t* in, uint16_t* out, int64_t count, const uint16_t* thresholds, const uint16_t* values, int levels) {
   map_levels_chunked(in, out, count, thresholds, values, levels);
 }
