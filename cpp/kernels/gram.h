@@ -28,7 +28,7 @@ struct MaskView {
 // Adds sum_n w_n F[i,n] F[j,n] to acc[i*C + j] for j <= i (the lower triangle only; the upper
 // triangle is left untouched — call symmetrize_lower once the accumulation is complete).
 // `acc` is C × C, row-major, float64.  `mask` may be null (all weights 1).  `threads` <= 0 uses
-// every hardware thread.  Blocks of up to a few thousand products are summed in float32 inside
+// every hardware thread.  Blocks of 1024 products are summed in float32 inside
 // the SIMD kernel and then added into the float64 accumulator, so the result stays accurate for
 // tens of millions of positions.
 void gram_accumulate(const FeatureView& features, const MaskView* mask, double* acc, int threads);
