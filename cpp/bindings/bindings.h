@@ -5,4 +5,6 @@ namespace deepshop::bindings {
 // Exception types shared by every binding: registered once, before the rest.
 void register_errors(pybind11::module_& m);
 void bind_engine(pybind11::module_& m);
+// Gram matrix, posterise and palette kernels (cpp/kernels/).
+void bind_kernels(pybind11::module_& m);
 }  // namespace deepshop::bindings

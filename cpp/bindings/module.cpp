@@ -8,4 +8,5 @@ PYBIND11_MODULE(_native, m) {
   m.doc() = "Deepshop native core: ONNX Runtime engine with tiled inference, and image kernels";
   deepshop::bindings::register_errors(m);
   deepshop::bindings::bind_engine(m);
+  deepshop::bindings::bind_kernels(m);
 }

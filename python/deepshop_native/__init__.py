@@ -11,14 +11,20 @@ memory.  Only numpy, Pillow and onnxruntime (or onnxruntime-gpu) are needed at r
 __version__ = "0.1.0"
 
 from .errors import (  # noqa: E402
-    Cancelled, DeepshopError, DeviceError, ImageError, ModelError, OutputExistsError, RuntimeNotFoundError,
+    ArrayError, Cancelled, DeepshopError, DeviceError, ImageError, ModelError, OutputExistsError,
+    RuntimeNotFoundError,
 )
 from ._runtime import available_providers, runtime_library, runtime_version  # noqa: E402
 from .stylizer import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_TILE, Stylizer, model_info, stylize  # noqa: E402
+from .kernels import (  # noqa: E402
+    GramAccumulator, decode_labels, gram, palette_from_image, posterize, uniform_palette,
+)
 
 __all__ = [
-    "Stylizer", "stylize", "model_info", "runtime_version", "runtime_library", "available_providers",
+    "Stylizer", "stylize", "model_info",
+    "gram", "GramAccumulator", "posterize", "palette_from_image", "decode_labels", "uniform_palette",
+    "runtime_version", "runtime_library", "available_providers",
     "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_MODEL",
     "DeepshopError", "ImageError", "ModelError", "DeviceError", "RuntimeNotFoundError", "OutputExistsError",
-    "Cancelled",
+    "Cancelled", "ArrayError",
 ]

@@ -27,3 +27,7 @@ class OutputExistsError(DeepshopError, FileExistsError):
 
 class Cancelled(DeepshopError):
     """A long run was stopped by its progress callback returning False."""
+
+
+class ArrayError(DeepshopError, ValueError):
+    """An array given to a kernel (features, image, palette, labels) has the wrong dtype, shape or values."""

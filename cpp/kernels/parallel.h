@@ -1,0 +1,48 @@
+#pragma once
+// Minimal fork-join helper on std::thread for the kernels: split [0, n) into contiguous parts.
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace deepshop::kernels {
+
+// threads <= 0 means "all hardware threads".
+inline int resolve_threads(int threads) {
+  if (threads > 0) return threads;
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+// Runs fn(part, begin, end) on `parts` contiguous slices of [0, n), the first on the calling
+// thread.  An exception thrown by any part is re-thrown here after every thread has joined, so a
+// failure never leaves a thread running or terminates the process.
+template <class Fn>
+void parallel_parts(int64_t n, int parts, Fn&& fn) {
+  parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(parts, n)));
+  if (parts <= 1) {
+    fn(0, int64_t{0}, n);
+    return;
+  }
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto guarded = [&](int part, int64_t b, int64_t e) {
+    try {
+      fn(part, b, e);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(parts - 1);
+  for (int t = 1; t < parts; ++t)
+    pool.emplace_back(guarded, t, n * t / parts, n * (t + 1) / parts);
+  guarded(0, 0, n / parts);
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace deepshop::kernels
