@@ -100,3 +100,21 @@ def test_console_entry_point_runs(transformer_onnx):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "onnxruntime_version" in r.stdout
+
+
+def test_stylize_without_out_writes_next_to_the_input(tmp_path, photo_dir, transformer_onnx):
+    assert main(["stylize", str(photo_dir / "astronaut.jpg"), "-m", transformer_onnx, "-q"]) == 0
+    with Image.open(photo_dir / "astronaut_styled.jpg") as im:
+        assert im.size == (256, 256)
+    # Run again: the output exists and is kept.
+    assert main(["stylize", str(photo_dir / "astronaut.jpg"), "-m", transformer_onnx, "-q"]) == 1
+
+
+def test_decompression_bomb_limit_is_configurable(tmp_path, identity_onnx, capsys):
+    Image.new("RGB", (300, 200)).save(tmp_path / "big.png")
+    rc = main(["stylize", str(tmp_path / "big.png"), "-m", identity_onnx, "-o", str(tmp_path / "o.png"),
+               "--max-pixels", "10000", "-q"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "big.png" in err and "300x200" in err and "--max-pixels" in err
+    assert not (tmp_path / "o.png").exists()

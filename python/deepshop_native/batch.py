@@ -151,9 +151,12 @@ def _normalise_ext(ext: Optional[str]) -> Optional[str]:
     return ext
 
 
-def plan_outputs(inputs: Sequence[StrPath], out: StrPath, *, suffix: str = "",
+def plan_outputs(inputs: Sequence[StrPath], out: Optional[StrPath], *, suffix: str = "",
                  ext: Optional[str] = None) -> List[Tuple[Path, Path]]:
     """(input, output) pairs.
+
+    ``out=None`` puts each output next to its input as ``<stem><suffix><ext>`` (a suffix is
+    then needed, or the output would be the input itself).
 
     ``out`` is the output file itself when there is exactly one input and ``out`` has an image
     extension and is not an existing directory.  Otherwise it is a directory (created when the
@@ -164,12 +167,18 @@ def plan_outputs(inputs: Sequence[StrPath], out: StrPath, *, suffix: str = "",
     inputs with ``out`` naming a file are errors.
     """
     inputs = [p if isinstance(p, Path) else Path(p) for p in inputs]
-    out_path = Path(out)
     new_ext = _normalise_ext(ext)
     if not inputs:
         return []
-    out_is_file_name = out_path.suffix.lower() in IMAGE_EXTENSIONS and not out_path.is_dir()
-    if out_is_file_name:
+
+    def output_name(src: Path) -> str:
+        target_ext = new_ext or (src.suffix if src.suffix.lower() in WRITABLE_EXTENSIONS else FALLBACK_EXTENSION)
+        return f"{src.stem}{suffix}{target_ext}"
+
+    out_path = None if out is None else Path(out)
+    if out_path is None:
+        pairs = [(src, src.parent / output_name(src)) for src in inputs]
+    elif out_path.suffix.lower() in IMAGE_EXTENSIONS and not out_path.is_dir():  # names the file
         if len(inputs) > 1:
             raise DeepshopError(f"{out}: names a file, but there are {len(inputs)} inputs; give "
                                 f"a directory for the outputs")
@@ -182,10 +191,7 @@ def plan_outputs(inputs: Sequence[StrPath], out: StrPath, *, suffix: str = "",
             raise DeepshopError(f"{out}: exists and is not a directory")
         pairs = []
         for src in inputs:
-            src_ext = src.suffix
-            target_ext = new_ext or (src_ext if src_ext.lower() in WRITABLE_EXTENSIONS
-                                     else FALLBACK_EXTENSION)
-            name = f"{src.stem}{suffix}{target_ext}"
+            name = output_name(src)
             base = _base_of(src)
             sub = Path()
             if base is not None:

@@ -1,6 +1,6 @@
 """The `deepshop` command.
 
-    deepshop stylize INPUT... [--model M] --out FILE|DIR [--tile --device --strength
+    deepshop stylize INPUT... [--model M] [--out FILE|DIR] [--tile --device --strength
                      --preserve-colors --max-side --quality --overwrite]
     deepshop info [MODEL]
     deepshop posterize INPUT... --levels N | --palette-from IMAGE -k K  --out FILE|DIR
@@ -60,7 +60,9 @@ def _cmd_stylize(args) -> int:
     from .imageio import read_image, resize_max_side, write_image
     from .stylizer import Stylizer
 
-    jobs = plan_outputs(expand_inputs(args.inputs), args.out, suffix=args.suffix)
+    # Without --out, each result goes next to its photo as NAME_styled.EXT.
+    suffix = args.suffix if args.suffix is not None else ("_styled" if args.out is None else "")
+    jobs = plan_outputs(expand_inputs(args.inputs), args.out, suffix=suffix)
     stylizer = Stylizer(args.model, **_engine_kwargs(args))
     if stylizer.fallback_reason and args.device == "auto" and not args.quiet:
         print(f"deepshop: running on the CPU: {stylizer.fallback_reason}", file=sys.stderr)
@@ -113,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stylize", help="apply a style model to images")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, directories or globs")
     p.add_argument("-m", "--model", default=None, help="ONNX style model (default: the bundled style)")
-    p.add_argument("-o", "--out", required=True, help="output file (one input) or directory")
-    p.add_argument("--suffix", default="", help="added to output file names in a directory, e.g. _styled")
+    p.add_argument("-o", "--out", default=None,
+                   help="output file (one input) or directory (default: next to each input, as NAME_styled.EXT)")
+    p.add_argument("--suffix", default=None, help="added to output file names, e.g. _styled")
     p.add_argument("--strength", type=float, default=1.0, help="0..1 blend of the style with the photo")
     p.add_argument("--preserve-colors", action="store_true", help="keep the photo's colours, take the style's luminance")
     p.add_argument("--max-side", type=int, default=None, help="downscale so that the longer side is at most this")

@@ -221,7 +221,7 @@ def _read(name: str, limit: Optional[int]) -> LoadedImage:
             raise ImageError(
                 f"{name}: image is {width}x{height} = {width * height:,} pixels, more than the "
                 f"limit of {limit:,} pixels (a guard against decompression bombs); raise it with "
-                f"max_pixels=... or the environment variable {MAX_PIXELS_ENV} "
+                f"max_pixels=... (deepshop: --max-pixels) or the environment variable {MAX_PIXELS_ENV} "
                 f"(0 = no limit)")
         mode = im.mode
         fmt = "JPEG" if im.format == "MPO" else im.format
