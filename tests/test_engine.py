@@ -304,3 +304,18 @@ def test_empty_image_is_refused(identity_onnx):
     st = ds.Stylizer(identity_onnx)
     with pytest.raises(ValueError):
         st(np.zeros((0, 10, 3), np.uint8))
+
+
+def test_stylize_one_shot_writes_atomically_and_keeps_alpha(tmp_path, identity_onnx):
+    from PIL import Image
+
+    rgba = np.dstack([rand_image(30, 40), np.full((30, 40), 77, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
+    out = ds.stylize(tmp_path / "in.png", identity_onnx, tmp_path / "out.png")
+    np.testing.assert_array_equal(out, rgba)
+    with Image.open(tmp_path / "out.png") as im:
+        np.testing.assert_array_equal(np.asarray(im), rgba)
+    with pytest.raises(ds.OutputExistsError, match="out.png"):
+        ds.stylize(tmp_path / "in.png", identity_onnx, tmp_path / "out.png")
+    half = ds.stylize(tmp_path / "in.png", identity_onnx, max_side=20)
+    assert half.shape == (15, 20, 4)

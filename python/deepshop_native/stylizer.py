@@ -135,19 +135,19 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
 def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = False, quality: int = 95,
             strength: float = 1.0, preserve_colors: bool = False, max_side: Optional[int] = None, **engine_options):
     """One-shot stylization: ``stylize("in.jpg", "style.onnx", "out.jpg")``.  The output file
-    (optional) is written atomically and never overwritten unless ``overwrite=True``.  Returns the
-    stylized image (a numpy array, with alpha when the input had it)."""
+    (optional) is written atomically and never overwritten unless ``overwrite=True``; EXIF and
+    ICC profile of an input file are kept.  Returns the stylized image as a numpy array (with
+    alpha when the input had it)."""
     loaded = read_image(image) if isinstance(image, (str, os.PathLike)) else None
-    source = loaded.pixels if loaded is not None else image
-    styled = Stylizer(model, **engine_options)(source, strength=strength, preserve_colors=preserve_colors,
+    if loaded is not None:
+        image = loaded.pixels if loaded.alpha is None else np.dstack([loaded.pixels, loaded.alpha])
+    styled = Stylizer(model, **engine_options)(image, strength=strength, preserve_colors=preserve_colors,
                                                max_side=max_side)
-    if loaded is not None and loaded.alpha is not None:
-        alpha = loaded.alpha if not max_side else resize_max_side(loaded.alpha, max_side)
-        styled = np.concatenate([styled, alpha[..., None].astype(styled.dtype)], axis=2)
     if output is not None:
-        pixels, alpha = (styled[..., :3], styled[..., 3]) if styled.ndim == 3 and styled.shape[2] == 4 else (styled, None)
-        write_image(output, pixels, alpha=alpha, quality=quality, overwrite=overwrite,
-                    exif=loaded.exif if loaded else None, icc_profile=loaded.icc_profile if loaded else None)
+        rgba = styled.ndim == 3 and styled.shape[2] == 4
+        write_image(output, styled[..., :3] if rgba else styled, alpha=styled[..., 3] if rgba else None,
+                    quality=quality, overwrite=overwrite, exif=loaded.exif if loaded else None,
+                    icc_profile=loaded.icc_profile if loaded else None)
     return styled
 
 
