@@ -13,9 +13,7 @@ also written next to each output as ``<name>_labels.png`` (8-bit grey for up to 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +53,10 @@ def labels_path(dst: Path) -> Path:
 
 
 def write_label_map(path: Path, labels: np.ndarray, overwrite: bool) -> None:
-    """Writes the label map as a grey PNG, atomically (temporary file in the same folder)."""
+    """Writes the label map as a grey PNG (8-bit up to 256 colours, else 16-bit), atomically."""
     from PIL import Image
+
+    from .imageio import atomic_write
 
     path = Path(path)
     if path.exists() and not overwrite:
@@ -65,15 +65,7 @@ def write_label_map(path: Path, labels: np.ndarray, overwrite: bool) -> None:
         img = Image.fromarray(labels.astype(np.uint8), mode="L")
     else:
         img = Image.fromarray(labels.astype(np.uint16))  # 16-bit grey PNG
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(str(path), lambda f: img.save(f, format="PNG"), overwrite)
 
 
 def run(args) -> int:

@@ -36,7 +36,7 @@ from .errors import DeepshopError, ImageError, OutputExistsError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "READ_EXTENSIONS", "WRITE_EXTENSIONS", "LoadedImage",
-    "read_image", "write_image", "to_rgb_array", "resize_max_side", "resize_to", "fit_max_side",
+    "read_image", "write_image", "atomic_write", "to_rgb_array", "resize_max_side", "resize_to", "fit_max_side",
     "effective_max_pixels",
 ]
 
@@ -794,7 +794,7 @@ def write_image(path: PathLike, pixels: Any, *, alpha: Optional[np.ndarray] = No
         encode = lambda f: _encode_tiff16(f, rgb, a, exif, icc_profile)  # noqa: E731
     else:
         encode = lambda f: _encode_pillow(f, fmt, rgb, a, quality, exif, icc_profile)  # noqa: E731
-    _atomic_write(name, encode, overwrite)
+    atomic_write(name, encode, overwrite)
 
 
 def _encode_pillow(f: BinaryIO, fmt: str, rgb: np.ndarray, alpha: Optional[np.ndarray],
@@ -813,7 +813,10 @@ def _encode_pillow(f: BinaryIO, fmt: str, rgb: np.ndarray, alpha: Optional[np.nd
     im.save(f, format=fmt, **params)
 
 
-def _atomic_write(name: str, encode: Callable[[BinaryIO], None], overwrite: bool) -> None:
+def atomic_write(name: str, encode: Callable[[BinaryIO], None], overwrite: bool) -> None:
+    """Write a file through ``encode(file)`` into a temporary file beside it, then rename it into
+    place: an interruption or an encoder error leaves the destination as it was and no
+    temporary file behind.  Without ``overwrite`` an existing destination is never replaced."""
     directory = os.path.dirname(os.path.abspath(name))
     try:
         os.makedirs(directory, exist_ok=True)
