@@ -285,14 +285,16 @@ def test_generated_style_image_is_stained_glass():
 # ---------------------------------------------------------------- checkpoint -> export -> engine
 
 def test_checkpoint_exports_and_engine_matches_torch(tiny_run):
+    """checkpoint -> deepshop-export -> the native engine gives what torch gives.  Needs the
+    exporter and a built engine; skipped on a branch that has neither."""
     onnx_export = pytest.importorskip("deepshop_export.onnx_export")
-    native = pytest.importorskip("deepshop_native._native")  # noqa: F841  (engine built?)
-    import deepshop_native
+    pytest.importorskip("deepshop_native._native")
+    stylizer = pytest.importorskip("deepshop_native.stylizer")
+    from deepshop_export.transformer_net import load_transformer_net
     tmp, args = tiny_run
     out = tmp / "run"
     assert train.main(args + ["--out", str(out), "--iterations", "3"]) == 0
-    from deepshop_export.transformer_net import load_transformer_net
-    net = load_transformer_net(str(out / "model.pth"))
+    net = load_transformer_net(str(out / "checkpoint.pt"))
     prov = json.loads((out / "model.json").read_text())
     onnx_path = tmp / "m.onnx"
     onnx_export.export_transformer_net(net, str(onnx_path), name="tiny", provenance=prov, license="CC0-1.0")
@@ -300,9 +302,29 @@ def test_checkpoint_exports_and_engine_matches_torch(tiny_run):
     meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
     assert json.loads(meta["deepshop.provenance"])["style_image"]["sha256"] == prov["style_image"]["sha256"]
     rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (1, 3, 32, 40)).astype(np.float32)
+    photo = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)
     with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy()
-    import onnxruntime as ort
-    got = ort.InferenceSession(str(onnx_path)).run(None, {ort.InferenceSession(str(onnx_path)).get_inputs()[0].name: x})[0]
-    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-2)
+        ref = net(torch.from_numpy(photo.astype(np.float32)).permute(2, 0, 1)[None])[0]
+    ref = ref.clamp(0, 255).permute(1, 2, 0).numpy()
+    got = stylizer.Stylizer(str(onnx_path), device="cpu", tile=0)(photo)
+    assert got.shape == photo.shape
+    assert np.abs(got.astype(np.float32) - ref).max() <= 1.5
+
+
+def test_preview_runs_a_checkpoint_like_torch(tiny_run):
+    from deepshop_export import preview
+    tmp, args = tiny_run
+    out = tmp / "run"
+    assert train.main(args + ["--out", str(out), "--iterations", "2"]) == 0
+    photo = tmp / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 42, 3), dtype=np.uint8)).save(photo)
+    assert preview.main([str(out / "checkpoint.pt"), str(photo), str(tmp / "p.png")]) == 0
+    net = TransformerNet()
+    net.load_state_dict(torch.load(out / "model.pth", weights_only=True))
+    x = torch.from_numpy(np.asarray(Image.open(photo), dtype=np.float32)).permute(2, 0, 1)[None]
+    x = torch.nn.functional.pad(x, (0, 2, 0, 2), mode="reflect")       # 30x42 -> 32x44
+    with torch.no_grad():
+        ref = net.eval()(x)[0, :, :30, :42].clamp(0, 255).round().permute(1, 2, 0).numpy()
+    got = np.asarray(Image.open(tmp / "p.png")).astype(np.float32)
+    assert np.abs(got - ref).max() <= 1
+    assert preview.main([str(out / "checkpoint.pt"), str(photo), str(tmp / "p.png")]) == 1   # no overwrite

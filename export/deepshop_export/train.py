@@ -47,7 +47,7 @@ DEFAULTS = dict(
     style=None, style_license="unknown", style_source=None, style_size=None, data=None, out=None,
     vgg=None, vgg_arch=None, content_layer="relu2_2", style_layers="relu1_2,relu2_2,relu3_3,relu4_3",
     content_weight=None, style_weight=None, tv_weight=None, lr=1e-3, batch_size=4, image_size=256,
-    iterations=None, epochs=2, max_minutes=None, seed=42, checkpoint_interval=500, log_interval=10,
+    style_warmup=0, iterations=None, epochs=2, max_minutes=None, seed=42, checkpoint_interval=500, log_interval=10,
     keep_checkpoints=False, device="auto", workers=2, threads=None, sample_images=None,
     resume=None, overwrite=False, progress=True,
 )
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--content-weight", type=float, help="content loss weight (default depends on the loss network)")
     a("--style-weight", type=float, help="style loss weight (default depends on the loss network)")
     a("--tv-weight", type=float, help="total-variation weight (default: 0)")
+    a("--style-warmup", type=int,
+      help="steps over which the style weight rises linearly from 0: the network first learns to "
+           "keep the content, which short (CPU) runs need (default: 0)")
     a("--lr", type=float, help="Adam learning rate (default: 1e-3)")
     a("--batch-size", type=int, help="images per step (default: 4)")
     a("--image-size", type=int, help="training crop size in pixels, a multiple of 4 (default: 256)")
@@ -140,7 +143,7 @@ def load_checkpoint(path: str) -> dict:
     if not os.path.isfile(path):
         raise TrainError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise TrainError(f"{path}: cannot read the checkpoint ({e})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -198,7 +201,10 @@ def fixed_samples(paths, dataset: train_data.ImageFolderCrops, size: int, count:
 
 
 def rng_state() -> dict:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    # Plain types and tensors only, so checkpoints load with torch.load(weights_only=True).
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    st = {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
+          "python": random.getstate()}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
@@ -206,7 +212,8 @@ def rng_state() -> dict:
 
 def set_rng_state(st: dict) -> None:
     torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
+    kind, keys, pos, has_gauss, gauss = st["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
     random.setstate(st["python"])
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
@@ -276,7 +283,7 @@ def run(settings: dict) -> dict:
         "weights_file": os.path.basename(vgg_file) if vgg_file else None,
         "content_layer": settings["content_layer"], "style_layers": style_layers,
         "content_weight": settings["content_weight"], "style_weight": settings["style_weight"],
-        "tv_weight": settings["tv_weight"]}
+        "tv_weight": settings["tv_weight"], "style_warmup_steps": settings["style_warmup"]}
 
     log = train_report.JsonlLog(os.path.join(out, "log.jsonl"), resume_step=step)
     tb = None
@@ -298,7 +305,7 @@ def run(settings: dict) -> dict:
             "device": {"type": device.type,
                        "name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
                        "cpu_threads": torch.get_num_threads()},
-            "wall_time_s": round(elapsed, 1), "torch": torch.__version__,
+            "wall_time_s": round(elapsed, 1), "torch": str(torch.__version__),
         }
 
     def checkpoint(final: bool = False) -> None:
@@ -337,6 +344,8 @@ def run(settings: dict) -> dict:
             broken.update(dataset.files[i] for i in newly_broken)
             x = batch.to(device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
+            if settings["style_warmup"]:
+                criterion.style_weight = settings["style_weight"] * min(1.0, (step + 1) / settings["style_warmup"])
             y = net(x)
             loss, terms = criterion(y, x)
             if not torch.isfinite(loss):
