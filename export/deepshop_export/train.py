@@ -47,7 +47,7 @@ DEFAULTS = dict(
     style=None, style_license="unknown", style_source=None, style_size=None, data=None, out=None,
     vgg=None, vgg_arch=None, content_layer="relu2_2", style_layers="relu1_2,relu2_2,relu3_3,relu4_3",
     content_weight=None, style_weight=None, tv_weight=None, lr=1e-3, batch_size=4, image_size=256,
-    style_warmup=0, iterations=None, epochs=2, max_minutes=None, seed=42, checkpoint_interval=500, log_interval=10,
+    style_delay=0, style_warmup=0, iterations=None, epochs=2, max_minutes=None, seed=42, checkpoint_interval=500, log_interval=10,
     keep_checkpoints=False, device="auto", workers=2, threads=None, sample_images=None,
     resume=None, overwrite=False, progress=True,
 )
@@ -77,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--content-weight", type=float, help="content loss weight (default depends on the loss network)")
     a("--style-weight", type=float, help="style loss weight (default depends on the loss network)")
     a("--tv-weight", type=float, help="total-variation weight (default: 0)")
+    a("--style-delay", type=int,
+      help="steps trained on the content loss alone before the style comes in: the network first "
+           "learns to reproduce the photo, which short (CPU) runs need (default: 0)")
     a("--style-warmup", type=int,
-      help="steps over which the style weight rises linearly from 0: the network first learns to "
-           "keep the content, which short (CPU) runs need (default: 0)")
+      help="steps (after --style-delay) over which the style weight rises linearly to its value (default: 0)")
     a("--lr", type=float, help="Adam learning rate (default: 1e-3)")
     a("--batch-size", type=int, help="images per step (default: 4)")
     a("--image-size", type=int, help="training crop size in pixels, a multiple of 4 (default: 256)")
@@ -283,7 +285,8 @@ def run(settings: dict) -> dict:
         "weights_file": os.path.basename(vgg_file) if vgg_file else None,
         "content_layer": settings["content_layer"], "style_layers": style_layers,
         "content_weight": settings["content_weight"], "style_weight": settings["style_weight"],
-        "tv_weight": settings["tv_weight"], "style_warmup_steps": settings["style_warmup"]}
+        "tv_weight": settings["tv_weight"], "style_delay_steps": settings["style_delay"],
+        "style_warmup_steps": settings["style_warmup"]}
 
     log = train_report.JsonlLog(os.path.join(out, "log.jsonl"), resume_step=step)
     tb = None
@@ -344,8 +347,11 @@ def run(settings: dict) -> dict:
             broken.update(dataset.files[i] for i in newly_broken)
             x = batch.to(device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
-            if settings["style_warmup"]:
-                criterion.style_weight = settings["style_weight"] * min(1.0, (step + 1) / settings["style_warmup"])
+            # A fresh network's output is nearly constant, so its Gram matrices are far from the
+            # style's and the style gradient swamps the content one: without a content-only start
+            # short runs spend hundreds of steps producing colour blobs.
+            ramp = (step + 1 - settings["style_delay"]) / max(1, settings["style_warmup"])
+            criterion.style_weight = settings["style_weight"] * min(1.0, max(0.0, ramp))
             y = net(x)
             loss, terms = criterion(y, x)
             if not torch.isfinite(loss):
