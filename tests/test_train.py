@@ -19,11 +19,15 @@ from deepshop_export.transformer_net import TransformerNet
 
 # ---------------------------------------------------------------- fixtures
 
-def torchvision_layout_vgg16() -> torch.nn.Sequential:
-    """VGG16 ``features`` laid out as torchvision does (conv, ReLU, ..., MaxPool), built here
+VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
+
+
+def torchvision_layout_vgg16(cfg=VGG16_CFG) -> torch.nn.Sequential:
+    """VGG ``features`` laid out as torchvision does (conv, ReLU, ..., MaxPool), built here
     independently of deepshop_export.vgg."""
     layers, in_ch = [], 3
-    for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"):
+    for v in cfg:
         if v == "M":
             layers.append(torch.nn.MaxPool2d(2, 2))
         else:
@@ -93,6 +97,24 @@ def test_torchvision_vgg_matches_torchvision_layout(random_vgg16):
                 want[name] = x
     for name in layers:
         torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-4)
+
+
+def test_torchvision_vgg19_layers(tmp_path):
+    torch.manual_seed(1)
+    seq = torchvision_layout_vgg16(VGG19_CFG)
+    path = tmp_path / "vgg19.pth"
+    torch.save({f"features.{k}": v for k, v in seq.state_dict().items()}, path)
+    net = vgg.build_loss_network(str(path), ["relu3_4", "relu4_4"])
+    assert net.arch == "vgg19"
+    rgb = torch.rand(1, 3, 24, 24) * 255
+    x = (rgb / 255 - torch.tensor(vgg.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(vgg.IMAGENET_STD).view(1, 3, 1, 1)
+    outs = []
+    for m in seq[:27]:                  # relu3_4 is output 17, relu4_4 output 26
+        x = m(x)
+        outs.append(x)
+    got = net(rgb)
+    torch.testing.assert_close(got["relu3_4"], outs[17], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got["relu4_4"], outs[26], rtol=1e-4, atol=1e-4)
 
 
 def test_vgg_errors_name_the_file(tmp_path):
@@ -207,13 +229,16 @@ def test_resume_continues_exactly(tiny_run):
     tmp, args = tiny_run
     a, b = tmp / "a", tmp / "b"
     assert train.main(args + ["--out", str(a), "--iterations", "6", "--checkpoint-interval", "3",
-                              "--keep-checkpoints"]) == 0
+                              "--keep-checkpoints", "--style-delay", "2", "--style-warmup", "2"]) == 0
     mid = a / "checkpoints" / "step_000003.pt"
     assert mid.is_file()
     assert train.main(["--resume", str(mid), "--out", str(b), "--no-progress"]) == 0
     log_b = train_report.read_jsonl(b / "log.jsonl")
     assert [r["step"] for r in log_b] == [4, 5, 6]
-    log_a = {r["step"]: r["total"] for r in train_report.read_jsonl(a / "log.jsonl")}
+    full_a = train_report.read_jsonl(a / "log.jsonl")
+    # style delay 2, warm-up 2: no style at steps 1-2, half weight at 3, full from 4
+    assert [r["style"] == 0 for r in full_a] == [True, True, False, False, False, False]
+    log_a = {r["step"]: r["total"] for r in full_a}
     for r in log_b:
         assert r["total"] == pytest.approx(log_a[r["step"]], rel=1e-4)
     sa = torch.load(a / "model.pth", weights_only=True)
@@ -231,7 +256,8 @@ def test_broken_images_are_skipped_and_counted(tiny_run):
     (tmp / "data" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
     (tmp / "data" / "sub1" / "empty.png").write_bytes(b"")
     out = tmp / "run"
-    assert train.main(args + ["--out", str(out), "--iterations", "6", "--batch-size", "3"]) == 0
+    # a worker process: broken files found there reach the count through the batches
+    assert train.main(args + ["--out", str(out), "--iterations", "6", "--batch-size", "3", "--workers", "1"]) == 0
     prov = json.loads((out / "model.json").read_text())
     assert prov["data"]["images"] == 6
     assert prov["data"]["broken_skipped"] == 2
