@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--image-size", type=int, help="training crop size in pixels, a multiple of 4 (default: 256)")
     a("--iterations", type=int, help="number of steps (overrides --epochs)")
     a("--epochs", type=int, help="passes over the data folder when --iterations is not given (default: 2)")
-    a("--max-minutes", type=float, help="stop (and save) after this much training time")
+    a("--max-minutes", type=float, help="stop (and save) once the training time, counted over resumes, reaches this")
     a("--seed", type=int, help="random seed of weights, data order and crops (default: 42)")
     a("--checkpoint-interval", type=int, help="steps between checkpoints (default: 500)")
     a("--log-interval", type=int, help="steps between log lines (default: 10)")
