@@ -34,7 +34,11 @@ class JsonlLog:
         self.path = path
         if resume_step is not None and os.path.exists(path):
             kept = [l for l in read_jsonl(path) if l.get("step", -1) < resume_step]
-            _replace_atomically(lambda p: open(p, "w").writelines(json.dumps(r) + "\n" for r in kept), path)
+
+            def write(p):
+                with open(p, "w") as f:
+                    f.writelines(json.dumps(r) + "\n" for r in kept)
+            _replace_atomically(write, path)
         self._f = open(path, "a")
 
     def write(self, record: dict) -> None:
