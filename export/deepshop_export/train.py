@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from deepshop_native.errors import DeepshopError, DeviceError, ImageError, ModelError, OutputExistsError
+
 from . import train_data, train_report, vgg
 from .losses import PerceptualLoss
 from .transformer_net import TransformerNet
@@ -103,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class TrainError(Exception):
-    """A training input (style image, data folder, weights, checkpoint) is unusable."""
+class TrainError(DeepshopError, ValueError):
+    """A training setting or input (data folder, options, a resume that changes the losses) is unusable."""
 
 
 def sha256_file(path: str) -> str:
@@ -143,23 +145,23 @@ def resolve_settings(argv) -> dict:
 
 def load_checkpoint(path: str) -> dict:
     if not os.path.isfile(path):
-        raise TrainError(f"{path}: checkpoint not found")
+        raise ModelError(f"{path}: checkpoint not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise TrainError(f"{path}: cannot read the checkpoint ({e})") from e
+        raise ModelError(f"{path}: cannot read the checkpoint ({e})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise TrainError(f"{path}: not a deepshop-train checkpoint (a model-only .pth cannot be resumed)")
+        raise ModelError(f"{path}: not a deepshop-train checkpoint (a model-only .pth cannot be resumed)")
     return ckpt
 
 
 def load_style(path: str, style_size: int | None) -> Image.Image:
     if not os.path.isfile(path):
-        raise TrainError(f"{path}: style image not found")
+        raise ImageError(f"{path}: style image not found")
     try:
         img = train_data.load_rgb(path)
     except Exception as e:
-        raise TrainError(f"{path}: cannot read the style image ({e})") from e
+        raise ImageError(f"{path}: cannot read the style image ({e})") from e
     if style_size:
         s = style_size / max(img.size)
         img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.LANCZOS)
@@ -170,7 +172,7 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise TrainError("--device cuda: no CUDA device is available to torch here")
+        raise DeviceError("--device cuda: no CUDA device is available to torch here")
     return torch.device(name)
 
 
@@ -189,7 +191,7 @@ def fixed_samples(paths, dataset: train_data.ImageFolderCrops, size: int, count:
             try:
                 out.append(center_square(train_data.load_rgb(p), size))
             except Exception as e:
-                raise TrainError(f"{p}: cannot read the sample image ({e})") from e
+                raise ImageError(f"{p}: cannot read the sample image ({e})") from e
         return out
     out = []
     for p in dataset.files:
@@ -232,7 +234,7 @@ def run(settings: dict) -> dict:
     ckpt = settings.pop("_checkpoint", None)
     out = settings["out"]
     if ckpt is None and os.path.exists(os.path.join(out, "checkpoint.pt")) and not settings["overwrite"]:
-        raise TrainError(f"{out}: holds a run already (checkpoint.pt); pass --resume {out}/checkpoint.pt "
+        raise OutputExistsError(f"{out}: holds a run already (checkpoint.pt); pass --resume {out}/checkpoint.pt "
                          f"to continue it or --overwrite to start over")
     os.makedirs(out, exist_ok=True)
     if settings["threads"]:
@@ -247,7 +249,9 @@ def run(settings: dict) -> dict:
     try:
         loss_net = vgg.build_loss_network(settings["vgg"], [settings["content_layer"], *style_layers],
                                           settings["vgg_arch"])
-    except (FileNotFoundError, ValueError) as e:
+    except ModelError:
+        raise
+    except ValueError as e:        # unknown layer names
         raise TrainError(str(e)) from e
     for k, v in DEFAULT_WEIGHTS[loss_net.input_mode].items():
         if settings[k] is None:
@@ -255,7 +259,10 @@ def run(settings: dict) -> dict:
     style_img = load_style(settings["style"], settings["style_size"])
     style_t = train_data.to_tensor255(style_img).unsqueeze(0)
 
-    dataset = train_data.ImageFolderCrops(settings["data"], settings["image_size"])
+    try:
+        dataset = train_data.ImageFolderCrops(settings["data"], settings["image_size"])
+    except FileNotFoundError as e:     # no such folder, or no images in it
+        raise TrainError(str(e)) from e
     steps_per_epoch = max(1, len(dataset) // settings["batch_size"])
     total = settings["iterations"] or settings["epochs"] * steps_per_epoch
 
@@ -398,7 +405,7 @@ def main(argv=None) -> int:
     try:
         settings = resolve_settings(argv)
         prov = run(settings)
-    except TrainError as e:
+    except DeepshopError as e:
         print(f"deepshop-train: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

