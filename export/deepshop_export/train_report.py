@@ -74,13 +74,20 @@ def smooth(values: Sequence[float], window: int) -> list[float]:
 
 
 def plot_losses(records: Sequence[dict], path: str, keys=("total", "content", "style", "tv")) -> None:
-    """Loss curves (log scale, moving average) against the step."""
+    """Loss curves (log scale, moving average) against the step.  Terms that are zero (a
+    weight of 0, the style during --style-delay) have no place on a log scale and are left out
+    where they are zero."""
     recs = [r for r in records if "step" in r and all(k in r for k in keys)]
     if not recs:
         return
-    steps = [r["step"] for r in recs]
     window = max(1, len(recs) // 50)
-    series = {k: smooth([max(float(r[k]), 1e-12) for r in recs], window) for k in keys}
+    series = {}
+    for k in keys:
+        pts = [(r["step"], float(r[k])) for r in recs if float(r[k]) > 0]
+        if pts:
+            series[k] = ([s for s, _ in pts], smooth([v for _, v in pts], window))
+    if not series:
+        return
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -89,26 +96,28 @@ def plot_losses(records: Sequence[dict], path: str, keys=("total", "content", "s
         plt = None
     if plt is not None:
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-        for k in keys:
-            ax.plot(steps, series[k], label=k, color=np.array(CURVE_COLOURS.get(k, (0, 0, 0))) / 255)
+        for k, (steps, vals) in series.items():
+            ax.plot(steps, vals, label=k, color=np.array(CURVE_COLOURS.get(k, (0, 0, 0))) / 255)
         ax.set_yscale("log"); ax.set_xlabel("step"); ax.set_ylabel("weighted loss"); ax.legend()
         ax.grid(alpha=0.3); fig.tight_layout()
         _replace_atomically(lambda p: fig.savefig(p, format="png"), path)
         plt.close(fig)
         return
-    _replace_atomically(lambda p: _draw_curves_pillow(steps, series, p), path)
+    _replace_atomically(lambda p: _draw_curves_pillow(series, p), path)
 
 
-def _draw_curves_pillow(steps, series, path, size=(800, 450)) -> None:
+def _draw_curves_pillow(series, path, size=(800, 450)) -> None:
     w, h = size
     left, right, top, bottom = 70, 110, 20, 40
     img = Image.new("RGB", size, "white")
     d = ImageDraw.Draw(img)
-    logs = {k: [math.log10(v) for v in vals] for k, vals in series.items()}
-    lo = math.floor(min(min(v) for v in logs.values()))
-    hi = math.ceil(max(max(v) for v in logs.values()))
+    logs = {k: (steps, [math.log10(v) for v in vals]) for k, (steps, vals) in series.items()}
+    lo = math.floor(min(min(v) for _, v in logs.values()))
+    hi = math.ceil(max(max(v) for _, v in logs.values()))
     hi = hi if hi > lo else lo + 1
-    s0, s1 = steps[0], steps[-1] if steps[-1] > steps[0] else steps[0] + 1
+    s0 = min(st[0] for st, _ in logs.values())
+    s1 = max(st[-1] for st, _ in logs.values())
+    s1 = s1 if s1 > s0 else s0 + 1
     X = lambda s: left + (s - s0) / (s1 - s0) * (w - left - right)
     Y = lambda v: top + (hi - v) / (hi - lo) * (h - top - bottom)
     for e in range(lo, hi + 1):
@@ -119,7 +128,7 @@ def _draw_curves_pillow(steps, series, path, size=(800, 450)) -> None:
     d.text((left, h - bottom + 8), str(s0), fill="black")
     d.text((w - right - 40, h - bottom + 8), str(s1), fill="black")
     d.text(((w - right + left) // 2 - 10, h - bottom + 8), "step", fill="black")
-    for n, (k, vals) in enumerate(logs.items()):
+    for n, (k, (steps, vals)) in enumerate(logs.items()):
         col = CURVE_COLOURS.get(k, (0, 0, 0))
         pts = [(X(s), Y(v)) for s, v in zip(steps, vals)]
         if len(pts) > 1:
