@@ -108,13 +108,17 @@ void bind_engine(py::module_& m) {
   m.def("available_providers", [] { return OrtRuntime::get().available_providers(); });
 
   py::class_<TileOptions>(m, "TileOptions")
-      .def(py::init([](int64_t tile, int64_t halo, int64_t overlap, int64_t batch) {
-             return TileOptions{tile, halo, overlap, batch};
-           }), py::arg("tile") = 1024, py::arg("halo") = -1, py::arg("overlap") = 64, py::arg("batch") = 1)
+      .def(py::init([](int64_t tile, int64_t halo, int64_t overlap, int64_t batch, int64_t harmonize) {
+             if (tile < 0 || overlap < 0 || batch < 1 || harmonize < 0)
+               throw std::invalid_argument("tile, overlap and harmonize must be >= 0 and batch >= 1");
+             return TileOptions{tile, halo, overlap, batch, harmonize};
+           }), py::arg("tile") = 1024, py::arg("halo") = -1, py::arg("overlap") = 64, py::arg("batch") = 1,
+           py::arg("harmonize") = 512)
       .def_readwrite("tile", &TileOptions::tile)
       .def_readwrite("halo", &TileOptions::halo)
       .def_readwrite("overlap", &TileOptions::overlap)
-      .def_readwrite("batch", &TileOptions::batch);
+      .def_readwrite("batch", &TileOptions::batch)
+      .def_readwrite("harmonize", &TileOptions::harmonize);
 
   py::class_<Engine>(m, "Engine")
       .def(py::init([](const std::string& model, const std::string& device, int threads,

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <type_traits>
 
@@ -66,6 +67,108 @@ class InputEncoder {
   std::array<float, 3> offset_{};
   std::array<std::vector<float>, 3> lut_;
 };
+
+// The stylized thumbnail that tiles take their low-frequency colour from (see harmonize).
+struct ColourReference {
+  int64_t factor = 0;         // full-resolution pixels per thumbnail pixel, per axis
+  int64_t height = 0, width = 0;
+  std::vector<float> rgb;     // height x width x 3, unit interval
+  int64_t radius = 0;         // box-blur radius of the correction, in thumbnail pixels
+};
+
+template <typename T>
+ColourReference stylize_thumbnail(InferenceSession& session, ImageView<const T> input, int64_t side) {
+  ColourReference ref;
+  const int64_t H = input.height, W = input.width;
+  ref.factor = std::max<int64_t>(1, (std::max(H, W) + side - 1) / side);
+  const int64_t f = ref.factor;
+  ref.height = (H + f - 1) / f;
+  ref.width = (W + f - 1) / f;
+  // Box (area) average: every thumbnail pixel is the mean of the pixels it covers.
+  std::vector<float> thumb(static_cast<size_t>(ref.height * ref.width * 3), 0.f);
+  std::vector<float> count(static_cast<size_t>(ref.height * ref.width), 0.f);
+  for (int64_t y = 0; y < H; ++y) {
+    const T* row = input.data + y * W * 3;
+    float* t = &thumb[(y / f) * ref.width * 3];
+    float* n = &count[(y / f) * ref.width];
+    for (int64_t x = 0; x < W; ++x) {
+      for (int c = 0; c < 3; ++c) t[(x / f) * 3 + c] += static_cast<float>(row[x * 3 + c]);
+      n[x / f] += 1.f;
+    }
+  }
+  for (size_t i = 0; i < count.size(); ++i)
+    for (int c = 0; c < 3; ++c) thumb[i * 3 + c] /= count[i] * PixelCodec<T>::kMax;
+  ref.rgb.assign(thumb.size(), 0.f);
+  TileOptions whole;
+  whole.tile = 0;
+  whole.harmonize = 0;
+  run_tiled<float>(session, ImageView<const float>{thumb.data(), ref.height, ref.width},
+                   ImageView<float>{ref.rgb.data(), ref.height, ref.width}, whole, PostOptions{}, nullptr);
+  // Colour is taken from the thumbnail at scales above ~1/16 of the image: finer structure (the
+  // strokes) stays the tile's own, since the thumbnail renders it at another scale.
+  ref.radius = std::max<int64_t>(1, std::max(ref.height, ref.width) / 32);
+  return ref;
+}
+
+// Adds to `tile` (rows x cols x 3, unit RGB, at image offset y0, x0) the blurred difference
+// between the reference and the tile's own colour at the reference's resolution.
+void harmonize_tile(std::vector<float>& tile, int64_t rows, int64_t cols, int64_t y0, int64_t x0,
+                    const ColourReference& ref) {
+  const int64_t f = ref.factor;
+  const int64_t ty0 = y0 / f, tx0 = x0 / f;
+  const int64_t th = (y0 + rows - 1) / f - ty0 + 1, tw = (x0 + cols - 1) / f - tx0 + 1;
+  // Tile colour averaged over each thumbnail cell (partial cells: over the part inside).
+  std::vector<double> mean(static_cast<size_t>(th * tw * 3), 0.0);
+  std::vector<double> n(static_cast<size_t>(th * tw), 0.0);
+  for (int64_t y = 0; y < rows; ++y) {
+    const int64_t cy = (y0 + y) / f - ty0;
+    for (int64_t x = 0; x < cols; ++x) {
+      const int64_t cell = cy * tw + (x0 + x) / f - tx0;
+      for (int c = 0; c < 3; ++c) mean[cell * 3 + c] += tile[(y * cols + x) * 3 + c];
+      n[cell] += 1.0;
+    }
+  }
+  std::vector<float> diff(static_cast<size_t>(th * tw * 3));
+  for (int64_t i = 0; i < th * tw; ++i) {
+    const int64_t ry = ty0 + i / tw, rx = tx0 + i % tw;
+    for (int c = 0; c < 3; ++c)
+      diff[i * 3 + c] = ref.rgb[(ry * ref.width + rx) * 3 + c] - static_cast<float>(mean[i * 3 + c] / n[i]);
+  }
+  // Separable box blur of the difference, clamped at the tile's edges.
+  auto blur = [&](int64_t len, int64_t other, bool along_rows) {
+    std::vector<float> out(diff.size());
+    for (int64_t o = 0; o < other; ++o)
+      for (int64_t i = 0; i < len; ++i) {
+        float acc[3] = {0.f, 0.f, 0.f};
+        const int64_t lo = std::max<int64_t>(0, i - ref.radius), hi = std::min(len - 1, i + ref.radius);
+        for (int64_t k = lo; k <= hi; ++k) {
+          const int64_t idx = along_rows ? (k * tw + o) : (o * tw + k);
+          for (int c = 0; c < 3; ++c) acc[c] += diff[idx * 3 + c];
+        }
+        const int64_t idx = along_rows ? (i * tw + o) : (o * tw + i);
+        for (int c = 0; c < 3; ++c) out[idx * 3 + c] = acc[c] / static_cast<float>(hi - lo + 1);
+      }
+    diff.swap(out);
+  };
+  blur(tw, th, false);
+  blur(th, tw, true);
+  // Bilinear upsampling of the correction back to full resolution.
+  for (int64_t y = 0; y < rows; ++y) {
+    const float fy = std::min(std::max((y0 + y + 0.5f) / f - 0.5f - ty0, 0.f), static_cast<float>(th - 1));
+    const int64_t iy = std::min<int64_t>(static_cast<int64_t>(fy), th - 1), iy1 = std::min(iy + 1, th - 1);
+    const float wy = fy - iy;
+    for (int64_t x = 0; x < cols; ++x) {
+      const float fx = std::min(std::max((x0 + x + 0.5f) / f - 0.5f - tx0, 0.f), static_cast<float>(tw - 1));
+      const int64_t ix = std::min<int64_t>(static_cast<int64_t>(fx), tw - 1), ix1 = std::min(ix + 1, tw - 1);
+      const float wx = fx - ix;
+      for (int c = 0; c < 3; ++c) {
+        const float top = diff[(iy * tw + ix) * 3 + c] * (1 - wx) + diff[(iy * tw + ix1) * 3 + c] * wx;
+        const float bottom = diff[(iy1 * tw + ix) * 3 + c] * (1 - wx) + diff[(iy1 * tw + ix1) * 3 + c] * wx;
+        tile[(y * cols + x) * 3 + c] += top * (1 - wy) + bottom * wy;
+      }
+    }
+  }
+}
 
 int64_t default_halo(const ModelInfo& model) {
   // The theoretical receptive field of a deep network is much wider than the region that
@@ -134,6 +237,12 @@ void run_tiled(InferenceSession& session, ImageView<const T> input, ImageView<T>
   std::vector<float> acc(static_cast<size_t>(rows.kept) * row_stride, 0.f);
   int64_t acc_begin = 0;  // image row held in acc's first row
 
+  // Low-frequency colour reference for instance-norm models cut into several tiles.
+  std::optional<ColourReference> reference;
+  if (options.harmonize > 0 && model.instance_norm && plan.tiles() > 1)
+    reference = stylize_thumbnail(session, input, options.harmonize);
+  std::vector<float> kept(static_cast<size_t>(rows.kept * cols.kept * 3));
+
   const size_t plane = static_cast<size_t>(wh * ww);
   std::vector<float> net_input(static_cast<size_t>(batch) * 3 * plane);
   const int64_t total_tiles = plan.tiles();
@@ -182,24 +291,28 @@ void run_tiled(InferenceSession& session, ImageView<const T> input, ImageView<T>
       // A model with a fixed batch size gets its batch filled up (the extra tiles are ignored).
       const int64_t run_n = fixed_batch > 0 ? fixed_batch : n;
       const std::vector<float> out = session.run(net_input, run_n, wh, ww);
-      // Blend each tile's kept span into the band.
+      // Each tile's kept span, in RGB and the unit interval, harmonized, blended into the band.
       for (int64_t b = 0; b < n; ++b) {
         const int64_t tx = tx0 + b;
         const int64_t col0 = cols.starts[tx];
-        const int64_t col_end = std::min(col0 + cols.kept, W);
+        const int64_t kw = std::min(col0 + cols.kept, W) - col0, kh = row_end - row0;
         const float* o = &out[b * 3 * plane];
-        const std::vector<float>& wx = cols.weights[tx];
-        for (int64_t y = row0; y < row_end; ++y) {
-          const float wy = rows.weights[ty][y - row0];
-          float* a = &acc[(y - acc_begin) * row_stride];
-          const size_t oy = static_cast<size_t>(y - row0 + rows.halo) * ww + cols.halo;
+        for (int64_t y = 0; y < kh; ++y) {
+          const size_t oy = static_cast<size_t>(y + rows.halo) * ww + cols.halo;
           for (int c = 0; c < 3; ++c) {
             const float* oc = o + encoder.net_channel(c) * plane + oy;
-            const float sc = out_scale[c], off = out_offset[c];
-            for (int64_t x = col0; x < col_end; ++x) {
-              const float w = wy * wx[x - col0];
-              a[x * 3 + c] += w * (oc[x - col0] * sc + off);
-            }
+            for (int64_t x = 0; x < kw; ++x) kept[(y * kw + x) * 3 + c] = oc[x] * out_scale[c] + out_offset[c];
+          }
+        }
+        if (reference) harmonize_tile(kept, kh, kw, row0, col0, *reference);
+        const std::vector<float>& wx = cols.weights[tx];
+        for (int64_t y = 0; y < kh; ++y) {
+          const float wy = rows.weights[ty][y];
+          float* a = &acc[(row0 + y - acc_begin) * row_stride + col0 * 3];
+          const float* k = &kept[y * kw * 3];
+          for (int64_t x = 0; x < kw; ++x) {
+            const float w = wy * wx[x];
+            for (int c = 0; c < 3; ++c) a[x * 3 + c] += w * k[x * 3 + c];
           }
         }
       }

@@ -18,6 +18,12 @@ struct TileOptions {
   int64_t halo = -1;     // context around each tile; < 0: from the model's receptive field
   int64_t overlap = 64;  // least overlap of neighbouring kept spans, blended with linear ramps
   int64_t batch = 1;     // tiles per network call
+  // Instance-norm networks normalise each tile with its own statistics, which gives each tile
+  // its own colour cast.  When > 0 and the image needs several tiles, the whole image is first
+  // stylized as a thumbnail whose longer side is this many pixels, and every tile's
+  // low-frequency colour is pulled to the thumbnail's (its detail is kept): tiles then agree
+  // with each other and with the whole image.  0 turns it off.
+  int64_t harmonize = 512;
 };
 
 struct PostOptions {

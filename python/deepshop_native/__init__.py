@@ -15,7 +15,7 @@ from .errors import (  # noqa: E402
     RuntimeNotFoundError,
 )
 from ._runtime import available_providers, runtime_library, runtime_version  # noqa: E402
-from .stylizer import DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_TILE, Stylizer, model_info, stylize  # noqa: E402
+from .stylizer import DEFAULT_HARMONIZE, DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_TILE, Stylizer, model_info, stylize  # noqa: E402
 from .kernels import (  # noqa: E402
     GramAccumulator, decode_labels, gram, palette_from_image, posterize, uniform_palette,
 )
@@ -24,7 +24,7 @@ __all__ = [
     "Stylizer", "stylize", "model_info",
     "gram", "GramAccumulator", "posterize", "palette_from_image", "decode_labels", "uniform_palette",
     "runtime_version", "runtime_library", "available_providers",
-    "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_MODEL",
+    "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_HARMONIZE", "DEFAULT_MODEL",
     "DeepshopError", "ImageError", "ModelError", "DeviceError", "RuntimeNotFoundError", "OutputExistsError",
     "Cancelled", "ArrayError",
 ]

@@ -31,7 +31,7 @@ def _floats(n: int):
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
-    from .stylizer import DEFAULT_OVERLAP, DEFAULT_TILE
+    from .stylizer import DEFAULT_HARMONIZE, DEFAULT_OVERLAP, DEFAULT_TILE
     g = p.add_argument_group("engine")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     g.add_argument("--tile", type=int, default=DEFAULT_TILE,
@@ -39,6 +39,9 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="least blended overlap between tiles")
     g.add_argument("--halo", type=int, default=None, help="context pixels around each tile (default: from the model)")
     g.add_argument("--batch", type=int, default=1, help="tiles per network call")
+    g.add_argument("--harmonize", type=int, default=DEFAULT_HARMONIZE,
+                   help="thumbnail side whose colours the tiles of instance-norm models take; 0: off "
+                        f"(default {DEFAULT_HARMONIZE})")
     g.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     m = p.add_argument_group("models without deepshop metadata")
     m.add_argument("--value-range", type=_floats(2), help="pixel range the network takes, e.g. 0,255")
@@ -49,6 +52,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 def _engine_kwargs(args) -> dict:
     return dict(device=args.device, tile=args.tile, overlap=args.overlap, halo=args.halo, batch=args.batch,
+                harmonize=args.harmonize,
                 threads=args.threads, value_range=args.value_range, channel_order=args.channel_order,
                 mean=args.mean, stride_multiple=args.stride_multiple)
 

@@ -26,6 +26,8 @@ from .imageio import read_image, resize_max_side, to_rgb_array, write_image
 DEFAULT_TILE = 1536
 #: Least overlap between neighbouring tiles, blended with linear ramps.
 DEFAULT_OVERLAP = 64
+#: Longer side of the thumbnail whose colours tiles of instance-norm models are pulled to.
+DEFAULT_HARMONIZE = 512
 
 BUNDLED_MODELS = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = BUNDLED_MODELS / "default_style.onnx"
@@ -54,18 +56,23 @@ class Stylizer:
     memory in proportion to its area).  halo: context pixels around each tile (None: derived
     from the model's receptive field).  overlap: least blended overlap between tiles.
     batch: tiles per network call.  threads: ONNX Runtime intra-op threads (0: its default).
+    harmonize: for instance-norm models cut into several tiles, the longer side of a thumbnail
+    that is stylized first and whose low-frequency colours every tile takes, so that tiles agree
+    (each tile is otherwise normalised with its own statistics and gets its own colour cast);
+    0 turns it off.
     value_range / channel_order / mean / stride_multiple: how the network takes pixels, needed
     only for models without deepshop metadata (they override the metadata otherwise).
     """
 
     def __init__(self, model=None, *, device: str = "auto", tile: Optional[int] = DEFAULT_TILE,
                  halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP, batch: int = 1, threads: int = 0,
+                 harmonize: int = DEFAULT_HARMONIZE,
                  value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
                  mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None):
         if tile is not None and tile < 0:
             raise ValueError(f"tile must be positive (or 0/None for the whole image), got {tile}")
-        if overlap < 0 or batch < 1 or threads < 0:
-            raise ValueError("overlap and threads must be >= 0 and batch >= 1")
+        if overlap < 0 or batch < 1 or threads < 0 or harmonize < 0:
+            raise ValueError("overlap, threads and harmonize must be >= 0 and batch >= 1")
         if halo is not None and halo < 0:
             raise ValueError(f"halo must be >= 0, got {halo}")
         self.model_path = resolve_model(model)
@@ -76,7 +83,8 @@ class Stylizer:
             channel_order.upper() if channel_order else None,
             None if mean is None else tuple(float(v) for v in mean),
             stride_multiple, None)
-        self._tiles = _native.TileOptions(int(tile or 0), -1 if halo is None else int(halo), int(overlap), int(batch))
+        self._tiles = _native.TileOptions(int(tile or 0), -1 if halo is None else int(halo), int(overlap), int(batch),
+                                          int(harmonize))
 
     # --- what the model and the engine are -------------------------------------------------
     @property
