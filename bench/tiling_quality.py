@@ -21,11 +21,11 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
-def test_images(size: int):
+def test_images(size: int, names):
     from PIL import Image
     from skimage import data
 
-    for name in ("astronaut", "coffee", "chelsea"):
+    for name in names:
         img = Image.fromarray(getattr(data, name)())
         yield name, np.asarray(img.resize((size, size), Image.LANCZOS))
 
@@ -36,19 +36,23 @@ def main() -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
     p.add_argument("--tiles", type=int, nargs="+", default=[512, 768, 1024, 1536])
     p.add_argument("--overlap", type=int, default=None)
+    p.add_argument("--harmonize", type=int, nargs="+", default=None,
+                   help="thumbnail sides to compare (0: off; default: 0 and the default)")
+    p.add_argument("--images", nargs="+", default=["astronaut", "coffee", "chelsea"])
     args = p.parse_args()
 
     import deepshop_native as ds
 
     overlap = ds.DEFAULT_OVERLAP if args.overlap is None else args.overlap
+    harmonize = [0, ds.DEFAULT_HARMONIZE] if args.harmonize is None else args.harmonize
     whole = ds.Stylizer(args.model, device="cpu", tile=0)
     print(f"model {whole.model_path}, overlap {overlap}")
-    print(f"{'image':>10s} {'size':>5s} {'tile':>5s} {'tiles':>6s} {'PSNR dB':>8s} {'seam PSNR':>9s}")
+    print(f"{'image':>10s} {'size':>5s} {'tile':>5s} {'tiles':>6s} {'harmonize':>9s} {'PSNR dB':>8s} {'seam PSNR':>9s}")
     for size in args.sizes:
-        for name, img in test_images(size):
+        for name, img in test_images(size, args.images):
             ref = whole(img)
-            for tile in args.tiles:
-                st = ds.Stylizer(args.model, device="cpu", tile=tile, overlap=overlap)
+            for tile, h in ((t, h) for t in args.tiles for h in harmonize):
+                st = ds.Stylizer(args.model, device="cpu", tile=tile, overlap=overlap, harmonize=h)
                 plan = st.plan(size, size)
                 n = plan["tiles_x"] * plan["tiles_y"]
                 if n == 1:
@@ -65,7 +69,8 @@ def main() -> int:
                             mask[sl, :] = True
                         else:
                             mask[:, sl] = True
-                print(f"{name:>10s} {size:5d} {tile:5d} {n:6d} {psnr(out, ref):8.2f} {psnr(out[mask], ref[mask]):9.2f}")
+                print(f"{name:>10s} {size:5d} {tile:5d} {n:6d} {h:9d} {psnr(out, ref):8.2f} "
+                      f"{psnr(out[mask], ref[mask]):9.2f}")
                 sys.stdout.flush()
     return 0
 
