@@ -35,3 +35,21 @@ def test_exported_checkpoint_runs_in_the_engine_like_torch(tmp_path, checkpoint,
     # fp32: summation order only.  fp16: the weights are rounded to half precision (the model
     # still computes in float32 on the CPU), which moves outputs by up to about 1 grey level.
     assert np.abs(got - torch_reference(net, img)).max() < tol
+
+
+def test_training_record_travels_into_the_model(tmp_path, checkpoint):
+    import json
+    import stat
+
+    net, _ = checkpoint
+    pth = tmp_path / "model.pth"
+    torch.save(net.state_dict(), pth)
+    (tmp_path / "model.json").write_text(json.dumps({"style_image": {"file": "s.png", "license": "CC0-1.0"},
+                                                      "training": {"iterations": 3}}))
+    out = tmp_path / "m.onnx"
+    assert export_cli.main([str(pth), "-o", str(out), "--no-validate", "--license", "CC0-1.0"]) == 0
+    meta = ds.Stylizer(out, device="cpu").metadata
+    prov = json.loads(meta["deepshop.provenance"])
+    assert prov["style_image"]["file"] == "s.png" and prov["training"]["iterations"] == 3
+    assert prov["source"] == "model.pth" and meta["deepshop.license"] == "CC0-1.0"
+    assert stat.S_IMODE(out.stat().st_mode) & 0o044  # readable by others, not 0600

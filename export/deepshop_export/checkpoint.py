@@ -53,3 +53,25 @@ def load_checkpoint(path: str | os.PathLike) -> TransformerNet:
                          + "; ".join(wrong[:3]))
     net.load_state_dict({k: v.float() for k, v in state.items()})
     return net.eval()
+
+
+def training_provenance(path: str | os.PathLike) -> dict:
+    """What deepshop-train recorded about a checkpoint: the ``provenance`` entry of a training
+    checkpoint, or the ``<stem>.json`` it writes beside ``model.pth``; {} for other checkpoints."""
+    import json
+
+    path = os.fspath(path)
+    sidecar = os.path.splitext(path)[0] + ".json"
+    if os.path.isfile(sidecar):
+        try:
+            with open(sidecar, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{sidecar}: unreadable training record beside the checkpoint ({e})") from e
+        return data if isinstance(data, dict) else {}
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # load_checkpoint reports unreadable files
+        return {}
+    found = obj.get("provenance") if isinstance(obj, Mapping) else None
+    return dict(found) if isinstance(found, Mapping) else {}

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"pip install 'deepshop-native[export]'")
     from deepshop_native.errors import DeepshopError
 
-    from .checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint, training_provenance
     from .onnx_export import MAX_OPSET, MIN_OPSET, export_transformer_net, sha256_of
 
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         net = load_checkpoint(args.checkpoint)
-        provenance = {"source": args.checkpoint, "source_sha256": sha256_of(args.checkpoint), **extra}
+        # What the training recorded (style image, losses, data, time) travels into the model.
+        provenance = {"source": os.path.basename(args.checkpoint), "source_sha256": sha256_of(args.checkpoint),
+                      **training_provenance(args.checkpoint), **extra}
         name = args.name or os.path.splitext(os.path.basename(args.checkpoint))[0]
         report = export_transformer_net(net, args.output, name=name, provenance=provenance, license=args.license,
                                         fp16=args.fp16, opset=args.opset, validate=args.validate,

@@ -298,6 +298,10 @@ def _write_atomically(model: onnx.ModelProto, out_path: str, overwrite: bool) ->
             f.write(model.SerializeToString())
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates 0600 files; give the model the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         if os.path.exists(out_path) and not overwrite:  # appeared while we were exporting
             raise OutputExistsError(f"{out_path}: exists already; pass overwrite=True (--overwrite) to replace it")
         os.replace(tmp, out_path)
