@@ -34,12 +34,14 @@ void check_palette(int colors) {
     throw std::invalid_argument("posterize: palette must hold 1 to 256 colours, got " + std::to_string(colors));
 }
 
-PaletteCoords palette_coords_u8(const uint8_t* palette, int colors, ColorSpace space) {
+// Palette colours as coordinates of the distance space (RGB as given, or CIELAB).
+template <typename T, typename ToLab>
+PaletteCoords palette_coords(const T* palette, int colors, ColorSpace space, ToLab to_lab) {
   PaletteCoords pc;
   for (int k = 0; k < colors; ++k) {
-    const uint8_t r = palette[3 * k], g = palette[3 * k + 1], b = palette[3 * k + 2];
+    const T r = palette[3 * k], g = palette[3 * k + 1], b = palette[3 * k + 2];
     if (space == ColorSpace::lab) {
-      Lab lab = srgb8_to_lab(r, g, b);
+      Lab lab = to_lab(r, g, b);
       pc.x.push_back(lab.l), pc.y.push_back(lab.a), pc.z.push_back(lab.b);
     } else {
       pc.x.push_back(r), pc.y.push_back(g), pc.z.push_back(b);
@@ -48,18 +50,12 @@ PaletteCoords palette_coords_u8(const uint8_t* palette, int colors, ColorSpace s
   return pc;
 }
 
+PaletteCoords palette_coords_u8(const uint8_t* palette, int colors, ColorSpace space) {
+  return palette_coords(palette, colors, space, [](uint8_t r, uint8_t g, uint8_t b) { return srgb8_to_lab(r, g, b); });
+}
+
 PaletteCoords palette_coords_f32(const float* palette, int colors, ColorSpace space) {
-  PaletteCoords pc;
-  for (int k = 0; k < colors; ++k) {
-    const float r = palette[3 * k], g = palette[3 * k + 1], b = palette[3 * k + 2];
-    if (space == ColorSpace::lab) {
-      Lab lab = srgb_unit_to_lab(r, g, b);
-      pc.x.push_back(lab.l), pc.y.push_back(lab.a), pc.z.push_back(lab.b);
-    } else {
-      pc.x.push_back(r), pc.y.push_back(g), pc.z.push_back(b);
-    }
-  }
-  return pc;
+  return palette_coords(palette, colors, space, [](float r, float g, float b) { return srgb_unit_to_lab(r, g, b); });
 }
 
 // Nearest palette entry of n <= kBlock points.  Strict '<' keeps the lowest index on ties.
