@@ -54,15 +54,20 @@ def _rounds(hw):
     return 3 if hw[0] * hw[1] > 3_000_000 else 5
 
 
+def _entry(benchmark, hw, device, label):
+    """Names the entry within its group (one group per image size and device); returns the image."""
+    _need_cuda(device)
+    benchmark.group = f"stylize {hw[1]}x{hw[0]} {device}"
+    benchmark.name = f"test_[{label}-{device}]"
+    return _image(hw)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("hw", SIZES)
 def test_torch_eager(benchmark, net, hw, device):
     """The PyTorch fast_neural_style way: uint8 HWC -> float NCHW*255 -> net -> clamp -> uint8."""
-    _need_cuda(device)
-    benchmark.group = f"stylize {hw[1]}x{hw[0]} {device}"
-    benchmark.name = f"test_[torch-eager-{device}]"
+    img = _entry(benchmark, hw, device, "torch-eager")
     model = net.to(device)
-    img = _image(hw)
 
     def run():
         with torch.inference_mode():
@@ -76,11 +81,8 @@ def test_torch_eager(benchmark, net, hw, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("hw", SIZES)
 def test_native_default_tiles(benchmark, model_path, hw, device):
-    _need_cuda(device)
-    benchmark.group = f"stylize {hw[1]}x{hw[0]} {device}"
-    benchmark.name = f"test_[native-tile{ds.DEFAULT_TILE}-{device}]"
+    img = _entry(benchmark, hw, device, f"native-tile{ds.DEFAULT_TILE}")
     st = ds.Stylizer(model_path, device=device, batch=4 if device == "cuda" else 1)
-    img = _image(hw)
     _bench(benchmark, lambda: st(img), _rounds(hw))
 
 
@@ -88,11 +90,8 @@ def test_native_default_tiles(benchmark, model_path, hw, device):
 @pytest.mark.parametrize("hw", SIZES)
 def test_native_whole_image(benchmark, model_path, hw, device):
     """One whole-image ORT run through the engine: the reference for tiling overhead."""
-    _need_cuda(device)
-    benchmark.group = f"stylize {hw[1]}x{hw[0]} {device}"
-    benchmark.name = f"test_[ort-whole-{device}]"
+    img = _entry(benchmark, hw, device, "ort-whole")
     st = ds.Stylizer(model_path, device=device, tile=0)
-    img = _image(hw)
     _bench(benchmark, lambda: st(img), _rounds(hw))
 
 
@@ -104,9 +103,7 @@ def test_opencv_dnn(benchmark, model_path, hw):
         cvnet = cv2.dnn.readNetFromONNX(model_path)
     except cv2.error as e:
         pytest.skip(f"OpenCV cannot import the model: {str(e).splitlines()[-1][:120]}")
-    benchmark.group = f"stylize {hw[1]}x{hw[0]} cpu"
-    benchmark.name = "test_[opencv-dnn-cpu]"
-    img = _image(hw)
+    img = _entry(benchmark, hw, "cpu", "opencv-dnn")
 
     def run():
         cvnet.setInput(cv2.dnn.blobFromImage(img, 1.0, swapRB=False))
