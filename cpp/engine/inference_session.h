@@ -14,8 +14,9 @@ namespace deepshop {
 struct SessionConfig {
   std::string device = "auto";  // "auto", "cpu", "cuda" or "cuda:N"
   int intra_op_threads = 0;     // 0: ONNX Runtime's default (one per physical core)
-  // ORT's CPU arena keeps every block it ever allocated for reuse; with large tiles that held
-  // memory well above the live set.  Off, the peak follows the tensors actually alive.
+  // ORT's CPU arena keeps every block it ever allocated for reuse: runs are faster (about 15%
+  // at 512x512: no fresh pages to fault in), but with large tiles it held memory far above the
+  // live set (2.3 GB against 1.1 GB for a 1536 tile).  Off by default: memory bounded first.
   bool cpu_memory_arena = false;
   PixelFormatOverrides overrides;
 };
