@@ -211,7 +211,7 @@ def test_existing_output_not_processed(tree):
         write_image(dst, img.pixels, overwrite=True)
     report = run_batch(jobs, process, progress=False)
     assert calls == [jobs[1][0]]
-    assert report.failed == [(jobs[0][0], "exists (use --overwrite)")]
+    assert report.failed == [(jobs[0][0], f"output {jobs[0][1]} exists (use --overwrite)")]
     assert report.exit_code == 1
     assert read_image("out/a.png").pixels[0, 0, 0] == 123
     report = run_batch(jobs, process, overwrite=True, progress=False)

@@ -271,7 +271,7 @@ def run_batch(jobs: Iterable[Tuple[StrPath, StrPath]], process: Callable[[Path, 
               stream: Optional[TextIO] = None) -> BatchReport:
     """Run ``process(src, dst)`` for every job; failures are recorded and the batch goes on.
 
-    An existing ``dst`` is a failure ("exists (use --overwrite)") unless ``overwrite``, and
+    An existing ``dst`` is a failure ("output DST exists (use --overwrite)") unless ``overwrite``, and
     ``process`` is not called for it.  :class:`DeepshopError`, ``OSError``, ``ValueError``,
     ``RuntimeError`` and ``MemoryError`` raised by ``process`` are failures; anything else (a
     bug) propagates.  Ctrl-C stops the batch: the KeyboardInterrupt is re-raised with the report
@@ -287,7 +287,7 @@ def run_batch(jobs: Iterable[Tuple[StrPath, StrPath]], process: Callable[[Path, 
     try:
         for src, dst in bar:
             if not overwrite and os.path.lexists(dst):
-                report.failed.append((src, "exists (use --overwrite)"))
+                report.failed.append((src, f"output {dst} exists (use --overwrite)"))
             else:
                 try:
                     process(src, dst)

@@ -62,13 +62,15 @@ def _cmd_stylize(args) -> int:
 
     from .batch import expand_inputs, plan_outputs, run_batch, tile_progress
     from .imageio import read_image, resize_max_side, write_image
+    from ._runtime import available_providers
     from .stylizer import Stylizer
 
     # Without --out, each result goes next to its photo as NAME_styled.EXT.
     suffix = args.suffix if args.suffix is not None else ("_styled" if args.out is None else "")
     jobs = plan_outputs(expand_inputs(args.inputs), args.out, suffix=suffix)
     stylizer = Stylizer(args.model, **_engine_kwargs(args))
-    if stylizer.fallback_reason and args.device == "auto" and not args.quiet:
+    # Only worth saying when a CUDA-capable onnxruntime is installed but could not use the GPU.
+    if stylizer.fallback_reason and "CUDAExecutionProvider" in available_providers() and not args.quiet:
         print(f"deepshop: running on the CPU: {stylizer.fallback_reason}", file=sys.stderr)
 
     def process(src: Path, dst: Path) -> None:
