@@ -660,7 +660,7 @@ def _as_alpha(alpha: Any, shape: Tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(_check_float_range(a, "alpha"))
 
 
-def _to_depth(a: np.ndarray, depth: int) -> np.ndarray:
+def to_depth(a: np.ndarray, depth: int) -> np.ndarray:
     """uint8/uint16/float32 [0, 1] -> uint8 (depth 8) or uint16 (depth 16), rounding."""
     if a.dtype == np.float32:
         scale = 255.0 if depth == 8 else 65535.0
@@ -776,8 +776,8 @@ def write_image(path: PathLike, pixels: Any, *, alpha: Optional[np.ndarray] = No
         depth = bit_depth
     else:
         depth = 16 if rgb.dtype == np.uint16 else 8
-    rgb = _to_depth(rgb, depth)
-    a = None if (a is None or fmt == "JPEG") else _to_depth(a, depth)
+    rgb = to_depth(rgb, depth)
+    a = None if (a is None or fmt == "JPEG") else to_depth(a, depth)
     if isinstance(exif, Image.Exif):
         exif = exif.tobytes()
     exif = _normalise_exif(exif) if exif else None

@@ -18,7 +18,7 @@ import numpy as np
 from . import _native
 from ._runtime import available_providers, ensure_runtime
 from .errors import ModelError
-from .imageio import read_image, resize_max_side, to_rgb_array, write_image
+from .imageio import read_image, resize_max_side, to_depth, to_rgb_array, write_image
 
 #: Network window, in pixels per side.  1536x1536 keeps one tile's activations of a
 #: TransformerNet near 1 GB, runs a 1920x1080 image in two tiles, and its instance-norm
@@ -116,7 +116,7 @@ class Stylizer:
         progress(done, total) is called after each batch of tiles (return False to cancel)."""
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be within [0, 1], got {strength}")
-        pil_mode = getattr(image, "mode", None) if not isinstance(image, (np.ndarray, str, os.PathLike)) else None
+        is_pil = type(image).__module__.startswith("PIL.")
         # float64 arrays run in float32 (to_rgb_array converts them) and are given back as float64.
         out_dtype = image.dtype if isinstance(image, np.ndarray) and image.dtype == np.float64 else None
         pixels, alpha = to_rgb_array(image)
@@ -129,16 +129,10 @@ class Stylizer:
             styled = styled.astype(out_dtype)
         if alpha is not None:
             styled = np.concatenate([styled, alpha.reshape(*alpha.shape[:2], 1).astype(styled.dtype)], axis=2)
-        if pil_mode is not None:
+        if is_pil:
             from PIL import Image
-            return Image.fromarray(styled if styled.dtype == np.uint8 else _to_uint8(styled))
+            return Image.fromarray(to_depth(styled, 8))
         return styled
-
-
-def _to_uint8(a: np.ndarray) -> np.ndarray:
-    if a.dtype == np.uint16:
-        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = False, quality: int = 95,
