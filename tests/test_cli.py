@@ -118,3 +118,19 @@ def test_decompression_bomb_limit_is_configurable(tmp_path, identity_onnx, capsy
     err = capsys.readouterr().err
     assert "big.png" in err and "300x200" in err and "--max-pixels" in err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_main_job_with_the_bundled_style(tmp_path, photos):
+    """The README's main job: `deepshop stylize photo.jpg`, no model, no --out."""
+    import deepshop_native as ds
+
+    assert ds.DEFAULT_MODEL.is_file(), "the default style must be bundled with the package"
+    Image.fromarray(photos["chelsea"]).save(tmp_path / "photo.jpg")
+    assert main(["stylize", str(tmp_path / "photo.jpg"), "-q"]) == 0
+    with Image.open(tmp_path / "photo_styled.jpg") as im:
+        out = np.asarray(im.convert("RGB"), dtype=np.float64)
+    assert out.shape == photos["chelsea"].shape
+    # Stylized, not copied: far from the photo, yet not flat.
+    assert np.abs(out - photos["chelsea"]).mean() > 20 and out.std() > 20
+    meta = ds.Stylizer().metadata
+    assert meta["deepshop.license"] == "CC0-1.0" and meta["deepshop.family"] == "transformer_net"
