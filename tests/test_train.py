@@ -321,11 +321,11 @@ def test_checkpoint_exports_and_engine_matches_torch(tiny_run):
     onnx_export = pytest.importorskip("deepshop_export.onnx_export")
     pytest.importorskip("deepshop_native._native")
     stylizer = pytest.importorskip("deepshop_native.stylizer")
-    from deepshop_export.transformer_net import load_transformer_net
+    from deepshop_export.checkpoint import load_checkpoint
     tmp, args = tiny_run
     out = tmp / "run"
     assert train.main(args + ["--out", str(out), "--iterations", "3"]) == 0
-    net = load_transformer_net(str(out / "checkpoint.pt"))
+    net = load_checkpoint(str(out / "checkpoint.pt"))
     prov = json.loads((out / "model.json").read_text())
     onnx_path = tmp / "m.onnx"
     onnx_export.export_transformer_net(net, str(onnx_path), name="tiny", provenance=prov, license="CC0-1.0")

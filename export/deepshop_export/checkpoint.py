@@ -2,6 +2,7 @@
 no such file, not a torch checkpoint at all, or a checkpoint of another network."""
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Mapping
 
@@ -10,6 +11,15 @@ import torch
 from deepshop_native.errors import ModelError
 
 from .transformer_net import TransformerNet, clean_state_dict
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (recorded in provenance)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _state_dict_in(obj):

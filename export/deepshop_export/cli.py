@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"pip install 'deepshop-native[export]'")
     from deepshop_native.errors import DeepshopError
 
-    from .checkpoint import load_checkpoint, training_provenance
-    from .onnx_export import MAX_OPSET, MIN_OPSET, export_transformer_net, sha256_of
+    from .checkpoint import load_checkpoint, sha256_of, training_provenance
+    from .onnx_export import MAX_OPSET, MIN_OPSET, export_transformer_net
 
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         return _error(f"--opset {args.opset}: not supported, use {MIN_OPSET}..{MAX_OPSET} "

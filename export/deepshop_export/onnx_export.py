@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
-import hashlib
 import io
 import json
 import logging
@@ -248,14 +247,6 @@ def convert_to_fp16(model: onnx.ModelProto, fp32_ops=FP32_OPS) -> onnx.ModelProt
 def _versions() -> dict[str, str]:
     import onnxscript
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxscript": onnxscript.__version__}
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _validate_numerically(model_bytes: bytes, net: torch.nn.Module) -> tuple[float, float]:

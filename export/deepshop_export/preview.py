@@ -15,12 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .transformer_net import STRIDE_MULTIPLE, TransformerNet, load_transformer_net
-
-
-def load_any(path: str) -> TransformerNet:
-    """A model-only .pth, or the model inside a deepshop-train checkpoint."""
-    return load_transformer_net(path)
+from .checkpoint import load_checkpoint
+from .transformer_net import STRIDE_MULTIPLE, TransformerNet
 
 
 def stylize(net: TransformerNet, img: Image.Image) -> Image.Image:
@@ -49,7 +45,7 @@ def main(argv=None) -> int:
         print(f"{a.out}: exists; pass --overwrite to replace it", file=sys.stderr)
         return 1
     try:
-        net = load_any(a.model)
+        net = load_checkpoint(a.model)
         with Image.open(a.image) as im:
             img = im.convert("RGB")
     except (OSError, ValueError) as e:

@@ -16,7 +16,6 @@ The run folder gets:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -31,6 +30,7 @@ from PIL import Image
 from deepshop_native.errors import DeepshopError, DeviceError, ImageError, ModelError, OutputExistsError
 
 from . import train_data, train_report, vgg
+from .checkpoint import sha256_of
 from .losses import PerceptualLoss
 from .transformer_net import TransformerNet
 
@@ -107,14 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 class TrainError(DeepshopError, ValueError):
     """A training setting or input (data folder, options, a resume that changes the losses) is unusable."""
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_settings(argv) -> dict:
@@ -283,7 +275,7 @@ def run(settings: dict) -> dict:
     samples = fixed_samples(settings["sample_images"], dataset, min(settings["image_size"], 256))
 
     style_info = {
-        "file": os.path.basename(settings["style"]), "sha256": sha256_file(settings["style"]),
+        "file": os.path.basename(settings["style"]), "sha256": sha256_of(settings["style"]),
         "license": settings["style_license"], "source": settings["style_source"],
         "size": list(style_img.size)}
     vgg_file = settings["vgg"] or vgg.default_hed_weights_path()

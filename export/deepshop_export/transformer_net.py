@@ -101,24 +101,3 @@ _STALE_NORM_KEY = re.compile(r"(^|\.)in\d+\.running_(mean|var)$")
 def clean_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the stale InstanceNorm running statistics of old fast_neural_style checkpoints."""
     return {k: v for k, v in state_dict.items() if not _STALE_NORM_KEY.search(k)}
-
-
-def load_transformer_net(path: str, map_location: str = "cpu") -> TransformerNet:
-    """Load a fast_neural_style ``.pth`` (a bare state_dict, or a dict holding one under
-    ``state_dict``/``model``) into a TransformerNet in eval mode.  Raises ValueError naming the
-    file when the keys do not match."""
-    obj = torch.load(path, map_location=map_location, weights_only=True)
-    if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        for key in ("state_dict", "model"):
-            if isinstance(obj.get(key), Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: not a TransformerNet checkpoint (found {type(obj).__name__}, expected a state_dict)")
-    net = TransformerNet()
-    missing, unexpected = net.load_state_dict(clean_state_dict(obj), strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: not a TransformerNet checkpoint: missing keys {sorted(missing)[:5]}, "
-            f"unexpected keys {sorted(unexpected)[:5]}")
-    return net.eval()
