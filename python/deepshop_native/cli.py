@@ -58,8 +58,6 @@ def _engine_kwargs(args) -> dict:
 
 
 def _cmd_stylize(args) -> int:
-    import numpy as np
-
     from .batch import expand_inputs, plan_outputs, run_batch, tile_progress
     from .imageio import read_image, resize_max_side, write_image
     from ._runtime import available_providers
@@ -114,6 +112,8 @@ def _cmd_info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .imageio import DEFAULT_MAX_PIXELS
+
     parser = argparse.ArgumentParser(prog="deepshop", description="Turn photographs into artwork with neural networks.")
     parser.add_argument("--version", action="version", version=f"deepshop {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-colors", action="store_true", help="keep the photo's colours, take the style's luminance")
     p.add_argument("--max-side", type=int, default=None, help="downscale so that the longer side is at most this")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help="refuse images with more pixels than this (decompression-bomb guard; default 2^28)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse images with more pixels than this (decompression-bomb guard; default 2^28, or $DEEPSHOP_MAX_PIXELS; 0: no limit)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _add_engine_options(p)
@@ -149,9 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "max_pixels", None) is None and hasattr(args, "max_pixels"):
-        from .imageio import DEFAULT_MAX_PIXELS
-        args.max_pixels = DEFAULT_MAX_PIXELS
     try:
         return args.func(args)
     except DeepshopError as e:
