@@ -112,8 +112,9 @@ void bind_engine(py::module_& m) {
              if (tile < 0 || overlap < 0 || batch < 1 || harmonize < 0)
                throw std::invalid_argument("tile, overlap and harmonize must be >= 0 and batch >= 1");
              return TileOptions{tile, halo, overlap, batch, harmonize};
-           }), py::arg("tile") = 1024, py::arg("halo") = -1, py::arg("overlap") = 64, py::arg("batch") = 1,
-           py::arg("harmonize") = 512)
+           }), py::arg("tile") = TileOptions{}.tile, py::arg("halo") = TileOptions{}.halo,
+           py::arg("overlap") = TileOptions{}.overlap, py::arg("batch") = TileOptions{}.batch,
+           py::arg("harmonize") = TileOptions{}.harmonize)
       .def_readwrite("tile", &TileOptions::tile)
       .def_readwrite("halo", &TileOptions::halo)
       .def_readwrite("overlap", &TileOptions::overlap)

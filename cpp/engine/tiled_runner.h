@@ -14,7 +14,10 @@
 namespace deepshop {
 
 struct TileOptions {
-  int64_t tile = 1024;   // network window (pixels, both axes); <= 0: the whole image at once
+  // Network window (pixels, both axes); <= 0: the whole image at once.  1536 keeps one
+  // TransformerNet tile's activations near 1 GB, runs 1920x1080 in two tiles, and bounds an
+  // 8192x8192 run to about 1.9 GB beyond its input and output (README: figures).
+  int64_t tile = 1536;
   int64_t halo = -1;     // context around each tile; < 0: from the model's receptive field
   int64_t overlap = 64;  // least overlap of neighbouring kept spans, blended with linear ramps
   int64_t batch = 1;     // tiles per network call

@@ -20,14 +20,15 @@ from ._runtime import available_providers, ensure_runtime
 from .errors import ModelError
 from .imageio import read_image, resize_max_side, to_depth, to_rgb_array, write_image
 
-#: Network window, in pixels per side.  1536x1536 keeps one tile's activations of a
-#: TransformerNet near 1 GB, runs a 1920x1080 image in two tiles, and its instance-norm
-#: statistics stay close enough to the whole image's that seams are invisible (README: figures).
-DEFAULT_TILE = 1536
+# Tiling defaults live with the engine (cpp/engine/tiled_runner.h, TileOptions, where their
+# reasons are written down); read here so the two can never disagree.
+_ENGINE_DEFAULTS = _native.TileOptions()
+#: Network window, in pixels per side.
+DEFAULT_TILE = _ENGINE_DEFAULTS.tile
 #: Least overlap between neighbouring tiles, blended with linear ramps.
-DEFAULT_OVERLAP = 64
+DEFAULT_OVERLAP = _ENGINE_DEFAULTS.overlap
 #: Longer side of the thumbnail whose colours tiles of instance-norm models are pulled to.
-DEFAULT_HARMONIZE = 512
+DEFAULT_HARMONIZE = _ENGINE_DEFAULTS.harmonize
 
 BUNDLED_MODELS = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = BUNDLED_MODELS / "default_style.onnx"
