@@ -729,7 +729,7 @@ def test_overwrite(tmp_path, chelsea, astronaut):
     dst = tmp_path / "x.png"
     write_image(dst, chelsea)
     before = dst.read_bytes()
-    with pytest.raises(OutputExistsError, match=r"exists; pass overwrite=True / --overwrite"):
+    with pytest.raises(OutputExistsError, match=r"exists; pass overwrite=True \(--overwrite\)"):
         write_image(dst, astronaut)
     assert dst.read_bytes() == before
     assert issubclass(OutputExistsError, DeepshopError)

@@ -1,4 +1,6 @@
-"""Exceptions of deepshop_native.  Every error a user can cause names the file and the reason."""
+"""Exceptions of deepshop_native.  Every error a user can cause names the file and the reason.
+
+This module imports nothing else of the package (no C++ extension): the export side uses it."""
 
 
 class DeepshopError(Exception):
@@ -19,6 +21,10 @@ class RuntimeNotFoundError(DeepshopError, ImportError):
 
 class DeviceError(DeepshopError, RuntimeError):
     """The requested execution provider (e.g. CUDA) cannot run here."""
+
+
+class OutputError(DeepshopError, OSError):
+    """An output file could not be written (message names the file and why)."""
 
 
 class OutputExistsError(DeepshopError, FileExistsError):

@@ -22,7 +22,6 @@ import os
 import stat
 import struct
 import sys
-import tempfile
 import threading
 import warnings
 import zlib
@@ -33,6 +32,7 @@ import numpy as np
 from PIL import Image, TiffImagePlugin, TiffTags
 
 from .errors import DeepshopError, ImageError, OutputExistsError
+from .files import atomic_write, output_exists_message
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "READ_EXTENSIONS", "WRITE_EXTENSIONS", "LoadedImage",
@@ -784,7 +784,7 @@ def write_image(path: PathLike, pixels: Any, *, alpha: Optional[np.ndarray] = No
     icc_profile = bytes(icc_profile) if icc_profile else None
 
     if not overwrite and os.path.lexists(name):
-        raise OutputExistsError(f"{name}: exists; pass overwrite=True / --overwrite")
+        raise OutputExistsError(output_exists_message(name))
     if os.path.isdir(name):
         raise ImageError(f"{name}: is a directory")
 
@@ -794,7 +794,7 @@ def write_image(path: PathLike, pixels: Any, *, alpha: Optional[np.ndarray] = No
         encode = lambda f: _encode_tiff16(f, rgb, a, exif, icc_profile)  # noqa: E731
     else:
         encode = lambda f: _encode_pillow(f, fmt, rgb, a, quality, exif, icc_profile)  # noqa: E731
-    atomic_write(name, encode, overwrite)
+    atomic_write(name, encode, overwrite, error=ImageError)
 
 
 def _encode_pillow(f: BinaryIO, fmt: str, rgb: np.ndarray, alpha: Optional[np.ndarray],
@@ -811,92 +811,6 @@ def _encode_pillow(f: BinaryIO, fmt: str, rgb: np.ndarray, alpha: Optional[np.nd
     elif fmt == "WEBP":
         params.update(quality=int(quality))
     im.save(f, format=fmt, **params)
-
-
-def atomic_write(name: str, encode: Callable[[BinaryIO], None], overwrite: bool) -> None:
-    """Write a file through ``encode(file)`` into a temporary file beside it, then rename it into
-    place: an interruption or an encoder error leaves the destination as it was and no
-    temporary file behind.  Without ``overwrite`` an existing destination is never replaced."""
-    directory = os.path.dirname(os.path.abspath(name))
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as e:
-        raise ImageError(f"{name}: cannot create directory {directory} ({e.strerror or e})") from e
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(name)}.",
-                                   suffix=".part")
-    except OSError as e:
-        raise ImageError(f"{name}: cannot write in {directory} ({e.strerror or e})") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            encode(f)
-            f.flush()
-            os.fsync(f.fileno())
-        _set_file_mode(tmp, name)
-        if overwrite:
-            os.replace(tmp, name)
-        else:
-            _rename_no_clobber(tmp, name)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, DeepshopError) or not isinstance(e, Exception):
-            raise
-        raise ImageError(f"{name}: cannot write ({_describe(e)})") from e
-    _fsync_directory(directory)
-
-
-def _rename_no_clobber(tmp: str, name: str) -> None:
-    """Move tmp to name unless name exists (atomically where hard links work)."""
-    try:
-        os.link(tmp, name)
-    except FileExistsError:
-        raise OutputExistsError(f"{name}: exists; pass overwrite=True / --overwrite") from None
-    except (OSError, NotImplementedError):   # no hard links on this file system
-        if os.path.lexists(name):
-            raise OutputExistsError(f"{name}: exists; pass overwrite=True / --overwrite") from None
-        os.replace(tmp, name)
-    else:
-        os.unlink(tmp)
-
-
-def _set_file_mode(tmp: str, name: str) -> None:
-    """mkstemp makes 0600 files: give the output the mode a plain open() would (or keep the
-    mode of the file it replaces)."""
-    try:
-        mode = os.stat(name).st_mode & 0o7777
-    except OSError:
-        mode = 0o666 & ~_umask()
-    with contextlib.suppress(OSError, NotImplementedError):
-        os.chmod(tmp, mode)
-
-
-def _umask() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(directory: str) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- 16-bit PNG ---------------------------------------------------------------------------------

@@ -1,0 +1,129 @@
+"""The one atomic file writer of Deepshop: every output (images, ONNX models, checkpoints,
+reports, previews, style sources) goes through :func:`atomic_write`.
+
+The bytes go to a hidden temporary file beside the destination (``.NAME.XXXXXX.part``), which
+is flushed, fsync'ed and then renamed into place, so a destination is either what it was before
+or the complete new file, never half-written.  Without ``overwrite`` an existing destination is
+never replaced (a hard link makes the no-clobber rename atomic where the file system has them).
+
+This module imports neither the C++ extension nor Pillow: the export side uses it too.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import BinaryIO, Callable, Type
+
+from .errors import DeepshopError, OutputError, OutputExistsError
+
+__all__ = ["atomic_write", "output_exists_message", "TEMP_SUFFIX"]
+
+#: Suffix of the temporary files; a prefix of "." + the destination's name comes before it.
+TEMP_SUFFIX = ".part"
+
+
+def output_exists_message(name: str) -> str:
+    """The one wording for an output that exists and may not be replaced."""
+    return f"{name}: exists; pass overwrite=True (--overwrite) to replace it"
+
+
+def atomic_write(name: str, encode: Callable[[BinaryIO], None], overwrite: bool = False, *,
+                 error: Type[DeepshopError] = OutputError) -> None:
+    """Write the file ``name`` through ``encode(file)`` (a binary file object) into a temporary
+    file beside it, then rename it into place: an interruption or an encoder error leaves the
+    destination as it was and no temporary file behind.  Without ``overwrite`` an existing
+    destination is never replaced (:class:`OutputExistsError`).  Failures to write are raised as
+    ``error`` (a :class:`DeepshopError` subclass) naming the file and the reason."""
+    name = os.fspath(name)
+    directory = os.path.dirname(os.path.abspath(name))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise error(f"{name}: cannot create directory {directory} ({e.strerror or e})") from e
+    if not overwrite and os.path.lexists(name):
+        # Checked first too, so that no work is spent encoding a file that cannot be placed.
+        raise OutputExistsError(output_exists_message(name))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(name)}.", suffix=TEMP_SUFFIX)
+    except OSError as e:
+        raise error(f"{name}: cannot write in {directory} ({e.strerror or e})") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            encode(f)
+            f.flush()
+            os.fsync(f.fileno())
+        _set_file_mode(tmp, name)
+        if overwrite:
+            os.replace(tmp, name)
+        else:
+            _rename_no_clobber(tmp, name)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, DeepshopError) or not isinstance(e, Exception):
+            raise
+        raise error(f"{name}: cannot write ({_describe(e)})") from e
+    _fsync_directory(directory)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, MemoryError):
+        return "out of memory"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _rename_no_clobber(tmp: str, name: str) -> None:
+    """Move tmp to name unless name exists (atomically where hard links work)."""
+    try:
+        os.link(tmp, name)
+    except FileExistsError:
+        raise OutputExistsError(output_exists_message(name)) from None
+    except (OSError, NotImplementedError):   # no hard links on this file system
+        if os.path.lexists(name):
+            raise OutputExistsError(output_exists_message(name)) from None
+        os.replace(tmp, name)
+    else:
+        os.unlink(tmp)
+
+
+def _set_file_mode(tmp: str, name: str) -> None:
+    """mkstemp makes 0600 files: give the output the mode a plain open() would (or keep the
+    mode of the file it replaces)."""
+    try:
+        mode = os.stat(name).st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
+    with contextlib.suppress(OSError, NotImplementedError):
+        os.chmod(tmp, mode)
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(directory: str) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
