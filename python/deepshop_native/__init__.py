@@ -11,7 +11,7 @@ memory.  Only numpy, Pillow and onnxruntime (or onnxruntime-gpu) are needed at r
 __version__ = "0.1.0"
 
 from .errors import (  # noqa: E402
-    ArrayError, Cancelled, DeepshopError, DeviceError, ImageError, ModelError, OutputError, OutputExistsError,
+    ArrayError, Cancelled, DeepshopError, DeviceError, ImageError, ModelError, OptionError, OutputError, OutputExistsError,
     RuntimeNotFoundError,
 )
 from ._runtime import available_providers, runtime_library, runtime_version  # noqa: E402
@@ -26,5 +26,5 @@ __all__ = [
     "runtime_version", "runtime_library", "available_providers",
     "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_HARMONIZE", "DEFAULT_MODEL",
     "DeepshopError", "ImageError", "ModelError", "DeviceError", "RuntimeNotFoundError", "OutputError", "OutputExistsError",
-    "Cancelled", "ArrayError",
+    "Cancelled", "ArrayError", "OptionError",
 ]

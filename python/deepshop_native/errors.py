@@ -31,6 +31,10 @@ class OutputExistsError(DeepshopError, FileExistsError):
     """An output file exists already and overwriting was not asked for."""
 
 
+class OptionError(DeepshopError, ValueError):
+    """An option or argument value is out of range or of the wrong kind (message names the option)."""
+
+
 class Cancelled(DeepshopError):
     """A long run was stopped by its progress callback returning False."""
 
