@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 #: Entries whose name contains one of these are the baseline of their group, first match wins.
-BASELINE_MARKERS = ("[torch", "[numpy", "[ort-whole")
+BASELINE_MARKERS = ("[baseline", "[torch", "[numpy", "[ort-whole")
 
 
 def pytest_configure(config):
