@@ -21,9 +21,10 @@ from torch import nn  # noqa: E402
 
 from deepshop_export import receptive_field as rf  # noqa: E402
 from deepshop_export.cli import main  # noqa: E402
-from deepshop_export.onnx_export import TOLERANCE, export_transformer_net  # noqa: E402
-from deepshop_export.onnx_metadata import read_metadata, write_metadata  # noqa: E402
-from deepshop_export.transformer_net import TransformerNet  # noqa: E402
+from deepshop_export.families.transformer_net.export import export_transformer_net  # noqa: E402
+from deepshop_export.onnx.validate import TOLERANCE  # noqa: E402
+from deepshop_export.onnx.metadata import read_metadata, write_metadata  # noqa: E402
+from deepshop_export.families.transformer_net import TransformerNet  # noqa: E402
 from deepshop_native.errors import ModelError  # noqa: E402
 from deepshop_native.model_metadata import KEYS, PREFIX  # noqa: E402
 

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     from deepshop_native.errors import DeepshopError
 
     from .checkpoint import load_checkpoint, sha256_of, training_provenance
-    from .onnx_export import MAX_OPSET, MIN_OPSET, export_transformer_net
+    from .families.transformer_net.export import export_transformer_net
+    from .onnx.opset import MAX_OPSET, MIN_OPSET
 
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         return _error(f"--opset {args.opset}: not supported, use {MIN_OPSET}..{MAX_OPSET} "

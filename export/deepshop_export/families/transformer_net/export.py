@@ -1,0 +1,61 @@
+"""TransformerNet to ONNX: the family's interface and metadata for the generic export pipeline."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ...onnx.export import ExportReport, GraphInterface, export_module
+from ...receptive_field import receptive_field
+from . import network as tn
+
+FAMILY = "transformer_net"
+
+
+def image_interface() -> GraphInterface:
+    """One image in ("input", N x 3 x H x W), one image out ("output")."""
+    def make_inputs(h, w, gen):
+        return (torch.rand(1, 3, h, w, generator=gen) * 255,)
+
+    return GraphInterface(input_names=["input"], output_names=["output"],
+                          sample_inputs=make_inputs(132, 100, torch.Generator().manual_seed(0)),
+                          dynamic_dims=[{0: "batch", 2: "height", 3: "width"}], make_inputs=make_inputs)
+
+
+def image_metadata(name: str, license: str, *, value_range=tn.VALUE_RANGE, channel_order=tn.CHANNEL_ORDER,
+                   mean=tn.MEAN, stride_multiple=tn.STRIDE_MULTIPLE, receptive_field_px: int,
+                   normalization: str = "instance", family: str = FAMILY) -> dict[str, str]:
+    """The metadata of an image-to-image network, as strings (see deepshop_native.model_metadata)."""
+    return {
+        "family": family,
+        "name": name,
+        "input_layout": "NCHW",
+        "value_range": ",".join(f"{v:g}" for v in value_range),
+        "channel_order": channel_order,
+        "mean": ",".join(f"{v:g}" for v in mean),
+        "stride_multiple": str(stride_multiple),
+        "receptive_field": str(receptive_field_px),
+        "normalization": normalization,
+        "license": license,
+    }
+
+
+def export_transformer_net(net: torch.nn.Module, out_path: str | os.PathLike, *, name: str, provenance: dict,
+                           license: str = "unknown", fp16: bool = False, opset: int = 17,
+                           validate: bool = True, overwrite: bool = False,
+                           statistics: bool = False) -> ExportReport:
+    """Export ``net`` (a TransformerNet, input and output N x 3 x H x W RGB 0..255) to ``out_path``.
+
+    With ``statistics`` the graph is the global-statistics one (statistics.py: extra inputs for
+    given instance-norm statistics, extra outputs measuring them); without it, the plain network.
+    See ``deepshop_export.onnx.export.export_module`` for provenance, validation and writing."""
+    rf = receptive_field(net)
+    meta = image_metadata(name, license, receptive_field_px=rf)
+    if statistics:
+        from .statistics import statistics_graph
+        net, io_, stats_meta = statistics_graph(net)
+        meta.update(stats_meta)
+    else:
+        io_ = image_interface()
+    return export_module(net, io_, out_path, metadata=meta, provenance=provenance, receptive_field=rf,
+                         fp16=fp16, opset=opset, validate=validate, overwrite=overwrite)
