@@ -22,6 +22,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or later (default: 17)")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="skip the numeric comparison with torch (onnx.checker still runs)")
+    p.add_argument("--statistics", action="store_true",
+                   help="write the global-statistics graph of the instance-norm network instead of the plain one: "
+                        "extra inputs for given per-layer statistics and outputs measuring them, so that tiles can "
+                        "be run with whole-image statistics (opt-in until the engine's tiled runner reads it)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--provenance", action="append", default=[], metavar="KEY=VALUE",
                    help="extra provenance entry (style image, training settings, ...); repeatable")
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         name = args.name or os.path.splitext(os.path.basename(args.checkpoint))[0]
         report = export_transformer_net(net, args.output, name=name, provenance=provenance, license=args.license,
                                         fp16=args.fp16, opset=args.opset, validate=args.validate,
-                                        overwrite=args.overwrite)
+                                        overwrite=args.overwrite, statistics=args.statistics)
     except DeepshopError as e:
         return _error(str(e))
     print(report.summary())

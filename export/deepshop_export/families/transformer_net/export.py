@@ -5,6 +5,8 @@ import os
 
 import torch
 
+from deepshop_native.errors import OptionError
+
 from ...onnx.export import ExportReport, GraphInterface, export_module
 from ...receptive_field import receptive_field
 from . import network as tn
@@ -49,6 +51,10 @@ def export_transformer_net(net: torch.nn.Module, out_path: str | os.PathLike, *,
     With ``statistics`` the graph is the global-statistics one (statistics.py: extra inputs for
     given instance-norm statistics, extra outputs measuring them); without it, the plain network.
     See ``deepshop_export.onnx.export.export_module`` for provenance, validation and writing."""
+    if statistics and fp16:
+        # The statistics graph's sums of squares are plain ops, which fp16.py would convert: in
+        # float16 they overflow on activations of a few hundred.
+        raise OptionError("--statistics with --fp16: not supported yet (the statistics graph is float32 only)")
     rf = receptive_field(net)
     meta = image_metadata(name, license, receptive_field_px=rf)
     if statistics:
