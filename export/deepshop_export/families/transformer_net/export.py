@@ -51,17 +51,29 @@ def export_transformer_net(net: torch.nn.Module, out_path: str | os.PathLike, *,
     With ``statistics`` the graph is the global-statistics one (statistics.py: extra inputs for
     given instance-norm statistics, extra outputs measuring them); without it, the plain network.
     See ``deepshop_export.onnx.export.export_module`` for provenance, validation and writing."""
+    meta = image_metadata(name, license, receptive_field_px=receptive_field(net))
+    return export_image_network(net, out_path, meta, provenance=provenance, fp16=fp16, opset=opset,
+                                validate=validate, overwrite=overwrite, statistics=statistics)
+
+
+def export_image_network(net: torch.nn.Module, out_path: str | os.PathLike, meta: dict, *, provenance: dict,
+                         fp16: bool = False, opset: int = 17, validate: bool = True, overwrite: bool = False,
+                         statistics: bool = False) -> ExportReport:
+    """Export any feed-forward image network of this family (TransformerNet, Johnson's Torch7
+    networks) with its metadata ``meta`` (:func:`image_metadata`); see export_transformer_net."""
     if statistics and fp16:
         # The statistics graph's sums of squares are plain ops, which fp16.py would convert: in
         # float16 they overflow on activations of a few hundred.
         raise OptionError("--statistics with --fp16: not supported yet (the statistics graph is float32 only)")
-    rf = receptive_field(net)
-    meta = image_metadata(name, license, receptive_field_px=rf)
     if statistics:
         from .statistics import statistics_graph
-        net, io_, stats_meta = statistics_graph(net)
-        meta.update(stats_meta)
+        try:
+            net, io_, stats_meta = statistics_graph(net)
+        except ValueError as e:
+            raise OptionError(f"--statistics: {e}") from e
+        meta = {**meta, **stats_meta}
     else:
         io_ = image_interface()
-    return export_module(net, io_, out_path, metadata=meta, provenance=provenance, receptive_field=rf,
-                         fp16=fp16, opset=opset, validate=validate, overwrite=overwrite)
+    return export_module(net, io_, out_path, metadata=meta, provenance=provenance,
+                         receptive_field=int(meta["receptive_field"]), fp16=fp16, opset=opset, validate=validate,
+                         overwrite=overwrite)
