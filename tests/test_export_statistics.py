@@ -15,25 +15,21 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from deepshop_export.cli import main  # noqa: E402
-from deepshop_export.families.transformer_net import TransformerNet  # noqa: E402
 from deepshop_export.families.transformer_net.statistics import combine, expand_counts  # noqa: E402
 from deepshop_export.onnx.metadata import read_metadata  # noqa: E402
+
+from model_factory import random_transformer_net  # noqa: E402
 
 HALO = 56          # the receptive field's radius (111 px // 2 = 55) rounded up to the stride 4
 KEPT = 64          # kept span of a tile
 STRIDE = 4
 
 
-def _trained_like_net() -> TransformerNet:
+def _trained_like_net():
     """Seeded random TransformerNet with non-trivial norm affines and outputs spread over about
     0..255, as a trained one (a random one gives about +-1, where every PSNR would be meaningless)."""
-    torch.manual_seed(3)
-    net = TransformerNet().eval()
+    net = random_transformer_net(seed=3)
     with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.InstanceNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 1.0)
         x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5)) * 255
         scale = 60.0 / float(net(x).std())
         net.deconv3.conv2d.weight.mul_(scale)

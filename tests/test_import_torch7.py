@@ -97,6 +97,9 @@ def test_metadata_and_the_engine(t7_export, bgr_photo):
     rgb = bgr_photo[..., ::-1].astype(np.float32) / 255
     got = ds.Stylizer(onnx_path, device="cpu", tile=0)(rgb) * 255
     assert got.shape == reference.shape and np.abs(got - reference).max() <= 0.5
+    if _opencv_has_torch_importer():   # and the engine against OpenCV directly
+        _, cv_out = _opencv_run(t7, bgr_photo)
+        assert np.abs(got - np.clip(cv_out[::-1].transpose(1, 2, 0), 0, 255)).max() <= 0.5
 
 
 def test_reader_agrees_with_torchfile(tmp_path):

@@ -61,11 +61,14 @@ Roles (values of ``inputs`` / ``outputs``):
 PREFIX = "deepshop."
 FORMAT_VERSION = "1"
 
-KEYS = (
+#: Written on every model the exporter makes.
+CORE_KEYS = (
     "format", "family", "name", "input_layout", "value_range", "channel_order", "mean",
     "stride_multiple", "receptive_field", "normalization", "precision", "license", "provenance",
-    "inputs", "outputs", "statistics", "features", "pooling",
 )
+#: Written only where they apply (several inputs/outputs, statistics graphs, feature networks).
+OPTIONAL_KEYS = ("inputs", "outputs", "statistics", "features", "pooling")
+KEYS = CORE_KEYS + OPTIONAL_KEYS
 
 INPUT_ROLES = ("image", "aux", "tile_mask")
 OUTPUT_ROLES = ("image", "classes", "aux", "scalar", "features")

@@ -16,6 +16,21 @@ IMPORTERS = {
 }
 
 
+def read_source(path: str) -> bytes:
+    """The bytes of a checkpoint file, with the one wording for a missing or unreadable one."""
+    import os
+
+    from deepshop_native.errors import ModelError
+
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read ({e.strerror or e})") from e
+
+
 def importer_for(path: str):
     """The export function for ``path`` by its extension, or None (a TransformerNet .pth)."""
     import importlib

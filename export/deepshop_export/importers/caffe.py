@@ -30,6 +30,8 @@ import numpy as np
 
 from deepshop_native.errors import ModelError
 
+from . import read_source
+
 # V1LayerParameter.LayerType values of the layers a VGG file holds.
 _V1_TYPES = {4: "Convolution", 17: "Pooling", 18: "ReLU", 14: "InnerProduct", 6: "Dropout", 20: "Softmax",
              21: "SoftmaxWithLoss", 5: "Data", 1: "Accuracy", 15: "LRN", 8: "Flatten", 3: "Concat", 12: "ImageData",
@@ -181,13 +183,7 @@ def read_caffemodel(path: str | os.PathLike) -> list[CaffeLayer]:
     """The layers of a binary ``.caffemodel`` (NetParameter) in file order; ModelError naming the
     file when it is missing or not one."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such file") from None
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read ({e.strerror or e})") from e
+    data = read_source(path)
     try:
         net = parse_message(data)
         layers = [_layer(b, v1=False) for b in net.get(100, [])] or [_layer(b, v1=True) for b in net.get(2, [])]

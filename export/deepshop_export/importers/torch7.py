@@ -26,6 +26,8 @@ import numpy as np
 
 from deepshop_native.errors import ModelError
 
+from . import read_source
+
 _NIL, _NUMBER, _STRING, _TABLE, _TORCH, _BOOLEAN, _FUNCTION, _LEGACY_RECUR_FUNCTION, _RECUR_FUNCTION = range(9)
 
 #: Element type of each tensor/storage class (CUDA ones are stored the same way as their CPU kin).
@@ -154,13 +156,7 @@ def load_t7(path: str | os.PathLike):
     """The object serialised in the Torch7 binary file ``path`` (ModelError naming the file when
     it is missing or not readable as such)."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such file") from None
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read ({e.strerror or e})") from e
+    data = read_source(path)
     if data[:4].isdigit():   # the ASCII variant writes the type as text
         raise ModelError(f"{path}: a Torch7 file in ASCII format; only the binary format is read")
     return _Reader(data, path).read()
