@@ -166,6 +166,26 @@ def test_mix_0_is_the_original_network_and_measures_its_statistics(exported, pho
         np.testing.assert_allclose(m2[0, sl], ref_m2, rtol=1e-3)
 
 
+def test_a_batch_of_tiles_is_measured_tile_by_tile(exported, photo):
+    """Two tiles in one call (the engine may batch them) share the given statistics and each
+    has its own mask: the same results as two calls."""
+    _, session, meta, _ = exported
+    graph = Graph(session, meta)
+    tiles = np.concatenate([photo[..., :96, :64], photo[..., 96:, 128:192]])
+    masks = np.zeros((2, 1, 96, 64), np.float32)
+    masks[0, :, 8:48, 4:60] = 1
+    masks[1, :, 40:96, 0:32] = 1
+    mean, var = graph.mean_var(graph.run(photo)[1])
+    out, measured = graph.run(tiles, mean, var, 1.0, masks)
+    for i in range(2):
+        one, one_measured = graph.run(tiles[i:i + 1], mean, var, 1.0, masks[i:i + 1])
+        assert np.abs(out[i] - one[0]).max() < 1e-3
+        for a, b in zip(measured, one_measured):
+            np.testing.assert_allclose(a[i], b[0], rtol=1e-5, atol=1e-3)
+    assert measured[0][0, 0] == 40 * 56 and measured[0][1, 0] == 56 * 32     # full-resolution layer counts
+    assert measured[0][0, 32] == 20 * 28                                      # the half-resolution layer's
+
+
 def test_own_statistics_fed_back_with_mix_1_reproduce_mix_0(exported, photo):
     """The thumbnail step of the thumbnail mode: its measured statistics, given back, give the same image."""
     _, session, meta, _ = exported
