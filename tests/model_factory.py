@@ -47,7 +47,7 @@ def identity_model(path, metadata=None):
 def random_transformer_net(seed=0):
     """A TransformerNet with seeded random weights, including non-trivial InstanceNorm affines."""
     torch = pytest.importorskip("torch")
-    from deepshop_export.transformer_net import TransformerNet
+    from deepshop_export.families.transformer_net import TransformerNet
 
     torch.manual_seed(seed)
     net = TransformerNet().eval()

@@ -15,7 +15,7 @@ from PIL import Image
 
 from deepshop_export import losses, train, train_data, train_report, vgg
 from deepshop_native.errors import ModelError
-from deepshop_export.transformer_net import TransformerNet
+from deepshop_export.families.transformer_net import TransformerNet
 
 
 # ---------------------------------------------------------------- fixtures
@@ -318,7 +318,7 @@ def test_generated_style_image_is_stained_glass():
 def test_checkpoint_exports_and_engine_matches_torch(tiny_run):
     """checkpoint -> deepshop-export -> the native engine gives what torch gives.  Needs the
     exporter and a built engine; skipped on a branch that has neither."""
-    onnx_export = pytest.importorskip("deepshop_export.onnx_export")
+    onnx_export = pytest.importorskip("deepshop_export.families.transformer_net.export")
     pytest.importorskip("deepshop_native._native")
     stylizer = pytest.importorskip("deepshop_native.stylizer")
     from deepshop_export.checkpoint import load_checkpoint

@@ -4,4 +4,4 @@ Never imported by ``deepshop_native`` at run time; it needs the ``export`` extra
 Modules import torch themselves, so that ``deepshop_export.cli`` can report a missing torch.
 """
 __version__ = "0.1.0"
-__all__ = ["transformer_net", "receptive_field", "onnx_export", "onnx_metadata", "checkpoint", "cli"]
+__all__ = ["families", "importers", "onnx", "receptive_field", "checkpoint", "cli"]

@@ -10,7 +10,7 @@ import torch
 
 from deepshop_native.errors import ModelError
 
-from .transformer_net import TransformerNet, clean_state_dict
+from .families.transformer_net.network import TransformerNet, clean_state_dict
 
 
 def sha256_of(path: str | os.PathLike) -> str:

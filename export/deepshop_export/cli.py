@@ -1,4 +1,5 @@
-"""``deepshop-export``: a fast_neural_style TransformerNet checkpoint (.pth) to ONNX with metadata."""
+"""``deepshop-export``: a network file to ONNX with metadata: a fast_neural_style TransformerNet
+checkpoint (.pth), or a foreign format read by one of the importers (deepshop_export.importers)."""
 from __future__ import annotations
 
 import argparse
@@ -8,12 +9,20 @@ import sys
 PROG = "deepshop-export"
 
 
+def _importers_help() -> str:
+    from .importers import IMPORTERS
+    lines = ["formats read:", "  .pth / .pt   fast_neural_style TransformerNet checkpoint (a state_dict; old ones with "
+             "InstanceNorm running statistics work)"]
+    lines += [f"  {ext:<12} {what}" for ext, (what, _) in IMPORTERS.items()]
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG,
-        description="Convert a fast_neural_style TransformerNet checkpoint (.pth) to an ONNX model with "
-                    "dynamic height/width and deepshop metadata, then check it against torch.")
-    p.add_argument("checkpoint", help="TransformerNet .pth (a state_dict; old ones with InstanceNorm running stats work)")
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_importers_help(),
+        description="Convert a network file to an ONNX model with dynamic height/width and deepshop metadata, "
+                    "then check it against torch.  The format is chosen by the file's extension (see below).")
+    p.add_argument("checkpoint", help="the network file: .pth, .t7 or .caffemodel")
     p.add_argument("-o", "--output", required=True, help="output .onnx path")
     p.add_argument("--name", help="model name stored in the metadata (default: the checkpoint's file stem)")
     p.add_argument("--license", default="unknown", help="licence of the weights (default: unknown)")
@@ -22,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or later (default: 17)")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="skip the numeric comparison with torch (onnx.checker still runs)")
+    p.add_argument("--statistics", action="store_true",
+                   help="write the global-statistics graph of the instance-norm network instead of the plain one: "
+                        "extra inputs for given per-layer statistics and outputs measuring them, so that tiles can "
+                        "be run with whole-image statistics (opt-in until the engine's tiled runner reads it)")
+    p.add_argument("--pooling", choices=("max", "average"),
+                   help=".caffemodel only: the pooling of the feature network (default: max, as VGG was trained; "
+                        "Gatys et al. prefer average)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--provenance", action="append", default=[], metavar="KEY=VALUE",
                    help="extra provenance entry (style image, training settings, ...); repeatable")
@@ -44,7 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     from deepshop_native.errors import DeepshopError
 
     from .checkpoint import load_checkpoint, sha256_of, training_provenance
-    from .onnx_export import MAX_OPSET, MIN_OPSET, export_transformer_net
+    from .families.transformer_net.export import export_transformer_net
+    from .importers import importer_for
+    from .onnx.opset import MAX_OPSET, MIN_OPSET
+
+    importer = importer_for(args.checkpoint)
+    is_caffe = args.checkpoint.lower().endswith(".caffemodel")
+    if args.pooling and not is_caffe:
+        return _error("--pooling: only for .caffemodel files (feature networks)")
+    if args.statistics and is_caffe:
+        return _error("--statistics: a feature network has no instance norm; only for style networks")
 
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         return _error(f"--opset {args.opset}: not supported, use {MIN_OPSET}..{MAX_OPSET} "
@@ -58,15 +83,24 @@ def main(argv: list[str] | None = None) -> int:
     if os.path.exists(args.output) and not args.overwrite:
         return _error(f"{args.output}: exists already; pass --overwrite to replace it")
 
+    options = dict(fp16=args.fp16, opset=args.opset, validate=args.validate, overwrite=args.overwrite)
+    if is_caffe:
+        options["pooling"] = args.pooling or "max"
+    else:
+        options["statistics"] = args.statistics
     try:
+        if importer is not None:
+            report = importer(args.checkpoint, args.output, name=args.name, license=args.license, provenance=extra,
+                              **options)
+            print(report.summary())
+            return 0
         net = load_checkpoint(args.checkpoint)
         # What the training recorded (style image, losses, data, time) travels into the model.
         provenance = {"source": os.path.basename(args.checkpoint), "source_sha256": sha256_of(args.checkpoint),
                       **training_provenance(args.checkpoint), **extra}
         name = args.name or os.path.splitext(os.path.basename(args.checkpoint))[0]
         report = export_transformer_net(net, args.output, name=name, provenance=provenance, license=args.license,
-                                        fp16=args.fp16, opset=args.opset, validate=args.validate,
-                                        overwrite=args.overwrite)
+                                        **options)
     except DeepshopError as e:
         return _error(str(e))
     print(report.summary())

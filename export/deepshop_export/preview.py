@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from .checkpoint import load_checkpoint
-from .transformer_net import STRIDE_MULTIPLE, TransformerNet
+from .families.transformer_net.network import STRIDE_MULTIPLE, TransformerNet
 
 
 def stylize(net: TransformerNet, img: Image.Image) -> Image.Image:

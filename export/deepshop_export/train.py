@@ -32,7 +32,7 @@ from deepshop_native.errors import DeepshopError, DeviceError, ImageError, Model
 from . import train_data, train_report, vgg
 from .checkpoint import sha256_of
 from .losses import PerceptualLoss
-from .transformer_net import TransformerNet
+from .families.transformer_net.network import TransformerNet
 
 CHECKPOINT_FORMAT = "deepshop-train-checkpoint-1"
 

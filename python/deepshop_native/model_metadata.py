@@ -19,13 +19,56 @@ All values are strings.  Keys (prefix ``deepshop.``):
 ``license``            licence of the weights
 ``provenance``         JSON: source checkpoint and its sha256, exporter version, date, style
                        image, training settings and data, as far as known
+``inputs``             JSON object: graph input name -> role (INPUT_ROLES below).  Absent: the
+                       model's single 4-D input is the image
+``outputs``            JSON object: graph output name -> role (OUTPUT_ROLES below).  Absent: the
+                       model's single 4-D output is the image
+``statistics``         JSON object, only on global-statistics graphs of instance-norm networks
+                       (deepshop_export/families/transformer_net/statistics.py has the full
+                       interface and how the engine uses it):
+                       ``layers``: one entry per instance-norm layer in packing order, each
+                       ``{"name", "channels", "offset", "eps", "scale"}`` (offset of its channels
+                       in the packed vectors, eps of (x - m) / sqrt(v + eps), downsampling factor
+                       of its input against the image); ``total_channels``: length of the packed
+                       vectors; ``variance``: "biased" (M2 / count);
+                       ``inputs``: ``{"mean", "var", "mix", "mask"}`` -> graph input names
+                       (packed means, packed variances, the mix scalar: 0 = the tile's own
+                       statistics, 1 = the given ones, the measuring mask);
+                       ``outputs``: ``{"count", "mean", "m2"}`` -> graph output names (per layer
+                       the mask weight total N x L; per channel the weighted mean and the
+                       weighted sum of squared deviations N x C, to be combined across tiles with
+                       Chan's parallel formula in double precision).
+                       A model without it keeps the harmonize pass.
+``features``           JSON list, only on feature networks (family "feature_net", e.g. VGG
+                       imported from Caffe): the graph output names in network order, each a
+                       named ReLU feature map (role "features")
+``pooling``            feature networks: "max" or "average", the pooling the network was
+                       exported with
 =====================  =======================================================================
+
+Roles (values of ``inputs`` / ``outputs``):
+
+* inputs: ``image`` = spatial N x C x H x W, pixel-encoded by the engine from the image and
+  tiled; ``aux`` = non-spatial tensor passed whole to every tile/call (style Grams, layer
+  statistics, loss targets); ``tile_mask`` = spatial N x 1 x H x W made by the engine for each
+  tile: 1 on the tile's kept span, 0 on its halo (1 everywhere for an untiled run).
+* outputs: ``image`` = spatial, decoded to pixels and blended; ``classes`` = spatial K-channel class
+  scores, blended then decoded by argmax/palette; ``aux`` = non-spatial tensor returned whole
+  (layer statistics); ``scalar`` = a loss term or other scalar; ``features`` = spatial feature map
+  returned whole, not decoded to pixels (feature networks run untiled).
 """
 
 PREFIX = "deepshop."
 FORMAT_VERSION = "1"
 
-KEYS = (
+#: Written on every model the exporter makes.
+CORE_KEYS = (
     "format", "family", "name", "input_layout", "value_range", "channel_order", "mean",
     "stride_multiple", "receptive_field", "normalization", "precision", "license", "provenance",
 )
+#: Written only where they apply (several inputs/outputs, statistics graphs, feature networks).
+OPTIONAL_KEYS = ("inputs", "outputs", "statistics", "features", "pooling")
+KEYS = CORE_KEYS + OPTIONAL_KEYS
+
+INPUT_ROLES = ("image", "aux", "tile_mask")
+OUTPUT_ROLES = ("image", "classes", "aux", "scalar", "features")
