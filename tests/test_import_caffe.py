@@ -214,3 +214,12 @@ def test_bad_caffe_files_and_options(tmp_path, capsys):
     assert main([str(tmp_path / "x.t7"), "-o", str(tmp_path / "x.onnx"), "--pooling", "average"]) == 2
     assert "--pooling" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_help_lists_the_importers(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for needle in (".t7", "eccv16", ".caffemodel", "VGG_ILSVRC_19_layers.caffemodel", ".pth"):
+        assert needle in text
