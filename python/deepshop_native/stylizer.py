@@ -80,13 +80,13 @@ class Stylizer:
         self.model_path = resolve_model(model)
         ensure_runtime()
         self._engine = _native.Engine(
-            str(self.model_path), device, threads,
-            None if value_range is None else tuple(float(v) for v in value_range),
-            channel_order.upper() if channel_order else None,
-            None if mean is None else tuple(float(v) for v in mean),
-            stride_multiple, None, bool(memory_arena))
-        self._tiles = _native.TileOptions(int(tile or 0), -1 if halo is None else int(halo), int(overlap), int(batch),
-                                          int(harmonize))
+            model=str(self.model_path), device=device, threads=threads,
+            value_range=None if value_range is None else tuple(float(v) for v in value_range),
+            channel_order=channel_order.upper() if channel_order else None,
+            mean=None if mean is None else tuple(float(v) for v in mean),
+            stride_multiple=stride_multiple, cpu_memory_arena=bool(memory_arena))
+        self._tiles = _native.TileOptions(tile=int(tile or 0), halo=-1 if halo is None else int(halo),
+                                          overlap=int(overlap), batch=int(batch), harmonize=int(harmonize))
 
     # --- what the model and the engine are -------------------------------------------------
     @property
@@ -105,7 +105,7 @@ class Stylizer:
 
     def plan(self, height: int, width: int) -> dict:
         """How an image of this size will be tiled: counts, window, halo, tile starts."""
-        return dict(self._engine.plan(int(height), int(width), self._tiles))
+        return dict(self._engine.plan(height=int(height), width=int(width), tiles=self._tiles))
 
     # --- running ----------------------------------------------------------------------------
     def __call__(self, image: ImageLike, *, strength: float = 1.0, preserve_colors: bool = False,
@@ -125,7 +125,8 @@ class Stylizer:
             pixels = resize_max_side(pixels, max_side)
             if alpha is not None:
                 alpha = resize_max_side(alpha, max_side)
-        styled = self._engine.run(pixels, self._tiles, float(strength), bool(preserve_colors), progress)
+        styled = self._engine.run(image=pixels, tiles=self._tiles, strength=float(strength),
+                                  preserve_colors=bool(preserve_colors), progress=progress)
         if out_dtype is not None:
             styled = styled.astype(out_dtype)
         if alpha is not None:
