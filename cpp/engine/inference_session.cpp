@@ -38,6 +38,8 @@ void check_model_file(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) throw ModelError(path + ": no such model file");
   if (S_ISDIR(st.st_mode)) throw ModelError(path + ": is a directory, not an ONNX model file");
+  // A FIFO or a device would block the reader, or never end: regular files only.
+  if (!S_ISREG(st.st_mode)) throw ModelError(path + ": is not a regular file (a pipe or a device?), not an ONNX model");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw ModelError(path + ": cannot be opened for reading");
   if (st.st_size == 0) throw ModelError(path + ": empty file, not an ONNX model");

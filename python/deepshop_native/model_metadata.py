@@ -19,13 +19,142 @@ All values are strings.  Keys (prefix ``deepshop.``):
 ``license``            licence of the weights
 ``provenance``         JSON: source checkpoint and its sha256, exporter version, date, style
                        image, training settings and data, as far as known
+``inputs``             (optional) JSON object: graph input name -> role, see below
+``outputs``            (optional) JSON object: graph output name -> role, see below
 =====================  =======================================================================
+
+Roles (``inputs`` and ``outputs``; the engine reads them, cpp/engine/model_info.cpp):
+
+- input ``image``: spatial N x C x H x W, pixel-encoded by the engine (value_range, mean,
+  channel_order) from an image, and tiled;
+- input ``aux``: a non-spatial tensor passed whole to every tile/call (style Grams, layer
+  statistics, loss targets);
+- output ``image``: spatial, decoded to pixels and blended over tile overlaps;
+- output ``classes``: spatial K-channel class scores, blended, then decoded by argmax (and a
+  palette);
+- output ``aux``: a non-spatial tensor returned whole (e.g. layer statistics);
+- output ``scalar``: a loss term or another scalar.
+
+A model without ``inputs``/``outputs`` keeps the first meaning: its one input is ``image`` and its
+first output is ``image``.  Sizes (stride_multiple, receptive_field) are at most MAX_PIXELS.
+
+This module imports nothing else of the package (no C++ extension): the exporter uses it.  The
+C++ side keeps the key strings it reads in ONE header, cpp/engine/metadata_keys.h, which a test
+checks against this module.
 """
+from __future__ import annotations
+
+import json
+import os
+import stat
+from typing import Dict
 
 PREFIX = "deepshop."
 FORMAT_VERSION = "1"
 
+#: Keys every exported model carries.
 KEYS = (
     "format", "family", "name", "input_layout", "value_range", "channel_order", "mean",
     "stride_multiple", "receptive_field", "normalization", "precision", "license", "provenance",
 )
+#: Keys a model carries when it has more than one image input and output (see Roles above).
+IO_KEYS = ("inputs", "outputs")
+ALL_KEYS = KEYS + IO_KEYS
+
+ROLE_IMAGE, ROLE_AUX, ROLE_CLASSES, ROLE_SCALAR = "image", "aux", "classes", "scalar"
+INPUT_ROLES = (ROLE_IMAGE, ROLE_AUX)
+OUTPUT_ROLES = (ROLE_IMAGE, ROLE_CLASSES, ROLE_AUX, ROLE_SCALAR)
+#: Largest size (pixels) of a tile, halo, overlap, stride multiple or receptive field.
+MAX_PIXELS = 1 << 20
+
+
+def key(name: str) -> str:
+    """The full metadata key of a contract key: key("family") == "deepshop.family"."""
+    if name not in ALL_KEYS:
+        raise KeyError(f"{name!r} is not a key of the deepshop metadata contract {list(ALL_KEYS)}")
+    return PREFIX + name
+
+
+def encode_roles(roles: Dict[str, str], *, outputs: bool) -> str:
+    """The JSON text of deepshop.inputs (outputs=False) or deepshop.outputs, checked."""
+    allowed = OUTPUT_ROLES if outputs else INPUT_ROLES
+    bad = {name: role for name, role in roles.items() if role not in allowed}
+    if bad:
+        raise ValueError(f"roles {bad} are not among {list(allowed)}")
+    return json.dumps(dict(roles), sort_keys=True)
+
+
+class MetadataReadError(ValueError):
+    """The file is not an ONNX model whose metadata can be read (message says why)."""
+
+
+def _varint(f) -> int:
+    shift = result = 0
+    while True:
+        b = f.read(1)
+        if not b:
+            raise MetadataReadError("truncated varint")
+        result |= (b[0] & 0x7F) << shift
+        if b[0] < 0x80:
+            return result
+        shift += 7
+        if shift > 63:
+            raise MetadataReadError("varint too long")
+
+
+def _entry(data: bytes):
+    """A StringStringEntryProto: key (field 1) and value (field 2)."""
+    import io
+    f, end, out = io.BytesIO(data), len(data), {1: "", 2: ""}
+    while f.tell() < end:
+        tag = _varint(f)
+        field, wire = tag >> 3, tag & 7
+        if wire == 2:
+            n = _varint(f)
+            raw = f.read(n)
+            if len(raw) != n:
+                raise MetadataReadError("truncated metadata entry")
+            if field in out:
+                out[field] = raw.decode("utf-8", errors="replace")
+        elif wire == 0:
+            _varint(f)
+        else:
+            raise MetadataReadError(f"unexpected wire type {wire} in a metadata entry")
+    return out[1], out[2]
+
+
+def read_metadata(path) -> Dict[str, str]:
+    """Every metadata_props entry of the ONNX file at `path`, without building a session and
+    without the onnx package: ModelProto.metadata_props is field 14, a StringStringEntryProto
+    (key = 1, value = 2); every other field (the graph and its weights among them) is skipped
+    unread.  Raises MetadataReadError when the file is not a readable protobuf, OSError when it
+    cannot be opened."""
+    path = os.fspath(path)
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise MetadataReadError("not a regular file")  # a FIFO would block the reader forever
+    metadata: Dict[str, str] = {}
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        while f.tell() < size:
+            tag = _varint(f)
+            field, wire = tag >> 3, tag & 7
+            if field == 0:
+                raise MetadataReadError("field number 0")
+            if wire == 0:
+                _varint(f)
+            elif wire == 1:
+                f.seek(8, os.SEEK_CUR)
+            elif wire == 5:
+                f.seek(4, os.SEEK_CUR)
+            elif wire == 2:
+                n = _varint(f)
+                if f.tell() + n > size:
+                    raise MetadataReadError("a field runs past the end of the file")
+                if field == 14:
+                    k, v = _entry(f.read(n))
+                    metadata[k] = v
+                else:
+                    f.seek(n, os.SEEK_CUR)
+            else:
+                raise MetadataReadError(f"unexpected wire type {wire}")
+    return metadata

@@ -17,7 +17,8 @@ import numpy as np
 
 from . import _native
 from ._runtime import available_providers, ensure_runtime
-from .errors import ModelError
+from .errors import ModelError, OptionError
+from .pipelines import session_options, tile_options
 from .imageio import read_image, resize_max_side, to_depth, to_rgb_array, write_image
 
 # Tiling defaults live with the engine (cpp/engine/tiled_runner.h, TileOptions, where their
@@ -71,22 +72,13 @@ class Stylizer:
                  harmonize: int = DEFAULT_HARMONIZE, memory_arena: bool = False,
                  value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
                  mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None):
-        if tile is not None and tile < 0:
-            raise ValueError(f"tile must be positive (or 0/None for the whole image), got {tile}")
-        if overlap < 0 or batch < 1 or threads < 0 or harmonize < 0:
-            raise ValueError("overlap, threads and harmonize must be >= 0 and batch >= 1")
-        if halo is not None and halo < 0:
-            raise ValueError(f"halo must be >= 0, got {halo}")
         self.model_path = resolve_model(model)
         ensure_runtime()
-        self._engine = _native.Engine(
-            model=str(self.model_path), device=device, threads=threads,
-            value_range=None if value_range is None else tuple(float(v) for v in value_range),
-            channel_order=channel_order.upper() if channel_order else None,
-            mean=None if mean is None else tuple(float(v) for v in mean),
-            stride_multiple=stride_multiple, cpu_memory_arena=bool(memory_arena))
-        self._tiles = _native.TileOptions(tile=int(tile or 0), halo=-1 if halo is None else int(halo),
-                                          overlap=int(overlap), batch=int(batch), harmonize=int(harmonize))
+        # Options are checked at this edge (OptionError naming the option), then by the engine.
+        self._engine = _native.Engine(**session_options(
+            self.model_path, device=device, threads=threads, memory_arena=memory_arena, value_range=value_range,
+            channel_order=channel_order, mean=mean, stride_multiple=stride_multiple))
+        self._tiles = tile_options(tile=tile, halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
 
     # --- what the model and the engine are -------------------------------------------------
     @property
@@ -116,7 +108,7 @@ class Stylizer:
         the input's colours and takes only the stylized luminance; max_side downscales first;
         progress(done, total) is called after each batch of tiles (return False to cancel)."""
         if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be within [0, 1], got {strength}")
+            raise OptionError(f"strength must be within [0, 1], got {strength}")
         is_pil = type(image).__module__.startswith("PIL.")
         # float64 arrays run in float32 (to_rgb_array converts them) and are given back as float64.
         out_dtype = image.dtype if isinstance(image, np.ndarray) and image.dtype == np.float64 else None
