@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "engine/errors.h"
+#include "engine/limits.h"
 #include "engine/ort_runtime.h"
 
 namespace deepshop {
@@ -24,7 +25,8 @@ bool parse_device(const std::string& device, bool& is_auto, int& device_id) {
   if (is_auto || device == "cuda") return true;
   if (device.rfind("cuda:", 0) == 0) {
     const std::string id = device.substr(5);
-    if (!id.empty() && id.find_first_not_of("0123456789") == std::string::npos) {
+    // At most 4 digits: std::stoi would throw std::out_of_range (an IndexError) on longer ones.
+    if (!id.empty() && id.size() <= 4 && id.find_first_not_of("0123456789") == std::string::npos) {
       device_id = std::stoi(id);
       return true;
     }
@@ -36,6 +38,8 @@ void check_model_file(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) throw ModelError(path + ": no such model file");
   if (S_ISDIR(st.st_mode)) throw ModelError(path + ": is a directory, not an ONNX model file");
+  // A FIFO or a device would block the reader, or never end: regular files only.
+  if (!S_ISREG(st.st_mode)) throw ModelError(path + ": is not a regular file (a pipe or a device?), not an ONNX model");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw ModelError(path + ": cannot be opened for reading");
   if (st.st_size == 0) throw ModelError(path + ": empty file, not an ONNX model");
@@ -80,6 +84,7 @@ std::unique_ptr<Ort::Session> InferenceSession::open(const std::string& model_pa
                                                      bool use_cuda) {
   Ort::SessionOptions options;
   options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+  check_threads(config.intra_op_threads);
   if (config.intra_op_threads > 0) options.SetIntraOpNumThreads(config.intra_op_threads);
   if (!config.cpu_memory_arena) options.DisableCpuMemArena();
   if (use_cuda) {
@@ -104,52 +109,111 @@ std::unique_ptr<Ort::Session> InferenceSession::open(const std::string& model_pa
         e.GetOrtErrorCode() == ORT_INVALID_PROTOBUF || e.GetOrtErrorCode() == ORT_INVALID_GRAPH ||
         e.GetOrtErrorCode() == ORT_NO_SUCHFILE)
       throw ModelError(model_path + ": not a valid ONNX model (" + what + ")");
+    // On the CPU every load failure is the model's (e.g. a missing or truncated external
+    // weights file); provider failures are left to the caller, which may fall back to the CPU.
+    if (!use_cuda) throw ModelError(model_path + ": ONNX Runtime could not load the model (" + what + ")");
     throw;
   }
 }
 
-std::vector<float> InferenceSession::run(const std::vector<float>& input, int64_t batch, int64_t height, int64_t width) {
-  const std::array<int64_t, 4> shape{batch, 3, height, width};
-  const size_t count = static_cast<size_t>(batch * 3 * height * width);
-  auto cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+namespace {
 
-  // Half-precision IO is converted here, so that the rest of the engine only sees float32.
-  std::vector<Ort::Float16_t> input_half;
-  Ort::Value input_tensor{nullptr};
-  if (model_.input.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
-    input_half.reserve(count);
-    for (float v : input) input_half.emplace_back(v);
-    input_tensor = Ort::Value::CreateTensor<Ort::Float16_t>(cpu, input_half.data(), count, shape.data(), shape.size());
-  } else {
-    input_tensor = Ort::Value::CreateTensor<float>(cpu, const_cast<float*>(input.data()), count, shape.data(), shape.size());
+template <typename Half>
+void to_float(const Half* half, float* out, size_t count) {
+  for (size_t i = 0; i < count; ++i) out[i] = half[i].ToFloat();
+}
+
+}  // namespace
+
+int64_t element_count(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) throw std::invalid_argument("tensor shape " + shape_string(shape) + " has a negative dimension");
+    n = checked_mul(n, d, "tensor");
   }
+  return n;
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s;
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "x" : "") + std::to_string(shape[i]);
+  return s.empty() ? "scalar" : s;
+}
+
+Tensors InferenceSession::run(const TensorViews& inputs, const std::vector<std::string>& outputs) const {
+  auto cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  for (const auto& [name, view] : inputs)
+    if (!model_.find_input(name))
+      throw std::invalid_argument(model_.path + ": '" + name + "' is not an input of the model");
 
   // IO binding with both ends in host memory: on the CPU provider this is zero-copy, on CUDA
   // ORT does the host<->device copies itself.
   Ort::IoBinding binding(*session_);
-  binding.BindInput(model_.input.name.c_str(), input_tensor);
-  binding.BindOutput(model_.output.name.c_str(), cpu);
-  Ort::RunOptions run_options;
-  session_->Run(run_options, binding);
-  std::vector<Ort::Value> outputs = binding.GetOutputValues();
-
-  auto info = outputs.at(0).GetTensorTypeAndShapeInfo();
-  const auto out_shape = info.GetShape();
-  if (out_shape.size() != 4 || out_shape[0] != batch || out_shape[1] != 3 || out_shape[2] != height ||
-      out_shape[3] != width) {
-    std::string got;
-    for (size_t i = 0; i < out_shape.size(); ++i) got += (i ? "x" : "") + std::to_string(out_shape[i]);
-    throw ModelError(model_.path + ": for an input of " + std::to_string(batch) + "x3x" + std::to_string(height) + "x" +
-                     std::to_string(width) + " the model gave an output of " + got +
-                     "; deepshop needs an output of the input's size (is the stride multiple right?)");
+  std::vector<Ort::Value> input_values;
+  std::vector<std::vector<Ort::Float16_t>> half_buffers;  // alive until Run returns
+  input_values.reserve(model_.inputs.size());
+  half_buffers.reserve(model_.inputs.size());
+  for (const TensorSpec& spec : model_.inputs) {
+    auto it = inputs.find(spec.name);
+    if (it == inputs.end()) throw std::invalid_argument(model_.path + ": input '" + spec.name + "' was not given");
+    const TensorView& view = it->second;
+    bool fits = view.shape.size() == spec.shape.size();
+    for (size_t d = 0; fits && d < spec.shape.size(); ++d) fits = spec.shape[d] <= 0 || spec.shape[d] == view.shape[d];
+    if (!fits)
+      throw std::invalid_argument(model_.path + ": input '" + spec.name + "' of shape " + shape_string(view.shape) +
+                                  " does not fit the model's " + shape_string(spec.shape) + " (-1: any size)");
+    const size_t count = static_cast<size_t>(element_count(view.shape));
+    // Half-precision IO is converted here, so that the rest of the engine only sees float32.
+    if (spec.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
+      auto& half = half_buffers.emplace_back();
+      half.reserve(count);
+      for (size_t i = 0; i < count; ++i) half.emplace_back(view.data[i]);
+      input_values.push_back(Ort::Value::CreateTensor<Ort::Float16_t>(cpu, half.data(), count, view.shape.data(),
+                                                                      view.shape.size()));
+    } else {
+      input_values.push_back(Ort::Value::CreateTensor<float>(cpu, const_cast<float*>(view.data), count,
+                                                             view.shape.data(), view.shape.size()));
+    }
+    binding.BindInput(spec.name.c_str(), input_values.back());
   }
-  std::vector<float> result(count);
-  if (info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
-    const Ort::Float16_t* half = outputs[0].GetTensorData<Ort::Float16_t>();
-    for (size_t i = 0; i < count; ++i) result[i] = half[i].ToFloat();
+  std::vector<const TensorSpec*> wanted;
+  if (outputs.empty()) {
+    for (const auto& t : model_.outputs) wanted.push_back(&t);
   } else {
-    const float* data = outputs[0].GetTensorData<float>();
-    std::copy(data, data + count, result.begin());
+    for (const auto& name : outputs) {
+      const TensorSpec* t = model_.find_output(name);
+      if (!t) throw std::invalid_argument(model_.path + ": '" + name + "' is not an output of the model");
+      wanted.push_back(t);
+    }
+  }
+  for (const TensorSpec* t : wanted) binding.BindOutput(t->name.c_str(), cpu);
+
+  std::vector<Ort::Value> values;
+  try {
+    Ort::RunOptions run_options;
+    session_->Run(run_options, binding);
+    values = binding.GetOutputValues();
+  } catch (const Ort::Exception& e) {
+    throw ModelError(model_.path + ": ONNX Runtime could not run the model on inputs of shape " + [&] {
+      std::string s;
+      for (const auto& [name, view] : inputs) s += (s.empty() ? "" : ", ") + name + " " + shape_string(view.shape);
+      return s;
+    }() + " (" + e.what() + ")");
+  }
+
+  Tensors result;
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    auto info = values.at(i).GetTensorTypeAndShapeInfo();
+    Tensor& out = result[wanted[i]->name];
+    out.shape = info.GetShape();
+    const size_t count = static_cast<size_t>(element_count(out.shape));
+    out.data.resize(count);
+    if (info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
+      to_float(values[i].GetTensorData<Ort::Float16_t>(), out.data.data(), count);
+    } else {
+      const float* data = values[i].GetTensorData<float>();
+      std::copy(data, data + count, out.data.begin());
+    }
   }
   return result;
 }

@@ -1,13 +1,14 @@
 #pragma once
-// One ONNX Runtime session on one execution provider: builds it, and runs batches of
-// N x 3 x H x W float32 tensors through it.  Safe to call from several threads at once
-// (OrtSession::Run is thread-safe and every call owns its buffers).
+// One ONNX Runtime session on one execution provider: builds it, and runs named float32 host
+// tensors through it (float16 model I/O is converted inside).  Safe to call from several threads
+// at once (OrtSession::Run is thread-safe and every call owns its buffers).
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "engine/model_info.h"
 #include "engine/ort_api.h"
+#include "engine/tensor.h"
 
 namespace deepshop {
 
@@ -32,9 +33,10 @@ class InferenceSession {
   const std::string& fallback_reason() const { return fallback_reason_; }
   int device_id() const { return device_id_; }
 
-  // Runs `batch` images of `height` x `width` (input laid out N x 3 x H x W, network values).
-  // Returns the output in the same layout; throws ModelError if its shape is not N x 3 x H x W.
-  std::vector<float> run(const std::vector<float>& input, int64_t batch, int64_t height, int64_t width);
+  // Runs the model on `inputs` (every model input, by name) and returns the outputs named in
+  // `outputs` (empty: all of them).  A wrong name, rank or fixed dimension is the caller's
+  // std::invalid_argument; a failure inside ONNX Runtime is a ModelError naming the model.
+  Tensors run(const TensorViews& inputs, const std::vector<std::string>& outputs = {}) const;
 
  private:
   std::unique_ptr<Ort::Session> open(const std::string& model_path, const SessionConfig& config, bool use_cuda);

@@ -1,8 +1,14 @@
 #pragma once
-// What the engine needs to know about an image-to-image model: its one input and one output,
-// and how pixels map to the values the network expects.  Taken from the model's deepshop.*
-// metadata (see python/deepshop_native/model_metadata.py), or from explicit options for models
-// that carry none.
+// What the engine knows about a model: its named inputs and outputs, each with element type,
+// shape and role, and how pixels map to the values its image tensors hold.  Taken from the
+// model's deepshop.* metadata (the contract: python/deepshop_native/model_metadata.py; keys in
+// engine/metadata_keys.h), or from explicit options for models that carry none.
+//
+// Roles: an `image` input is pixel-encoded by the engine and tiled; an `aux` input is a
+// non-spatial tensor given whole to every call; an `image` output is decoded to pixels and
+// blended; a `classes` output holds K class scores per pixel, blended then decoded by argmax;
+// `aux` and `scalar` outputs are returned whole.  A model without deepshop.inputs/outputs has
+// one image input and its first output is its image output (the feedforward stylizers).
 #include <array>
 #include <cstdint>
 #include <map>
@@ -11,6 +17,7 @@
 #include <vector>
 
 #include "engine/ort_api.h"
+#include "engine/tile_plan.h"
 
 namespace deepshop {
 
@@ -23,34 +30,53 @@ struct PixelFormatOverrides {
   std::optional<int64_t> receptive_field;
 };
 
+enum class Role { image, aux, classes, scalar };
+const char* role_name(Role role);
+
 struct TensorSpec {
   std::string name;
   ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
   std::vector<int64_t> shape;  // -1 (or <= 0) for a dynamic dimension
+  Role role = Role::aux;
+
+  // Spatial tensors are N x C x H x W and tiled; the rest pass whole.
+  bool spatial() const { return role == Role::image || role == Role::classes; }
+  int64_t channels() const { return shape.size() == 4 && shape[1] > 0 ? shape[1] : -1; }
+};
+
+// How pixels in [0, 1] become network values: lo + unit * (hi - lo) - mean.  `mean` and `bgr`
+// apply to 3-channel tensors only.
+struct PixelFormat {
+  float range_lo = 0.f, range_hi = 255.f;
+  bool bgr = false;                          // network channel order is BGR
+  std::array<float, 3> mean{0.f, 0.f, 0.f};  // in the network's channel order
 };
 
 struct ModelInfo {
   std::string path;
-  TensorSpec input;
-  TensorSpec output;
+  std::string family;  // deepshop.family, "" when absent
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
   std::map<std::string, std::string> metadata;  // every custom metadata entry, as stored
 
-  // Pixel format, resolved from metadata and overrides.
-  float range_lo = 0.f, range_hi = 255.f;
-  bool bgr = false;                      // network channel order is BGR
-  std::array<float, 3> mean{0.f, 0.f, 0.f};  // in the network's channel order
+  PixelFormat pixels;          // resolved when the model has image inputs or outputs
   int64_t stride_multiple = 1;
   int64_t receptive_field = 0;  // 0: unknown
   bool instance_norm = false;   // per-image statistics: tiles see their own
 
-  // Fixed spatial size of the input, if the model has one (else -1).
-  int64_t fixed_height() const { return input.shape.size() == 4 ? input.shape[2] : -1; }
-  int64_t fixed_width() const { return input.shape.size() == 4 ? input.shape[3] : -1; }
-  int64_t fixed_batch() const { return input.shape.size() == 4 ? input.shape[0] : -1; }
+  const TensorSpec* find_input(const std::string& name) const;
+  const TensorSpec* find_output(const std::string& name) const;
+  std::vector<const TensorSpec*> inputs_with(Role role) const;
+  std::vector<const TensorSpec*> outputs_with(Role role) const;
+  // The first spatial input (its fixed dimensions bound the tiles); null when there is none.
+  const TensorSpec* first_spatial_input() const;
+  // What the tile planner needs to know of this model.
+  TilingGeometry geometry() const;
 };
 
-// Checks that the session has exactly one N x 3 x H x W float input and one 4-D output, reads
-// the metadata and resolves the pixel format.  Throws ModelError naming the file and the reason.
+// Reads the session's inputs, outputs and metadata, assigns roles and resolves the pixel format.
+// Refuses only what cannot run (non-float tensors, spatial tensors that are not 4-D, roles naming
+// tensors the graph lacks, nonsense metadata), with a ModelError naming the file and the reason.
 ModelInfo describe_model(Ort::Session& session, const std::string& path, const PixelFormatOverrides& overrides);
 
 }  // namespace deepshop

@@ -4,6 +4,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/errors.h"
+#include "engine/limits.h"
+
 namespace deepshop {
 namespace {
 
@@ -33,8 +36,13 @@ std::vector<int64_t> place_starts(int64_t length, int64_t kept, int64_t min_over
 
 AxisPlan plan_axis(int64_t length, int64_t tile, int64_t halo, int64_t min_overlap, int64_t stride,
                    int64_t min_window) {
-  if (length < 1) throw std::invalid_argument("image dimension must be at least 1 pixel");
-  if (stride < 1) throw std::invalid_argument("stride multiple must be at least 1");
+  // Bounded here too, so that no caller can reach the arithmetic below with sizes that overflow.
+  check_range(length, 1, kMaxPixels, "image dimension");
+  check_range(stride, 1, kMaxPixels, "stride multiple");
+  check_range(tile, -1, kMaxPixels, "tile");
+  check_range(halo, -1, kMaxPixels, "halo");
+  check_range(min_overlap, 0, kMaxPixels, "overlap");
+  check_range(min_window, 0, kMaxPixels, "minimum window");
   AxisPlan plan;
   plan.length = length;
   const int64_t whole = round_up(std::max(length, min_window), stride);
@@ -98,6 +106,55 @@ AxisPlan plan_axis(int64_t length, int64_t tile, int64_t halo, int64_t min_overl
     for (int64_t k = 0; k < plan.kept && plan.starts[i] + k < length; ++k)
       plan.weights[i][k] = static_cast<float>(raw[i][k] / total[plan.starts[i] + k]);
   return plan;
+}
+
+void check_tile_options(const TileOptions& o) {
+  check_range(o.tile, 0, kMaxPixels, "tile");
+  check_range(o.halo, -1, kMaxPixels, "halo");
+  check_range(o.overlap, 0, kMaxPixels, "overlap");
+  check_range(o.batch, 1, 4096, "batch");
+  check_range(o.harmonize, 0, kMaxPixels, "harmonize");
+}
+
+namespace {
+int64_t default_halo(const TilingGeometry& model) {
+  // The theoretical receptive field of a deep network is much wider than the region that
+  // really shapes an output pixel (its effective receptive field); a quarter of it on each side
+  // (half its radius) keeps tile borders out of sight at a fraction of the cost.  Measured in
+  // tests/test_tiling_quality.py and the README.  Models without the figure get 32 pixels.
+  if (model.receptive_field > 0) return std::max<int64_t>(model.receptive_field / 4, model.stride);
+  return 32;
+}
+}  // namespace
+
+TilingSummary plan_tiles(const TilingGeometry& model, int64_t height, int64_t width, const TileOptions& options) {
+  if (height < 1 || width < 1)
+    throw std::invalid_argument("image is empty (" + std::to_string(height) + "x" + std::to_string(width) + ")");
+  check_range(height, 1, kMaxPixels, "image height");
+  check_range(width, 1, kMaxPixels, "image width");
+  check_tile_options(options);
+  const int64_t halo = options.halo < 0 ? default_halo(model) : options.halo;
+  const int64_t stride = model.stride;
+  // A model with a fixed input size can only be run at that size: it becomes the tile.
+  const int64_t fh = model.fixed_height, fw = model.fixed_width;
+  // Tiny images are reflected up to a small minimum: a TransformerNet, for one, reflection-pads
+  // by 4 pixels at full resolution and by 1 at a quarter of it.
+  const int64_t min_window = std::min(8 * stride, kMaxPixels);
+  TilingSummary s;
+  try {
+    s.rows = plan_axis(height, fh > 0 ? fh : options.tile, halo, options.overlap, stride, fh > 0 ? 0 : min_window);
+    s.cols = plan_axis(width, fw > 0 ? fw : options.tile, halo, options.overlap, stride, fw > 0 ? 0 : min_window);
+  } catch (const std::invalid_argument& e) {
+    // A halo from the model's receptive field is the model's figure, not the caller's option.
+    if (options.halo < 0 && model.receptive_field > 0)
+      throw std::invalid_argument(model.model + ": " + e.what() + " (the halo comes from the model's receptive field, " +
+                                  std::to_string(model.receptive_field) + " px: pass a smaller halo or a larger tile)");
+    throw;
+  }
+  if ((fh > 0 && s.rows.window != fh) || (fw > 0 && s.cols.window != fw))
+    throw ModelError(model.model + ": the model only takes " + std::to_string(fh) + "x" + std::to_string(fw) +
+                     " inputs, which cannot tile a " + std::to_string(height) + "x" + std::to_string(width) + " image");
+  return s;
 }
 
 }  // namespace deepshop

@@ -11,6 +11,7 @@
 // Starts, halo and window are multiples of the model's stride, so that every tile sees the
 // image on the same sampling grid as a whole-image run would.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace deepshop {
@@ -26,6 +27,42 @@ struct AxisPlan {
   int64_t count() const { return static_cast<int64_t>(starts.size()); }
   int64_t window_start(int64_t i) const { return starts[i] - halo; }
 };
+
+// What the planner needs to know of a model (see ModelInfo::geometry()).
+struct TilingGeometry {
+  int64_t stride = 1;           // tile starts and windows are multiples of it
+  int64_t receptive_field = 0;  // 0: unknown
+  int64_t fixed_batch = -1, fixed_height = -1, fixed_width = -1;  // -1: dynamic
+  std::string model;            // named in errors
+};
+
+// Tiling options.  Sizes are bounded by kMaxPixels (engine/limits.h).
+struct TileOptions {
+  // Network window (pixels, both axes); <= 0: the whole image at once.  1536 keeps one
+  // TransformerNet tile's activations near 1 GB, runs 1920x1080 in two tiles, and bounds an
+  // 8192x8192 run to about 1.9 GB beyond its input and output (README: figures).
+  int64_t tile = 1536;
+  int64_t halo = -1;     // context around each tile; < 0: from the model's receptive field
+  int64_t overlap = 64;  // least overlap of neighbouring kept spans, blended with linear ramps
+  int64_t batch = 1;     // tiles per network call
+  // Instance-norm networks normalise each tile with its own statistics, which gives each tile
+  // its own colour cast.  When > 0 and the image needs several tiles, the whole image is first
+  // stylized as a thumbnail whose longer side is this many pixels, and every tile's
+  // low-frequency colour is pulled to the thumbnail's (its detail is kept): tiles then agree
+  // with each other and with the whole image.  0 turns it off.
+  int64_t harmonize = 512;
+};
+
+// Throws std::invalid_argument naming the option when a value is out of its range.
+void check_tile_options(const TileOptions& options);
+
+struct TilingSummary {
+  AxisPlan rows, cols;
+  int64_t tiles() const { return rows.count() * cols.count(); }
+};
+
+// Plans the tiles of an image of `height` x `width` for a model of this geometry.
+TilingSummary plan_tiles(const TilingGeometry& model, int64_t height, int64_t width, const TileOptions& options);
 
 // Plans one axis.  `tile` is the wanted window (network input) length, <= 0 for the whole
 // image in one window; `halo` and `min_overlap` are in pixels; all are rounded to `stride`.

@@ -1,59 +1,64 @@
 #pragma once
-// The engine's data path: image in -> tiles -> session -> blended image out.
+// The channel-generic tiled runner: spatial inputs in -> tiles -> network -> blended outputs.
 //
-// Tiles are cut straight from the caller's 8- or 16-bit or float image (no full-size float
-// copy), run in batches, and blended into an accumulator that holds one band of tile rows only;
-// rows are converted to the output as soon as no later tile touches them.  Memory therefore
-// grows with the tile and the image width, not with the image area.
+// Spatial inputs are cut into windows (image borders reflected) by their TileSource; `aux`
+// inputs are passed whole to every call; the network is a callback, so this file knows nothing
+// of ONNX Runtime.  Each spatial output's tiles are turned by its TileSink into an interleaved
+// kept span, blended into an accumulator that holds one band of tile rows only, and handed back
+// to the sink row by row as soon as no later tile touches them (the sink's finish stage: pixel
+// decode + blend, or argmax + palette).  Memory therefore grows with the tile and the image
+// width, not with the image area.
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
+#include <vector>
 
-#include "engine/inference_session.h"
+#include "engine/tensor.h"
 #include "engine/tile_plan.h"
 
 namespace deepshop {
 
-struct TileOptions {
-  // Network window (pixels, both axes); <= 0: the whole image at once.  1536 keeps one
-  // TransformerNet tile's activations near 1 GB, runs 1920x1080 in two tiles, and bounds an
-  // 8192x8192 run to about 1.9 GB beyond its input and output (README: figures).
-  int64_t tile = 1536;
-  int64_t halo = -1;     // context around each tile; < 0: from the model's receptive field
-  int64_t overlap = 64;  // least overlap of neighbouring kept spans, blended with linear ramps
-  int64_t batch = 1;     // tiles per network call
-  // Instance-norm networks normalise each tile with its own statistics, which gives each tile
-  // its own colour cast.  When > 0 and the image needs several tiles, the whole image is first
-  // stylized as a thumbnail whose longer side is this many pixels, and every tile's
-  // low-frequency colour is pulled to the thumbnail's (its detail is kept): tiles then agree
-  // with each other and with the whole image.  0 turns it off.
-  int64_t harmonize = 512;
+// Fills one window of a spatial input with network values.
+class TileSource {
+ public:
+  virtual ~TileSource() = default;
+  virtual int64_t channels() const = 0;
+  // `rows`/`cols`: the (reflected) image row and column of every window pixel.  `dst` holds
+  // channels() planes of rows x cols values, `plane` apart.
+  virtual void cut(const std::vector<int64_t>& rows, const std::vector<int64_t>& cols, float* dst, size_t plane) const = 0;
 };
 
-struct PostOptions {
-  float strength = 1.f;          // 1: stylized only, 0: the input unchanged, linear in between
-  bool preserve_colors = false;  // keep the input's chroma, take only the stylized luminance
+// The finish stage of one spatial output.
+class TileSink {
+ public:
+  virtual ~TileSink() = default;
+  virtual int64_t channels() const = 0;  // network output channels, and accumulator channels per pixel
+  // Converts a tile's kept span (`out`: top-left value of channel 0; channels `plane` apart,
+  // rows `row_stride` apart) into `kept`, kh x kw x channels() interleaved.  (y0, x0) is the
+  // span's place in the image.  Throws ModelError when the network gave NaN or infinity.
+  virtual void take_tile(const float* out, size_t plane, int64_t row_stride, int64_t kh, int64_t kw, int64_t y0,
+                         int64_t x0, float* kept) = 0;
+  // Image rows [y_from, y_to) are complete: `acc` holds them, width x channels() each.
+  virtual void finish_rows(const float* acc, int64_t y_from, int64_t y_to) = 0;
 };
 
-// A contiguous H x W x 3 image of element type T (uint8_t, uint16_t or float in [0, 1]).
-template <typename T>
-struct ImageView {
-  T* data = nullptr;
-  int64_t height = 0, width = 0;
+struct TiledCall {
+  std::vector<std::pair<std::string, const TileSource*>> spatial_inputs;
+  TensorViews aux_inputs;                                         // passed whole to every call
+  std::vector<std::pair<std::string, TileSink*>> spatial_outputs;  // blended
+  std::vector<std::string> whole_outputs;                          // collected per call
 };
 
-struct TilingSummary {
-  AxisPlan rows, cols;
-  int64_t tiles() const { return rows.count() * cols.count(); }
-};
-
-// Plans the tiles of an image of `height` x `width` for this model.
-TilingSummary plan_tiles(const ModelInfo& model, int64_t height, int64_t width, const TileOptions& options);
-
+// Runs the network on named inputs, returning the named outputs.
+using NetworkFn = std::function<Tensors(const TensorViews& inputs, const std::vector<std::string>& outputs)>;
 // Called after each batch with (tiles done, tiles in all); returning false cancels the run.
 using ProgressFn = std::function<bool(int64_t, int64_t)>;
 
-template <typename T>
-void run_tiled(InferenceSession& session, ImageView<const T> input, ImageView<T> output, const TileOptions& tiles,
-               const PostOptions& post, const ProgressFn& progress);
+// Tiles an image of `height` x `width`.  Returns every whole (non-spatial) output, one tensor per
+// network call, in raster order of the tiles.  Throws Cancelled when `progress` says so.
+std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, const TilingGeometry& model,
+                                                     int64_t height, int64_t width, const TileOptions& options,
+                                                     const TiledCall& call, const ProgressFn& progress);
 
 }  // namespace deepshop

@@ -81,7 +81,8 @@ std::vector<uint8_t> kmeans_palette(const uint8_t* rgb, int64_t n, int k, ColorS
   // Lloyd iterations until no sample changes cluster.
   const int kc = static_cast<int>(centers.size());
   std::vector<int> assignment(static_cast<size_t>(n), -1);
-  const int parts = n < 16384 ? 1 : resolve_threads(threads);
+  const int wanted = resolve_threads(threads);  // checked even when one part will do
+  const int parts = n < 16384 ? 1 : wanted;
   for (int it = 0; it < max_iterations; ++it) {
     std::vector<int64_t> changed_per_part(static_cast<size_t>(parts), 0);
     parallel_parts(n, parts, [&](int part, int64_t b, int64_t e) {

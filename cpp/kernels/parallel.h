@@ -4,16 +4,23 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
 namespace deepshop::kernels {
 
-// threads <= 0 means "all hardware threads".
+// threads <= 0 means "all hardware threads".  More than 4x the hardware threads is refused
+// (std::invalid_argument naming the option): it only slows a run down, and tens of thousands of
+// threads exhaust the address space.
 inline int resolve_threads(int threads) {
-  if (threads > 0) return threads;
   unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  const int hardware = hw == 0 ? 1 : static_cast<int>(hw);
+  if (threads > 4 * hardware)
+    throw std::invalid_argument("threads = " + std::to_string(threads) + " is out of range: use 0 (all " +
+                                std::to_string(hardware) + " hardware threads) up to " + std::to_string(4 * hardware));
+  return threads > 0 ? threads : hardware;
 }
 
 // Runs fn(part, begin, end) on `parts` contiguous slices of [0, n), the first on the calling
@@ -37,6 +44,15 @@ void parallel_parts(int64_t n, int parts, Fn&& fn) {
     }
   };
   std::vector<std::thread> pool;
+  // Joins whatever was started, also when starting a thread fails (std::system_error) or the
+  // vector cannot grow: a joinable std::thread destroyed unjoined terminates the process.
+  struct JoinAll {
+    std::vector<std::thread>& threads;
+    ~JoinAll() {
+      for (auto& th : threads)
+        if (th.joinable()) th.join();
+    }
+  } join_all{pool};
   pool.reserve(parts - 1);
   for (int t = 1; t < parts; ++t)
     pool.emplace_back(guarded, t, n * t / parts, n * (t + 1) / parts);

@@ -189,7 +189,8 @@ void posterize_levels(const T* in, int64_t pixels, const T* values, int levels, 
                       uint8_t* labels_u8, int32_t* labels_i32, int threads) {
   const auto table = level_index_table(values, levels, int64_t{1} << (8 * sizeof(T)));
   const int L = levels;
-  const int parts = pixels < (1 << 16) ? 1 : resolve_threads(threads);
+  const int wanted = resolve_threads(threads);  // checked even when one part will do
+  const int parts = pixels < (1 << 16) ? 1 : wanted;
   if (!labels_u8 && !labels_i32 && levels <= 16) {
     if (!out) return;
     // Threshold of level k: the first code whose nearest level (ties: lower) is k.
@@ -236,7 +237,8 @@ void posterize_palette_u8(const uint8_t* in, int64_t pixels, const uint8_t* pale
                           ColorSpace space, const uint8_t* table, int64_t table_bytes, uint8_t* labels,
                           uint8_t* out, int threads) {
   check_palette(colors);
-  const int parts = pixels < (1 << 14) ? 1 : resolve_threads(threads);
+  const int wanted = resolve_threads(threads);  // checked even when one part will do
+  const int parts = pixels < (1 << 14) ? 1 : wanted;
   if (table) {
     constexpr int64_t kCells = 32 * 32 * 32;
     if (table_bytes < 2 * kCells) throw std::invalid_argument("posterize: label table too small");
@@ -335,7 +337,8 @@ void posterize_palette_f32(const float* in, int64_t pixels, const float* palette
                            ColorSpace space, uint8_t* labels, int threads) {
   check_palette(colors);
   const PaletteCoords pc = palette_coords_f32(palette, colors, space);
-  const int parts = pixels < (1 << 14) ? 1 : resolve_threads(threads);
+  const int wanted = resolve_threads(threads);  // checked even when one part will do
+  const int parts = pixels < (1 << 14) ? 1 : wanted;
   parallel_parts(pixels, parts, [&](int, int64_t b, int64_t e) {
     alignas(64) float x[kBlock], y[kBlock], z[kBlock];
     for (int64_t i = b; i < e; i += kBlock) {

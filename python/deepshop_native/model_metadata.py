@@ -56,7 +56,20 @@ Roles (values of ``inputs`` / ``outputs``):
   scores, blended then decoded by argmax/palette; ``aux`` = non-spatial tensor returned whole
   (layer statistics); ``scalar`` = a loss term or other scalar; ``features`` = spatial feature map
   returned whole, not decoded to pixels (feature networks run untiled).
+
+A model without ``inputs``/``outputs`` keeps the first meaning: its one input is ``image`` and its
+first output is ``image``.  Sizes (stride_multiple, receptive_field) are at most MAX_PIXELS.
+
+This module imports nothing else of the package (no C++ extension): the exporter uses it.  The
+C++ side keeps the key strings it reads in ONE header, cpp/engine/metadata_keys.h, which a test
+checks against this module.
 """
+from __future__ import annotations
+
+import json
+import os
+import stat
+from typing import Dict
 
 PREFIX = "deepshop."
 FORMAT_VERSION = "1"
@@ -66,9 +79,108 @@ CORE_KEYS = (
     "format", "family", "name", "input_layout", "value_range", "channel_order", "mean",
     "stride_multiple", "receptive_field", "normalization", "precision", "license", "provenance",
 )
+#: Keys a model carries when it has more than one image input and output (see Roles above).
+IO_KEYS = ("inputs", "outputs")
 #: Written only where they apply (several inputs/outputs, statistics graphs, feature networks).
-OPTIONAL_KEYS = ("inputs", "outputs", "statistics", "features", "pooling")
-KEYS = CORE_KEYS + OPTIONAL_KEYS
+OPTIONAL_KEYS = IO_KEYS + ("statistics", "features", "pooling")
+#: Every key of the contract.
+KEYS = ALL_KEYS = CORE_KEYS + OPTIONAL_KEYS
 
-INPUT_ROLES = ("image", "aux", "tile_mask")
-OUTPUT_ROLES = ("image", "classes", "aux", "scalar", "features")
+ROLE_IMAGE, ROLE_AUX, ROLE_CLASSES, ROLE_SCALAR = "image", "aux", "classes", "scalar"
+ROLE_TILE_MASK, ROLE_FEATURES = "tile_mask", "features"
+INPUT_ROLES = (ROLE_IMAGE, ROLE_AUX, ROLE_TILE_MASK)
+OUTPUT_ROLES = (ROLE_IMAGE, ROLE_CLASSES, ROLE_AUX, ROLE_SCALAR, ROLE_FEATURES)
+#: Largest size (pixels) of a tile, halo, overlap, stride multiple or receptive field.
+MAX_PIXELS = 1 << 20
+
+
+def key(name: str) -> str:
+    """The full metadata key of a contract key: key("family") == "deepshop.family"."""
+    if name not in ALL_KEYS:
+        raise KeyError(f"{name!r} is not a key of the deepshop metadata contract {list(ALL_KEYS)}")
+    return PREFIX + name
+
+
+def encode_roles(roles: Dict[str, str], *, outputs: bool) -> str:
+    """The JSON text of deepshop.inputs (outputs=False) or deepshop.outputs, checked."""
+    allowed = OUTPUT_ROLES if outputs else INPUT_ROLES
+    bad = {name: role for name, role in roles.items() if role not in allowed}
+    if bad:
+        raise ValueError(f"roles {bad} are not among {list(allowed)}")
+    return json.dumps(dict(roles), sort_keys=True)
+
+
+class MetadataReadError(ValueError):
+    """The file is not an ONNX model whose metadata can be read (message says why)."""
+
+
+def _varint(f) -> int:
+    shift = result = 0
+    while True:
+        b = f.read(1)
+        if not b:
+            raise MetadataReadError("truncated varint")
+        result |= (b[0] & 0x7F) << shift
+        if b[0] < 0x80:
+            return result
+        shift += 7
+        if shift > 63:
+            raise MetadataReadError("varint too long")
+
+
+def _entry(data: bytes):
+    """A StringStringEntryProto: key (field 1) and value (field 2)."""
+    import io
+    f, end, out = io.BytesIO(data), len(data), {1: "", 2: ""}
+    while f.tell() < end:
+        tag = _varint(f)
+        field, wire = tag >> 3, tag & 7
+        if wire == 2:
+            n = _varint(f)
+            raw = f.read(n)
+            if len(raw) != n:
+                raise MetadataReadError("truncated metadata entry")
+            if field in out:
+                out[field] = raw.decode("utf-8", errors="replace")
+        elif wire == 0:
+            _varint(f)
+        else:
+            raise MetadataReadError(f"unexpected wire type {wire} in a metadata entry")
+    return out[1], out[2]
+
+
+def read_metadata(path) -> Dict[str, str]:
+    """Every metadata_props entry of the ONNX file at `path`, without building a session and
+    without the onnx package: ModelProto.metadata_props is field 14, a StringStringEntryProto
+    (key = 1, value = 2); every other field (the graph and its weights among them) is skipped
+    unread.  Raises MetadataReadError when the file is not a readable protobuf, OSError when it
+    cannot be opened."""
+    path = os.fspath(path)
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise MetadataReadError("not a regular file")  # a FIFO would block the reader forever
+    metadata: Dict[str, str] = {}
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        while f.tell() < size:
+            tag = _varint(f)
+            field, wire = tag >> 3, tag & 7
+            if field == 0:
+                raise MetadataReadError("field number 0")
+            if wire == 0:
+                _varint(f)
+            elif wire == 1:
+                f.seek(8, os.SEEK_CUR)
+            elif wire == 5:
+                f.seek(4, os.SEEK_CUR)
+            elif wire == 2:
+                n = _varint(f)
+                if f.tell() + n > size:
+                    raise MetadataReadError("a field runs past the end of the file")
+                if field == 14:
+                    k, v = _entry(f.read(n))
+                    metadata[k] = v
+                else:
+                    f.seek(n, os.SEEK_CUR)
+            else:
+                raise MetadataReadError(f"unexpected wire type {wire}")
+    return metadata

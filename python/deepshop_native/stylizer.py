@@ -17,7 +17,8 @@ import numpy as np
 
 from . import _native
 from ._runtime import available_providers, ensure_runtime
-from .errors import ModelError
+from .errors import ModelError, OptionError
+from .pipelines import session_options, tile_options
 from .imageio import read_image, resize_max_side, to_depth, to_rgb_array, write_image
 
 # Tiling defaults live with the engine (cpp/engine/tiled_runner.h, TileOptions, where their
@@ -71,22 +72,13 @@ class Stylizer:
                  harmonize: int = DEFAULT_HARMONIZE, memory_arena: bool = False,
                  value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
                  mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None):
-        if tile is not None and tile < 0:
-            raise ValueError(f"tile must be positive (or 0/None for the whole image), got {tile}")
-        if overlap < 0 or batch < 1 or threads < 0 or harmonize < 0:
-            raise ValueError("overlap, threads and harmonize must be >= 0 and batch >= 1")
-        if halo is not None and halo < 0:
-            raise ValueError(f"halo must be >= 0, got {halo}")
         self.model_path = resolve_model(model)
         ensure_runtime()
-        self._engine = _native.Engine(
-            str(self.model_path), device, threads,
-            None if value_range is None else tuple(float(v) for v in value_range),
-            channel_order.upper() if channel_order else None,
-            None if mean is None else tuple(float(v) for v in mean),
-            stride_multiple, None, bool(memory_arena))
-        self._tiles = _native.TileOptions(int(tile or 0), -1 if halo is None else int(halo), int(overlap), int(batch),
-                                          int(harmonize))
+        # Options are checked at this edge (OptionError naming the option), then by the engine.
+        self._engine = _native.Engine(**session_options(
+            self.model_path, device=device, threads=threads, memory_arena=memory_arena, value_range=value_range,
+            channel_order=channel_order, mean=mean, stride_multiple=stride_multiple))
+        self._tiles = tile_options(tile=tile, halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
 
     # --- what the model and the engine are -------------------------------------------------
     @property
@@ -105,7 +97,7 @@ class Stylizer:
 
     def plan(self, height: int, width: int) -> dict:
         """How an image of this size will be tiled: counts, window, halo, tile starts."""
-        return dict(self._engine.plan(int(height), int(width), self._tiles))
+        return dict(self._engine.plan(height=int(height), width=int(width), tiles=self._tiles))
 
     # --- running ----------------------------------------------------------------------------
     def __call__(self, image: ImageLike, *, strength: float = 1.0, preserve_colors: bool = False,
@@ -116,7 +108,7 @@ class Stylizer:
         the input's colours and takes only the stylized luminance; max_side downscales first;
         progress(done, total) is called after each batch of tiles (return False to cancel)."""
         if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be within [0, 1], got {strength}")
+            raise OptionError(f"strength must be within [0, 1], got {strength}")
         is_pil = type(image).__module__.startswith("PIL.")
         # float64 arrays run in float32 (to_rgb_array converts them) and are given back as float64.
         out_dtype = image.dtype if isinstance(image, np.ndarray) and image.dtype == np.float64 else None
@@ -125,7 +117,8 @@ class Stylizer:
             pixels = resize_max_side(pixels, max_side)
             if alpha is not None:
                 alpha = resize_max_side(alpha, max_side)
-        styled = self._engine.run(pixels, self._tiles, float(strength), bool(preserve_colors), progress)
+        styled = self._engine.run(image=pixels, tiles=self._tiles, strength=float(strength),
+                                  preserve_colors=bool(preserve_colors), progress=progress)
         if out_dtype is not None:
             styled = styled.astype(out_dtype)
         if alpha is not None:

@@ -1,0 +1,141 @@
+#include "engine/tile_stages.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "engine/errors.h"
+#include "kernels/label_decode.h"
+
+namespace deepshop {
+namespace {
+
+// NaN and infinity have every exponent bit set.  An OR over integers has no branch and no
+// floating-point ordering to keep, so the compiler vectorizes it.
+bool all_finite(const float* v, size_t n) {
+  constexpr uint32_t kExponent = 0x7f800000u;
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, v + i, sizeof bits);
+    bad |= static_cast<uint32_t>((bits & kExponent) == kExponent);
+  }
+  return bad == 0;
+}
+
+[[noreturn]] void non_finite(const std::string& model, int64_t y0, int64_t x0) {
+  throw ModelError(model + ": the model's output holds NaN or infinite values (in the tile at row " +
+                   std::to_string(y0) + ", column " + std::to_string(x0) +
+                   "); the weights or the value range may be wrong, or fp16 overflowed");
+}
+
+}  // namespace
+
+template <typename T>
+void ImageSource<T>::cut(const std::vector<int64_t>& rows, const std::vector<int64_t>& cols, float* dst,
+                         size_t plane) const {
+  const int64_t C = image_.channels, wh = static_cast<int64_t>(rows.size()), ww = static_cast<int64_t>(cols.size());
+  const size_t row_stride = static_cast<size_t>(image_.width * C);
+  for (int64_t y = 0; y < wh; ++y) {
+    const T* src_row = image_.data + rows[y] * row_stride;
+    for (int64_t c = 0; c < C; ++c) {
+      float* d = dst + encoder_.net_channel(c) * plane + y * ww;
+      for (int64_t x = 0; x < ww; ++x) d[x] = encoder_.encode(c, src_row[cols[x] * C + c]);
+    }
+  }
+}
+
+template <typename T>
+ImageSink<T>::ImageSink(ImageView<T> output, const PixelFormat& px, ImageView<const T> original,
+                        const PostOptions& post, const ColourReference* reference, std::string model)
+    : output_(output), decoder_(px, output.channels), original_(original), post_(post), reference_(reference),
+      model_(std::move(model)) {}
+
+template <typename T>
+void ImageSink<T>::take_tile(const float* out, size_t plane, int64_t row_stride, int64_t kh, int64_t kw, int64_t y0,
+                             int64_t x0, float* kept) {
+  const int64_t C = output_.channels;
+  for (int64_t y = 0; y < kh; ++y) {
+    for (int64_t c = 0; c < C; ++c) {
+      const float* oc = out + decoder_.net_channel[c] * plane + y * row_stride;
+      const float scale = decoder_.scale[c], offset = decoder_.offset[c];
+      for (int64_t x = 0; x < kw; ++x) kept[(y * kw + x) * C + c] = oc[x] * scale + offset;
+    }
+  }
+  if (!all_finite(kept, static_cast<size_t>(kh * kw * C))) non_finite(model_, y0, x0);
+  if (reference_) harmonize_tile(kept, kh, kw, y0, x0, *reference_);
+}
+
+template <typename T>
+void ImageSink<T>::finish_rows(const float* acc, int64_t y_from, int64_t y_to) {
+  const int64_t W = output_.width, C = output_.channels;
+  const size_t row_stride = static_cast<size_t>(W * C);
+  if (!original_.data) {
+    for (int64_t y = y_from; y < y_to; ++y) {
+      const float* a = acc + (y - y_from) * row_stride;
+      T* dst = output_.data + y * row_stride;
+      for (size_t i = 0; i < row_stride; ++i) dst[i] = from_unit<T>(a[i]);
+    }
+    return;
+  }
+  // Blending with the original: RGB only (the image path checks it).
+  for (int64_t y = y_from; y < y_to; ++y) {
+    const float* a = acc + (y - y_from) * row_stride;
+    const T* src = original_.data + y * row_stride;
+    T* dst = output_.data + y * row_stride;
+    for (int64_t x = 0; x < W; ++x) {
+      std::array<float, 3> s, c;
+      for (int ch = 0; ch < 3; ++ch) {
+        s[ch] = std::min(std::max(a[x * 3 + ch], 0.f), 1.f);
+        c[ch] = static_cast<float>(src[x * 3 + ch]) / PixelCodec<T>::kMax;
+      }
+      if (post_.preserve_colors) {
+        // Luminance transfer in YCbCr (BT.601): keep the input's Cb/Cr, take the stylized Y.
+        // Changing only Y moves R, G and B by the same amount.
+        const float dy = (0.299f * s[0] + 0.587f * s[1] + 0.114f * s[2]) - (0.299f * c[0] + 0.587f * c[1] + 0.114f * c[2]);
+        for (int ch = 0; ch < 3; ++ch) s[ch] = c[ch] + dy;
+      }
+      for (int ch = 0; ch < 3; ++ch) dst[x * 3 + ch] = from_unit<T>(post_.strength * s[ch] + (1.f - post_.strength) * c[ch]);
+    }
+  }
+}
+
+ClassesSink::ClassesSink(int64_t classes, int64_t width, int32_t* labels, const std::vector<uint8_t>& palette,
+                         uint8_t* rgb, std::string model)
+    : classes_(classes), width_(width), labels_(labels), palette_(palette), rgb_(rgb), model_(std::move(model)) {}
+
+void ClassesSink::take_tile(const float* out, size_t plane, int64_t row_stride, int64_t kh, int64_t kw, int64_t y0,
+                            int64_t x0, float* kept) {
+  const int64_t K = classes_;
+  for (int64_t y = 0; y < kh; ++y)
+    for (int64_t k = 0; k < K; ++k) {
+      const float* ok = out + k * plane + y * row_stride;
+      for (int64_t x = 0; x < kw; ++x) kept[(y * kw + x) * K + k] = ok[x];
+    }
+  if (!all_finite(kept, static_cast<size_t>(kh * kw * K))) non_finite(model_, y0, x0);
+}
+
+void ClassesSink::finish_rows(const float* acc, int64_t y_from, int64_t y_to) {
+  const int64_t K = classes_, W = width_;
+  for (int64_t y = y_from; y < y_to; ++y) {
+    const float* a = acc + (y - y_from) * W * K;
+    int32_t* lab = labels_ + y * W;
+    for (int64_t x = 0; x < W; ++x) {
+      const float* s = a + x * K;
+      int64_t best = 0;
+      for (int64_t k = 1; k < K; ++k)
+        if (s[k] > s[best]) best = k;  // strictly greater: the lowest index wins ties
+      lab[x] = static_cast<int32_t>(best);
+    }
+    if (!palette_.empty())
+      kernels::decode_labels(lab, W, palette_.data(), static_cast<int>(palette_.size() / 3), rgb_ + y * W * 3);
+  }
+}
+
+template class ImageSource<uint8_t>;
+template class ImageSource<uint16_t>;
+template class ImageSource<float>;
+template class ImageSink<uint8_t>;
+template class ImageSink<uint16_t>;
+template class ImageSink<float>;
+
+}  // namespace deepshop

@@ -1,0 +1,79 @@
+"""Model families: opening a model gives the pipeline object its family needs.
+
+    pipeline = open_model("mosaic.onnx", device="cpu")     # a Stylizer for transformer_net
+
+The family is the model's ``deepshop.family`` metadata (deepshop_native.model_metadata), read
+from the file without building a session.  A model without a family is a feedforward stylizer
+when it declares no I/O roles (one image in, one image out), and otherwise a generic pipeline
+(tiled when it has an image input).  Add a family with register_family (docs/engine.md).
+
+This folder also holds the bundled default style model (default_style.onnx).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Dict, Tuple
+
+from .. import model_metadata as mm
+from ..errors import ModelError
+
+# family -> (module, class): imported only when a model of that family is opened.
+_FAMILIES: Dict[str, Tuple[str, str]] = {
+    "transformer_net": ("deepshop_native.stylizer", "Stylizer"),
+    # Models whose roles say all there is to know: tiled image-to-image (any channels, aux
+    # inputs, class scores) and whole named runs (loss graphs, encoders).
+    "generic_tiled": ("deepshop_native.pipelines", "TiledPipeline"),
+    "generic_session": ("deepshop_native.pipelines", "SessionPipeline"),
+}
+
+
+def register_family(family: str, module: str, class_name: str) -> None:
+    """Map `family` to the pipeline class `class_name` of `module` (imported on first use)."""
+    _FAMILIES[family] = (module, class_name)
+
+
+def known_families() -> list:
+    return sorted(_FAMILIES)
+
+
+def pipeline_class(family: str, path="") -> type:
+    """The pipeline class of a family; ModelError naming the file, the family and the known ones."""
+    if family not in _FAMILIES:
+        raise ModelError(f"{path}: unknown model family '{family}' (metadata {mm.key('family')}); "
+                         f"known families: {', '.join(known_families())}")
+    module, name = _FAMILIES[family]
+    return getattr(importlib.import_module(module), name)
+
+
+def family_of(path) -> str:
+    """The family a model file runs as (see the module doc), from its metadata alone."""
+    try:
+        metadata = mm.read_metadata(path)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a directory, not an ONNX model file") from None
+    except OSError as e:
+        raise ModelError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except mm.MetadataReadError as e:
+        raise ModelError(f"{path}: not an ONNX model ({e})") from None
+    family = metadata.get(mm.key("family"))
+    if family:
+        return family
+    declares_roles = mm.key("inputs") in metadata or mm.key("outputs") in metadata
+    if not declares_roles:
+        return "transformer_net"
+    import json
+    try:
+        roles = json.loads(metadata.get(mm.key("inputs"), "{}"))
+    except ValueError:
+        roles = {}  # the engine names the bad value when the session is built
+    return "generic_tiled" if mm.ROLE_IMAGE in getattr(roles, "values", lambda: ())() else "generic_session"
+
+
+def open_model(path, **options):
+    """The pipeline object of the model at `path` (its family's class), built with `options`."""
+    path = Path(os.fspath(path))
+    return pipeline_class(family_of(path), path)(path, **options)

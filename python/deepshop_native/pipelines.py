@@ -1,0 +1,163 @@
+"""Generic pipelines on the engine's named sessions: for models whose family needs nothing beyond
+what the metadata roles say (python/deepshop_native/model_metadata.py).
+
+    TiledPipeline    image inputs tiled, aux inputs passed whole to every tile; image outputs come
+                     back as pixels, classes outputs as argmax labels (and colours with a palette),
+                     aux and scalar outputs once per network call.
+    SessionPipeline  one whole run on named arrays (loss-and-gradient graphs, style encoders).
+
+Families with their own behaviour (the feedforward Stylizer, ...) have their own module and are
+mapped to their class in deepshop_native.models.
+"""
+from __future__ import annotations
+
+import operator
+import os
+from typing import Callable, Dict, Mapping, Optional, Sequence
+
+import numpy as np
+
+from . import _native
+from ._runtime import ensure_runtime
+from .errors import ModelError, OptionError
+
+Progress = Callable[[int, int], Optional[bool]]
+
+
+def check_int(name: str, value, lo: int, hi: int) -> int:
+    """`value` as an int within [lo, hi], or OptionError naming the option (never a pybind11
+    signature dump for an int beyond 64 bits, nor a float silently truncated)."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise OptionError(f"{name} must be an integer, got {value!r}") from None
+    if not lo <= number <= hi:
+        raise OptionError(f"{name} = {number} is out of range [{lo}, {hi}]")
+    return number
+
+
+def session_options(model, *, device: str = "auto", threads: int = 0, memory_arena: bool = False,
+                    value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
+                    mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None,
+                    receptive_field: Optional[int] = None) -> dict:
+    """Keyword arguments of _native.Session / _native.Engine, checked."""
+    if not isinstance(device, str):
+        raise OptionError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', got {device!r}")
+    if channel_order is not None and (not isinstance(channel_order, str) or channel_order.upper() not in ("RGB", "BGR")):
+        raise OptionError(f"channel_order must be 'RGB' or 'BGR', got {channel_order!r}")
+
+    def floats(name, values, n):
+        if values is None:
+            return None
+        try:
+            out = tuple(float(v) for v in values)
+        except (TypeError, ValueError):
+            raise OptionError(f"{name} must be {n} numbers, got {values!r}") from None
+        if len(out) != n or not all(np.isfinite(out)):
+            raise OptionError(f"{name} must be {n} finite numbers, got {values!r}")
+        return out
+
+    return dict(
+        model=os.fspath(model), device=device,
+        threads=check_int("threads", threads, 0, _native.max_threads()),
+        value_range=floats("value_range", value_range, 2),
+        channel_order=channel_order.upper() if channel_order else None,
+        mean=floats("mean", mean, 3),
+        stride_multiple=None if stride_multiple is None else check_int("stride_multiple", stride_multiple, 1,
+                                                                      _native.MAX_PIXELS),
+        receptive_field=None if receptive_field is None else check_int("receptive_field", receptive_field, 0,
+                                                                      _native.MAX_PIXELS),
+        cpu_memory_arena=bool(memory_arena))
+
+
+def tile_options(*, tile: Optional[int], halo: Optional[int], overlap: int, batch: int, harmonize: int = 0):
+    """A checked _native.TileOptions (tile 0/None: the whole image in one window)."""
+    limit = _native.MAX_PIXELS
+    return _native.TileOptions(
+        tile=check_int("tile", tile or 0, 0, limit), halo=-1 if halo is None else check_int("halo", halo, 0, limit),
+        overlap=check_int("overlap", overlap, 0, limit), batch=check_int("batch", batch, 1, 4096),
+        harmonize=check_int("harmonize", harmonize, 0, limit))
+
+
+def pixels_as_unit_float(name: str, array) -> np.ndarray:
+    """An H x W or H x W x C pixel array as C-contiguous float32 in [0, 1] (uint8 / 255,
+    uint16 / 65535, floats as they are)."""
+    a = np.asarray(array)
+    if a.ndim not in (2, 3) or a.size == 0:
+        raise OptionError(f"{name}: expected an H x W or H x W x C image array, got shape {a.shape}")
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a, dtype=np.float32) / np.float32(255)
+    if a.dtype == np.uint16:
+        return np.ascontiguousarray(a, dtype=np.float32) / np.float32(65535)
+    if a.dtype.kind == "f":
+        return np.ascontiguousarray(a, dtype=np.float32)
+    raise OptionError(f"{name}: image dtype must be uint8, uint16 or float, got {a.dtype}")
+
+
+class SessionPipeline:
+    """One model on one device, run whole on named float32 arrays: ``outputs = p(x=..., g=...)``."""
+
+    def __init__(self, model, *, device: str = "auto", threads: int = 0, memory_arena: bool = False, **pixel_format):
+        self.model_path = os.fspath(model)
+        ensure_runtime()
+        self._session = _native.Session(**session_options(model, device=device, threads=threads,
+                                                          memory_arena=memory_arena, **pixel_format))
+
+    @property
+    def inputs(self) -> list:
+        """Each input as a dict: name, type, shape (-1: dynamic), role."""
+        return list(self._session.inputs)
+
+    @property
+    def outputs(self) -> list:
+        return list(self._session.outputs)
+
+    @property
+    def metadata(self) -> dict:
+        return dict(self._session.metadata)
+
+    @property
+    def family(self) -> str:
+        return self._session.family
+
+    @property
+    def provider(self) -> str:
+        return self._session.provider
+
+    def __call__(self, inputs: Optional[Mapping[str, np.ndarray]] = None, *, outputs: Optional[Sequence[str]] = None,
+                 **named: np.ndarray) -> Dict[str, np.ndarray]:
+        feeds = {**(inputs or {}), **named}
+        return dict(self._session.run(inputs=feeds, outputs=None if outputs is None else list(outputs)))
+
+
+class TiledPipeline(SessionPipeline):
+    """A model with image inputs run through the tiled runner.  Call with the image inputs by name
+    (H x W or H x W x C arrays: uint8, uint16 or float in [0, 1]; all of one size) and the aux
+    inputs in `aux`.  Returns {'images': {name: H x W x C float32 in [0, 1]}, 'labels': {name: H x W
+    int32}, 'colours': {name: H x W x 3 uint8, for classes outputs given a palette},
+    'whole': {name: [one array per network call, tiles in raster order]}}."""
+
+    def __init__(self, model, *, device: str = "auto", tile: Optional[int] = None, halo: Optional[int] = None,
+                 overlap: int = 64, batch: int = 1, threads: int = 0, memory_arena: bool = False,
+                 palettes: Optional[Mapping[str, np.ndarray]] = None, **pixel_format):
+        super().__init__(model, device=device, threads=threads, memory_arena=memory_arena, **pixel_format)
+        if not any(t["role"] == "image" for t in self.inputs):
+            raise ModelError(f"{self.model_path}: the model has no image input to tile; run it with SessionPipeline")
+        self._tiles = tile_options(tile=_native.TileOptions().tile if tile is None else tile, halo=halo,
+                                   overlap=overlap, batch=batch)
+        self._palettes = dict(palettes or {})
+
+    def plan(self, height: int, width: int) -> dict:
+        """How an image of this size is tiled: counts, window, halo, tile starts."""
+        return dict(self._session.plan(height=int(height), width=int(width), tiles=self._tiles))
+
+    def __call__(self, images: Optional[Mapping[str, np.ndarray]] = None, *, aux: Optional[Mapping[str, np.ndarray]] = None,
+                 outputs: Optional[Sequence[str]] = None, palettes: Optional[Mapping[str, np.ndarray]] = None,
+                 progress: Optional[Progress] = None, **named: np.ndarray) -> dict:
+        spatial = {name: pixels_as_unit_float(name, a) for name, a in {**(images or {}), **named}.items()}
+        aux_arrays = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in (aux or {}).items()}
+        pal = {**self._palettes, **(palettes or {})}
+        result = self._session.run_tiled(spatial=spatial, aux=aux_arrays, tiles=self._tiles,
+                                         palettes={k: np.ascontiguousarray(v, dtype=np.uint8) for k, v in pal.items()},
+                                         outputs=None if outputs is None else list(outputs), progress=progress)
+        return {part: dict(values) for part, values in result.items()}
