@@ -51,10 +51,12 @@ void run_with_progress(const std::optional<py::function>& progress, Fn&& fn) {
       if (progress) {
         py::object r = (*progress)(done, total);
         if (r.is_none()) return true;
-        if (!py::isinstance<py::bool_>(r) && !py::isinstance<py::int_>(r))
+        // bool, int or numpy.bool_: anything else is a mistake better named than guessed at.
+        const bool numpy_bool = py::hasattr(r, "dtype") && py::str(r.attr("dtype").attr("kind")).cast<std::string>() == "b";
+        if (!py::isinstance<py::bool_>(r) && !py::isinstance<py::int_>(r) && !numpy_bool)
           throw std::invalid_argument("progress callback must return None, True or False, not " +
                                       std::string(py::str(r.get_type().attr("__name__"))));
-        return r.cast<bool>();
+        return PyObject_IsTrue(r.ptr()) == 1;
       }
     } catch (py::error_already_set& e) {
       callback_error.emplace(std::move(e));
