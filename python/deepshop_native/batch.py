@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TextI
 from tqdm import tqdm
 
 from .errors import DeepshopError
+from .image.formats import FALLBACK_EXTENSION, READ_EXTENSIONS, WRITE_EXTENSIONS
 
 __all__ = [
     "IMAGE_EXTENSIONS", "WRITABLE_EXTENSIONS", "InputPath", "expand_inputs", "plan_outputs",
@@ -27,11 +28,9 @@ __all__ = [
 ]
 
 #: What counts as an image when a directory or a glob is expanded (compared case-insensitively).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
-#: The extensions outputs can have (see deepshop_native.imageio.write_image).
-WRITABLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
-#: Output extension for an input whose format cannot be written (e.g. .bmp): lossless.
-FALLBACK_EXTENSION = ".png"
+IMAGE_EXTENSIONS = READ_EXTENSIONS
+#: The extensions outputs can have (see deepshop_native.image.write_image).
+WRITABLE_EXTENSIONS = tuple(WRITE_EXTENSIONS)
 
 _GLOB_CHARS = frozenset("*?[")
 StrPath = Union[str, "os.PathLike[str]"]

@@ -59,7 +59,7 @@ def _engine_kwargs(args) -> dict:
 
 def _cmd_stylize(args) -> int:
     from .batch import expand_inputs, plan_outputs, run_batch, tile_progress
-    from .imageio import read_image, resize_max_side, write_image
+    from .image import read_image, resize_max_side, write_image
     from ._runtime import available_providers
     from .stylizer import Stylizer
 
@@ -112,7 +112,7 @@ def _cmd_info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .imageio import DEFAULT_MAX_PIXELS
+    from .image import DEFAULT_MAX_PIXELS
 
     parser = argparse.ArgumentParser(prog="deepshop", description="Turn photographs into artwork with neural networks.")
     parser.add_argument("--version", action="version", version=f"deepshop {__version__}")

@@ -18,7 +18,7 @@ import numpy as np
 from . import _native
 from ._runtime import available_providers, ensure_runtime
 from .errors import ModelError
-from .imageio import read_image, resize_max_side, to_depth, to_rgb_array, write_image
+from .image import read_image, resize_max_side, to_depth, to_rgb_array, write_image
 
 # Tiling defaults live with the engine (cpp/engine/tiled_runner.h, TileOptions, where their
 # reasons are written down); read here so the two can never disagree.
