@@ -594,7 +594,7 @@ def test_not_an_image(tmp_path):
 
 
 def test_missing_empty_directory(tmp_path):
-    with pytest.raises(ImageError, match="no such file"):
+    with pytest.raises(ImageError, match="no such image file"):
         read_image(tmp_path / "nope.jpg")
     (tmp_path / "empty.jpg").write_bytes(b"")
     with pytest.raises(ImageError, match="empty"):

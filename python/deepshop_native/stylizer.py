@@ -17,8 +17,9 @@ import numpy as np
 
 from . import _native
 from ._runtime import available_providers, ensure_runtime
-from .errors import ModelError
-from .image import read_image, resize_max_side, to_depth, to_rgb_array, write_image
+from . import options
+from .errors import ModelError, OptionError
+from .image import check_regular_file, read_image, resize_max_side, to_depth, to_rgb_array, write_image
 
 # Tiling defaults live with the engine (cpp/engine/tiled_runner.h, TileOptions, where their
 # reasons are written down); read here so the two can never disagree.
@@ -44,10 +45,30 @@ def resolve_model(model) -> Path:
             raise ModelError(f"{DEFAULT_MODEL}: no model given and no default style is bundled with this install; "
                              "pass a model (.onnx, e.g. made with deepshop-export)")
         return DEFAULT_MODEL
+    if not isinstance(model, (str, os.PathLike)):
+        raise OptionError(f"model: expected a path to an .onnx file, got {type(model).__name__}")
     path = Path(os.fspath(model))
-    if not path.exists():
-        raise ModelError(f"{path}: no such model file")
+    # Only a regular file: a named pipe would block the loader forever; a symlink loop or a
+    # directory gets its own reason rather than "no such file".
+    check_regular_file(str(path), "model", error=ModelError)
     return path
+
+
+def _checked_progress(progress: Optional[Progress]) -> Optional[Progress]:
+    """The progress callback, wrapped so that a return value other than None/True/False is an
+    OptionError naming it (rather than a pybind11 cast error from deep inside a run)."""
+    if progress is None:
+        return None
+    if not callable(progress):
+        raise OptionError(f"progress: expected a callable progress(done, total), got {type(progress).__name__}")
+
+    def call(done: int, total: int) -> Optional[bool]:
+        answer = progress(done, total)
+        if answer is None or isinstance(answer, (bool, np.bool_)):
+            return None if answer is None else bool(answer)
+        raise OptionError(f"progress: the callback must return None, True or False (False cancels), "
+                          f"got {answer!r}")
+    return call
 
 
 class Stylizer:
@@ -71,22 +92,16 @@ class Stylizer:
                  harmonize: int = DEFAULT_HARMONIZE, memory_arena: bool = False,
                  value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
                  mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None):
-        if tile is not None and tile < 0:
-            raise ValueError(f"tile must be positive (or 0/None for the whole image), got {tile}")
-        if overlap < 0 or batch < 1 or threads < 0 or harmonize < 0:
-            raise ValueError("overlap, threads and harmonize must be >= 0 and batch >= 1")
-        if halo is not None and halo < 0:
-            raise ValueError(f"halo must be >= 0, got {halo}")
+        o = options.engine_options(device=device, tile=tile, halo=halo, overlap=overlap, batch=batch,
+                                   threads=threads, harmonize=harmonize, value_range=value_range,
+                                   channel_order=channel_order, mean=mean, stride_multiple=stride_multiple)
         self.model_path = resolve_model(model)
         ensure_runtime()
         self._engine = _native.Engine(
-            str(self.model_path), device, threads,
-            None if value_range is None else tuple(float(v) for v in value_range),
-            channel_order.upper() if channel_order else None,
-            None if mean is None else tuple(float(v) for v in mean),
-            stride_multiple, None, bool(memory_arena))
-        self._tiles = _native.TileOptions(int(tile or 0), -1 if halo is None else int(halo), int(overlap), int(batch),
-                                          int(harmonize))
+            str(self.model_path), o["device"], o["threads"], o["value_range"], o["channel_order"], o["mean"],
+            o["stride_multiple"], None, bool(memory_arena))
+        self._tiles = _native.TileOptions(o["tile"], -1 if o["halo"] is None else o["halo"], o["overlap"],
+                                          o["batch"], o["harmonize"])
 
     # --- what the model and the engine are -------------------------------------------------
     @property
@@ -105,7 +120,9 @@ class Stylizer:
 
     def plan(self, height: int, width: int) -> dict:
         """How an image of this size will be tiled: counts, window, halo, tile starts."""
-        return dict(self._engine.plan(int(height), int(width), self._tiles))
+        height = options.check_size("height", height, lo=1)
+        width = options.check_size("width", width, lo=1)
+        return dict(self._engine.plan(height, width, self._tiles))
 
     # --- running ----------------------------------------------------------------------------
     def __call__(self, image: ImageLike, *, strength: float = 1.0, preserve_colors: bool = False,
@@ -115,13 +132,14 @@ class Stylizer:
         numpy array for a path.  strength in [0, 1] blends with the input; preserve_colors keeps
         the input's colours and takes only the stylized luminance; max_side downscales first;
         progress(done, total) is called after each batch of tiles (return False to cancel)."""
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be within [0, 1], got {strength}")
+        strength = options.check_strength(strength)
+        max_side = options.check_max_side(max_side)
+        progress = _checked_progress(progress)
         is_pil = type(image).__module__.startswith("PIL.")
         # float64 arrays run in float32 (to_rgb_array converts them) and are given back as float64.
         out_dtype = image.dtype if isinstance(image, np.ndarray) and image.dtype == np.float64 else None
         pixels, alpha = to_rgb_array(image)
-        if max_side:
+        if max_side is not None:
             pixels = resize_max_side(pixels, max_side)
             if alpha is not None:
                 alpha = resize_max_side(alpha, max_side)
@@ -142,7 +160,11 @@ def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = Fals
     (optional) is written atomically and never overwritten unless ``overwrite=True``; EXIF and
     ICC profile of an input file are kept.  Returns the stylized image as a numpy array (with
     alpha when the input had it)."""
-    loaded = read_image(image) if isinstance(image, (str, os.PathLike)) else None
+    quality = options.check_quality(quality)
+    strength = options.check_strength(strength)
+    max_side = options.check_max_side(max_side)
+    is_file = isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(getattr(image, "read", None))
+    loaded = read_image(image) if is_file else None
     if loaded is not None:
         image = loaded.pixels if loaded.alpha is None else np.dstack([loaded.pixels, loaded.alpha])
     styled = Stylizer(model, **engine_options)(image, strength=strength, preserve_colors=preserve_colors,
@@ -157,7 +179,7 @@ def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = Fals
 
 def model_info(model=None, *, device: str = "cpu") -> dict:
     """What `deepshop info` prints: the model's metadata, inputs and the runtime's providers."""
-    st = Stylizer(model, device=device)
+    st = Stylizer(model, device=options.check_device(device))
     e = st._engine
     return {
         "model": str(st.model_path),

@@ -68,7 +68,8 @@ _FLOAT_SLACK = 0.01   # float pixels a little outside [0, 1] are clipped; far ou
 
 
 def to_rgb_array(obj: Any) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """(pixels HxWx3, alpha HxW or None) from an array, a Pillow image, a path or a LoadedImage.
+    """(pixels HxWx3, alpha HxW or None) from an array, a Pillow image, a LoadedImage, or what
+    :func:`~deepshop_native.image.read_image` reads (a path, bytes, a binary file object).
 
     Arrays may be HxW, HxWx1 (gray, replicated), HxWx3 (RGB) or HxWx4 (RGBA) of uint8, uint16
     or float32/float64 in [0, 1] (returned as float32), with any strides; the results are
@@ -77,7 +78,7 @@ def to_rgb_array(obj: Any) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     from .read import LoadedImage, read_image   # read uses this module: imported here, not at the top
     if isinstance(obj, LoadedImage):
         return obj.pixels, obj.alpha
-    if isinstance(obj, (str, os.PathLike)):
+    if isinstance(obj, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(getattr(obj, "read", None)):
         img = read_image(obj)
         return img.pixels, img.alpha
     if isinstance(obj, Image.Image):

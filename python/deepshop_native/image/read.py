@@ -163,7 +163,7 @@ def check_regular_file(name: str, what: str = "image", error: type = ImageError)
     try:
         st = os.stat(name)
     except FileNotFoundError:
-        raise error(f"{name}: no such file") from None
+        raise error(f"{name}: no such {what} file") from None
     except OSError as e:
         raise error(f"{name}: cannot access ({e.strerror or e})") from None
     if stat.S_ISDIR(st.st_mode):
