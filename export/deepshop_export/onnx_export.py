@@ -17,7 +17,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from deepshop_native.errors import ModelError, OutputExistsError
+from deepshop_native.files import atomic_write, output_exists_message
 from deepshop_native.model_metadata import FORMAT_VERSION
 
 from . import __version__ as EXPORTER_VERSION
@@ -278,28 +278,11 @@ def _check_output_path(out_path: str, overwrite: bool) -> None:
     if not os.path.isdir(folder):
         raise ModelError(f"{out_path}: the output folder {folder} does not exist")
     if os.path.exists(out_path) and not overwrite:
-        raise OutputExistsError(f"{out_path}: exists already; pass overwrite=True (--overwrite) to replace it")
+        raise OutputExistsError(output_exists_message(out_path))
 
 
 def _write_atomically(model: onnx.ModelProto, out_path: str, overwrite: bool) -> None:
-    folder = os.path.dirname(os.path.abspath(out_path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(out_path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600 files; give the model the mode a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        if os.path.exists(out_path) and not overwrite:  # appeared while we were exporting
-            raise OutputExistsError(f"{out_path}: exists already; pass overwrite=True (--overwrite) to replace it")
-        os.replace(tmp, out_path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(out_path, lambda f: f.write(model.SerializeToString()), overwrite, error=ModelError)
 
 
 def export_transformer_net(net: torch.nn.Module, out_path: str | os.PathLike, *, name: str, provenance: dict,
