@@ -9,6 +9,7 @@ result is returned in the caller's type with alpha put back.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -18,7 +19,7 @@ import numpy as np
 from . import _native
 from ._runtime import available_providers, ensure_runtime
 from . import options
-from .errors import ModelError, OptionError
+from .errors import DeepshopError, ModelError, OptionError
 from .image import check_regular_file, read_image, resize_max_side, to_depth, to_rgb_array, write_image
 
 # Tiling defaults live with the engine (cpp/engine/tiled_runner.h, TileOptions, where their
@@ -52,6 +53,18 @@ def resolve_model(model) -> Path:
     # directory gets its own reason rather than "no such file".
     check_regular_file(str(path), "model", error=ModelError)
     return path
+
+
+@contextlib.contextmanager
+def _tiling_errors_as_option_errors():
+    """The engine refuses some tile settings only once it knows the model's halo ("tile size 32
+    is too small for a halo of 28 ..."), as a plain ValueError from C++: an option error."""
+    try:
+        yield
+    except ValueError as e:
+        if isinstance(e, DeepshopError) or "tile" not in str(e):
+            raise
+        raise OptionError(f"tile: {e}") from e
 
 
 def _checked_progress(progress: Optional[Progress]) -> Optional[Progress]:
@@ -122,7 +135,8 @@ class Stylizer:
         """How an image of this size will be tiled: counts, window, halo, tile starts."""
         height = options.check_size("height", height, lo=1)
         width = options.check_size("width", width, lo=1)
-        return dict(self._engine.plan(height, width, self._tiles))
+        with _tiling_errors_as_option_errors():
+            return dict(self._engine.plan(height, width, self._tiles))
 
     # --- running ----------------------------------------------------------------------------
     def __call__(self, image: ImageLike, *, strength: float = 1.0, preserve_colors: bool = False,
@@ -143,7 +157,8 @@ class Stylizer:
             pixels = resize_max_side(pixels, max_side)
             if alpha is not None:
                 alpha = resize_max_side(alpha, max_side)
-        styled = self._engine.run(pixels, self._tiles, float(strength), bool(preserve_colors), progress)
+        with _tiling_errors_as_option_errors():
+            styled = self._engine.run(pixels, self._tiles, float(strength), bool(preserve_colors), progress)
         if out_dtype is not None:
             styled = styled.astype(out_dtype)
         if alpha is not None:
