@@ -108,3 +108,17 @@ def test_kernel_thread_counts_and_integers_are_bounded(call):
     # Regression (issue 14, item 4): threads=100000 aborted the process ("terminate called").
     with pytest.raises(OptionError):
         call()
+
+
+def test_errors_options_files_image_and_metadata_do_not_load_the_extension():
+    # The export side imports these; the C++ extension (and ONNX Runtime) load only when needed.
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "import deepshop_native.errors, deepshop_native.options, deepshop_native.files\n"
+            "import deepshop_native.image, deepshop_native.imageio, deepshop_native.model_metadata\n"
+            "assert 'deepshop_native._native' not in sys.modules, 'extension loaded'\n"
+            "import deepshop_native as ds\n"
+            "assert ds.Stylizer and 'deepshop_native._native' in sys.modules\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -2,23 +2,48 @@
 
     import deepshop_native as ds
     st = ds.Stylizer("style.onnx", device="auto")
-    out = st(image)                              # numpy / PIL / path in, same kind out
+    out = st(image)                              # numpy / PIL / path / bytes in, same kind out
     ds.stylize("photo.jpg", "style.onnx", "photo_styled.jpg")
 
 The engine is C++ on ONNX Runtime (CPU or CUDA), tiled so that any resolution runs in bounded
 memory.  Only numpy, Pillow and onnxruntime (or onnxruntime-gpu) are needed at run time.
+
+Importing this package loads nothing native: the names below that need the C++ extension
+(``Stylizer``, the kernels, the runtime queries) load it on first use, so that
+``deepshop_native.errors``, ``.files``, ``.options``, ``.image`` and ``.model_metadata`` stay light
+for the export side.
 """
 __version__ = "0.1.0"
+
+import importlib
 
 from .errors import (  # noqa: E402
     ArrayError, Cancelled, DeepshopError, DeviceError, ImageError, ModelError, OptionError, OutputError, OutputExistsError,
     RuntimeNotFoundError,
 )
-from ._runtime import available_providers, runtime_library, runtime_version  # noqa: E402
-from .stylizer import DEFAULT_HARMONIZE, DEFAULT_MODEL, DEFAULT_OVERLAP, DEFAULT_TILE, Stylizer, model_info, stylize  # noqa: E402
-from .kernels import (  # noqa: E402
-    GramAccumulator, decode_labels, gram, palette_from_image, posterize, uniform_palette,
-)
+
+# name -> the submodule that defines it (imported, with the C++ extension, on first access)
+_LAZY = {
+    **dict.fromkeys(("available_providers", "runtime_library", "runtime_version"), "._runtime"),
+    **dict.fromkeys(("DEFAULT_HARMONIZE", "DEFAULT_MODEL", "DEFAULT_OVERLAP", "DEFAULT_TILE", "Stylizer", "model_info",
+                     "stylize"), ".stylizer"),
+    **dict.fromkeys(("GramAccumulator", "decode_labels", "gram", "palette_from_image", "posterize",
+                     "uniform_palette"), ".kernels"),
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Stylizer", "stylize", "model_info",
