@@ -12,6 +12,7 @@ from deepshop_native.batch import (
     IMAGE_EXTENSIONS, BatchReport, InputPath, expand_inputs, plan_outputs, run_batch,
     tile_progress)
 from deepshop_native.errors import DeepshopError, ImageError
+from deepshop_native.files import output_exists_message
 from deepshop_native.imageio import read_image, write_image
 
 
@@ -211,7 +212,7 @@ def test_existing_output_not_processed(tree):
         write_image(dst, img.pixels, overwrite=True)
     report = run_batch(jobs, process, progress=False)
     assert calls == [jobs[1][0]]
-    assert report.failed == [(jobs[0][0], f"output {jobs[0][1]} exists (use --overwrite)")]
+    assert report.failed == [(jobs[0][0], output_exists_message(str(jobs[0][1])))]
     assert report.exit_code == 1
     assert read_image("out/a.png").pixels[0, 0, 0] == 123
     report = run_batch(jobs, process, overwrite=True, progress=False)

@@ -78,11 +78,12 @@ def test_rgba_png_keeps_alpha_and_16bit_stays_16bit(tmp_path, photos, identity_o
 
 
 def test_errors_name_the_file(tmp_path, transformer_onnx, capsys):
-    assert main(["stylize", str(tmp_path / "missing*.jpg"), "-m", transformer_onnx, "-o", str(tmp_path / "o")]) == 2
+    # one error policy: a user's mistake exits with 1 (2 is argparse's, for usage errors)
+    assert main(["stylize", str(tmp_path / "missing*.jpg"), "-m", transformer_onnx, "-o", str(tmp_path / "o")]) == 1
     assert "missing*.jpg" in capsys.readouterr().err
     img = tmp_path / "x.png"
     Image.new("RGB", (8, 8)).save(img)
-    assert main(["stylize", str(img), "-m", str(tmp_path / "nope.onnx"), "-o", str(tmp_path / "y.png")]) == 2
+    assert main(["stylize", str(img), "-m", str(tmp_path / "nope.onnx"), "-o", str(tmp_path / "y.png")]) == 1
     assert "nope.onnx" in capsys.readouterr().err
 
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
 from deepshop_native import imageio as dio
+from deepshop_native.image import pillow16, png16, tiff16
 from deepshop_native.errors import DeepshopError, ImageError, OutputExistsError
 from deepshop_native.imageio import (
     DEFAULT_MAX_PIXELS, LoadedImage, read_image, resize_max_side, to_rgb_array, write_image)
@@ -93,7 +94,7 @@ def naive_png16(path, arr, *, interlace=False, trns=None, extra_chunks=()):
     h, w, c = arr.shape
     ctype = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     bpp = 2 * c
-    passes = dio._ADAM7 if interlace else ((0, 0, 1, 1),)
+    passes = png16.ADAM7 if interlace else ((0, 0, 1, 1),)
     raw = bytearray()
     n = 0
     for x0, y0, dx, dy in passes:
@@ -300,7 +301,7 @@ def test_16bit_png_every_colour_type(tmp_path, monkeypatch, channels, interlace,
         # as if Pillow did not know the raw modes we use: our own decoder takes over
         def refuse(*args, **kwargs):
             raise ValueError("unknown raw mode for given image mode")
-        monkeypatch.setattr(dio, "_with_rawmode", refuse)
+        monkeypatch.setattr(pillow16, "_with_rawmode", refuse)
     a = random16((13, 19, channels), seed=channels)
     p = tmp_path / "x.png"
     naive_png16(p, a, interlace=interlace)
@@ -323,7 +324,7 @@ def test_own_png16_decoder_against_libpng_files(tmp_path):
     a = random16((40, 57, 3), seed=9)
     p = tmp_path / "x.png"
     cv2.imwrite(str(p), np.dstack([a[..., ::-1], a[..., 2]]))
-    data, trns = dio._decode_png16(str(p))
+    data, trns = png16.decode_png16(p.read_bytes(), str(p))
     np.testing.assert_array_equal(data, cv2_rgb(p))
     assert trns is None
 
@@ -331,7 +332,7 @@ def test_own_png16_decoder_against_libpng_files(tmp_path):
 @pytest.mark.parametrize("fallback", [False, True])
 def test_16bit_png_rgb_transparency(tmp_path, monkeypatch, fallback):
     if fallback:
-        monkeypatch.setattr(dio, "_with_rawmode",
+        monkeypatch.setattr(pillow16, "_with_rawmode",
                             lambda *a: (_ for _ in ()).throw(ValueError("unknown raw mode")))
     a = random16((8, 9, 3), seed=4)
     key = tuple(int(v) for v in a[2, 3])
@@ -367,7 +368,7 @@ def test_16bit_tiff_premultiplied_alpha(tmp_path):
     premultiplied = np.rint(rgb * (alpha[..., None] / 65535.0)).astype(np.uint16)
     p = tmp_path / "pre.tif"
     with open(p, "wb") as f:
-        dio._encode_tiff16(f, premultiplied, alpha, None, None, extra_samples=1)
+        tiff16.encode_tiff16(f, premultiplied, alpha, None, None, extra_samples=1)
     with Image.open(p) as im:
         assert im.tag_v2[338] == (1,)       # associated alpha
     img = read_image(p)
@@ -593,7 +594,7 @@ def test_not_an_image(tmp_path):
 
 
 def test_missing_empty_directory(tmp_path):
-    with pytest.raises(ImageError, match="no such file"):
+    with pytest.raises(ImageError, match="no such image file"):
         read_image(tmp_path / "nope.jpg")
     (tmp_path / "empty.jpg").write_bytes(b"")
     with pytest.raises(ImageError, match="empty"):
@@ -708,7 +709,7 @@ def test_atomic_write_failure_leaves_nothing(tmp_path, chelsea, monkeypatch):
 def test_atomic_write_failure_16bit(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise MemoryError
-    monkeypatch.setattr(dio, "_png_filter_rows", broken)
+    monkeypatch.setattr(png16, "_png_filter_rows", broken)
     dst = tmp_path / "x.png"
     with pytest.raises(ImageError, match="out of memory"):
         write_image(dst, random16((10, 10, 3)))
@@ -875,3 +876,114 @@ def test_fit_max_side():
     assert dio.fit_max_side(10, 1000, 100) == (1, 100)
     assert dio.fit_max_side(300, 451, 200) == (133, 200)
     assert dio.fit_max_side(50, 50, 100) == (50, 50)
+
+
+# --- reading from bytes and file objects; what is not a regular file ----------------------------
+
+def test_read_from_bytes_and_file_objects_matches_reading_the_path(tmp_path, astronaut):
+    p = tmp_path / "a.png"
+    Image.fromarray(astronaut[:40, :50]).save(p)
+    ref = read_image(p)
+    from_bytes = read_image(p.read_bytes())
+    with open(p, "rb") as f:
+        from_file = read_image(f)
+    import io
+    from_stream = read_image(io.BytesIO(p.read_bytes()))
+    for got in (from_bytes, from_file, from_stream):
+        np.testing.assert_array_equal(got.pixels, astronaut[:40, :50])
+        assert got.format == "PNG" and got.bit_depth == 8
+    assert from_bytes.path == "<bytes>" and from_file.path == str(p) and from_stream.path == "<BytesIO>"
+    assert ref.path == str(p)
+
+
+def test_16bit_from_bytes_keeps_16_bits(tmp_path):
+    a = random16((20, 30, 3), seed=3)
+    p = tmp_path / "a16.png"
+    write_image(p, a)
+    np.testing.assert_array_equal(read_image(p.read_bytes()).pixels, cv2_rgb(p))
+
+
+def test_errors_from_bytes_and_file_objects_name_the_source(tmp_path):
+    with pytest.raises(ImageError, match=r"^<bytes>: not an image file"):
+        read_image(b"definitely not an image")
+    with pytest.raises(ImageError, match=r"^<bytes>: empty"):
+        read_image(b"")
+    p = tmp_path / "text.txt"
+    p.write_text("hello")
+    with open(p, "rb") as f, pytest.raises(ImageError, match=rf"^{re.escape(str(p))}: not an image file"):
+        read_image(f)
+    with open(p, "r") as f, pytest.raises(ImageError, match=r"not a binary file object"):
+        read_image(f)
+    with pytest.raises(ImageError, match=r"expected a path, the bytes"):
+        read_image(12345)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_named_pipe_is_refused_without_blocking(tmp_path):
+    # Regression (issue 14, item 5): opening a FIFO blocked forever waiting for a writer.
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match=r"pipe\.png: is a named pipe \(FIFO\), not an image file"):
+        read_image(fifo)
+    with pytest.raises(ImageError, match="is a device"):
+        read_image("/dev/zero")
+
+
+def _planar_tiff(arr: np.ndarray, byteorder: str = "<", compression: int = 1) -> bytes:
+    """An RGB TIFF with PlanarConfiguration 2 (one strip per colour plane), built by hand from
+    the TIFF 6.0 layout: header, one IFD, then the planes."""
+    h, w, c = arr.shape
+    bits = arr.dtype.itemsize * 8
+    planes = [np.ascontiguousarray(arr[..., i]).astype(arr.dtype.newbyteorder(byteorder)).tobytes()
+              for i in range(c)]
+    entries = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, c, None), (259, 3, 1, compression),
+               (262, 3, 1, 2), (273, 4, c, None), (277, 3, 1, c), (278, 3, 1, h), (279, 4, c, None),
+               (284, 3, 1, 2)]
+    ifd_size = 2 + 12 * len(entries) + 4
+    extra = 8 + ifd_size                                  # arrays that do not fit in an entry
+    bits_at, offsets_at, counts_at = extra, extra + 2 * c, extra + 2 * c + 4 * c
+    data_at = counts_at + 4 * c
+    offsets = [data_at + sum(len(p) for p in planes[:i]) for i in range(c)]
+    e = byteorder
+    out = (b"II" if e == "<" else b"MM") + struct.pack(e + "HI", 42, 8) + struct.pack(e + "H", len(entries))
+    for tag, typ, count, value in entries:
+        if tag == 258:
+            out += struct.pack(e + "HHII", tag, typ, count, bits_at)
+        elif tag == 273:
+            out += struct.pack(e + "HHII", tag, typ, count, offsets_at)
+        elif tag == 279:
+            out += struct.pack(e + "HHII", tag, typ, count, counts_at)
+        elif typ == 3:
+            out += struct.pack(e + "HHIHH", tag, typ, count, value, 0)
+        else:
+            out += struct.pack(e + "HHII", tag, typ, count, value)
+    out += struct.pack(e + "I", 0)
+    out += struct.pack(e + "H" * c, *([bits] * c)) + struct.pack(e + "I" * c, *offsets)
+    out += struct.pack(e + "I" * c, *[len(p) for p in planes])
+    return out + b"".join(planes)
+
+
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_16bit_planar_tiff_is_decoded_to_its_16_bit_values(byteorder):
+    # Regression (issue 14, item 10): the planes were unpacked as 8-bit samples (garbage).
+    a = random16((13, 17, 3), seed=5)
+    img = read_image(_planar_tiff(a, byteorder))
+    assert img.bit_depth == 16
+    np.testing.assert_array_equal(img.pixels, a)
+
+
+def test_8bit_planar_tiff_and_compressed_16bit_planar_tiff():
+    a8 = np.random.default_rng(1).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(read_image(_planar_tiff(a8)).pixels, a8)
+    with pytest.raises(ImageError, match=r"^<bytes>: 16-bit TIFF with separate colour planes"):
+        read_image(_planar_tiff(random16((9, 11, 3), seed=2), compression=32773))   # PackBits
+
+
+def test_in_memory_pil_image_of_mode_La_is_converted():
+    # Regression (issue 14, item 12): the error handler itself failed on an image without a
+    # file name; La (premultiplied gray + alpha) is now un-premultiplied through LA.
+    im = Image.new("La", (4, 3), (100, 128))
+    pixels, alpha = to_rgb_array(im)
+    ref = np.asarray(im.convert("LA"))
+    np.testing.assert_array_equal(pixels, np.repeat(ref[..., :1], 3, axis=2))
+    np.testing.assert_array_equal(alpha, ref[..., 1])

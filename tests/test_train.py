@@ -247,9 +247,9 @@ def test_resume_continues_exactly(tiny_run):
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-5)
     # changing what is learnt on resume is refused, naming the checkpoint
-    assert train.main(["--resume", str(mid), "--out", str(tmp / "c"), "--lr", "0.5", "--no-progress"]) == 2
+    assert train.main(["--resume", str(mid), "--out", str(tmp / "c"), "--lr", "0.5", "--no-progress"]) == 1
     # an existing run is not overwritten without being asked
-    assert train.main(args + ["--out", str(a), "--iterations", "1"]) == 2
+    assert train.main(args + ["--out", str(a), "--iterations", "1"]) == 1
 
 
 def test_broken_images_are_skipped_and_counted(tiny_run):
@@ -266,15 +266,15 @@ def test_broken_images_are_skipped_and_counted(tiny_run):
 
 def test_bad_inputs_give_clear_errors(tiny_run, capsys):
     tmp, args = tiny_run
-    assert train.main(args + ["--out", str(tmp / "r"), "--style", str(tmp / "missing.png")]) == 2
+    assert train.main(args + ["--out", str(tmp / "r"), "--style", str(tmp / "missing.png")]) == 1
     assert "missing.png: style image not found" in capsys.readouterr().err
-    assert train.main(args + ["--out", str(tmp / "r"), "--vgg", str(tmp / "nothere.pth")]) == 2
+    assert train.main(args + ["--out", str(tmp / "r"), "--vgg", str(tmp / "nothere.pth")]) == 1
     assert "nothere.pth" in capsys.readouterr().err
-    assert train.main(args + ["--out", str(tmp / "r"), "--image-size", "30"]) == 2
+    assert train.main(args + ["--out", str(tmp / "r"), "--image-size", "30"]) == 1
     assert "multiple of 4" in capsys.readouterr().err
-    assert train.main(args + ["--out", str(tmp / "r"), "--data", str(tmp / "nodata")]) == 2
+    assert train.main(args + ["--out", str(tmp / "r"), "--data", str(tmp / "nodata")]) == 1
     assert "nodata: training data folder not found" in capsys.readouterr().err
-    assert train.main(["--resume", str(tmp / "style.png"), "--no-progress"]) == 2
+    assert train.main(["--resume", str(tmp / "style.png"), "--no-progress"]) == 1
     assert "style.png: cannot read the checkpoint" in capsys.readouterr().err
 
 

@@ -45,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _error(message: str) -> int:
+    """A user's mistake: one line, no traceback, exit status 1 (2 is argparse's, for usage)."""
     print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 2
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return _error(f"{e.name} is not installed; the exporter needs the export extra: "
                       f"pip install 'deepshop-native[export]'")
     from deepshop_native.errors import DeepshopError
+    from deepshop_native.files import output_exists_message
 
     from .checkpoint import load_checkpoint, sha256_of, training_provenance
     from .families.transformer_net.export import export_transformer_net
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             return _error(f"--provenance {item!r}: expected KEY=VALUE")
         extra[key.strip()] = value
     if os.path.exists(args.output) and not args.overwrite:
-        return _error(f"{args.output}: exists already; pass --overwrite to replace it")
+        return _error(output_exists_message(args.output))
 
     options = dict(fp16=args.fp16, opset=args.opset, validate=args.validate, overwrite=args.overwrite)
     if is_caffe:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from deepshop_native.files import atomic_write, output_exists_message
+
 from .checkpoint import load_checkpoint
 from .families.transformer_net.network import STRIDE_MULTIPLE, TransformerNet
 
@@ -42,7 +44,7 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     if os.path.exists(a.out) and not a.overwrite:
-        print(f"{a.out}: exists; pass --overwrite to replace it", file=sys.stderr)
+        print(output_exists_message(a.out), file=sys.stderr)
         return 1
     try:
         net = load_checkpoint(a.model)
@@ -50,7 +52,7 @@ def main(argv=None) -> int:
             img = im.convert("RGB")
     except (OSError, ValueError) as e:
         print(f"preview: error: {e}", file=sys.stderr)
-        return 2
+        return 1
     if a.max_side and max(img.size) != a.max_side:
         s = a.max_side / max(img.size)
         img = img.resize((round(img.width * s), round(img.height * s)), Image.LANCZOS)
@@ -60,10 +62,8 @@ def main(argv=None) -> int:
         both.paste(img, (0, 0))
         both.paste(out, (img.width + 8, 0))
         out = both
-    folder = os.path.dirname(os.path.abspath(a.out))
-    tmp = os.path.join(folder, f".{os.path.basename(a.out)}.tmp")
-    out.save(tmp, format="JPEG" if a.out.lower().endswith((".jpg", ".jpeg")) else "PNG", quality=90)
-    os.replace(tmp, a.out)
+    fmt = "JPEG" if a.out.lower().endswith((".jpg", ".jpeg")) else "PNG"
+    atomic_write(a.out, lambda f: out.save(f, format=fmt, quality=90), a.overwrite)
     return 0
 
 

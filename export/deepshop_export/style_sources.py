@@ -17,6 +17,9 @@ from PIL import Image, ImageFilter
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from deepshop_native.errors import DeepshopError
+from deepshop_native.files import atomic_write, output_exists_message
+
 STYLE_LICENSE = "CC0-1.0"
 
 # Rich stained-glass colours (RGB): cobalt, ultramarine, ruby, crimson, amber, gold, emerald,
@@ -103,13 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     if os.path.exists(a.out) and not a.overwrite:
-        print(f"{a.out}: exists; pass --overwrite to replace it", file=sys.stderr)
+        print(output_exists_message(a.out), file=sys.stderr)
         return 1
     img = GENERATORS[a.kind](size=a.size, seed=a.seed)
-    folder = os.path.dirname(os.path.abspath(a.out))
-    tmp = os.path.join(folder, f".{os.path.basename(a.out)}.tmp")
-    img.save(tmp, format="JPEG" if a.out.lower().endswith((".jpg", ".jpeg")) else "PNG")
-    os.replace(tmp, a.out)
+    fmt = "JPEG" if a.out.lower().endswith((".jpg", ".jpeg")) else "PNG"
+    try:
+        atomic_write(a.out, lambda f: img.save(f, format=fmt), a.overwrite)
+    except DeepshopError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

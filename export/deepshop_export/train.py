@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from deepshop_native.errors import DeepshopError, DeviceError, ImageError, ModelError, OutputExistsError
+from deepshop_native.files import atomic_write
 
 from . import train_data, train_report, vgg
 from .checkpoint import sha256_of
@@ -216,9 +217,7 @@ def set_rng_state(st: dict) -> None:
 
 
 def save_atomically(obj, path: str) -> None:
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f), overwrite=True)
 
 
 def run(settings: dict) -> dict:
@@ -327,10 +326,8 @@ def run(settings: dict) -> dict:
         train_report.plot_losses(train_report.read_jsonl(os.path.join(out, "log.jsonl")), os.path.join(out, "losses.png"))
         if final:
             save_atomically({k: v.cpu() for k, v in net.state_dict().items()}, os.path.join(out, "model.pth"))
-            tmp = os.path.join(out, ".model.json.tmp")
-            with open(tmp, "w") as f:
-                json.dump(provenance(), f, indent=2)
-            os.replace(tmp, os.path.join(out, "model.json"))
+            model_json = json.dumps(provenance(), indent=2).encode()
+            atomic_write(os.path.join(out, "model.json"), lambda f: f.write(model_json), overwrite=True)
 
     loader = train_data.make_loader(dataset, settings["batch_size"], settings["workers"], settings["seed"], step, total)
     bar = None
@@ -399,7 +396,7 @@ def main(argv=None) -> int:
         prov = run(settings)
     except DeepshopError as e:
         print(f"deepshop-train: error: {e}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print("deepshop-train: interrupted; the last checkpoint.pt can be resumed with --resume", file=sys.stderr)
         return 130

@@ -12,18 +12,14 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from deepshop_native.files import atomic_write
+
 CURVE_COLOURS = {"total": (0, 0, 0), "content": (31, 119, 180), "style": (214, 39, 40), "tv": (44, 160, 44)}
 
 
 def _replace_atomically(save, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp")
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """``save(binary_file)`` through the one atomic writer (a report is replaced each time)."""
+    atomic_write(path, save, overwrite=True)
 
 
 class JsonlLog:
@@ -35,9 +31,8 @@ class JsonlLog:
         if resume_step is not None and os.path.exists(path):
             kept = [l for l in read_jsonl(path) if l.get("step", -1) < resume_step]
 
-            def write(p):
-                with open(p, "w") as f:
-                    f.writelines(json.dumps(r) + "\n" for r in kept)
+            def write(f):
+                f.writelines((json.dumps(r) + "\n").encode() for r in kept)
             _replace_atomically(write, path)
         self._f = open(path, "a")
 

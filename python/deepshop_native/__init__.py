@@ -2,35 +2,50 @@
 
     import deepshop_native as ds
     st = ds.Stylizer("style.onnx", device="auto")
-    out = st(image)                              # numpy / PIL / path in, same kind out
+    out = st(image)                              # numpy / PIL / path / bytes in, same kind out
     ds.stylize("photo.jpg", "style.onnx", "photo_styled.jpg")
     pipeline = ds.open_model("any.onnx")         # the pipeline of the model's family
 
 The engine is C++ on ONNX Runtime (CPU or CUDA), tiled so that any resolution runs in bounded
 memory.  Only numpy, Pillow and onnxruntime (or onnxruntime-gpu) are needed at run time.
 
-The package init stays light: the errors are imported here, everything else on first use
-(PEP 562), so that ``import deepshop_native.errors`` / ``.model_metadata`` / ``.files`` (the
-export side's needs) do not load the C++ extension.
+Importing this package loads nothing native: the names below that need the C++ extension
+(``Stylizer``, the kernels, the runtime queries) load it on first use, so that
+``deepshop_native.errors``, ``.files``, ``.options``, ``.image`` and ``.model_metadata`` stay light
+for the export side.
 """
-import importlib
-
 __version__ = "0.1.0"
+
+import importlib  # noqa: E402
 
 from .errors import (  # noqa: E402
     ArrayError, Cancelled, DeepshopError, DeviceError, ImageError, ModelError, OptionError, OutputError, OutputExistsError,
     RuntimeNotFoundError,
 )
 
-# Public name -> the module that defines it, imported when the name is first used.
+# name -> the submodule that defines it (imported, with the C++ extension, on first access)
 _LAZY = {
-    **dict.fromkeys(("Stylizer", "stylize", "model_info", "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_HARMONIZE",
-                     "DEFAULT_MODEL"), ".stylizer"),
-    **dict.fromkeys(("gram", "GramAccumulator", "posterize", "palette_from_image", "decode_labels", "uniform_palette"),
-                    ".kernels"),
-    **dict.fromkeys(("runtime_version", "runtime_library", "available_providers"), "._runtime"),
+    **dict.fromkeys(("available_providers", "runtime_library", "runtime_version"), "._runtime"),
+    **dict.fromkeys(("DEFAULT_HARMONIZE", "DEFAULT_MODEL", "DEFAULT_OVERLAP", "DEFAULT_TILE", "Stylizer", "model_info",
+                     "stylize"), ".stylizer"),
+    **dict.fromkeys(("GramAccumulator", "decode_labels", "gram", "palette_from_image", "posterize",
+                     "uniform_palette"), ".kernels"),
     **dict.fromkeys(("open_model", "known_families"), ".models"),
 }
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Stylizer", "stylize", "model_info", "open_model", "known_families",
@@ -41,15 +56,3 @@ __all__ = [
     "Cancelled", "ArrayError", "OptionError",
 ]
 
-
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'deepshop_native' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))

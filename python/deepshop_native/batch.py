@@ -20,18 +20,18 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TextI
 from tqdm import tqdm
 
 from .errors import DeepshopError
+from .files import output_exists_message
+from .image.formats import FALLBACK_EXTENSION, READ_EXTENSIONS, WRITE_EXTENSIONS, is_image_name
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "WRITABLE_EXTENSIONS", "InputPath", "expand_inputs", "plan_outputs",
+    "IMAGE_EXTENSIONS", "WRITABLE_EXTENSIONS", "InputPath", "collect_inputs", "expand_inputs", "plan_outputs",
     "BatchReport", "run_batch", "tile_progress",
 ]
 
 #: What counts as an image when a directory or a glob is expanded (compared case-insensitively).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
-#: The extensions outputs can have (see deepshop_native.imageio.write_image).
-WRITABLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
-#: Output extension for an input whose format cannot be written (e.g. .bmp): lossless.
-FALLBACK_EXTENSION = ".png"
+IMAGE_EXTENSIONS = READ_EXTENSIONS
+#: The extensions outputs can have (see deepshop_native.image.write_image).
+WRITABLE_EXTENSIONS = tuple(WRITE_EXTENSIONS)
 
 _GLOB_CHARS = frozenset("*?[")
 StrPath = Union[str, "os.PathLike[str]"]
@@ -59,21 +59,26 @@ def _base_of(p: Path) -> Optional[Path]:
 
 
 def is_image_file_name(name: StrPath) -> bool:
-    return os.path.splitext(os.fspath(name))[1].lower() in IMAGE_EXTENSIONS
+    return is_image_name(os.fspath(name))
 
 
-def _is_hidden(rel_parts: Sequence[str]) -> bool:
-    return any(part.startswith(".") and part not in (".", "..") for part in rel_parts)
+def _inside(path: str, directories: Sequence[str]) -> bool:
+    """``path`` is one of ``directories`` or below one (directories given as absolute paths)."""
+    path = os.path.normcase(os.path.abspath(path))
+    return any(path == d or path.startswith(d.rstrip(os.sep) + os.sep) for d in directories)
 
 
-def _walk_images(directory: Path) -> List[Path]:
-    """Image files below a directory, recursively, hidden files and folders skipped, sorted by
-    their path below it (a folder's files together)."""
+def _walk_images(directory: Path, skip_dirs: Sequence[str] = (), is_own_output: Callable[[str], bool] = None
+                 ) -> List[Path]:
+    """Image files below a directory, recursively, sorted by their path below it (a folder's
+    files together).  Hidden files and folders are skipped, and so are the folders in
+    ``skip_dirs`` (our output folder: a rerun must not feed on its own results) and the files
+    ``is_own_output(name)`` recognises as outputs of ours."""
     found = []
     for root, dirs, files in os.walk(directory):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not _inside(os.path.join(root, d), skip_dirs)]
         for name in files:
-            if not name.startswith(".") and is_image_file_name(name):
+            if not name.startswith(".") and is_image_file_name(name) and not (is_own_output and is_own_output(name)):
                 found.append(Path(root, name))
     return sorted(found, key=lambda p: p.relative_to(directory).parts)
 
@@ -89,18 +94,23 @@ def _glob_base(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def expand_inputs(patterns: Iterable[StrPath]) -> List[Path]:
-    """Input files from command-line items, in order, each file once.
+def collect_inputs(patterns: Iterable[StrPath], *, skip_dirs: Sequence[StrPath] = (),
+                   is_own_output: Optional[Callable[[str], bool]] = None) -> Tuple[List[Path], List[Tuple[str, str]]]:
+    """Input files from command-line items, in order, each file once, and the items that gave
+    none: ``(files, problems)``, a problem being ``(item, reason)``.
 
     An item is a file (taken whatever its extension: a non-image named explicitly fails later
     with a read error rather than being skipped), a directory (its images, recursively, sorted;
     hidden files skipped) or a glob with ``*``, ``?``, ``[...]`` or ``**`` (its matches with
-    image extensions, sorted).  Items that give no file are collected and reported together in
-    one :class:`DeepshopError`.  The paths returned are :class:`InputPath` objects.
+    image extensions, sorted).  Only regular files are taken from a scan (a named pipe would
+    block the batch).  Scans (directories and globs, not files named themselves) leave out what
+    lies in ``skip_dirs`` and the names ``is_own_output`` recognises, so that a rerun does not
+    process its own outputs.  The paths returned are :class:`InputPath` objects.
     """
     result: List[Path] = []
     seen = set()
-    missing: List[str] = []
+    problems: List[Tuple[str, str]] = []
+    skip = [os.path.normcase(os.path.abspath(d)) for d in skip_dirs]
 
     def add(path: Path, base: Optional[Path]) -> None:
         key = os.path.normcase(os.path.abspath(path))
@@ -116,29 +126,44 @@ def expand_inputs(patterns: Iterable[StrPath]) -> List[Path]:
         if path.is_file():
             add(path, None)
         elif path.is_dir():
-            images = _walk_images(path)
+            images = _walk_images(path, skip, is_own_output)
             if not images:
-                missing.append(f"{text} (a directory with no images)")
+                problems.append((text, "a directory with no images"))
             for p in images:
                 add(p, path)
         elif _GLOB_CHARS & set(text):
             matches = sorted(glob.glob(text, recursive=True))
-            files = [m for m in matches if os.path.isfile(m)]
-            images = [m for m in files if is_image_file_name(m)]
+            files = [m for m in matches if os.path.isfile(m) and not _inside(m, skip)]
+            images = [m for m in files if is_image_file_name(m)
+                      and not (is_own_output and is_own_output(os.path.basename(m)))]
             if not images:
-                why = (f"matched {len(files)} file(s), none with an image extension"
-                       if files else "matched nothing")
-                missing.append(f"{text} ({why})")
+                why = (f"matched {len(files)} file(s), none an input image" if files else "matched nothing")
+                problems.append((text, why))
             base = _glob_base(text)
             for m in images:
                 add(Path(m), base)
         elif os.path.lexists(text):
-            missing.append(f"{text} (not a regular file or directory)")
+            problems.append((text, _not_a_file_reason(text)))
         else:
-            missing.append(f"{text} (no such file or directory)")
-    if missing:
-        raise DeepshopError("no input images from: " + "; ".join(missing))
-    return result
+            problems.append((text, "no such file or directory"))
+    return result, problems
+
+
+def _not_a_file_reason(text: str) -> str:
+    try:
+        os.stat(text)
+    except OSError as e:
+        return f"cannot access ({e.strerror or e})"   # a dangling link, a symlink loop
+    return "not a regular file or directory"
+
+
+def expand_inputs(patterns: Iterable[StrPath], **scan_options) -> List[Path]:
+    """:func:`collect_inputs`, with every item that gave no file reported together in one
+    :class:`DeepshopError`."""
+    files, problems = collect_inputs(patterns, **scan_options)
+    if problems:
+        raise DeepshopError("no input images from: " + "; ".join(f"{item} ({why})" for item, why in problems))
+    return files
 
 
 def _normalise_ext(ext: Optional[str]) -> Optional[str]:
@@ -152,7 +177,8 @@ def _normalise_ext(ext: Optional[str]) -> Optional[str]:
 
 
 def plan_outputs(inputs: Sequence[StrPath], out: Optional[StrPath], *, suffix: str = "",
-                 ext: Optional[str] = None) -> List[Tuple[Path, Path]]:
+                 ext: Optional[str] = None, companions: Optional[Callable[[Path], Sequence[Path]]] = None
+                 ) -> List[Tuple[Path, Path]]:
     """(input, output) pairs.
 
     ``out=None`` puts each output next to its input as ``<stem><suffix><ext>`` (a suffix is
@@ -163,8 +189,12 @@ def plan_outputs(inputs: Sequence[StrPath], out: Optional[StrPath], *, suffix: s
     first output is written) and each output is ``<stem><suffix><ext>`` there, ``ext`` being
     the input's extension unless given (an input format that cannot be written, such as .bmp,
     gives .png); inputs found by expanding a directory or a glob keep their path below it.
-    Two inputs with the same output, an output that would replace its own input, or several
-    inputs with ``out`` naming a file are errors.
+    ``companions(dst)`` names further files written beside an output (e.g. a label map).
+
+    Checked before any work starts: two inputs with the same output (or companion), an output
+    or companion that would replace any input of the batch, several inputs with ``out`` naming
+    a file, and ``out`` named like a file of a format that cannot be written (``x.gif`` would
+    otherwise become a folder) are errors.
     """
     inputs = [p if isinstance(p, Path) else Path(p) for p in inputs]
     new_ext = _normalise_ext(ext)
@@ -176,15 +206,15 @@ def plan_outputs(inputs: Sequence[StrPath], out: Optional[StrPath], *, suffix: s
         return f"{src.stem}{suffix}{target_ext}"
 
     out_path = None if out is None else Path(out)
+    if out_path is not None and not out_path.is_dir() and _looks_like_unwritable_file(out_path):
+        raise DeepshopError(f"{out}: cannot write {out_path.suffix} files; supported: "
+                            + ", ".join(WRITABLE_EXTENSIONS) + " (or name a folder)")
     if out_path is None:
         pairs = [(src, src.parent / output_name(src)) for src in inputs]
-    elif out_path.suffix.lower() in IMAGE_EXTENSIONS and not out_path.is_dir():  # names the file
+    elif out_path.suffix.lower() in WRITABLE_EXTENSIONS and not out_path.is_dir():  # names the file
         if len(inputs) > 1:
             raise DeepshopError(f"{out}: names a file, but there are {len(inputs)} inputs; give "
                                 f"a directory for the outputs")
-        if out_path.suffix.lower() not in WRITABLE_EXTENSIONS:
-            raise DeepshopError(f"{out}: cannot write {out_path.suffix} files; supported: "
-                                + ", ".join(WRITABLE_EXTENSIONS))
         pairs = [(inputs[0], out_path)]
     else:
         if out_path.exists() and not out_path.is_dir():
@@ -199,17 +229,33 @@ def plan_outputs(inputs: Sequence[StrPath], out: Optional[StrPath], *, suffix: s
                     sub = src.parent.relative_to(base)
             pairs.append((src, out_path / sub / name))
 
+    input_keys = {_key(src): src for src in inputs}
     taken = {}
     for src, dst in pairs:
-        key = os.path.normcase(os.path.abspath(dst))
-        if key == os.path.normcase(os.path.abspath(src)) or _same_file(src, dst):
-            raise DeepshopError(f"{src}: the output would replace the input itself; choose "
-                                f"another output directory, --suffix or --ext")
-        if key in taken:
-            raise DeepshopError(f"{taken[key]} and {src} would both be written to {dst}; "
-                                f"use --suffix/--ext or separate runs")
-        taken[key] = src
+        for target in [dst] + list(companions(dst) if companions else []):
+            key = _key(target)
+            victim = input_keys.get(key) or next((i for i in inputs if _same_file(i, target)), None)
+            if victim is not None:
+                what = "the input itself" if victim == src else f"the input {victim}"
+                raise DeepshopError(f"{src}: the output {target} would replace {what}; choose another "
+                                    f"output directory, --suffix or --ext")
+            if key in taken:
+                raise DeepshopError(f"{taken[key]} and {src} would both be written to {target}; "
+                                    f"use --suffix/--ext or separate runs")
+            taken[key] = src
     return pairs
+
+
+def _key(path: StrPath) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
+def _looks_like_unwritable_file(path: Path) -> bool:
+    """``path`` ends in the extension of an image format we cannot write (``.gif``, ``.bmp``)."""
+    from PIL import Image
+
+    ext = path.suffix.lower()
+    return bool(ext) and ext not in WRITABLE_EXTENSIONS and (ext in READ_EXTENSIONS or ext in Image.registered_extensions())
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -268,11 +314,13 @@ def _reason(e: BaseException, src: Path) -> str:
 
 def run_batch(jobs: Iterable[Tuple[StrPath, StrPath]], process: Callable[[Path, Path], object],
               *, overwrite: bool = False, desc: str = "", progress: bool = True,
-              stream: Optional[TextIO] = None) -> BatchReport:
+              stream: Optional[TextIO] = None, problems: Sequence[Tuple[StrPath, str]] = ()) -> BatchReport:
     """Run ``process(src, dst)`` for every job; failures are recorded and the batch goes on.
 
-    An existing ``dst`` is a failure ("output DST exists (use --overwrite)") unless ``overwrite``, and
-    ``process`` is not called for it.  :class:`DeepshopError`, ``OSError``, ``ValueError``,
+    ``problems`` (command-line items that gave no input, from :func:`collect_inputs`) start the
+    report as failures: the batch goes on with the inputs that were found.
+    An existing ``dst`` is a failure (:func:`~deepshop_native.files.output_exists_message`) unless
+    ``overwrite``, and ``process`` is not called for it.  :class:`DeepshopError`, ``OSError``, ``ValueError``,
     ``RuntimeError`` and ``MemoryError`` raised by ``process`` are failures; anything else (a
     bug) propagates.  Ctrl-C stops the batch: the KeyboardInterrupt is re-raised with the report
     so far as its ``batch_report`` attribute (outputs are written atomically, so nothing is left
@@ -281,13 +329,13 @@ def run_batch(jobs: Iterable[Tuple[StrPath, StrPath]], process: Callable[[Path, 
     """
     stream = sys.stderr if stream is None else stream
     jobs = [(Path(s), Path(d)) for s, d in jobs]
-    report = BatchReport()
+    report = BatchReport(failed=[(Path(item), why) for item, why in problems])
     bar = tqdm(jobs, desc=desc or None, unit="image", file=stream,
                disable=None if progress else True, dynamic_ncols=True)
     try:
         for src, dst in bar:
             if not overwrite and os.path.lexists(dst):
-                report.failed.append((src, f"output {dst} exists (use --overwrite)"))
+                report.failed.append((src, output_exists_message(str(dst))))
             else:
                 try:
                     process(src, dst)

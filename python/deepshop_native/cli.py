@@ -6,24 +6,47 @@
     deepshop posterize INPUT... --levels N | --palette-from IMAGE -k K  --out FILE|DIR
 
 Inputs are files, directories (searched recursively) and globs.  Outputs are written
-atomically and never replace an existing file without --overwrite.  A batch goes on past a
-bad file, then lists every failure and exits with status 1.
+atomically and never replace an existing file (nor any input) without --overwrite.  A batch
+goes on past a bad file or a missing input, then lists every failure and exits with status 1.
+
+Errors: every mistake a user can make (a bad option value, a missing or unreadable file) is
+printed as one line ``deepshop: error: ...`` naming the option or file and the reason, without
+a traceback, and the exit status is 1; argparse's own usage errors exit with 2.  Ctrl-C and
+SIGTERM stop the run alike (status 130 / 143), leaving no partial output behind.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import __version__
-from .errors import DeepshopError
+from . import __version__, options
+from .errors import DeepshopError, OptionError
+
+#: Default pixel limit of `deepshop stylize` (64 Mi pixels, e.g. 8192 x 8192): a small file that
+#: declares a huge image is refused before it is decoded; --max-pixels or $DEEPSHOP_MAX_PIXELS
+#: raise it (0: no limit).
+STYLIZE_MAX_PIXELS = 1 << 26
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the run unwinds and temporary files are removed."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def _floats(n: int):
     def parse(text: str):
-        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+        try:
+            values = [float(v) for v in text.replace(" ", "").split(",") if v]
+        except ValueError:
+            values = []
         if len(values) != n:
             raise argparse.ArgumentTypeError(f"expected {n} comma-separated numbers, got {text!r}")
         return tuple(values)
@@ -51,41 +74,84 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 
 def _engine_kwargs(args) -> dict:
-    return dict(device=args.device, tile=args.tile, overlap=args.overlap, halo=args.halo, batch=args.batch,
-                harmonize=args.harmonize,
-                threads=args.threads, value_range=args.value_range, channel_order=args.channel_order,
-                mean=args.mean, stride_multiple=args.stride_multiple)
+    """The engine options, validated (OptionError names the command-line option)."""
+    try:
+        return options.engine_options(
+            device=args.device, tile=args.tile, overlap=args.overlap, halo=args.halo, batch=args.batch,
+            harmonize=args.harmonize, threads=args.threads, value_range=args.value_range,
+            channel_order=args.channel_order, mean=args.mean, stride_multiple=args.stride_multiple)
+    except OptionError as e:
+        raise _as_cli_option(e) from None
+
+
+def _as_cli_option(e: OptionError) -> OptionError:
+    """The API's option name ("max_side: ...") as the command line spells it ("--max-side: ...")."""
+    name, sep, rest = str(e).partition(": ")
+    return OptionError(f"--{name.replace('_', '-')}: {rest}" if sep and name.isidentifier() else str(e))
+
+
+def _max_pixels(value: Optional[int]) -> Optional[int]:
+    """--max-pixels, else $DEEPSHOP_MAX_PIXELS, else STYLIZE_MAX_PIXELS; None for no limit."""
+    from .image import MAX_PIXELS_ENV, effective_max_pixels
+
+    if value is None:
+        return effective_max_pixels() if os.environ.get(MAX_PIXELS_ENV, "").strip() else STYLIZE_MAX_PIXELS
+    if value < 0:
+        raise OptionError(f"--max-pixels: must be >= 0 (0 = no limit), got {value}")
+    return value or None
+
+
+def _suffix(value: Optional[str]) -> Optional[str]:
+    """--suffix goes into file names: no path separators, no NUL."""
+    if value is not None and (os.sep in value or (os.altsep and os.altsep in value) or "\0" in value):
+        raise OptionError(f"--suffix: {value!r} must be part of a file name, without '{os.sep}'")
+    return value
 
 
 def _cmd_stylize(args) -> int:
-    from .batch import expand_inputs, plan_outputs, run_batch, tile_progress
-    from .imageio import read_image, resize_max_side, write_image
+    from .batch import collect_inputs, plan_outputs, run_batch, tile_progress
+    from .image import read_image, resize_max_side, write_image
     from ._runtime import available_providers
     from .stylizer import Stylizer
 
+    # Every option is checked before any file is touched or the model loaded.
+    engine = _engine_kwargs(args)
+    try:
+        strength = options.check_strength(args.strength)
+        max_side = options.check_max_side(args.max_side)
+        quality = options.check_quality(args.quality)
+    except OptionError as e:
+        raise _as_cli_option(e) from None
+    max_pixels = _max_pixels(args.max_pixels)
     # Without --out, each result goes next to its photo as NAME_styled.EXT.
-    suffix = args.suffix if args.suffix is not None else ("_styled" if args.out is None else "")
-    jobs = plan_outputs(expand_inputs(args.inputs), args.out, suffix=suffix)
-    stylizer = Stylizer(args.model, **_engine_kwargs(args))
+    suffix = _suffix(args.suffix)
+    suffix = suffix if suffix is not None else ("_styled" if args.out is None else "")
+    # A rerun must not stylize its own outputs: scans skip the output folder and, when the
+    # outputs lie beside the inputs, names ending in the suffix.
+    own_output = (lambda name: os.path.splitext(name)[0].endswith(suffix)) if suffix and args.out is None else None
+    inputs, problems = collect_inputs(args.inputs, skip_dirs=[args.out] if args.out else [], is_own_output=own_output)
+    jobs = plan_outputs(inputs, args.out, suffix=suffix)
+    stylizer = Stylizer(args.model, **engine) if jobs else None
     # Only worth saying when a CUDA-capable onnxruntime is installed but could not use the GPU.
-    if stylizer.fallback_reason and "CUDAExecutionProvider" in available_providers() and not args.quiet:
+    if stylizer and stylizer.fallback_reason and "CUDAExecutionProvider" in available_providers() and not args.quiet:
         print(f"deepshop: running on the CPU: {stylizer.fallback_reason}", file=sys.stderr)
 
     def process(src: Path, dst: Path) -> None:
-        image = read_image(src, max_pixels=args.max_pixels)
+        image = read_image(src, max_pixels=max_pixels)
         pixels, alpha = image.pixels, image.alpha
-        if args.max_side:
-            pixels = resize_max_side(pixels, args.max_side)
-            alpha = None if alpha is None else resize_max_side(alpha, args.max_side)
+        if max_side is not None:
+            pixels = resize_max_side(pixels, max_side)
+            alpha = None if alpha is None else resize_max_side(alpha, max_side)
         plan = stylizer.plan(*pixels.shape[:2])
         tiles = plan["tiles_x"] * plan["tiles_y"]
         with tile_progress(tiles, src.name) as update:
-            styled = stylizer(pixels, strength=args.strength, preserve_colors=args.preserve_colors,
+            styled = stylizer(pixels, strength=strength, preserve_colors=args.preserve_colors,
                               progress=update if tiles > 1 and not args.quiet else None)
-        write_image(dst, styled, alpha=alpha, quality=args.quality, overwrite=args.overwrite,
+        write_image(dst, styled, alpha=alpha, quality=quality, overwrite=args.overwrite,
                     exif=image.exif, icc_profile=image.icc_profile)
 
-    report = run_batch(jobs, process, overwrite=args.overwrite, desc="stylize", progress=not args.quiet)
+    report = run_batch(jobs, process, overwrite=args.overwrite, desc="stylize", progress=not args.quiet,
+                       problems=problems)
     report.print_summary(sys.stderr)
     return report.exit_code
 
@@ -93,7 +159,11 @@ def _cmd_stylize(args) -> int:
 def _cmd_info(args) -> int:
     from .stylizer import model_info
 
-    info = model_info(args.model, device=args.device)
+    try:
+        device = options.check_device(args.device)
+    except OptionError as e:
+        raise _as_cli_option(e) from None
+    info = model_info(args.model, device=device)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
@@ -112,7 +182,7 @@ def _cmd_info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .imageio import DEFAULT_MAX_PIXELS
+    from .image import MAX_PIXELS_ENV
 
     parser = argparse.ArgumentParser(prog="deepshop", description="Turn photographs into artwork with neural networks.")
     parser.add_argument("--version", action="version", version=f"deepshop {__version__}")
@@ -128,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-colors", action="store_true", help="keep the photo's colours, take the style's luminance")
     p.add_argument("--max-side", type=int, default=None, help="downscale so that the longer side is at most this")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help="refuse images with more pixels than this (decompression-bomb guard; default 2^28, or $DEEPSHOP_MAX_PIXELS; 0: no limit)")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help=f"refuse images with more pixels than this before decoding them (default {STYLIZE_MAX_PIXELS:,} "
+                        f"= 2^26, e.g. 8192x8192, or ${MAX_PIXELS_ENV}; 0: no limit)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _add_engine_options(p)
@@ -147,16 +218,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    _print_raw_file_names()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)   # usage errors: argparse prints them and exits with 2
+    previous = _install_sigterm()
     try:
         return args.func(args)
     except DeepshopError as e:
         print(f"deepshop: error: {e}", file=sys.stderr)
-        return 2
+        return 1
+    except OSError as e:   # e.g. an output folder that cannot be created
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"deepshop: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except Terminated:
+        print("deepshop: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("deepshop: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _install_sigterm():
+    """SIGTERM raises Terminated (a KeyboardInterrupt) so that it unwinds like Ctrl-C; only the
+    main thread may set handlers (None elsewhere)."""
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:
+        return None
+
+
+def _print_raw_file_names() -> None:
+    """File names that are not valid UTF-8 reach Python as surrogate escapes; print them as the
+    bytes they are rather than as "\\udcff"."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="surrogateescape")
+        except (AttributeError, ValueError, OSError):
+            pass
 
 
 if __name__ == "__main__":

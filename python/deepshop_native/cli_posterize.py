@@ -6,7 +6,7 @@
 
 Batch conventions (input expansion, output planning, no overwriting unless asked, a summary and
 an exit code) come from :mod:`deepshop_native.batch`; image reading and atomic writing from
-:mod:`deepshop_native.imageio`.  With ``--labels`` the label map (palette index per pixel) is
+:mod:`deepshop_native.image`.  With ``--labels`` the label map (palette index per pixel) is
 also written next to each output as ``<name>_labels.png`` (8-bit grey for up to 256 colours,
 16-bit grey up to 65536).
 """
@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ArrayError, OutputExistsError
+from . import options
+from .errors import ArrayError, OptionError, OutputExistsError
+from .files import output_exists_message
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -44,7 +46,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality of the outputs (default: 95)")
     p.add_argument("--seed", type=int, default=0, help="seed of the k-means palette (default: 0)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
     return p
 
 
@@ -56,11 +58,8 @@ def write_label_map(path: Path, labels: np.ndarray, overwrite: bool) -> None:
     """Writes the label map as a grey PNG (8-bit up to 256 colours, else 16-bit), atomically."""
     from PIL import Image
 
-    from .imageio import atomic_write
+    from .files import atomic_write
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: exists already (use --overwrite to replace it)")
     if labels.max(initial=0) < 256:
         img = Image.fromarray(labels.astype(np.uint8), mode="L")
     else:
@@ -68,48 +67,54 @@ def write_label_map(path: Path, labels: np.ndarray, overwrite: bool) -> None:
     atomic_write(str(path), lambda f: img.save(f, format="PNG"), overwrite)
 
 
+def _check_options(args) -> None:
+    """Usage mistakes (argparse's exit 2), then option values (OptionError, exit 1)."""
+    if args.palette_from is not None and args.k is None:
+        args.parser.error("--palette-from needs -k K (the number of colours)")
+    if args.k is not None and args.palette_from is None:
+        args.parser.error("-k only applies with --palette-from")
+    if args.levels is not None:
+        options.check_integer("--levels", args.levels, 2, 256)
+        if args.labels and args.levels ** 3 > 65536:
+            raise OptionError(f"--levels: --labels supports at most 65536 colours, --levels {args.levels} "
+                              f"gives {args.levels ** 3}")
+    if args.k is not None:
+        options.check_integer("-k", args.k, 1, 256)
+    options.check_integer("--quality", args.quality, 0, 100)
+    options.check_integer("--seed", args.seed, 0, 2 ** 64 - 1)
+
+
 def run(args) -> int:
-    from . import batch, imageio
+    from . import batch
+    from .image import read_image, write_image
     from .kernels import palette_from_image, posterize
 
-    if args.palette_from is not None and args.k is None:
-        print("deepshop posterize: --palette-from needs -k K (the number of colours)", file=sys.stderr)
-        return 2
-    if args.k is not None and args.palette_from is None:
-        print("deepshop posterize: -k only applies with --palette-from", file=sys.stderr)
-        return 2
-    if args.levels is not None and args.labels and args.levels ** 3 > 65536:
-        print(f"deepshop posterize: --labels supports at most 65536 colours, --levels {args.levels} "
-              f"gives {args.levels ** 3}", file=sys.stderr)
-        return 2
-
+    _check_options(args)
     palette = None
-    try:
-        if args.palette_from is not None:
-            source = imageio.read_image(args.palette_from)
-            pixels = source.pixels if source.alpha is None else np.dstack([source.pixels, source.alpha])
+    if args.palette_from is not None:
+        source = read_image(args.palette_from)
+        pixels = source.pixels if source.alpha is None else np.dstack([source.pixels, source.alpha])
+        try:
             palette = palette_from_image(pixels, args.k, method=args.method, space=args.space, seed=args.seed)
-        inputs = batch.expand_inputs(args.inputs)
-        jobs = batch.plan_outputs(inputs, args.out)
-    except (ArrayError, ValueError, OSError) as exc:
-        where = f"{args.palette_from}: " if palette is None and args.palette_from else ""
-        print(f"deepshop posterize: {where}{exc}", file=sys.stderr)
-        return 2
+        except ArrayError as exc:
+            raise ArrayError(f"{args.palette_from}: {exc}") from exc
+    # A rerun must not posterize its own outputs (nor label maps) found in the output folder.
+    inputs, problems = batch.collect_inputs(args.inputs, skip_dirs=[args.out])
+    # The label maps are outputs too: checked against the inputs and each other before starting.
+    companions = (lambda dst: [labels_path(dst)]) if args.labels else None
+    jobs = batch.plan_outputs(inputs, args.out, companions=companions)
 
     def process(src: Path, dst: Path) -> None:
-        image = imageio.read_image(src)
+        image = read_image(src)
         label_dst = labels_path(Path(dst))
         if args.labels and label_dst.exists() and not args.overwrite:
-            raise OutputExistsError(f"{label_dst}: exists already (use --overwrite to replace it)")
-        try:
-            out, labels = posterize(image.pixels, levels=args.levels, palette=palette, space=args.space,
-                                    dither=args.dither, return_labels=True)
-        except ArrayError as exc:
-            raise ArrayError(f"{src}: {exc}") from exc
-        imageio.write_image(dst, out, alpha=image.alpha, quality=args.quality, overwrite=args.overwrite)
+            raise OutputExistsError(output_exists_message(str(label_dst)))
+        out, labels = posterize(image.pixels, levels=args.levels, palette=palette, space=args.space,
+                                dither=args.dither, return_labels=True)
+        write_image(dst, out, alpha=image.alpha, quality=args.quality, overwrite=args.overwrite)
         if args.labels:
             write_label_map(label_dst, labels, overwrite=args.overwrite)
 
-    report = batch.run_batch(jobs, process, overwrite=args.overwrite, desc="posterize")
+    report = batch.run_batch(jobs, process, overwrite=args.overwrite, desc="posterize", problems=problems)
     report.print_summary(sys.stderr)
     return report.exit_code

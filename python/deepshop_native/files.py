@@ -6,21 +6,37 @@ is flushed, fsync'ed and then renamed into place, so a destination is either wha
 or the complete new file, never half-written.  Without ``overwrite`` an existing destination is
 never replaced (a hard link makes the no-clobber rename atomic where the file system has them).
 
+A process killed outright (SIGKILL, power loss) cannot remove its temporary file; the next
+write of the same destination removes such leftovers of our own naming pattern when they were
+last modified before this process started (:func:`remove_stale_temporaries`).
+
 This module imports neither the C++ extension nor Pillow: the export side uses it too.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import threading
+import time
 from typing import BinaryIO, Callable, Type
 
 from .errors import DeepshopError, OutputError, OutputExistsError
 
-__all__ = ["atomic_write", "output_exists_message", "TEMP_SUFFIX"]
+__all__ = ["atomic_write", "output_exists_message", "remove_stale_temporaries", "TEMP_SUFFIX"]
 
 #: Suffix of the temporary files; a prefix of "." + the destination's name comes before it.
 TEMP_SUFFIX = ".part"
+#: When this process started: temporaries untouched since before then are nobody's work in progress.
+_STARTED = time.time()
+#: A temporary must also be this old (seconds) to be removed, in case another process started
+#: just before us is still writing the same destination.
+_STALE_AGE = 60.0
+#: Our temporaries' names: "." + destination name + "." + mkstemp's 8 characters + ".part".
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
+_SWEPT: set = set()
+_SWEPT_LOCK = threading.Lock()
 
 
 def output_exists_message(name: str) -> str:
@@ -44,6 +60,7 @@ def atomic_write(name: str, encode: Callable[[BinaryIO], None], overwrite: bool 
     if not overwrite and os.path.lexists(name):
         # Checked first too, so that no work is spent encoding a file that cannot be placed.
         raise OutputExistsError(output_exists_message(name))
+    remove_stale_temporaries(directory)
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(name)}.", suffix=TEMP_SUFFIX)
     except OSError as e:
@@ -65,6 +82,36 @@ def atomic_write(name: str, encode: Callable[[BinaryIO], None], overwrite: bool 
             raise
         raise error(f"{name}: cannot write ({_describe(e)})") from e
     _fsync_directory(directory)
+
+
+def remove_stale_temporaries(directory: str) -> list:
+    """Remove the temporaries ``.NAME.XXXXXXXX.part`` that earlier, killed writers left in
+    ``directory``: only files of exactly our naming pattern (mkstemp's 8 random characters),
+    regular, and last modified before this process started and over a minute ago.  Done once
+    per directory and process (:func:`atomic_write` calls it before its first write there).
+    Returns the paths removed; errors are ignored (a leftover is harmless, only wasted space)."""
+    removed: list = []
+    key = os.path.normcase(os.path.abspath(directory))
+    with _SWEPT_LOCK:
+        if key in _SWEPT:
+            return removed
+        _SWEPT.add(key)
+    now = time.time()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _TEMP_NAME.match(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if entry.is_file(follow_symlinks=False) and st.st_mtime < _STARTED and now - st.st_mtime > _STALE_AGE:
+                os.unlink(entry.path)
+                removed.append(entry.path)
+        except OSError:
+            pass
+    return removed
 
 
 def _describe(e: BaseException) -> str:

@@ -43,6 +43,7 @@ import numpy as np
 
 from . import _native
 from .errors import ArrayError
+from .options import check_integer, check_threads
 
 __all__ = [
     "gram",
@@ -64,9 +65,7 @@ _num_threads = 0  # 0: every hardware thread
 def set_num_threads(threads: int) -> None:
     """Default number of threads of the kernels (0 = all hardware threads)."""
     global _num_threads
-    if not isinstance(threads, (int, np.integer)) or threads < 0:
-        raise ArrayError(f"threads must be a non-negative integer, got {threads!r}")
-    _num_threads = int(threads)
+    _num_threads = check_threads(threads)
 
 
 def get_num_threads() -> int:
@@ -74,11 +73,7 @@ def get_num_threads() -> int:
 
 
 def _threads(threads: Optional[int]) -> int:
-    if threads is None:
-        return _num_threads
-    if not isinstance(threads, (int, np.integer)) or threads < 0:
-        raise ArrayError(f"threads must be a non-negative integer, got {threads!r}")
-    return int(threads)
+    return _num_threads if threads is None else check_threads(threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,6 +495,9 @@ def palette_from_image(image, k: int, method: str = "kmeans", space: str = "rgb"
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 256:
         raise ArrayError(f"k must be an integer from 1 to 256, got {k!r}")
     space = _space(space)
+    seed = check_integer("seed", seed, 0, 2 ** 64 - 1)
+    max_samples = check_integer("max_samples", max_samples, 0, 2 ** 31 - 1)
+    max_iterations = check_integer("max_iterations", max_iterations, 0, 1_000_000)
     samples = _to_uint8_rgb(image)
     if samples.shape[0] == 0:
         raise ArrayError("image: has no (opaque) pixels to build a palette from")

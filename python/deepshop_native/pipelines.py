@@ -11,72 +11,37 @@ mapped to their class in deepshop_native.models.
 """
 from __future__ import annotations
 
-import operator
 import os
 from typing import Callable, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from . import _native
+from . import _native, options
 from ._runtime import ensure_runtime
 from .errors import ModelError, OptionError
 
 Progress = Callable[[int, int], Optional[bool]]
 
 
-def check_int(name: str, value, lo: int, hi: int) -> int:
-    """`value` as an int within [lo, hi], or OptionError naming the option (never a pybind11
-    signature dump for an int beyond 64 bits, nor a float silently truncated)."""
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise OptionError(f"{name} must be an integer, got {value!r}") from None
-    if not lo <= number <= hi:
-        raise OptionError(f"{name} = {number} is out of range [{lo}, {hi}]")
-    return number
-
-
 def session_options(model, *, device: str = "auto", threads: int = 0, memory_arena: bool = False,
                     value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
                     mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None,
                     receptive_field: Optional[int] = None) -> dict:
-    """Keyword arguments of _native.Session / _native.Engine, checked."""
-    if not isinstance(device, str):
-        raise OptionError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', got {device!r}")
-    if channel_order is not None and (not isinstance(channel_order, str) or channel_order.upper() not in ("RGB", "BGR")):
-        raise OptionError(f"channel_order must be 'RGB' or 'BGR', got {channel_order!r}")
-
-    def floats(name, values, n):
-        if values is None:
-            return None
-        try:
-            out = tuple(float(v) for v in values)
-        except (TypeError, ValueError):
-            raise OptionError(f"{name} must be {n} numbers, got {values!r}") from None
-        if len(out) != n or not all(np.isfinite(out)):
-            raise OptionError(f"{name} must be {n} finite numbers, got {values!r}")
-        return out
-
+    """Keyword arguments of _native.Session / _native.Engine, checked at the edge (options.py)."""
     return dict(
-        model=os.fspath(model), device=device,
-        threads=check_int("threads", threads, 0, _native.max_threads()),
-        value_range=floats("value_range", value_range, 2),
-        channel_order=channel_order.upper() if channel_order else None,
-        mean=floats("mean", mean, 3),
-        stride_multiple=None if stride_multiple is None else check_int("stride_multiple", stride_multiple, 1,
-                                                                      _native.MAX_PIXELS),
-        receptive_field=None if receptive_field is None else check_int("receptive_field", receptive_field, 0,
-                                                                      _native.MAX_PIXELS),
+        model=os.fspath(model), device=options.check_device(device), threads=options.check_threads(threads),
+        value_range=options.check_value_range(value_range), channel_order=options.check_channel_order(channel_order),
+        mean=options.check_mean(mean),
+        stride_multiple=None if stride_multiple is None else options.check_size("stride_multiple", stride_multiple, lo=1),
+        receptive_field=None if receptive_field is None else options.check_size("receptive_field", receptive_field),
         cpu_memory_arena=bool(memory_arena))
 
 
 def tile_options(*, tile: Optional[int], halo: Optional[int], overlap: int, batch: int, harmonize: int = 0):
     """A checked _native.TileOptions (tile 0/None: the whole image in one window)."""
-    limit = _native.MAX_PIXELS
-    return _native.TileOptions(
-        tile=check_int("tile", tile or 0, 0, limit), halo=-1 if halo is None else check_int("halo", halo, 0, limit),
-        overlap=check_int("overlap", overlap, 0, limit), batch=check_int("batch", batch, 1, 4096),
-        harmonize=check_int("harmonize", harmonize, 0, limit))
+    o = options.engine_options(tile=tile, halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
+    return _native.TileOptions(tile=o["tile"], halo=-1 if o["halo"] is None else o["halo"], overlap=o["overlap"],
+                               batch=o["batch"], harmonize=o["harmonize"])
 
 
 def pixels_as_unit_float(name: str, array) -> np.ndarray:

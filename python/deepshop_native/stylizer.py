@@ -9,6 +9,7 @@ result is returned in the caller's type with alpha put back.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -17,9 +18,10 @@ import numpy as np
 
 from . import _native
 from ._runtime import available_providers, ensure_runtime
-from .errors import ModelError, OptionError
+from . import options
+from .errors import DeepshopError, ModelError, OptionError
 from .pipelines import session_options, tile_options
-from .imageio import read_image, resize_max_side, to_depth, to_rgb_array, write_image
+from .image import check_regular_file, read_image, resize_max_side, to_depth, to_rgb_array, write_image
 
 # Tiling defaults live with the engine (cpp/engine/tiled_runner.h, TileOptions, where their
 # reasons are written down); read here so the two can never disagree.
@@ -45,10 +47,42 @@ def resolve_model(model) -> Path:
             raise ModelError(f"{DEFAULT_MODEL}: no model given and no default style is bundled with this install; "
                              "pass a model (.onnx, e.g. made with deepshop-export)")
         return DEFAULT_MODEL
+    if not isinstance(model, (str, os.PathLike)):
+        raise OptionError(f"model: expected a path to an .onnx file, got {type(model).__name__}")
     path = Path(os.fspath(model))
-    if not path.exists():
-        raise ModelError(f"{path}: no such model file")
+    # Only a regular file: a named pipe would block the loader forever; a symlink loop or a
+    # directory gets its own reason rather than "no such file".
+    check_regular_file(str(path), "model", error=ModelError)
     return path
+
+
+@contextlib.contextmanager
+def _tiling_errors_as_option_errors():
+    """The engine refuses some tile settings only once it knows the model's halo ("tile size 32
+    is too small for a halo of 28 ..."), as a plain ValueError from C++: an option error."""
+    try:
+        yield
+    except ValueError as e:
+        if isinstance(e, DeepshopError) or "tile" not in str(e):
+            raise
+        raise OptionError(f"tile: {e}") from e
+
+
+def _checked_progress(progress: Optional[Progress]) -> Optional[Progress]:
+    """The progress callback, wrapped so that a return value other than None/True/False is an
+    OptionError naming it (rather than a pybind11 cast error from deep inside a run)."""
+    if progress is None:
+        return None
+    if not callable(progress):
+        raise OptionError(f"progress: expected a callable progress(done, total), got {type(progress).__name__}")
+
+    def call(done: int, total: int) -> Optional[bool]:
+        answer = progress(done, total)
+        if answer is None or isinstance(answer, (bool, np.bool_)):
+            return None if answer is None else bool(answer)
+        raise OptionError(f"progress: the callback must return None, True or False (False cancels), "
+                          f"got {answer!r}")
+    return call
 
 
 class Stylizer:
@@ -97,7 +131,10 @@ class Stylizer:
 
     def plan(self, height: int, width: int) -> dict:
         """How an image of this size will be tiled: counts, window, halo, tile starts."""
-        return dict(self._engine.plan(height=int(height), width=int(width), tiles=self._tiles))
+        height = options.check_size("height", height, lo=1)
+        width = options.check_size("width", width, lo=1)
+        with _tiling_errors_as_option_errors():
+            return dict(self._engine.plan(height=height, width=width, tiles=self._tiles))
 
     # --- running ----------------------------------------------------------------------------
     def __call__(self, image: ImageLike, *, strength: float = 1.0, preserve_colors: bool = False,
@@ -107,18 +144,20 @@ class Stylizer:
         numpy array for a path.  strength in [0, 1] blends with the input; preserve_colors keeps
         the input's colours and takes only the stylized luminance; max_side downscales first;
         progress(done, total) is called after each batch of tiles (return False to cancel)."""
-        if not 0.0 <= strength <= 1.0:
-            raise OptionError(f"strength must be within [0, 1], got {strength}")
+        strength = options.check_strength(strength)
+        max_side = options.check_max_side(max_side)
+        progress = _checked_progress(progress)
         is_pil = type(image).__module__.startswith("PIL.")
         # float64 arrays run in float32 (to_rgb_array converts them) and are given back as float64.
         out_dtype = image.dtype if isinstance(image, np.ndarray) and image.dtype == np.float64 else None
         pixels, alpha = to_rgb_array(image)
-        if max_side:
+        if max_side is not None:
             pixels = resize_max_side(pixels, max_side)
             if alpha is not None:
                 alpha = resize_max_side(alpha, max_side)
-        styled = self._engine.run(image=pixels, tiles=self._tiles, strength=float(strength),
-                                  preserve_colors=bool(preserve_colors), progress=progress)
+        with _tiling_errors_as_option_errors():
+            styled = self._engine.run(image=pixels, tiles=self._tiles, strength=float(strength),
+                                      preserve_colors=bool(preserve_colors), progress=progress)
         if out_dtype is not None:
             styled = styled.astype(out_dtype)
         if alpha is not None:
@@ -135,7 +174,11 @@ def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = Fals
     (optional) is written atomically and never overwritten unless ``overwrite=True``; EXIF and
     ICC profile of an input file are kept.  Returns the stylized image as a numpy array (with
     alpha when the input had it)."""
-    loaded = read_image(image) if isinstance(image, (str, os.PathLike)) else None
+    quality = options.check_quality(quality)
+    strength = options.check_strength(strength)
+    max_side = options.check_max_side(max_side)
+    is_file = isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(getattr(image, "read", None))
+    loaded = read_image(image) if is_file else None
     if loaded is not None:
         image = loaded.pixels if loaded.alpha is None else np.dstack([loaded.pixels, loaded.alpha])
     styled = Stylizer(model, **engine_options)(image, strength=strength, preserve_colors=preserve_colors,
@@ -150,7 +193,7 @@ def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = Fals
 
 def model_info(model=None, *, device: str = "cpu") -> dict:
     """What `deepshop info` prints: the model's metadata, inputs and the runtime's providers."""
-    st = Stylizer(model, device=device)
+    st = Stylizer(model, device=options.check_device(device))
     e = st._engine
     return {
         "model": str(st.model_path),
