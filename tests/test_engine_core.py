@@ -416,7 +416,7 @@ def test_huge_receptive_field_names_the_model(tmp_path):
 
 
 def test_progress_callback_returning_a_non_bool(identity_onnx):
-    with pytest.raises(ds.OptionError, match="progress callback"):
+    with pytest.raises(ds.OptionError, match="progress"):
         ds.Stylizer(identity_onnx, device="cpu")(np.zeros((8, 8, 3), np.uint8), progress=lambda d, t: "yes")
 
 
@@ -424,7 +424,7 @@ def test_progress_callback_returning_a_non_bool(identity_onnx):
 def test_fifo_model_is_refused_without_hanging(tmp_path):
     fifo = tmp_path / "pipe.onnx"
     os.mkfifo(fifo)
-    with pytest.raises(ds.ModelError, match="pipe.onnx.*not a regular file"):
+    with pytest.raises(ds.ModelError, match=r"pipe.onnx.*(not a regular file|named pipe)"):
         ds.Stylizer(fifo, device="cpu")
     with pytest.raises(ds.ModelError, match="pipe.onnx"):
         open_model(fifo)

@@ -106,13 +106,15 @@ class Stylizer:
                  harmonize: int = DEFAULT_HARMONIZE, memory_arena: bool = False,
                  value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
                  mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None):
+        # Options are checked at this edge first (OptionError naming the option), before the model
+        # file is even looked at; the engine checks them again.
+        self._tiles = tile_options(tile=tile, halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
+        engine_kwargs = session_options(
+            "", device=device, threads=threads, memory_arena=memory_arena, value_range=value_range,
+            channel_order=channel_order, mean=mean, stride_multiple=stride_multiple)
         self.model_path = resolve_model(model)
         ensure_runtime()
-        # Options are checked at this edge (OptionError naming the option), then by the engine.
-        self._engine = _native.Engine(**session_options(
-            self.model_path, device=device, threads=threads, memory_arena=memory_arena, value_range=value_range,
-            channel_order=channel_order, mean=mean, stride_multiple=stride_multiple))
-        self._tiles = tile_options(tile=tile, halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
+        self._engine = _native.Engine(**{**engine_kwargs, "model": str(self.model_path)})
 
     # --- what the model and the engine are -------------------------------------------------
     @property
