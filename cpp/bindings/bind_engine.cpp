@@ -22,10 +22,12 @@ namespace {
 class Engine {
  public:
   Engine(const std::string& model_path, const std::string& device, int threads, PixelFormatOverrides overrides,
-         bool cpu_memory_arena) {
+         bool cpu_memory_arena, const std::string& precision, PluginLibrary openvino) {
     SessionConfig config;
     config.cpu_memory_arena = cpu_memory_arena;
     config.device = device;
+    config.precision = precision;
+    config.openvino = std::move(openvino);
     config.intra_op_threads = threads;
     config.overrides = std::move(overrides);
     py::gil_scoped_release release;  // session creation parses and optimizes the graph
@@ -106,6 +108,22 @@ void bind_engine(py::module_& m) {
   m.def("runtime_version", [] { return OrtRuntime::get().version(); });
   m.def("runtime_library", [] { return OrtRuntime::get().library_path(); });
   m.def("available_providers", [] { return OrtRuntime::get().available_providers(); });
+  m.def("register_openvino", [](const std::string& path, const std::string& missing) {
+        py::gil_scoped_release release;  // loading OpenVINO's libraries takes a moment
+        return register_openvino(PluginLibrary{path, missing});
+      }, py::arg("path"), py::arg("missing") = "",
+      "Register the OpenVINO plugin library with ONNX Runtime (once per process); returns '' or why it is unavailable.");
+  m.def("ep_devices", [] {
+        // What each registered provider can run on: (provider, device type, vendor).
+        std::vector<std::tuple<std::string, std::string, std::string>> out;
+        for (const auto& d : OrtRuntime::get().ep_devices()) {
+          const auto type = d.Device().Type();
+          out.emplace_back(d.EpName(), type == OrtHardwareDeviceType_GPU ? "GPU" : type == OrtHardwareDeviceType_NPU ? "NPU" : "CPU",
+                           d.Device().Vendor());
+        }
+        return out;
+      });
+  m.def("cpu_has_bf16", &cpu_has_bf16, "Whether this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16).");
 
   py::class_<TileOptions>(m, "TileOptions")
       .def(py::init([](int64_t tile, int64_t halo, int64_t overlap, int64_t batch, int64_t harmonize) {
@@ -125,14 +143,19 @@ void bind_engine(py::module_& m) {
       .def(py::init([](const std::string& model, const std::string& device, int threads,
                        std::optional<std::array<float, 2>> value_range, std::optional<std::string> channel_order,
                        std::optional<std::array<float, 3>> mean, std::optional<int64_t> stride_multiple,
-                       std::optional<int64_t> receptive_field, bool cpu_memory_arena) {
+                       std::optional<int64_t> receptive_field, bool cpu_memory_arena, const std::string& precision,
+                       const std::string& openvino_library, const std::string& openvino_missing) {
              PixelFormatOverrides o{value_range, channel_order, mean, stride_multiple, receptive_field};
-             return std::make_unique<Engine>(model, device, threads, o, cpu_memory_arena);
+             return std::make_unique<Engine>(model, device, threads, o, cpu_memory_arena, precision,
+                                             PluginLibrary{openvino_library, openvino_missing});
            }),
            py::arg("model"), py::arg("device") = "auto", py::arg("threads") = 0, py::arg("value_range") = py::none(),
            py::arg("channel_order") = py::none(), py::arg("mean") = py::none(), py::arg("stride_multiple") = py::none(),
-           py::arg("receptive_field") = py::none(), py::arg("cpu_memory_arena") = false)
+           py::arg("receptive_field") = py::none(), py::arg("cpu_memory_arena") = false, py::arg("precision") = "auto",
+           py::arg("openvino_library") = "", py::arg("openvino_missing") = "the OpenVINO plugin was not looked for")
       .def_property_readonly("provider", [](const Engine& e) { return e.session().provider(); })
+      .def_property_readonly("device", [](const Engine& e) { return e.session().device(); })
+      .def_property_readonly("precision", [](const Engine& e) { return e.session().precision(); })
       .def_property_readonly("fallback_reason", [](const Engine& e) { return e.session().fallback_reason(); })
       .def_property_readonly("metadata", [](const Engine& e) { return model_metadata(e.session().model()); })
       .def_property_readonly("input_name", [](const Engine& e) { return e.session().model().input.name; })
@@ -171,6 +194,7 @@ void register_errors(py::module_& m) {
   static py::handle device_error = py::object(errors.attr("DeviceError")).release();
   static py::handle runtime_error = py::object(errors.attr("RuntimeNotFoundError")).release();
   static py::handle cancelled = py::object(errors.attr("Cancelled")).release();
+  static py::handle option_error = py::object(errors.attr("OptionError")).release();
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -182,6 +206,8 @@ void register_errors(py::module_& m) {
       PyErr_SetString(runtime_error.ptr(), e.what());
     } catch (const Cancelled& e) {
       PyErr_SetString(cancelled.ptr(), e.what());
+    } catch (const OptionError& e) {
+      PyErr_SetString(option_error.ptr(), e.what());
     } catch (const Ort::Exception& e) {
       PyErr_SetString(PyExc_RuntimeError, (std::string("ONNX Runtime: ") + e.what()).c_str());
     }

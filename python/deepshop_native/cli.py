@@ -33,7 +33,10 @@ def _floats(n: int):
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
     from .stylizer import DEFAULT_HARMONIZE, DEFAULT_OVERLAP, DEFAULT_TILE
     g = p.add_argument_group("engine")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    g.add_argument("--device", default="auto",
+                   help="auto, cpu, cuda, cuda:N, openvino, openvino:CPU|GPU|NPU (default: auto, the fastest here)")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="compute precision (default: auto, the provider's fastest within the documented error)")
     g.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"network window in pixels per side; 0 runs the whole image at once (default {DEFAULT_TILE})")
     g.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="least blended overlap between tiles")
@@ -51,25 +54,32 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 
 def _engine_kwargs(args) -> dict:
-    return dict(device=args.device, tile=args.tile, overlap=args.overlap, halo=args.halo, batch=args.batch,
+    return dict(device=args.device, precision=args.precision, tile=args.tile, overlap=args.overlap, halo=args.halo, batch=args.batch,
                 harmonize=args.harmonize,
                 threads=args.threads, value_range=args.value_range, channel_order=args.channel_order,
                 mean=args.mean, stride_multiple=args.stride_multiple)
 
 
+def _fallback_worth_saying(reason: str) -> bool:
+    """A reason is news when a faster provider is installed; "not installed" is everyone's normal."""
+    return bool(reason) and any("not installed" not in r and "has no CUDA execution provider" not in r
+                                for r in reason.split("; "))
+
+
 def _cmd_stylize(args) -> int:
     from .batch import expand_inputs, plan_outputs, run_batch, tile_progress
     from .imageio import read_image, resize_max_side, write_image
-    from ._runtime import available_providers
     from .stylizer import Stylizer
 
     # Without --out, each result goes next to its photo as NAME_styled.EXT.
     suffix = args.suffix if args.suffix is not None else ("_styled" if args.out is None else "")
     jobs = plan_outputs(expand_inputs(args.inputs), args.out, suffix=suffix)
     stylizer = Stylizer(args.model, **_engine_kwargs(args))
-    # Only worth saying when a CUDA-capable onnxruntime is installed but could not use the GPU.
-    if stylizer.fallback_reason and "CUDAExecutionProvider" in available_providers() and not args.quiet:
-        print(f"deepshop: running on the CPU: {stylizer.fallback_reason}", file=sys.stderr)
+    # Worth saying when a faster provider is installed but could not be used (a CUDA-capable
+    # onnxruntime without a GPU, an OpenVINO plugin on a CPU it does not serve).
+    if not args.quiet and _fallback_worth_saying(stylizer.fallback_reason):
+        print(f"deepshop: running on {stylizer.device_used} ({stylizer.precision}): {stylizer.fallback_reason}",
+              file=sys.stderr)
 
     def process(src: Path, dst: Path) -> None:
         image = read_image(src, max_pixels=args.max_pixels)
@@ -93,7 +103,7 @@ def _cmd_stylize(args) -> int:
 def _cmd_info(args) -> int:
     from .stylizer import model_info
 
-    info = model_info(args.model, device=args.device)
+    info = model_info(args.model, device=args.device, precision=args.precision)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
@@ -137,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="print a model's metadata, the ONNX Runtime version and providers")
     p.add_argument("model", nargs="?", default=None, help="ONNX model (default: the bundled style)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="the device to describe the choice for (default: auto)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_info)
 

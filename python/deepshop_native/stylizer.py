@@ -16,8 +16,8 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from . import _native
-from ._runtime import available_providers, ensure_runtime
-from .errors import ModelError
+from ._runtime import available_providers, ensure_runtime, execution_devices, find_openvino_plugin
+from .errors import ModelError, OptionError
 from .imageio import read_image, resize_max_side, to_depth, to_rgb_array, write_image
 
 # Tiling defaults live with the engine (cpp/engine/tiled_runner.h, TileOptions, where their
@@ -29,6 +29,13 @@ DEFAULT_TILE = _ENGINE_DEFAULTS.tile
 DEFAULT_OVERLAP = _ENGINE_DEFAULTS.overlap
 #: Longer side of the thumbnail whose colours tiles of instance-norm models are pulled to.
 DEFAULT_HARMONIZE = _ENGINE_DEFAULTS.harmonize
+
+#: Devices and precisions Stylizer(device=..., precision=...) takes ("cuda:N" besides these).
+DEVICES = ("auto", "cpu", "cuda", "openvino", "openvino:CPU", "openvino:GPU", "openvino:NPU")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: The error precision="auto" stays within, on 0..255 against the same network in torch fp32:
+#: (mean abs, max abs).  Measured per provider and precision: README, "Execution providers".
+AUTO_PRECISION_BOUND = (0.5, 8.0)
 
 BUNDLED_MODELS = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = BUNDLED_MODELS / "default_style.onnx"
@@ -57,6 +64,12 @@ class Stylizer:
     memory in proportion to its area).  halo: context pixels around each tile (None: derived
     from the model's receptive field).  overlap: least blended overlap between tiles.
     batch: tiles per network call.  threads: ONNX Runtime intra-op threads (0: its default).
+    device: "auto" (the fastest provider usable here: CUDA, then OpenVINO, then ONNX Runtime's CPU
+    provider; `provider`, `device_used` and `fallback_reason` say what it chose and why not the
+    others), "cpu", "cuda", "cuda:N", "openvino", "openvino:CPU|GPU|NPU".  precision: "auto" (the
+    provider's fastest mode within the documented error: bf16 on OpenVINO's CPU device where the
+    CPU has bf16 instructions, fp16 on OpenVINO GPU/NPU, the model's own on CUDA, else fp32),
+    "fp32", "bf16", "fp16"; a precision the provider cannot do raises DeviceError.
     harmonize: for instance-norm models cut into several tiles, the longer side of a thumbnail
     that is stylized first and whose low-frequency colours every tile takes, so that tiles agree
     (each tile is otherwise normalised with its own statistics and gets its own colour cast);
@@ -66,7 +79,7 @@ class Stylizer:
     only for models without deepshop metadata (they override the metadata otherwise).
     """
 
-    def __init__(self, model=None, *, device: str = "auto", tile: Optional[int] = DEFAULT_TILE,
+    def __init__(self, model=None, *, device: str = "auto", precision: str = "auto", tile: Optional[int] = DEFAULT_TILE,
                  halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP, batch: int = 1, threads: int = 0,
                  harmonize: int = DEFAULT_HARMONIZE, memory_arena: bool = False,
                  value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
@@ -77,22 +90,37 @@ class Stylizer:
             raise ValueError("overlap, threads and harmonize must be >= 0 and batch >= 1")
         if halo is not None and halo < 0:
             raise ValueError(f"halo must be >= 0, got {halo}")
+        if not isinstance(device, str) or not isinstance(precision, str):
+            raise OptionError(f"device and precision must be strings, got {device!r} and {precision!r}")
         self.model_path = resolve_model(model)
         ensure_runtime()
+        # The plugin is looked up only where it may be used; the engine checks device and precision.
+        openvino_library, openvino_missing = (find_openvino_plugin() if device.lower() not in ("cpu", "cuda")
+                                              and not device.lower().startswith("cuda:") else ("", "not asked for"))
         self._engine = _native.Engine(
             str(self.model_path), device, threads,
             None if value_range is None else tuple(float(v) for v in value_range),
             channel_order.upper() if channel_order else None,
             None if mean is None else tuple(float(v) for v in mean),
-            stride_multiple, None, bool(memory_arena))
+            stride_multiple, None, bool(memory_arena), precision, openvino_library, openvino_missing)
         self._tiles = _native.TileOptions(int(tile or 0), -1 if halo is None else int(halo), int(overlap), int(batch),
                                           int(harmonize))
 
     # --- what the model and the engine are -------------------------------------------------
     @property
     def provider(self) -> str:
-        """The ONNX Runtime execution provider in use, e.g. "CPUExecutionProvider"."""
+        """The ONNX Runtime execution provider in use, e.g. "OpenVINOExecutionProvider"."""
         return self._engine.provider
+
+    @property
+    def device_used(self) -> str:
+        """The device in use, in device= terms: "cpu", "cuda:0", "openvino:CPU"."""
+        return self._engine.device
+
+    @property
+    def precision(self) -> str:
+        """The precision the provider computes in: "fp32", "bf16" or "fp16"."""
+        return self._engine.precision
 
     @property
     def metadata(self) -> dict:
@@ -100,7 +128,8 @@ class Stylizer:
 
     @property
     def fallback_reason(self) -> str:
-        """Why device="auto" did not use CUDA ("" when it did, or when not asked to)."""
+        """Why device="auto" did not use each faster provider, one "PROVIDER: reason" clause each,
+        joined by "; " ("" when it took the fastest, or when a device was named)."""
         return self._engine.fallback_reason
 
     def plan(self, height: int, width: int) -> dict:
@@ -155,9 +184,10 @@ def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = Fals
     return styled
 
 
-def model_info(model=None, *, device: str = "cpu") -> dict:
-    """What `deepshop info` prints: the model's metadata, inputs and the runtime's providers."""
-    st = Stylizer(model, device=device)
+def model_info(model=None, *, device: str = "auto", precision: str = "auto") -> dict:
+    """What `deepshop info` prints: the model's metadata, inputs, the runtime's providers and the
+    provider the device/precision choose (with why not the faster ones)."""
+    st = Stylizer(model, device=device, precision=precision)
     e = st._engine
     return {
         "model": str(st.model_path),
@@ -172,4 +202,10 @@ def model_info(model=None, *, device: str = "cpu") -> dict:
         "onnxruntime_version": ensure_runtime(),
         "onnxruntime_library": _native.runtime_library(),
         "available_providers": available_providers(),
+        "devices": [f"{p} {t} ({v})" for p, t, v in execution_devices()],
+        "cpu_bf16": bool(_native.cpu_has_bf16()),
+        "provider": st.provider,
+        "device": st.device_used,
+        "precision": st.precision,
+        "fallback_reason": st.fallback_reason,
     }
