@@ -63,6 +63,15 @@ def test_cpu_provider_reports_itself(identity_onnx):
     assert (st.provider, st.device_used, st.precision, st.fallback_reason) == ("CPUExecutionProvider", "cpu", "fp32", "")
 
 
+def test_tile_auto_is_the_providers_own(identity_onnx):
+    assert ds.Stylizer(identity_onnx, device="cpu").tile == ds.DEFAULT_TILE
+    assert ds.Stylizer(identity_onnx, device="cpu", tile=256).tile == 256
+    assert ds.Stylizer(identity_onnx, device="cpu", tile=None).tile == 0
+    for bad in (-1, "big"):
+        with pytest.raises(ds.OptionError, match="tile must be 'auto'"):
+            ds.Stylizer(identity_onnx, device="cpu", tile=bad)
+
+
 def test_bf16_detection_matches_proc_cpuinfo():
     flags = cpu_flags()
     assert _native.cpu_has_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)
@@ -122,6 +131,8 @@ def test_auto_takes_openvino_where_it_serves_the_cpu(identity_onnx):
         pytest.skip("CUDA usable here: auto takes it first")
     assert (st.provider, st.device_used) == ("OpenVINOExecutionProvider", "openvino:CPU")
     assert st.precision == ("bf16" if _native.cpu_has_bf16() else "fp32")
+    # OpenVINO's tile runs a 1080p frame in one window (one compiled shape, no thumbnail).
+    assert st.plan(1080, 1920)["window"] == (1080, 1920) and st.tile > ds.DEFAULT_TILE
 
 
 # --- every provider against torch fp32 -------------------------------------------------------

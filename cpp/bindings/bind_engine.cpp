@@ -156,6 +156,7 @@ void bind_engine(py::module_& m) {
       .def_property_readonly("provider", [](const Engine& e) { return e.session().provider(); })
       .def_property_readonly("device", [](const Engine& e) { return e.session().device(); })
       .def_property_readonly("precision", [](const Engine& e) { return e.session().precision(); })
+      .def_property_readonly("default_tile", [](const Engine& e) { return default_tile(e.session().provider()); })
       .def_property_readonly("fallback_reason", [](const Engine& e) { return e.session().fallback_reason(); })
       .def_property_readonly("metadata", [](const Engine& e) { return model_metadata(e.session().model()); })
       .def_property_readonly("input_name", [](const Engine& e) { return e.session().model().input.name; })

@@ -9,6 +9,7 @@
 
 #include "engine/errors.h"
 #include "engine/ort_runtime.h"
+#include "engine/tiled_runner.h"
 
 namespace deepshop {
 namespace {
@@ -264,6 +265,14 @@ Precision resolve_model_precision(const ProviderCandidate& candidate, const std:
     throw DeviceError(model_path + ": precision 'fp32' asked for, but this model holds float16 weights; "
                       "export it without --fp16, or ask for 'fp16' or 'auto'");
   return half_model ? Precision::FP16 : Precision::FP32;
+}
+
+int64_t default_tile(const std::string& provider) {
+  // OpenVINO: a 1920 window runs a 1080p frame whole, one shape and no harmonizing thumbnail;
+  // measured 16% faster than two 1080 x 1048 windows plus the 512 thumbnail (OpenVINO's CPU
+  // plugin, bf16).  It cuts 8192 x 8192 into 25 windows of 1748 px.
+  if (provider == kOpenVino) return 1920;
+  return TileOptions{}.tile;  // the CPU and CUDA providers: the engine's default
 }
 
 bool cpu_has_bf16() {

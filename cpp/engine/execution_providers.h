@@ -9,6 +9,7 @@
 // OpenVINO comes as an ONNX Runtime *plugin* (the onnxruntime-ep-openvino wheel): its library is
 // registered with the ORT environment once per process, and the devices it serves are taken from
 // GetEpDevices().  The plugin serves Intel devices only: on another CPU it lists none.
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -82,6 +83,10 @@ std::string start_failure(const ProviderCandidate& candidate, const std::string&
 // (metadata precision "fp16": a float16 export), and 'fp16' needs such a model (else DeviceError).
 Precision resolve_model_precision(const ProviderCandidate& candidate, const std::map<std::string, std::string>& metadata,
                                   const std::string& model_path);
+
+// The network window (pixels per side) Stylizer(tile="auto") uses on a provider (ORT's name):
+// the fastest measured within the memory bound (README, "Execution providers").
+int64_t default_tile(const std::string& provider);
 
 // CPU features OpenVINO uses for bf16 (AVX512-BF16 or AMX-BF16), from cpuid.
 bool cpu_has_bf16();

@@ -37,8 +37,9 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="auto, cpu, cuda, cuda:N, openvino, openvino:CPU|GPU|NPU (default: auto, the fastest here)")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="compute precision (default: auto, the provider's fastest within the documented error)")
-    g.add_argument("--tile", type=int, default=DEFAULT_TILE,
-                   help=f"network window in pixels per side; 0 runs the whole image at once (default {DEFAULT_TILE})")
+    g.add_argument("--tile", type=int, default=None,
+                   help="network window in pixels per side; 0 runs the whole image at once (default: the "
+                        f"provider's own, {DEFAULT_TILE} on the CPU provider)")
     g.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="least blended overlap between tiles")
     g.add_argument("--halo", type=int, default=None, help="context pixels around each tile (default: from the model)")
     g.add_argument("--batch", type=int, default=1, help="tiles per network call")
@@ -54,9 +55,8 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 
 def _engine_kwargs(args) -> dict:
-    return dict(device=args.device, precision=args.precision, tile=args.tile, overlap=args.overlap, halo=args.halo, batch=args.batch,
-                harmonize=args.harmonize,
-                threads=args.threads, value_range=args.value_range, channel_order=args.channel_order,
+    return dict(device=args.device, precision=args.precision, tile="auto" if args.tile is None else args.tile,
+                overlap=args.overlap, halo=args.halo, batch=args.batch, harmonize=args.harmonize, threads=args.threads, value_range=args.value_range, channel_order=args.channel_order,
                 mean=args.mean, stride_multiple=args.stride_multiple)
 
 

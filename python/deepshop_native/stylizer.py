@@ -23,7 +23,8 @@ from .imageio import read_image, resize_max_side, to_depth, to_rgb_array, write_
 # Tiling defaults live with the engine (cpp/engine/tiled_runner.h, TileOptions, where their
 # reasons are written down); read here so the two can never disagree.
 _ENGINE_DEFAULTS = _native.TileOptions()
-#: Network window, in pixels per side.
+#: Network window, in pixels per side, on the CPU and CUDA providers (tile="auto" takes each
+#: provider's own: Stylizer.tile says which).
 DEFAULT_TILE = _ENGINE_DEFAULTS.tile
 #: Least overlap between neighbouring tiles, blended with linear ramps.
 DEFAULT_OVERLAP = _ENGINE_DEFAULTS.overlap
@@ -60,7 +61,8 @@ def resolve_model(model) -> Path:
 class Stylizer:
     """One style model loaded on one device, callable on images; usable from several threads.
 
-    tile: network window in pixels per side (0 or None: the whole image in one run, which needs
+    tile: network window in pixels per side ("auto": the provider's fastest within the memory
+    bound, DEFAULT_TILE on the CPU provider; 0 or None: the whole image in one run, which needs
     memory in proportion to its area).  halo: context pixels around each tile (None: derived
     from the model's receptive field).  overlap: least blended overlap between tiles.
     batch: tiles per network call.  threads: ONNX Runtime intra-op threads (0: its default).
@@ -79,13 +81,14 @@ class Stylizer:
     only for models without deepshop metadata (they override the metadata otherwise).
     """
 
-    def __init__(self, model=None, *, device: str = "auto", precision: str = "auto", tile: Optional[int] = DEFAULT_TILE,
+    def __init__(self, model=None, *, device: str = "auto", precision: str = "auto",
+                 tile: Union[int, str, None] = "auto",
                  halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP, batch: int = 1, threads: int = 0,
                  harmonize: int = DEFAULT_HARMONIZE, memory_arena: bool = False,
                  value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
                  mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None):
-        if tile is not None and tile < 0:
-            raise ValueError(f"tile must be positive (or 0/None for the whole image), got {tile}")
+        if tile != "auto" and tile is not None and (isinstance(tile, str) or tile < 0):
+            raise OptionError(f"tile must be 'auto', positive, or 0/None for the whole image, got {tile!r}")
         if overlap < 0 or batch < 1 or threads < 0 or harmonize < 0:
             raise ValueError("overlap, threads and harmonize must be >= 0 and batch >= 1")
         if halo is not None and halo < 0:
@@ -103,6 +106,8 @@ class Stylizer:
             channel_order.upper() if channel_order else None,
             None if mean is None else tuple(float(v) for v in mean),
             stride_multiple, None, bool(memory_arena), precision, openvino_library, openvino_missing)
+        if tile == "auto":
+            tile = self._engine.default_tile
         self._tiles = _native.TileOptions(int(tile or 0), -1 if halo is None else int(halo), int(overlap), int(batch),
                                           int(harmonize))
 
@@ -121,6 +126,11 @@ class Stylizer:
     def precision(self) -> str:
         """The precision the provider computes in: "fp32", "bf16" or "fp16"."""
         return self._engine.precision
+
+    @property
+    def tile(self) -> int:
+        """The network window in use, pixels per side (0: the whole image)."""
+        return self._tiles.tile
 
     @property
     def metadata(self) -> dict:
