@@ -21,21 +21,9 @@ from deepshop_native import _runtime
 from deepshop_native.stylizer import AUTO_PRECISION_BOUND
 
 torch = pytest.importorskip("torch")
-from model_factory import TRANSFORMER_META, export_plain, random_transformer_net  # noqa: E402
 
 SIZES = [pytest.param((512, 512), id="512x512"), pytest.param((1080, 1920), id="1920x1080")]
 _reference_cache: dict = {}
-
-
-@pytest.fixture(scope="module")
-def net():
-    return random_transformer_net(seed=0)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory, net):
-    return export_plain(net, tmp_path_factory.mktemp("bench") / "tnet.onnx",
-                        {**TRANSFORMER_META, "deepshop.receptive_field": "109"})
 
 
 def _image(hw):

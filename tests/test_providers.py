@@ -4,6 +4,7 @@ torch fp32 within the documented bound."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,12 @@ import deepshop_native as ds
 from deepshop_native import _native, _runtime
 from deepshop_native.stylizer import AUTO_PRECISION_BOUND
 
+from conftest import OPENVINO_PLUGIN
 from model_factory import torch_reference
 
 torch = pytest.importorskip("torch")
 
-HIDE_PLUGIN = {_runtime.ENV_OPENVINO_LIBRARY: "/nonexistent/openvino-plugin.so"}
+HIDDEN = "/nonexistent/openvino-plugin.so"  # $DEEPSHOP_OPENVINO_EP_LIBRARY pointing nowhere hides the plugin
 
 
 def cpu_flags() -> set[str]:
@@ -31,7 +33,12 @@ def cpu_flags() -> set[str]:
 
 def openvino_devices() -> list[str]:
     """OpenVINO device types the installed plugin serves here ([] without the plugin)."""
-    return [t for p, t, _ in _runtime.execution_devices() if p == "OpenVINOExecutionProvider"]
+    if not OPENVINO_PLUGIN:
+        return []
+    _runtime.ensure_runtime()
+    if _native.register_openvino(OPENVINO_PLUGIN, ""):
+        return []
+    return [t for p, t, _ in _native.ep_devices() if p == "OpenVINOExecutionProvider"]
 
 
 def rand_image(h, w, seed=0):
@@ -79,7 +86,7 @@ def test_bf16_detection_matches_proc_cpuinfo():
 
 # --- finding the plugin, and auto without it -------------------------------------------------
 
-def test_plugin_is_found_without_importing_it():
+def test_plugin_is_found_without_importing_it(openvino_plugin):
     path, missing = _runtime.find_openvino_plugin()
     assert "onnxruntime_ep_openvino" not in sys.modules
     if not path:
@@ -89,7 +96,7 @@ def test_plugin_is_found_without_importing_it():
 
 
 def test_auto_without_plugin_falls_back_to_cpu_with_one_line(identity_onnx, monkeypatch):
-    monkeypatch.setenv(*next(iter(HIDE_PLUGIN.items())))
+    monkeypatch.setenv(_runtime.ENV_OPENVINO_LIBRARY, HIDDEN)
     st = ds.Stylizer(identity_onnx, device="auto")
     if st.provider == "CUDAExecutionProvider":
         pytest.skip("CUDA usable here: auto takes it before OpenVINO")
@@ -104,14 +111,14 @@ def test_auto_without_plugin_falls_back_to_cpu_with_one_line(identity_onnx, monk
 
 
 def test_openvino_without_plugin_is_a_device_error(identity_onnx, monkeypatch):
-    monkeypatch.setenv(*next(iter(HIDE_PLUGIN.items())))
+    monkeypatch.setenv(_runtime.ENV_OPENVINO_LIBRARY, HIDDEN)
     with pytest.raises(ds.DeviceError, match=r"device 'openvino' requested, but \$DEEPSHOP_OPENVINO_EP_LIBRARY"):
         ds.Stylizer(identity_onnx, device="openvino")
 
 
-def test_plugin_on_a_cpu_it_does_not_serve(identity_onnx):
+def test_plugin_on_a_cpu_it_does_not_serve(identity_onnx, openvino_plugin):
     """The OpenVINO plugin lists Intel devices only: elsewhere auto says so and uses the CPU."""
-    if not _runtime.find_openvino_plugin()[0]:
+    if not openvino_plugin:
         pytest.skip("onnxruntime-ep-openvino is not installed")
     if "CPU" in openvino_devices():
         pytest.skip("the OpenVINO plugin serves this CPU")
@@ -123,7 +130,7 @@ def test_plugin_on_a_cpu_it_does_not_serve(identity_onnx):
         assert "OpenVINO: the OpenVINO plugin lists no CPU device here" in st.fallback_reason
 
 
-def test_auto_takes_openvino_where_it_serves_the_cpu(identity_onnx):
+def test_auto_takes_openvino_where_it_serves_the_cpu(identity_onnx, openvino_plugin):
     if "CPU" not in openvino_devices():
         pytest.skip("no OpenVINO CPU device here (plugin missing, or a CPU it does not serve)")
     st = ds.Stylizer(identity_onnx, device="auto")
@@ -155,7 +162,8 @@ def _provider_settings():
 
 
 @pytest.mark.parametrize("device,precision", _provider_settings())
-def test_provider_agrees_with_torch_and_cpu_provider(transformer_onnx, transformer_net, device, precision):
+def test_provider_agrees_with_torch_and_cpu_provider(transformer_onnx, transformer_net, device, precision,
+                                                     openvino_plugin):
     img = rand_image(136, 200, seed=3)
     try:
         st = ds.Stylizer(transformer_onnx, device=device, precision=precision, tile=0)
@@ -175,7 +183,7 @@ def test_provider_agrees_with_torch_and_cpu_provider(transformer_onnx, transform
 
 def test_info_says_which_provider_and_why(identity_onnx):
     r = subprocess.run([sys.executable, "-m", "deepshop_native", "info", identity_onnx, "--json"],
-                       capture_output=True, text=True, env={**__import__("os").environ, **HIDE_PLUGIN})
+                       capture_output=True, text=True, env={**os.environ, _runtime.ENV_OPENVINO_LIBRARY: HIDDEN})
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     if info["provider"] != "CUDAExecutionProvider":

@@ -243,6 +243,9 @@ void append_provider(Ort::SessionOptions& options, const ProviderCandidate& cand
     const std::unordered_map<std::string, std::string> provider_options(candidate.options.begin(),
                                                                          candidate.options.end());
     options.AppendExecutionProvider_V2(OrtRuntime::get().env(), candidate.ep_devices, provider_options);
+    // The plugin runs the graph on its own threads; ORT's idle intra-op threads must not spin
+    // on the same cores meanwhile.
+    options.AddConfigEntry("session.intra_op.allow_spinning", "0");
   }
 }
 
