@@ -5,8 +5,9 @@
     out = st(image)                              # numpy / PIL / path in, same kind out
     ds.stylize("photo.jpg", "style.onnx", "photo_styled.jpg")
 
-The engine is C++ on ONNX Runtime (CPU or CUDA), tiled so that any resolution runs in bounded
-memory.  Only numpy, Pillow and onnxruntime (or onnxruntime-gpu) are needed at run time.
+The engine is C++ on ONNX Runtime (CPU, CUDA or OpenVINO), tiled so that any resolution runs in
+bounded memory.  Only numpy, Pillow and onnxruntime (or onnxruntime-gpu) are needed at run time;
+onnxruntime-ep-openvino adds OpenVINO.
 """
 __version__ = "0.1.0"
 
