@@ -10,24 +10,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-
-
-@pytest.fixture(scope="session")
-def net():
-    """The TransformerNet every speed entry runs: seeded random weights (a trained one runs at the same speed)."""
-    pytest.importorskip("torch")
-    from model_factory import random_transformer_net
-    return random_transformer_net(seed=0)
-
-
-@pytest.fixture(scope="session")
-def model_path(tmp_path_factory, net):
-    """`net` exported to ONNX with dynamic N/H/W and deepshop metadata."""
-    from model_factory import TRANSFORMER_META, export_plain
-    return export_plain(net, tmp_path_factory.mktemp("bench") / "tnet.onnx",
-                        {**TRANSFORMER_META, "deepshop.receptive_field": "109"})
-
-
 #: Entries whose name contains one of these are the baseline of their group, first match wins.
 BASELINE_MARKERS = ("[torch", "[numpy", "[ort-whole")
 
@@ -71,3 +53,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"{str(b.group):34s} {b.name:40s} {i['mean_abs']:7.3f} / {i['max_abs']:5.1f}{ran}")
             if i.get("why"):
                 tr.write_line(f"{'':34s} {'':40s} (auto: {i['why']})")
+
+
+@pytest.fixture(scope="session")
+def net():
+    """The TransformerNet every speed entry runs: seeded random weights (a trained one runs at the same speed)."""
+    pytest.importorskip("torch")
+    from model_factory import random_transformer_net
+    return random_transformer_net(seed=0)
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory, net):
+    """`net` exported to ONNX with dynamic N/H/W and deepshop metadata."""
+    from model_factory import TRANSFORMER_META, export_plain
+    return export_plain(net, tmp_path_factory.mktemp("bench") / "tnet.onnx",
+                        {**TRANSFORMER_META, "deepshop.receptive_field": "109"})
