@@ -61,7 +61,7 @@ def test_bad_precision_is_an_option_error(identity_onnx, precision):
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_cpu_provider_refuses_reduced_precision(identity_onnx, precision):
-    with pytest.raises(ds.DeviceError, match=f"CPU provider computes in fp32 only; precision '{precision}'"):
+    with pytest.raises(ds.DeviceError, match=f"CPU provider computes in fp32 only, precision '{precision}'"):
         ds.Stylizer(identity_onnx, device="cpu", precision=precision)
 
 
@@ -103,8 +103,8 @@ def test_auto_without_plugin_falls_back_to_cpu_with_one_line(identity_onnx, monk
     assert (st.provider, st.device_used, st.precision) == ("CPUExecutionProvider", "cpu", "fp32")
     reason = st.fallback_reason
     assert "\n" not in reason
-    clauses = dict(c.split(": ", 1) for c in reason.split("; ") if c.startswith(("CUDA: ", "OpenVINO: ")))
-    assert set(clauses) == {"CUDA", "OpenVINO"}
+    clauses = dict(c.split(": ", 1) for c in reason.split("; "))
+    assert list(clauses) == ["CUDA", "OpenVINO"]
     assert _runtime.ENV_OPENVINO_LIBRARY in clauses["OpenVINO"] and "not a file" in clauses["OpenVINO"]
     img = rand_image(40, 48)
     np.testing.assert_array_equal(st(img), img)  # and it runs

@@ -61,7 +61,7 @@ class Planner {
     if (!runtime.has_provider(kCuda))
       return refuse("CUDA", "this ONNX Runtime (" + runtime.version() +
                                 (plan_.is_auto ? "" : ", " + runtime.library_path()) +
-                                ") has no CUDA execution provider; install onnxruntime-gpu in place of onnxruntime");
+                                ") has no CUDA execution provider (install onnxruntime-gpu in place of onnxruntime)");
     if (precision_ == Precision::BF16)
       return refuse("CUDA", "precision 'bf16' is not offered on CUDA (fp32, or fp16 with a float16 model)");
     ProviderCandidate c;
@@ -85,7 +85,7 @@ class Planner {
     if (matching.empty()) {
       std::string why = "the OpenVINO plugin lists no " + ov_device + " device here";
       // The plugin serves Intel hardware only (it skips devices of other vendors).
-      if (ov_device == "CPU") why += " (it serves Intel CPUs only; this CPU is " + cpu_vendor(devices) + ")";
+      if (ov_device == "CPU") why += " (it serves Intel CPUs only, and this CPU is " + cpu_vendor(devices) + ")";
       return refuse("OpenVINO", why);
     }
 
@@ -122,7 +122,7 @@ class Planner {
 
   void add_cpu() {
     if (precision_ == Precision::BF16 || precision_ == Precision::FP16)
-      return refuse("CPU", std::string("the CPU provider computes in fp32 only; precision '") +
+      return refuse("CPU", std::string("the CPU provider computes in fp32 only, precision '") +
                                precision_name(precision_) +
                                "' needs device='openvino' (bf16: pip install deepshop-native[openvino], on an Intel CPU "
                                "with AVX512-BF16 or AMX) or 'cuda' (fp16)");
@@ -251,7 +251,8 @@ void append_provider(Ort::SessionOptions& options, const ProviderCandidate& cand
 
 std::string start_failure(const ProviderCandidate& candidate, const std::string& what) {
   std::string why = candidate.device + " could not start (" + what + ")";
-  if (candidate.provider == kCuda) why += "; check the NVIDIA driver, CUDA and cuDNN libraries that onnxruntime-gpu needs";
+  // No "; " inside a reason: fallback_reason joins one reason per provider with it.
+  if (candidate.provider == kCuda) why += ", check the NVIDIA driver, CUDA and cuDNN libraries that onnxruntime-gpu needs";
   return why;
 }
 
