@@ -79,6 +79,16 @@ def test_tile_auto_is_the_providers_own(identity_onnx):
             ds.Stylizer(identity_onnx, device="cpu", tile=bad)
 
 
+@pytest.mark.parametrize("device,precision,threads,expected", [
+    ("CPU", "bf16", 0, {"CPU": {"INFERENCE_PRECISION_HINT": "bf16"}}),
+    ("CPU", "fp32", 2, {"CPU": {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": "2"}}),
+    ("GPU", "fp16", 2, {"GPU": {"INFERENCE_PRECISION_HINT": "f16"}}),
+])
+def test_openvino_options_are_the_documented_json(device, precision, threads, expected):
+    """The plugin's load_config, as OpenVINO documents it: {device: {property: value}}."""
+    assert json.loads(_native.openvino_load_config(device, precision, threads)) == expected
+
+
 def test_bf16_detection_matches_proc_cpuinfo():
     flags = cpu_flags()
     assert _native.cpu_has_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)

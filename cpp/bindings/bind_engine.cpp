@@ -123,6 +123,10 @@ void bind_engine(py::module_& m) {
         }
         return out;
       });
+  m.def("openvino_load_config", [](const std::string& device, const std::string& precision, int threads) {
+        return openvino_load_config(device, parse_precision(precision), threads);
+      }, py::arg("device"), py::arg("precision"), py::arg("threads") = 0,
+      "The OpenVINO plugin's load_config option (JSON) for an OpenVINO device type, precision and thread count.");
   m.def("cpu_has_bf16", &cpu_has_bf16, "Whether this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16).");
 
   py::class_<TileOptions>(m, "TileOptions")

@@ -109,14 +109,7 @@ class Planner {
     c.device = "openvino:" + ov_device;
     c.precision = precision;
     c.ep_devices = {matching.front()};
-    // OpenVINO's own properties for the device: the precision hint, and the thread count (the
-    // plugin does not take ORT's intra-op setting).
-    const char* hint = precision == Precision::BF16 ? "bf16" : precision == Precision::FP16 ? "f16" : "f32";
-    std::string config = "{\"" + ov_device + "\": {\"INFERENCE_PRECISION_HINT\": \"" + hint + "\"";
-    if (request_.intra_op_threads > 0 && ov_device == "CPU")
-      config += ", \"INFERENCE_NUM_THREADS\": \"" + std::to_string(request_.intra_op_threads) + "\"";
-    config += "}}";
-    c.options.emplace_back("load_config", config);
+    c.options.emplace_back("load_config", openvino_load_config(ov_device, precision, request_.intra_op_threads));
     plan_.candidates.push_back(std::move(c));
   }
 
@@ -247,6 +240,13 @@ void append_provider(Ort::SessionOptions& options, const ProviderCandidate& cand
     // on the same cores meanwhile.
     options.AddConfigEntry("session.intra_op.allow_spinning", "0");
   }
+}
+
+std::string openvino_load_config(const std::string& ov_device, Precision precision, int threads) {
+  const char* hint = precision == Precision::BF16 ? "bf16" : precision == Precision::FP16 ? "f16" : "f32";
+  std::string config = "{\"" + ov_device + "\": {\"INFERENCE_PRECISION_HINT\": \"" + hint + "\"";
+  if (threads > 0 && ov_device == "CPU") config += ", \"INFERENCE_NUM_THREADS\": \"" + std::to_string(threads) + "\"";
+  return config + "}}";
 }
 
 std::string start_failure(const ProviderCandidate& candidate, const std::string& what) {

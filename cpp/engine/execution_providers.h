@@ -76,6 +76,11 @@ ProviderPlan plan_providers(const ProviderRequest& request);
 // Adds the candidate's provider to the options (the CPU provider needs nothing: it is ORT's fallback).
 void append_provider(Ort::SessionOptions& options, const ProviderCandidate& candidate);
 
+// The plugin's "load_config" option: OpenVINO's own properties for the device, as JSON: the
+// precision hint ("f32", "bf16", "f16") and, on the CPU, the thread count (the plugin does not
+// take ORT's intra-op setting; threads <= 0: OpenVINO's default).
+std::string openvino_load_config(const std::string& ov_device, Precision precision, int threads);
+
 // Why a candidate that was planned failed to start (`what`: ORT's message), with a hint where one helps.
 std::string start_failure(const ProviderCandidate& candidate, const std::string& what);
 
