@@ -212,3 +212,18 @@ def test_cli_precision_the_device_cannot_do(identity_onnx, tmp_path):
                         "--device", "cpu", "--precision", "bf16", "-q"], capture_output=True, text=True)
     assert r.returncode == 2 and "CPU provider computes in fp32 only" in r.stderr
     assert not (tmp_path / "a_styled.png").exists()
+
+
+def test_cli_says_why_only_when_a_faster_provider_is_installed(identity_onnx, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+    from deepshop_native.cli import main
+    Image.fromarray(rand_image(32, 32)).save(tmp_path / "a.png")
+    monkeypatch.setenv(_runtime.ENV_OPENVINO_LIBRARY, HIDDEN)
+    assert main(["stylize", str(tmp_path / "a.png"), "-m", identity_onnx, "-o", str(tmp_path / "b.png")]) == 0
+    said = "deepshop: running on cpu (fp32): " in capsys.readouterr().err
+    assert said == ("CUDAExecutionProvider" in ds.available_providers())
+    if OPENVINO_PLUGIN and "CPU" not in openvino_devices():
+        monkeypatch.setenv(_runtime.ENV_OPENVINO_LIBRARY, OPENVINO_PLUGIN)  # installed, but not for this CPU
+        assert main(["stylize", str(tmp_path / "a.png"), "-m", identity_onnx, "-o", str(tmp_path / "c.png")]) == 0
+        err = capsys.readouterr().err
+        assert "deepshop: running on cpu (fp32): " in err and "OpenVINO: the OpenVINO plugin lists no CPU" in err

@@ -60,10 +60,15 @@ def _engine_kwargs(args) -> dict:
                 mean=args.mean, stride_multiple=args.stride_multiple)
 
 
-def _fallback_worth_saying(reason: str) -> bool:
-    """A reason is news when a faster provider is installed; "not installed" is everyone's normal."""
-    return bool(reason) and any("not installed" not in r and "has no CUDA execution provider" not in r
-                                for r in reason.split("; "))
+def _faster_provider_installed(stylizer) -> bool:
+    """Whether a provider faster than the one in use is installed (a CUDA-capable onnxruntime, the
+    OpenVINO plugin) and so could not be used: then auto's reason is news; "not installed" is not."""
+    from ._runtime import available_providers, find_openvino_plugin
+    if stylizer.device_used.startswith("cuda"):
+        return False
+    cuda = "CUDAExecutionProvider" in available_providers()
+    openvino = bool(find_openvino_plugin()[0]) and not stylizer.device_used.startswith("openvino")
+    return cuda or openvino
 
 
 def _cmd_stylize(args) -> int:
@@ -77,7 +82,7 @@ def _cmd_stylize(args) -> int:
     stylizer = Stylizer(args.model, **_engine_kwargs(args))
     # Worth saying when a faster provider is installed but could not be used (a CUDA-capable
     # onnxruntime without a GPU, an OpenVINO plugin on a CPU it does not serve).
-    if not args.quiet and _fallback_worth_saying(stylizer.fallback_reason):
+    if not args.quiet and stylizer.fallback_reason and _faster_provider_installed(stylizer):
         print(f"deepshop: running on {stylizer.device_used} ({stylizer.precision}): {stylizer.fallback_reason}",
               file=sys.stderr)
 
