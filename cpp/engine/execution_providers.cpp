@@ -65,6 +65,7 @@ class Planner {
     if (precision_ == Precision::BF16)
       return refuse("CUDA", "precision 'bf16' is not offered on CUDA (fp32, or fp16 with a float16 model)");
     ProviderCandidate c;
+    c.label = "CUDA";
     c.provider = kCuda;
     c.cuda_device = device_.cuda_device;
     c.device = "cuda:" + std::to_string(device_.cuda_device);
@@ -105,6 +106,7 @@ class Planner {
         return refuse("OpenVINO", "precision 'bf16' is not offered on OpenVINO's " + ov_device + " device (fp32 or fp16)");
     }
     ProviderCandidate c;
+    c.label = "OpenVINO";
     c.provider = kOpenVino;
     c.device = "openvino:" + ov_device;
     c.precision = precision;
@@ -120,6 +122,7 @@ class Planner {
                                "' needs device='openvino' (bf16: pip install deepshop-native[openvino], on an Intel CPU "
                                "with AVX512-BF16 or AMX) or 'cuda' (fp16)");
     ProviderCandidate c;
+    c.label = "CPU";
     c.provider = kCpu;
     c.device = "cpu";
     c.precision = Precision::FP32;

@@ -55,6 +55,7 @@ struct ProviderRequest {
 
 // One provider to try, with everything needed to append it to session options.
 struct ProviderCandidate {
+  std::string label;     // in reasons: "CUDA", "OpenVINO", "CPU"
   std::string provider;  // ORT's name: "CUDAExecutionProvider", "OpenVINOExecutionProvider", ...
   std::string device;    // ours: "cuda:0", "openvino:CPU", "cpu"
   Precision precision = Precision::FP32;  // resolved; Auto only on CUDA (then: the model's own precision)
@@ -66,7 +67,7 @@ struct ProviderCandidate {
 struct ProviderPlan {
   bool is_auto = false;
   std::vector<ProviderCandidate> candidates;  // in order of preference; "auto" always ends with the CPU
-  std::vector<std::string> skipped;           // one line per provider left out, saying why
+  std::vector<std::string> skipped;           // one "LABEL: why" per provider left out
 };
 
 // Throws OptionError for a malformed device/precision, DeviceError when the provider asked for

@@ -36,7 +36,7 @@ InferenceSession::InferenceSession(const std::string& model_path, const SessionC
       const std::string why = start_failure(candidate, e.what());
       if (!plan.is_auto || &candidate == &plan.candidates.back())
         throw DeviceError("device '" + config.device + "' requested, but " + why);
-      reasons.push_back(why);
+      reasons.push_back(candidate.label + ": " + why);
       continue;
     }
     chosen = &candidate;
