@@ -14,7 +14,6 @@ import pytest
 import deepshop_native as ds
 
 torch = pytest.importorskip("torch")
-from model_factory import TRANSFORMER_META, export_plain, random_transformer_net  # noqa: E402
 
 SIZES = [
     pytest.param((512, 512), id="512x512"),
@@ -22,17 +21,6 @@ SIZES = [
     pytest.param((2160, 3840), id="3840x2160", marks=pytest.mark.slow),
 ]
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
-
-
-@pytest.fixture(scope="module")
-def net():
-    return random_transformer_net(seed=0)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory, net):
-    return export_plain(net, tmp_path_factory.mktemp("bench") / "tnet.onnx",
-                        {**TRANSFORMER_META, "deepshop.receptive_field": "109"})
 
 
 def _image(hw):

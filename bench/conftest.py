@@ -43,3 +43,29 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for e in sorted(entries, key=lambda e: e.stats.mean):
             ratio = base.stats.mean / e.stats.mean
             tr.write_line(f"{str(group):34s} {e.name:58s} {e.stats.mean * 1e3:10.1f} ms  x{ratio:5.2f} vs {base.name}")
+    # Entries that record their error against a reference (bench_providers.py) and what they ran on.
+    recorded = [b for b in session.benchmarks if "mean_abs" in b.extra_info]
+    if recorded:
+        tr.section("error against torch fp32 (0..255: mean abs / max abs) and what ran")
+        for b in sorted(recorded, key=lambda b: (str(b.group), b.name)):
+            i = b.extra_info
+            ran = f"  {i['device']} {i['precision']}" if "device" in i else ""
+            tr.write_line(f"{str(b.group):34s} {b.name:40s} {i['mean_abs']:7.3f} / {i['max_abs']:5.1f}{ran}")
+            if i.get("why"):
+                tr.write_line(f"{'':34s} {'':40s} (auto: {i['why']})")
+
+
+@pytest.fixture(scope="session")
+def net():
+    """The TransformerNet every speed entry runs: seeded random weights (a trained one runs at the same speed)."""
+    pytest.importorskip("torch")
+    from model_factory import random_transformer_net
+    return random_transformer_net(seed=0)
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory, net):
+    """`net` exported to ONNX with dynamic N/H/W and deepshop metadata."""
+    from model_factory import TRANSFORMER_META, export_plain
+    return export_plain(net, tmp_path_factory.mktemp("bench") / "tnet.onnx",
+                        {**TRANSFORMER_META, "deepshop.receptive_field": "109"})

@@ -2,9 +2,29 @@
 that scikit-image ships."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from deepshop_native import _runtime
+
 from model_factory import TRANSFORMER_META, export_plain, identity_model, random_transformer_net
+
+#: The OpenVINO plugin as installed here ("" if not).  The suite hides it (subprocesses included):
+#: tests that leave device="auto" compare with torch at fp32 tolerances, and on an Intel CPU auto
+#: would take OpenVINO in bf16.  tests/test_providers.py turns it back on with `openvino_plugin`.
+OPENVINO_PLUGIN = _runtime.find_openvino_plugin()[0]
+os.environ[_runtime.ENV_OPENVINO_LIBRARY] = "/hidden-by-the-test-suite/openvino-plugin.so"
+
+
+@pytest.fixture
+def openvino_plugin(monkeypatch):
+    """Shows the installed OpenVINO plugin to the test (its path, or "" where none is installed)."""
+    if OPENVINO_PLUGIN:
+        monkeypatch.setenv(_runtime.ENV_OPENVINO_LIBRARY, OPENVINO_PLUGIN)
+    else:
+        monkeypatch.delenv(_runtime.ENV_OPENVINO_LIBRARY, raising=False)
+    return OPENVINO_PLUGIN
 
 
 @pytest.fixture(scope="session")

@@ -27,10 +27,12 @@ using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>
 // Options of every constructor, checked here, at the edge, so that a bad value is an OptionError
 // naming the option (pybind11 turns std::invalid_argument into one, see register_errors).
 SessionConfig session_config(const std::string& device, int64_t threads, PixelFormatOverrides overrides,
-                             bool cpu_memory_arena) {
+                             bool cpu_memory_arena, const std::string& precision, PluginLibrary openvino) {
   SessionConfig config;
   config.cpu_memory_arena = cpu_memory_arena;
   config.device = device;
+  config.precision = precision;
+  config.openvino = std::move(openvino);
   config.intra_op_threads = check_threads(threads);
   if (overrides.stride_multiple) check_range(*overrides.stride_multiple, 1, kMaxPixels, "stride_multiple");
   if (overrides.receptive_field) check_range(*overrides.receptive_field, 0, kMaxPixels, "receptive_field");
@@ -275,15 +277,21 @@ void def_session_init(py::class_<Class, Base...>& cls) {
   cls.def(py::init([](const std::string& model, const std::string& device, int64_t threads,
                       std::optional<std::array<float, 2>> value_range, std::optional<std::string> channel_order,
                       std::optional<std::array<float, 3>> mean, std::optional<int64_t> stride_multiple,
-                      std::optional<int64_t> receptive_field, bool cpu_memory_arena) {
+                      std::optional<int64_t> receptive_field, bool cpu_memory_arena, const std::string& precision,
+                      const std::string& openvino_library, const std::string& openvino_missing) {
             PixelFormatOverrides o{value_range, channel_order, mean, stride_multiple, receptive_field};
-            return std::make_unique<Class>(model, session_config(device, threads, o, cpu_memory_arena));
+            return std::make_unique<Class>(model, session_config(device, threads, o, cpu_memory_arena, precision,
+                                                                 PluginLibrary{openvino_library, openvino_missing}));
           }),
           py::kw_only(), py::arg("model"), py::arg("device") = "auto", py::arg("threads") = 0,
           py::arg("value_range") = py::none(), py::arg("channel_order") = py::none(), py::arg("mean") = py::none(),
           py::arg("stride_multiple") = py::none(), py::arg("receptive_field") = py::none(),
-          py::arg("cpu_memory_arena") = false)
+          py::arg("cpu_memory_arena") = false, py::arg("precision") = "auto", py::arg("openvino_library") = "",
+          py::arg("openvino_missing") = "the OpenVINO plugin was not looked for")
       .def_property_readonly("provider", [](const Class& e) { return e.session().provider(); })
+      .def_property_readonly("device", [](const Class& e) { return e.session().device(); })
+      .def_property_readonly("precision", [](const Class& e) { return e.session().precision(); })
+      .def_property_readonly("default_tile", [](const Class& e) { return default_tile(e.session().provider()); })
       .def_property_readonly("fallback_reason", [](const Class& e) { return e.session().fallback_reason(); })
       .def_property_readonly("metadata", [](const Class& e) { return model_metadata(e.session().model()); })
       .def_property_readonly("family", [](const Class& e) { return e.session().model().family; })
@@ -320,6 +328,26 @@ void bind_engine(py::module_& m) {
   m.def("available_providers", [] { return OrtRuntime::get().available_providers(); });
   m.attr("MAX_PIXELS") = kMaxPixels;
   m.def("max_threads", &max_threads, "Most threads any call may ask for (4x the hardware threads).");
+  m.def("register_openvino", [](const std::string& path, const std::string& missing) {
+        py::gil_scoped_release release;  // loading OpenVINO's libraries takes a moment
+        return register_openvino(PluginLibrary{path, missing});
+      }, py::arg("path"), py::arg("missing") = "",
+      "Register the OpenVINO plugin library with ONNX Runtime (once per process); returns '' or why it is unavailable.");
+  m.def("ep_devices", [] {
+        // What each registered provider can run on: (provider, device type, vendor).
+        std::vector<std::tuple<std::string, std::string, std::string>> out;
+        for (const auto& d : OrtRuntime::get().ep_devices()) {
+          const auto type = d.Device().Type();
+          out.emplace_back(d.EpName(), type == OrtHardwareDeviceType_GPU ? "GPU" : type == OrtHardwareDeviceType_NPU ? "NPU" : "CPU",
+                           d.Device().Vendor());
+        }
+        return out;
+      });
+  m.def("openvino_load_config", [](const std::string& device, const std::string& precision, int threads) {
+        return openvino_load_config(device, parse_precision(precision), threads);
+      }, py::arg("device"), py::arg("precision"), py::arg("threads") = 0,
+      "The OpenVINO plugin's load_config option (JSON) for an OpenVINO device type, precision and thread count.");
+  m.def("cpu_has_bf16", &cpu_has_bf16, "Whether this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16).");
 
   py::class_<TileOptions>(m, "TileOptions")
       .def(py::init([](int64_t tile, int64_t halo, int64_t overlap, int64_t batch, int64_t harmonize) {

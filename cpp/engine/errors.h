@@ -13,6 +13,10 @@ struct ModelError : std::runtime_error {
 struct DeviceError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// An option has a value outside what it accepts (the message names the option and the accepted values).
+struct OptionError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
 struct RuntimeNotFoundError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };

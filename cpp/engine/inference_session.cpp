@@ -11,29 +11,6 @@
 namespace deepshop {
 namespace {
 
-constexpr const char* kCuda = "CUDAExecutionProvider";
-
-struct CudaOptionsDeleter {
-  void operator()(OrtCUDAProviderOptionsV2* p) const { Ort::GetApi().ReleaseCUDAProviderOptions(p); }
-};
-
-// Parses "cuda" / "cuda:N" / "cpu" / "auto".  Returns false for CPU.
-bool parse_device(const std::string& device, bool& is_auto, int& device_id) {
-  is_auto = device == "auto";
-  device_id = 0;
-  if (device == "cpu") return false;
-  if (is_auto || device == "cuda") return true;
-  if (device.rfind("cuda:", 0) == 0) {
-    const std::string id = device.substr(5);
-    // At most 4 digits: std::stoi would throw std::out_of_range (an IndexError) on longer ones.
-    if (!id.empty() && id.size() <= 4 && id.find_first_not_of("0123456789") == std::string::npos) {
-      device_id = std::stoi(id);
-      return true;
-    }
-  }
-  throw std::invalid_argument("device '" + device + "' is not one of 'auto', 'cpu', 'cuda', 'cuda:N'");
-}
-
 void check_model_file(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) throw ModelError(path + ": no such model file");
@@ -48,57 +25,41 @@ void check_model_file(const std::string& path) {
 }  // namespace
 
 InferenceSession::InferenceSession(const std::string& model_path, const SessionConfig& config) {
-  OrtRuntime& runtime = OrtRuntime::get();
+  OrtRuntime::get();  // a clear error if the runtime is not loaded, before anything else
   check_model_file(model_path);
-  bool is_auto = false;
-  const bool want_cuda = parse_device(config.device, is_auto, device_id_);
-
-  if (want_cuda) {
-    if (!runtime.has_provider(kCuda)) {
-      const std::string why = "this ONNX Runtime (" + runtime.version() + ", " + runtime.library_path() +
-                              ") has no CUDA execution provider; install onnxruntime-gpu in place of onnxruntime";
-      if (!is_auto) throw DeviceError("device '" + config.device + "' requested, but " + why);
-      fallback_reason_ = why;
-    } else {
-      try {
-        session_ = open(model_path, config, true);
-        provider_ = kCuda;
-      } catch (const ModelError&) {
-        throw;  // the model itself is bad: no point retrying on the CPU
-      } catch (const Ort::Exception& e) {
-        const std::string why = std::string("the CUDA provider could not start (") + e.what() +
-                                "); check the NVIDIA driver, CUDA and cuDNN libraries that onnxruntime-gpu needs";
-        if (!is_auto) throw DeviceError("device '" + config.device + "' requested, but " + why);
-        fallback_reason_ = why;
-      }
+  const ProviderPlan plan = plan_providers({config.device, config.precision, config.intra_op_threads, config.openvino});
+  std::vector<std::string> reasons = plan.skipped;
+  const ProviderCandidate* chosen = nullptr;
+  for (const ProviderCandidate& candidate : plan.candidates) {
+    try {
+      session_ = open(model_path, config, candidate);
+    } catch (const ModelError&) {
+      throw;  // the model itself is bad: no point retrying on another provider
+    } catch (const Ort::Exception& e) {
+      const std::string why = start_failure(candidate, e.what());
+      if (!plan.is_auto || &candidate == &plan.candidates.back())
+        throw DeviceError("device '" + config.device + "' requested, but " + why);
+      reasons.push_back(candidate.label + ": " + why);
+      continue;
     }
+    chosen = &candidate;
+    break;
   }
-  if (!session_) {
-    session_ = open(model_path, config, false);
-    provider_ = "CPUExecutionProvider";
-  }
+  for (const auto& r : reasons) fallback_reason_ += (fallback_reason_.empty() ? "" : "; ") + r;
   model_ = describe_model(*session_, model_path, config.overrides);
+  provider_ = chosen->provider;
+  device_ = chosen->device;
+  precision_ = precision_name(resolve_model_precision(*chosen, model_.metadata, model_path));
 }
 
 std::unique_ptr<Ort::Session> InferenceSession::open(const std::string& model_path, const SessionConfig& config,
-                                                     bool use_cuda) {
+                                                     const ProviderCandidate& provider) {
   Ort::SessionOptions options;
   options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
   check_threads(config.intra_op_threads);
   if (config.intra_op_threads > 0) options.SetIntraOpNumThreads(config.intra_op_threads);
   if (!config.cpu_memory_arena) options.DisableCpuMemArena();
-  if (use_cuda) {
-    OrtCUDAProviderOptionsV2* raw = nullptr;
-    Ort::ThrowOnError(Ort::GetApi().CreateCUDAProviderOptions(&raw));
-    std::unique_ptr<OrtCUDAProviderOptionsV2, CudaOptionsDeleter> cuda(raw);
-    const std::string id = std::to_string(device_id_);
-    const char* keys[] = {"device_id", "cudnn_conv_algo_search"};
-    // HEURISTIC rather than EXHAUSTIVE: tile shapes vary at image borders, and an exhaustive
-    // search per new shape costs more than it saves.
-    const char* values[] = {id.c_str(), "HEURISTIC"};
-    Ort::ThrowOnError(Ort::GetApi().UpdateCUDAProviderOptions(cuda.get(), keys, values, 2));
-    options.AppendExecutionProvider_CUDA_V2(*cuda);
-  }
+  append_provider(options, provider);
   try {
     return std::make_unique<Ort::Session>(OrtRuntime::get().env(), model_path.c_str(), options);
   } catch (const Ort::Exception& e) {
@@ -111,7 +72,8 @@ std::unique_ptr<Ort::Session> InferenceSession::open(const std::string& model_pa
       throw ModelError(model_path + ": not a valid ONNX model (" + what + ")");
     // On the CPU every load failure is the model's (e.g. a missing or truncated external
     // weights file); provider failures are left to the caller, which may fall back to the CPU.
-    if (!use_cuda) throw ModelError(model_path + ": ONNX Runtime could not load the model (" + what + ")");
+    if (provider.provider == "CPUExecutionProvider")
+      throw ModelError(model_path + ": ONNX Runtime could not load the model (" + what + ")");
     throw;
   }
 }

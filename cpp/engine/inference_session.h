@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/execution_providers.h"
 #include "engine/model_info.h"
 #include "engine/ort_api.h"
 #include "engine/tensor.h"
@@ -13,8 +14,10 @@
 namespace deepshop {
 
 struct SessionConfig {
-  std::string device = "auto";  // "auto", "cpu", "cuda" or "cuda:N"
-  int intra_op_threads = 0;     // 0: ONNX Runtime's default (one per physical core)
+  std::string device = "auto";     // "auto", "cpu", "cuda[:N]", "openvino[:CPU|GPU|NPU]"
+  std::string precision = "auto";  // "auto", "fp32", "bf16", "fp16" (see execution_providers.h)
+  int intra_op_threads = 0;        // 0: ONNX Runtime's default (one per physical core)
+  PluginLibrary openvino;          // the OpenVINO plugin library, if installed
   // ORT's CPU arena keeps every block it ever allocated for reuse: runs are faster (about 15%
   // at 512x512: no fresh pages to fault in), but with large tiles it held memory far above the
   // live set (2.3 GB against 1.1 GB for a 1536 tile).  Off by default: memory bounded first.
@@ -27,11 +30,14 @@ class InferenceSession {
   InferenceSession(const std::string& model_path, const SessionConfig& config);
 
   const ModelInfo& model() const { return model_; }
-  // "CPUExecutionProvider" or "CUDAExecutionProvider".
+  // ORT's name of the provider in use: "CPUExecutionProvider", "CUDAExecutionProvider", ...
   const std::string& provider() const { return provider_; }
-  // Why "auto" did not pick CUDA (empty when it did, or was not asked to).
+  // Ours: "cpu", "cuda:0", "openvino:CPU".
+  const std::string& device() const { return device_; }
+  // The precision the provider computes in: "fp32", "bf16" or "fp16".
+  const std::string& precision() const { return precision_; }
+  // Why device="auto" did not pick each faster provider, one clause each ("" when it took the fastest).
   const std::string& fallback_reason() const { return fallback_reason_; }
-  int device_id() const { return device_id_; }
 
   // Runs the model on `inputs` (every model input, by name) and returns the outputs named in
   // `outputs` (empty: all of them).  A wrong name, rank or fixed dimension is the caller's
@@ -39,13 +45,15 @@ class InferenceSession {
   Tensors run(const TensorViews& inputs, const std::vector<std::string>& outputs = {}) const;
 
  private:
-  std::unique_ptr<Ort::Session> open(const std::string& model_path, const SessionConfig& config, bool use_cuda);
+  std::unique_ptr<Ort::Session> open(const std::string& model_path, const SessionConfig& config,
+                                     const ProviderCandidate& provider);
 
   std::unique_ptr<Ort::Session> session_;
   ModelInfo model_;
   std::string provider_;
+  std::string device_;
+  std::string precision_;
   std::string fallback_reason_;
-  int device_id_ = 0;
 };
 
 }  // namespace deepshop

@@ -42,12 +42,15 @@ OrtRuntime& OrtRuntime::load(const std::string& library_path) {
     throw RuntimeNotFoundError(path + " is not an ONNX Runtime library (no OrtGetApiBase symbol)");
   const OrtApiBase* base = get_api_base();
   const std::string version = base->GetVersionString();
-  // The C API is backward compatible: a newer library serves the API version of our headers.
+  // The C API is backward compatible: a newer library serves the API version of our headers.  An
+  // older one returns null: the headers' version (1.23, for the plugin execution providers) is
+  // the least ONNX Runtime deepshop runs on.
   const OrtApi* api = base->GetApi(ORT_API_VERSION);
   if (!api)
     throw RuntimeNotFoundError("ONNX Runtime " + version + " at " + path + " is too old: deepshop needs API version " +
-                               std::to_string(ORT_API_VERSION) + " (ONNX Runtime 1." +
-                               std::to_string(ORT_API_VERSION) + " or newer)");
+                               std::to_string(ORT_API_VERSION) + ", that is ONNX Runtime 1." +
+                               std::to_string(ORT_API_VERSION) + " or newer (pip install -U 'onnxruntime>=1." +
+                               std::to_string(ORT_API_VERSION) + "')");
   Ort::InitApi(api);
   g_runtime.reset(new OrtRuntime(path, version));
   return *g_runtime;
@@ -65,6 +68,21 @@ bool OrtRuntime::is_loaded() {
 }
 
 std::vector<std::string> OrtRuntime::available_providers() const { return Ort::GetAvailableProviders(); }
+
+void OrtRuntime::register_plugin(const std::string& name, const std::string& path) {
+  std::lock_guard<std::mutex> lock(plugin_mutex_);
+  const auto it = plugins_.find(name);
+  if (it != plugins_.end()) {
+    if (it->second != path)
+      throw DeviceError("execution provider plugin '" + name + "' is already registered from " + it->second +
+                        "; cannot register a second copy from " + path + " in the same process");
+    return;
+  }
+  env_->RegisterExecutionProviderLibrary(name.c_str(), path);
+  plugins_.emplace(name, path);
+}
+
+std::vector<Ort::ConstEpDevice> OrtRuntime::ep_devices() const { return env_->GetEpDevices(); }
 
 bool OrtRuntime::has_provider(const std::string& name) const {
   const auto providers = available_providers();

@@ -4,6 +4,7 @@
 // The engine is built against ORT's headers only.  The shared library comes from whatever the
 // user installed (the onnxruntime or onnxruntime-gpu wheel, or a system ORT) and is dlopen'ed
 // here, so one binary works with all of them and no path is baked into it.
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,12 +30,22 @@ class OrtRuntime {
   bool has_provider(const std::string& name) const;
   Ort::Env& env() { return *env_; }
 
+  // Registers an execution-provider plugin library (e.g. OpenVINO's) with the environment, once
+  // per process: a second call with the same name and path does nothing, another path is refused
+  // (ORT cannot unload a plugin that sessions may still use).  Throws Ort::Exception when ORT
+  // cannot load the library.
+  void register_plugin(const std::string& name, const std::string& path);
+  // The devices every registered provider (built-in and plugin) can run on.
+  std::vector<Ort::ConstEpDevice> ep_devices() const;
+
  private:
   OrtRuntime(std::string library_path, std::string version);
 
   std::string library_path_;
   std::string version_;
   std::unique_ptr<Ort::Env> env_;
+  mutable std::mutex plugin_mutex_;
+  std::map<std::string, std::string> plugins_;  // registration name -> library path
 };
 
 }  // namespace deepshop

@@ -6,8 +6,9 @@
     ds.stylize("photo.jpg", "style.onnx", "photo_styled.jpg")
     pipeline = ds.open_model("any.onnx")         # the pipeline of the model's family
 
-The engine is C++ on ONNX Runtime (CPU or CUDA), tiled so that any resolution runs in bounded
-memory.  Only numpy, Pillow and onnxruntime (or onnxruntime-gpu) are needed at run time.
+The engine is C++ on ONNX Runtime (CPU, CUDA or OpenVINO), tiled so that any resolution runs in
+bounded memory.  Only numpy, Pillow and onnxruntime (or onnxruntime-gpu) are needed at run time;
+onnxruntime-ep-openvino adds OpenVINO.
 
 Importing this package loads nothing native: the names below that need the C++ extension
 (``Stylizer``, the kernels, the runtime queries) load it on first use, so that

@@ -1,9 +1,11 @@
-"""Finding and loading the ONNX Runtime shared library for the native engine.
+"""Finding and loading the ONNX Runtime shared library for the native engine, and the
+execution-provider plugins it can use.
 
 The engine is compiled against ORT's headers only; the library comes from whichever of the
 onnxruntime / onnxruntime-gpu wheels is installed (both install the package folder
-``onnxruntime/`` with ``capi/libonnxruntime.so.<version>``), or from the system.  The Python
-module ``onnxruntime`` is not imported: only its folder is looked up.
+``onnxruntime/`` with ``capi/libonnxruntime.so.<version>``), or from the system.  The OpenVINO
+plugin comes from the onnxruntime-ep-openvino wheel (``onnxruntime_ep_openvino/``).  Neither
+Python module is imported (the plugin's would load OpenVINO): only their folders are looked up.
 """
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ from . import _native
 from .errors import RuntimeNotFoundError
 
 ENV_LIBRARY = "DEEPSHOP_ORT_LIBRARY"
+#: The OpenVINO plugin library to use instead of the installed wheel's; set to a path that does not
+#: exist (e.g. "none") to hide the plugin.
+ENV_OPENVINO_LIBRARY = "DEEPSHOP_OPENVINO_EP_LIBRARY"
+OPENVINO_PLUGIN_FILE = "libonnxruntime_providers_openvino_plugin.so"
 _lock = threading.Lock()
 
 
@@ -38,6 +44,24 @@ def find_onnxruntime_library() -> str:
             if libs:
                 return str(max(libs, key=_version_key))
     return ""
+
+
+def find_openvino_plugin() -> tuple[str, str]:
+    """(path, "") of the OpenVINO execution-provider plugin, or ("", why it is unavailable):
+    $DEEPSHOP_OPENVINO_EP_LIBRARY when set, else the onnxruntime-ep-openvino wheel's library."""
+    explicit = os.environ.get(ENV_OPENVINO_LIBRARY)
+    if explicit:
+        if Path(explicit).is_file():
+            return explicit, ""
+        return "", f"${ENV_OPENVINO_LIBRARY} is {explicit!r}, which is not a file (so the OpenVINO plugin is off)"
+    spec = importlib.util.find_spec("onnxruntime_ep_openvino")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            library = Path(folder) / OPENVINO_PLUGIN_FILE
+            if library.is_file():
+                return str(library), ""
+    return "", ("the OpenVINO plugin is not installed (pip install 'deepshop-native[openvino]', or point "
+                f"${ENV_OPENVINO_LIBRARY} at {OPENVINO_PLUGIN_FILE})")
 
 
 def ensure_runtime() -> str:
@@ -67,3 +91,12 @@ def available_providers() -> list[str]:
 def runtime_library() -> str:
     ensure_runtime()
     return _native.runtime_library()
+
+
+def execution_devices() -> list[tuple[str, str, str]]:
+    """(provider, device type, vendor) for every device ONNX Runtime's providers can run on, the
+    OpenVINO plugin's included when it is installed and serves this machine."""
+    ensure_runtime()
+    path, missing = find_openvino_plugin()
+    _native.register_openvino(path, missing)
+    return [tuple(d) for d in _native.ep_devices()]

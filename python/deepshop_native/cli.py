@@ -56,9 +56,13 @@ def _floats(n: int):
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
     from .stylizer import DEFAULT_HARMONIZE, DEFAULT_OVERLAP, DEFAULT_TILE
     g = p.add_argument_group("engine")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    g.add_argument("--tile", type=int, default=DEFAULT_TILE,
-                   help=f"network window in pixels per side; 0 runs the whole image at once (default {DEFAULT_TILE})")
+    g.add_argument("--device", default="auto",
+                   help="auto, cpu, cuda, cuda:N, openvino, openvino:CPU|GPU|NPU (default: auto, the fastest here)")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="compute precision (default: auto, the provider's fastest within the documented error)")
+    g.add_argument("--tile", type=int, default=None,
+                   help="network window in pixels per side; 0 runs the whole image at once (default: the "
+                        f"provider's own, {DEFAULT_TILE} on the CPU provider)")
     g.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="least blended overlap between tiles")
     g.add_argument("--halo", type=int, default=None, help="context pixels around each tile (default: from the model)")
     g.add_argument("--batch", type=int, default=1, help="tiles per network call")
@@ -76,12 +80,14 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 def _engine_kwargs(args) -> dict:
     """The engine options, validated (OptionError names the command-line option)."""
     try:
-        return options.engine_options(
-            device=args.device, tile=args.tile, overlap=args.overlap, halo=args.halo, batch=args.batch,
-            harmonize=args.harmonize, threads=args.threads, value_range=args.value_range,
+        o = options.engine_options(
+            device=args.device, tile=0 if args.tile is None else args.tile, overlap=args.overlap, halo=args.halo,
+            batch=args.batch, harmonize=args.harmonize, threads=args.threads, value_range=args.value_range,
             channel_order=args.channel_order, mean=args.mean, stride_multiple=args.stride_multiple)
     except OptionError as e:
         raise _as_cli_option(e) from None
+    # No --tile: the provider's own window size.
+    return {**o, "tile": "auto" if args.tile is None else o["tile"], "precision": args.precision}
 
 
 def _as_cli_option(e: OptionError) -> OptionError:
@@ -108,6 +114,17 @@ def _suffix(value: Optional[str]) -> Optional[str]:
     return value
 
 
+def _faster_provider_installed(stylizer) -> bool:
+    """Whether a provider faster than the one in use is installed (a CUDA-capable onnxruntime, the
+    OpenVINO plugin) and so could not be used: then auto's reason is news; "not installed" is not."""
+    from ._runtime import available_providers, find_openvino_plugin
+    if stylizer.device_used.startswith("cuda"):
+        return False
+    cuda = "CUDAExecutionProvider" in available_providers()
+    openvino = bool(find_openvino_plugin()[0]) and not stylizer.device_used.startswith("openvino")
+    return cuda or openvino
+
+
 def _cmd_stylize(args) -> int:
     from .batch import collect_inputs, plan_outputs, run_batch, tile_progress
     from .image import read_image, resize_max_side, write_image
@@ -132,9 +149,11 @@ def _cmd_stylize(args) -> int:
     inputs, problems = collect_inputs(args.inputs, skip_dirs=[args.out] if args.out else [], is_own_output=own_output)
     jobs = plan_outputs(inputs, args.out, suffix=suffix)
     stylizer = Stylizer(args.model, **engine) if jobs else None
-    # Only worth saying when a CUDA-capable onnxruntime is installed but could not use the GPU.
-    if stylizer and stylizer.fallback_reason and "CUDAExecutionProvider" in available_providers() and not args.quiet:
-        print(f"deepshop: running on the CPU: {stylizer.fallback_reason}", file=sys.stderr)
+    # Worth saying when a faster provider is installed but could not be used (a CUDA-capable
+    # onnxruntime without a GPU, an OpenVINO plugin on a CPU it does not serve).
+    if stylizer and not args.quiet and stylizer.fallback_reason and _faster_provider_installed(stylizer):
+        print(f"deepshop: running on {stylizer.device_used} ({stylizer.precision}): {stylizer.fallback_reason}",
+              file=sys.stderr)
 
     def process(src: Path, dst: Path) -> None:
         image = read_image(src, max_pixels=max_pixels)
@@ -163,7 +182,7 @@ def _cmd_info(args) -> int:
         device = options.check_device(args.device)
     except OptionError as e:
         raise _as_cli_option(e) from None
-    info = model_info(args.model, device=device)
+    info = model_info(args.model, device=device, precision=args.precision)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
@@ -208,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="print a model's metadata, the ONNX Runtime version and providers")
     p.add_argument("model", nargs="?", default=None, help="ONNX model (default: the bundled style)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="the device to describe the choice for (default: auto)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_info)
 

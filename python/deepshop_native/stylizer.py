@@ -17,7 +17,7 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from . import _native
-from ._runtime import available_providers, ensure_runtime
+from ._runtime import available_providers, ensure_runtime, execution_devices, find_openvino_plugin
 from . import options
 from .errors import DeepshopError, ModelError, OptionError
 from .pipelines import session_options, tile_options
@@ -26,12 +26,20 @@ from .image import check_regular_file, read_image, resize_max_side, to_depth, to
 # Tiling defaults live with the engine (cpp/engine/tiled_runner.h, TileOptions, where their
 # reasons are written down); read here so the two can never disagree.
 _ENGINE_DEFAULTS = _native.TileOptions()
-#: Network window, in pixels per side.
+#: Network window, in pixels per side, on the CPU and CUDA providers (tile="auto" takes each
+#: provider's own: Stylizer.tile says which).
 DEFAULT_TILE = _ENGINE_DEFAULTS.tile
 #: Least overlap between neighbouring tiles, blended with linear ramps.
 DEFAULT_OVERLAP = _ENGINE_DEFAULTS.overlap
 #: Longer side of the thumbnail whose colours tiles of instance-norm models are pulled to.
 DEFAULT_HARMONIZE = _ENGINE_DEFAULTS.harmonize
+
+#: Devices and precisions Stylizer(device=..., precision=...) takes ("cuda:N" besides these).
+DEVICES = ("auto", "cpu", "cuda", "openvino", "openvino:CPU", "openvino:GPU", "openvino:NPU")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: The error precision="auto" stays within, on 0..255 against the same network in torch fp32:
+#: (mean abs, max abs).  Measured per provider and precision: README, "Execution providers".
+AUTO_PRECISION_BOUND = (0.5, 8.0)
 
 BUNDLED_MODELS = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = BUNDLED_MODELS / "default_style.onnx"
@@ -88,10 +96,17 @@ def _checked_progress(progress: Optional[Progress]) -> Optional[Progress]:
 class Stylizer:
     """One style model loaded on one device, callable on images; usable from several threads.
 
-    tile: network window in pixels per side (0 or None: the whole image in one run, which needs
+    tile: network window in pixels per side ("auto": the provider's fastest within the memory
+    bound, DEFAULT_TILE on the CPU provider; 0 or None: the whole image in one run, which needs
     memory in proportion to its area).  halo: context pixels around each tile (None: derived
     from the model's receptive field).  overlap: least blended overlap between tiles.
     batch: tiles per network call.  threads: ONNX Runtime intra-op threads (0: its default).
+    device: "auto" (the fastest provider usable here: CUDA, then OpenVINO, then ONNX Runtime's CPU
+    provider; `provider`, `device_used` and `fallback_reason` say what it chose and why not the
+    others), "cpu", "cuda", "cuda:N", "openvino", "openvino:CPU|GPU|NPU".  precision: "auto" (the
+    provider's fastest mode within the documented error: bf16 on OpenVINO's CPU device where the
+    CPU has bf16 instructions, fp16 on OpenVINO GPU/NPU, the model's own on CUDA, else fp32),
+    "fp32", "bf16", "fp16"; a precision the provider cannot do raises DeviceError.
     harmonize: for instance-norm models cut into several tiles, the longer side of a thumbnail
     that is stylized first and whose low-frequency colours every tile takes, so that tiles agree
     (each tile is otherwise normalised with its own statistics and gets its own colour cast);
@@ -101,26 +116,53 @@ class Stylizer:
     only for models without deepshop metadata (they override the metadata otherwise).
     """
 
-    def __init__(self, model=None, *, device: str = "auto", tile: Optional[int] = DEFAULT_TILE,
+    def __init__(self, model=None, *, device: str = "auto", precision: str = "auto",
+                 tile: Union[int, str, None] = "auto",
                  halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP, batch: int = 1, threads: int = 0,
                  harmonize: int = DEFAULT_HARMONIZE, memory_arena: bool = False,
                  value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
                  mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None):
         # Options are checked at this edge first (OptionError naming the option), before the model
         # file is even looked at; the engine checks them again.
-        self._tiles = tile_options(tile=tile, halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
+        tile_auto = isinstance(tile, str) and tile == "auto"
+        tiling = dict(halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
+        self._tiles = tile_options(tile=0 if tile_auto else tile, **tiling)
+        if precision not in PRECISIONS:
+            raise OptionError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
         engine_kwargs = session_options(
             "", device=device, threads=threads, memory_arena=memory_arena, value_range=value_range,
             channel_order=channel_order, mean=mean, stride_multiple=stride_multiple)
         self.model_path = resolve_model(model)
         ensure_runtime()
-        self._engine = _native.Engine(**{**engine_kwargs, "model": str(self.model_path)})
+        # The plugin is looked up only where it may be used; the engine checks device and precision.
+        device = engine_kwargs["device"]
+        openvino_library, openvino_missing = (find_openvino_plugin() if device not in ("cpu", "cuda")
+                                              and not device.startswith("cuda:") else ("", "not asked for"))
+        self._engine = _native.Engine(**{**engine_kwargs, "model": str(self.model_path)}, precision=precision,
+                                      openvino_library=openvino_library, openvino_missing=openvino_missing)
+        if tile_auto:  # the provider's own window size
+            self._tiles = tile_options(tile=self._engine.default_tile, **tiling)
 
     # --- what the model and the engine are -------------------------------------------------
     @property
     def provider(self) -> str:
-        """The ONNX Runtime execution provider in use, e.g. "CPUExecutionProvider"."""
+        """The ONNX Runtime execution provider in use, e.g. "OpenVINOExecutionProvider"."""
         return self._engine.provider
+
+    @property
+    def device_used(self) -> str:
+        """The device in use, in device= terms: "cpu", "cuda:0", "openvino:CPU"."""
+        return self._engine.device
+
+    @property
+    def precision(self) -> str:
+        """The precision the provider computes in: "fp32", "bf16" or "fp16"."""
+        return self._engine.precision
+
+    @property
+    def tile(self) -> int:
+        """The network window in use, pixels per side (0: the whole image)."""
+        return self._tiles.tile
 
     @property
     def metadata(self) -> dict:
@@ -128,7 +170,8 @@ class Stylizer:
 
     @property
     def fallback_reason(self) -> str:
-        """Why device="auto" did not use CUDA ("" when it did, or when not asked to)."""
+        """Why device="auto" did not use each faster provider, one "PROVIDER: reason" clause each,
+        joined by "; " ("" when it took the fastest, or when a device was named)."""
         return self._engine.fallback_reason
 
     def plan(self, height: int, width: int) -> dict:
@@ -193,9 +236,10 @@ def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = Fals
     return styled
 
 
-def model_info(model=None, *, device: str = "cpu") -> dict:
-    """What `deepshop info` prints: the model's metadata, inputs and the runtime's providers."""
-    st = Stylizer(model, device=options.check_device(device))
+def model_info(model=None, *, device: str = "auto", precision: str = "auto") -> dict:
+    """What `deepshop info` prints: the model's metadata, inputs, the runtime's providers and the
+    provider the device/precision choose (with why not the faster ones)."""
+    st = Stylizer(model, device=device, precision=precision)
     e = st._engine
     return {
         "model": str(st.model_path),
@@ -210,4 +254,10 @@ def model_info(model=None, *, device: str = "cpu") -> dict:
         "onnxruntime_version": ensure_runtime(),
         "onnxruntime_library": _native.runtime_library(),
         "available_providers": available_providers(),
+        "devices": [f"{p} {t} ({v})" for p, t, v in execution_devices()],
+        "cpu_bf16": bool(_native.cpu_has_bf16()),
+        "provider": st.provider,
+        "device": st.device_used,
+        "precision": st.precision,
+        "fallback_reason": st.fallback_reason,
     }

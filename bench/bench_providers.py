@@ -1,0 +1,134 @@
+"""Execution providers and precisions on the same TransformerNet weights, against PyTorch eager
+fp32, all in one run: ONNX Runtime's CPU provider called from Python, deepshop with
+device="auto" (whatever it picks here), deepshop on its CPU provider (the engine before
+OpenVINO), deepshop on OpenVINO fp32 / bf16, and OpenVINO called directly (same ONNX file, same
+precision, compiled for the image's shape: the strongest way to call it).
+
+    python -m pytest bench/bench_providers.py --benchmark-only      # 512x512 and 1920x1080
+
+Entries that cannot run here skip themselves (no OpenVINO plugin device, no `openvino`
+package).  Each entry also records its error against torch fp32 on 0..255 (mean and max abs,
+uint8 outputs), printed after the speed ratios; deepshop's auto entry fails if that error is
+beyond the documented bound (deepshop_native.stylizer.AUTO_PRECISION_BOUND).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deepshop_native as ds
+from deepshop_native import _runtime
+from deepshop_native.stylizer import AUTO_PRECISION_BOUND
+
+torch = pytest.importorskip("torch")
+
+SIZES = [pytest.param((512, 512), id="512x512"), pytest.param((1080, 1920), id="1920x1080")]
+_reference_cache: dict = {}
+
+
+def _image(hw):
+    return np.random.default_rng(0).integers(0, 256, (*hw, 3), dtype=np.uint8)
+
+
+def _torch_fp32(net, img):
+    key = img.shape
+    if key not in _reference_cache:
+        with torch.inference_mode():
+            y = net(torch.from_numpy(img).permute(2, 0, 1)[None].float())
+        _reference_cache[key] = y.clamp(0, 255).round()[0].permute(1, 2, 0).numpy()
+    return _reference_cache[key]
+
+
+def _entry(benchmark, hw, label):
+    benchmark.group = f"providers {hw[1]}x{hw[0]}"
+    benchmark.name = f"test_[{label}]"
+    return _image(hw)
+
+
+def _run(benchmark, net, img, fn):
+    """Warm up (sessions, compiled shapes), record the error against torch fp32, then time."""
+    out = fn()
+    err = np.abs(out.astype(np.float32) - _torch_fp32(net, img))
+    benchmark.extra_info.update(mean_abs=float(err.mean()), max_abs=float(err.max()))
+    benchmark.pedantic(fn, rounds=3 if img.size > 3_000_000 else 5, iterations=1)
+    return err
+
+
+def _openvino_device_or_skip():
+    if "CPU" not in [t for p, t, _ in _runtime.execution_devices() if p == "OpenVINOExecutionProvider"]:
+        pytest.skip("the OpenVINO plugin lists no CPU device here (not installed, or not an Intel CPU)")
+
+
+@pytest.mark.parametrize("hw", SIZES)
+def test_torch_eager(benchmark, net, hw):
+    img = _entry(benchmark, hw, "torch-eager-fp32")
+
+    def run():
+        with torch.inference_mode():
+            y = net(torch.from_numpy(img).permute(2, 0, 1)[None].float())
+            return y.clamp(0, 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
+
+    _run(benchmark, net, img, run)
+
+
+@pytest.mark.parametrize("hw", SIZES)
+def test_onnxruntime_python_cpu(benchmark, net, model_path, hw):
+    ort = pytest.importorskip("onnxruntime")
+    img = _entry(benchmark, hw, "onnxruntime-python-cpu")
+    session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+
+    def run():
+        x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
+        y = session.run(None, {"input": x})[0][0].transpose(1, 2, 0)
+        return np.clip(y, 0, 255).round().astype(np.uint8)
+
+    _run(benchmark, net, img, run)
+
+
+@pytest.mark.parametrize("hw", SIZES)
+def test_deepshop_auto(benchmark, net, model_path, hw):
+    img = _entry(benchmark, hw, "deepshop-auto")
+    st = ds.Stylizer(model_path, device="auto")
+    benchmark.extra_info.update(device=st.device_used, precision=st.precision, why=st.fallback_reason)
+    err = _run(benchmark, net, img, lambda: st(img))
+    assert err.mean() <= AUTO_PRECISION_BOUND[0] and err.max() <= AUTO_PRECISION_BOUND[1]
+
+
+@pytest.mark.parametrize("hw", SIZES)
+def test_deepshop_cpu_provider(benchmark, net, model_path, hw):
+    img = _entry(benchmark, hw, "deepshop-cpu-fp32")
+    st = ds.Stylizer(model_path, device="cpu")
+    _run(benchmark, net, img, lambda: st(img))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("hw", SIZES)
+def test_deepshop_openvino(benchmark, net, model_path, hw, precision):
+    img = _entry(benchmark, hw, f"deepshop-openvino-{precision}")
+    _openvino_device_or_skip()
+    try:
+        st = ds.Stylizer(model_path, device="openvino", precision=precision)
+    except ds.DeviceError as e:
+        pytest.skip(str(e))
+    _run(benchmark, net, img, lambda: st(img))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("hw", SIZES)
+def test_openvino_direct(benchmark, net, model_path, hw, precision):
+    ov = pytest.importorskip("openvino", reason="the `openvino` package (pip install 'deepshop-native[bench]')")
+    img = _entry(benchmark, hw, f"openvino-direct-{precision}")
+    core = ov.Core()
+    if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no bf16 for OpenVINO")
+    model = core.read_model(model_path)
+    model.reshape([1, 3, *hw])  # static shape: OpenVINO's fastest compiled form
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16"})
+    request = compiled.create_infer_request()
+
+    def run():
+        x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
+        y = request.infer({0: x})[0][0].transpose(1, 2, 0)
+        return np.clip(y, 0, 255).round().astype(np.uint8)
+
+    _run(benchmark, net, img, run)

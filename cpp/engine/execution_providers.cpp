@@ -1,0 +1,299 @@
+#include "engine/execution_providers.h"
+
+#include <cpuid.h>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <unordered_map>
+
+#include "engine/errors.h"
+#include "engine/ort_runtime.h"
+#include "engine/tiled_runner.h"
+
+namespace deepshop {
+namespace {
+
+constexpr const char* kCpu = "CPUExecutionProvider";
+constexpr const char* kCuda = "CUDAExecutionProvider";
+// The plugin's factory for plain devices; its meta-device factories are named "...AUTO" etc.
+constexpr const char* kOpenVino = "OpenVINOExecutionProvider";
+constexpr const char* kOpenVinoRegistration = "deepshop.openvino";
+
+struct CudaOptionsDeleter {
+  void operator()(OrtCUDAProviderOptionsV2* p) const { Ort::GetApi().ReleaseCUDAProviderOptions(p); }
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+OrtHardwareDeviceType hardware_type(const std::string& openvino_device) {
+  if (openvino_device == "GPU") return OrtHardwareDeviceType_GPU;
+  if (openvino_device == "NPU") return OrtHardwareDeviceType_NPU;
+  return OrtHardwareDeviceType_CPU;
+}
+
+// The CPU's vendor as ORT's device discovery reports it (for saying why OpenVINO lists no device).
+std::string cpu_vendor(const std::vector<Ort::ConstEpDevice>& devices) {
+  for (const auto& d : devices)
+    if (std::string(d.EpName()) == kCpu) return d.Device().Vendor();
+  return "unknown";
+}
+
+// Collects the providers to try, and the reasons for those left out.  With an explicit device a
+// reason is an error; with "auto" it is recorded and the next provider is tried.
+class Planner {
+ public:
+  Planner(const ProviderRequest& request, const DeviceRequest& device, Precision precision)
+      : request_(request), device_(device), precision_(precision) {
+    plan_.is_auto = device.kind == DeviceRequest::Kind::Auto;
+  }
+
+  void refuse(const std::string& provider, const std::string& why) {
+    if (!plan_.is_auto) throw DeviceError("device '" + request_.device + "' requested, but " + why);
+    plan_.skipped.push_back(provider + ": " + why);
+  }
+
+  void add_cuda() {
+    OrtRuntime& runtime = OrtRuntime::get();
+    if (!runtime.has_provider(kCuda))
+      return refuse("CUDA", "this ONNX Runtime (" + runtime.version() +
+                                (plan_.is_auto ? "" : ", " + runtime.library_path()) +
+                                ") has no CUDA execution provider (install onnxruntime-gpu in place of onnxruntime)");
+    if (precision_ == Precision::BF16)
+      return refuse("CUDA", "precision 'bf16' is not offered on CUDA (fp32, or fp16 with a float16 model)");
+    ProviderCandidate c;
+    c.label = "CUDA";
+    c.provider = kCuda;
+    c.cuda_device = device_.cuda_device;
+    c.device = "cuda:" + std::to_string(device_.cuda_device);
+    // Auto: the model's own precision, known once it is open (InferenceSession resolves it).
+    c.precision = precision_;
+    plan_.candidates.push_back(std::move(c));
+  }
+
+  void add_openvino() {
+    const std::string& ov_device = device_.openvino_device;
+    const std::string missing = register_openvino(request_.openvino);
+    if (!missing.empty()) return refuse("OpenVINO", missing);
+    const auto devices = OrtRuntime::get().ep_devices();
+    std::vector<Ort::ConstEpDevice> matching;
+    for (const auto& d : devices)
+      if (std::string(d.EpName()) == kOpenVino && d.Device().Type() == hardware_type(ov_device))
+        matching.push_back(d);
+    if (matching.empty()) {
+      std::string why = "the OpenVINO plugin lists no " + ov_device + " device here";
+      // The plugin serves Intel hardware only (it skips devices of other vendors).
+      if (ov_device == "CPU") why += " (it serves Intel CPUs only, and this CPU is " + cpu_vendor(devices) + ")";
+      return refuse("OpenVINO", why);
+    }
+
+    Precision precision = precision_;
+    if (ov_device == "CPU") {
+      // OpenVINO's CPU plugin computes in fp32, or in bf16 where the CPU has bf16 instructions
+      // (measured within the documented error bound: README, "Execution providers").
+      if (precision == Precision::Auto) precision = cpu_has_bf16() ? Precision::BF16 : Precision::FP32;
+      if (precision == Precision::BF16 && !cpu_has_bf16())
+        return refuse("OpenVINO", "precision 'bf16' needs a CPU with AVX512-BF16 or AMX, which this one lacks");
+      if (precision == Precision::FP16)
+        return refuse("OpenVINO", "precision 'fp16' is not offered on OpenVINO's CPU device (fp32 or bf16)");
+    } else {
+      // Intel GPUs and NPUs compute in fp16 by default.
+      if (precision == Precision::Auto) precision = Precision::FP16;
+      if (precision == Precision::BF16)
+        return refuse("OpenVINO", "precision 'bf16' is not offered on OpenVINO's " + ov_device + " device (fp32 or fp16)");
+    }
+    ProviderCandidate c;
+    c.label = "OpenVINO";
+    c.provider = kOpenVino;
+    c.device = "openvino:" + ov_device;
+    c.precision = precision;
+    c.ep_devices = {matching.front()};
+    c.options.emplace_back("load_config", openvino_load_config(ov_device, precision, request_.intra_op_threads));
+    plan_.candidates.push_back(std::move(c));
+  }
+
+  void add_cpu() {
+    if (precision_ == Precision::BF16 || precision_ == Precision::FP16)
+      return refuse("CPU", std::string("the CPU provider computes in fp32 only, precision '") +
+                               precision_name(precision_) +
+                               "' needs device='openvino' (bf16: pip install deepshop-native[openvino], on an Intel CPU "
+                               "with AVX512-BF16 or AMX) or 'cuda' (fp16)");
+    ProviderCandidate c;
+    c.label = "CPU";
+    c.provider = kCpu;
+    c.device = "cpu";
+    c.precision = Precision::FP32;
+    plan_.candidates.push_back(std::move(c));
+  }
+
+  ProviderPlan finish() {
+    if (plan_.candidates.empty()) {
+      std::string why;
+      for (const auto& s : plan_.skipped) why += (why.empty() ? "" : "; ") + s;
+      throw DeviceError(std::string("no execution provider here can compute in precision '") +
+                        precision_name(precision_) + "': " + why);
+    }
+    return std::move(plan_);
+  }
+
+ private:
+  const ProviderRequest& request_;
+  const DeviceRequest& device_;
+  Precision precision_;
+  ProviderPlan plan_;
+};
+
+}  // namespace
+
+std::string register_openvino(const PluginLibrary& library) {
+  if (library.path.empty()) return library.missing.empty() ? "the OpenVINO plugin is not installed" : library.missing;
+  try {
+    OrtRuntime::get().register_plugin(kOpenVinoRegistration, library.path);
+  } catch (const Ort::Exception& e) {
+    return "the OpenVINO plugin " + library.path + " could not be loaded (" + e.what() + ")";
+  } catch (const DeviceError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+Precision parse_precision(const std::string& text) {
+  const std::string t = lower(text);
+  if (t == "auto") return Precision::Auto;
+  if (t == "fp32") return Precision::FP32;
+  if (t == "bf16") return Precision::BF16;
+  if (t == "fp16") return Precision::FP16;
+  throw OptionError("precision '" + text + "' is not one of 'auto', 'fp32', 'bf16', 'fp16'");
+}
+
+const char* precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::FP32: return "fp32";
+    case Precision::BF16: return "bf16";
+    case Precision::FP16: return "fp16";
+    default: return "auto";
+  }
+}
+
+DeviceRequest parse_device(const std::string& text) {
+  DeviceRequest r;
+  const std::string t = lower(text);
+  const auto suffix = [&](size_t n) { return t.size() > n ? t.substr(n) : std::string(); };
+  if (t == "auto") return r;
+  if (t == "cpu") {
+    r.kind = DeviceRequest::Kind::Cpu;
+    return r;
+  }
+  if (t == "cuda" || t.rfind("cuda:", 0) == 0) {
+    r.kind = DeviceRequest::Kind::Cuda;
+    const std::string id = suffix(5);
+    if (t == "cuda") return r;
+    if (!id.empty() && id.size() < 6 && id.find_first_not_of("0123456789") == std::string::npos) {
+      r.cuda_device = std::stoi(id);
+      return r;
+    }
+  } else if (t == "openvino" || t.rfind("openvino:", 0) == 0) {
+    r.kind = DeviceRequest::Kind::OpenVino;
+    if (t == "openvino") return r;
+    const std::string name = suffix(9);
+    if (name == "cpu" || name == "gpu" || name == "npu") {
+      r.openvino_device = name == "cpu" ? "CPU" : name == "gpu" ? "GPU" : "NPU";
+      return r;
+    }
+  }
+  throw OptionError("device '" + text +
+                    "' is not one of 'auto', 'cpu', 'cuda', 'cuda:N', 'openvino', 'openvino:CPU', 'openvino:GPU', "
+                    "'openvino:NPU'");
+}
+
+ProviderPlan plan_providers(const ProviderRequest& request) {
+  const DeviceRequest device = parse_device(request.device);
+  const Precision precision = parse_precision(request.precision);
+  Planner planner(request, device, precision);
+  using Kind = DeviceRequest::Kind;
+  // The order is the order of speed for this network (README, "Execution providers"): a GPU
+  // first; OpenVINO where its plugin serves the CPU (bf16 where the CPU has it, and faster than
+  // ORT's CPU provider in fp32 too); ORT's CPU provider last, as it runs everywhere.
+  if (device.kind == Kind::Auto || device.kind == Kind::Cuda) planner.add_cuda();
+  if (device.kind == Kind::Auto || device.kind == Kind::OpenVino) planner.add_openvino();
+  if (device.kind == Kind::Auto || device.kind == Kind::Cpu) planner.add_cpu();
+  return planner.finish();
+}
+
+void append_provider(Ort::SessionOptions& options, const ProviderCandidate& candidate) {
+  if (candidate.provider == kCuda) {
+    OrtCUDAProviderOptionsV2* raw = nullptr;
+    Ort::ThrowOnError(Ort::GetApi().CreateCUDAProviderOptions(&raw));
+    std::unique_ptr<OrtCUDAProviderOptionsV2, CudaOptionsDeleter> cuda(raw);
+    const std::string id = std::to_string(candidate.cuda_device);
+    const char* keys[] = {"device_id", "cudnn_conv_algo_search"};
+    // HEURISTIC rather than EXHAUSTIVE: tile shapes vary at image borders, and an exhaustive
+    // search per new shape costs more than it saves.
+    const char* values[] = {id.c_str(), "HEURISTIC"};
+    Ort::ThrowOnError(Ort::GetApi().UpdateCUDAProviderOptions(cuda.get(), keys, values, 2));
+    options.AppendExecutionProvider_CUDA_V2(*cuda);
+  } else if (!candidate.ep_devices.empty()) {
+    const std::unordered_map<std::string, std::string> provider_options(candidate.options.begin(),
+                                                                         candidate.options.end());
+    options.AppendExecutionProvider_V2(OrtRuntime::get().env(), candidate.ep_devices, provider_options);
+    // The plugin runs the graph on its own threads; ORT's idle intra-op threads must not spin
+    // on the same cores meanwhile.
+    options.AddConfigEntry("session.intra_op.allow_spinning", "0");
+  }
+}
+
+std::string openvino_load_config(const std::string& ov_device, Precision precision, int threads) {
+  const char* hint = precision == Precision::BF16 ? "bf16" : precision == Precision::FP16 ? "f16" : "f32";
+  std::string config = "{\"" + ov_device + "\": {\"INFERENCE_PRECISION_HINT\": \"" + hint + "\"";
+  if (threads > 0 && ov_device == "CPU") config += ", \"INFERENCE_NUM_THREADS\": \"" + std::to_string(threads) + "\"";
+  return config + "}}";
+}
+
+std::string start_failure(const ProviderCandidate& candidate, const std::string& what) {
+  std::string why = candidate.device + " could not start (" + what + ")";
+  // No "; " inside a reason: fallback_reason joins one reason per provider with it.
+  if (candidate.provider == kCuda) why += ", check the NVIDIA driver, CUDA and cuDNN libraries that onnxruntime-gpu needs";
+  return why;
+}
+
+Precision resolve_model_precision(const ProviderCandidate& candidate, const std::map<std::string, std::string>& metadata,
+                                  const std::string& model_path) {
+  if (candidate.provider != kCuda) return candidate.precision;
+  // The key is declared in python/deepshop_native/model_metadata.py ("precision" of the weights).
+  const auto it = metadata.find("deepshop.precision");
+  const bool half_model = it != metadata.end() && it->second == "fp16";
+  if (candidate.precision == Precision::FP16 && !half_model)
+    throw DeviceError(model_path + ": precision 'fp16' on CUDA needs a float16 model (deepshop-export --fp16); "
+                      "this one is float32");
+  if (candidate.precision == Precision::FP32 && half_model)
+    throw DeviceError(model_path + ": precision 'fp32' asked for, but this model holds float16 weights; "
+                      "export it without --fp16, or ask for 'fp16' or 'auto'");
+  return half_model ? Precision::FP16 : Precision::FP32;
+}
+
+int64_t default_tile(const std::string& provider) {
+  // OpenVINO: a 1920 window runs a 1080p frame whole, one shape and no harmonizing thumbnail;
+  // measured 16% faster than two 1080 x 1048 windows plus the 512 thumbnail (OpenVINO's CPU
+  // plugin, bf16).  It cuts 8192 x 8192 into 25 windows of 1748 px.
+  if (provider == kOpenVino) return 1920;
+  return TileOptions{}.tile;  // the CPU and CUDA providers: the engine's default
+}
+
+bool cpu_has_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_max(0, nullptr) < 7) return false;
+  __cpuid_count(7, 0, eax, ebx, ecx, edx);
+  const bool amx_bf16 = (edx >> 22) & 1;
+  __cpuid_count(7, 1, eax, ebx, ecx, edx);
+  const bool avx512_bf16 = (eax >> 5) & 1;
+  return amx_bf16 || avx512_bf16;
+#else
+  return false;
+#endif
+}
+
+}  // namespace deepshop

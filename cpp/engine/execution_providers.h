@@ -1,0 +1,100 @@
+#pragma once
+// Choosing and configuring a session's execution provider.
+//
+// Parses what the user asked for (device "auto" | "cpu" | "cuda[:N]" | "openvino[:CPU|GPU|NPU]",
+// precision "auto" | "fp32" | "bf16" | "fp16"), and turns it into the providers to try, in order:
+// device="auto" lists CUDA, then OpenVINO, then the CPU provider, and records why each faster one
+// was left out.  InferenceSession opens the first candidate that starts.
+//
+// OpenVINO comes as an ONNX Runtime *plugin* (the onnxruntime-ep-openvino wheel): its library is
+// registered with the ORT environment once per process, and the devices it serves are taken from
+// GetEpDevices().  The plugin serves Intel devices only: on another CPU it lists none.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/ort_api.h"
+
+namespace deepshop {
+
+enum class Precision { Auto, FP32, BF16, FP16 };
+
+// "auto", "fp32", "bf16", "fp16"; anything else: OptionError naming the option.
+Precision parse_precision(const std::string& text);
+const char* precision_name(Precision precision);
+
+struct DeviceRequest {
+  enum class Kind { Auto, Cpu, Cuda, OpenVino };
+  Kind kind = Kind::Auto;
+  int cuda_device = 0;                  // cuda:N
+  std::string openvino_device = "CPU";  // openvino:CPU / GPU / NPU (OpenVINO's device type)
+};
+
+// "auto", "cpu", "cuda", "cuda:N", "openvino", "openvino:CPU|GPU|NPU" (case-insensitive after the
+// colon); anything else: OptionError listing the accepted forms.
+DeviceRequest parse_device(const std::string& text);
+
+// The OpenVINO plugin library, as the Python side found it: a path, or why there is none.
+struct PluginLibrary {
+  std::string path;
+  std::string missing;  // when path is empty: why (not installed, $DEEPSHOP_OPENVINO_EP_LIBRARY wrong, ...)
+};
+
+// Registers the OpenVINO plugin with ONNX Runtime (once per process); returns "" when it is
+// registered, else why not (the library's `missing`, or ORT's reason for refusing it).
+std::string register_openvino(const PluginLibrary& library);
+
+struct ProviderRequest {
+  std::string device = "auto";
+  std::string precision = "auto";
+  int intra_op_threads = 0;
+  PluginLibrary openvino;
+};
+
+// One provider to try, with everything needed to append it to session options.
+struct ProviderCandidate {
+  std::string label;     // in reasons: "CUDA", "OpenVINO", "CPU"
+  std::string provider;  // ORT's name: "CUDAExecutionProvider", "OpenVINOExecutionProvider", ...
+  std::string device;    // ours: "cuda:0", "openvino:CPU", "cpu"
+  Precision precision = Precision::FP32;  // resolved; Auto only on CUDA (then: the model's own precision)
+  int cuda_device = 0;
+  std::vector<Ort::ConstEpDevice> ep_devices;              // plugin providers: the devices to run on
+  std::vector<std::pair<std::string, std::string>> options;  // plugin providers: provider options
+};
+
+struct ProviderPlan {
+  bool is_auto = false;
+  std::vector<ProviderCandidate> candidates;  // in order of preference; "auto" always ends with the CPU
+  std::vector<std::string> skipped;           // one "LABEL: why" per provider left out
+};
+
+// Throws OptionError for a malformed device/precision, DeviceError when the provider asked for
+// explicitly (not "auto") cannot run here or cannot compute in the precision asked for.
+ProviderPlan plan_providers(const ProviderRequest& request);
+
+// Adds the candidate's provider to the options (the CPU provider needs nothing: it is ORT's fallback).
+void append_provider(Ort::SessionOptions& options, const ProviderCandidate& candidate);
+
+// The plugin's "load_config" option: OpenVINO's own properties for the device, as JSON: the
+// precision hint ("f32", "bf16", "f16") and, on the CPU, the thread count (the plugin does not
+// take ORT's intra-op setting; threads <= 0: OpenVINO's default).
+std::string openvino_load_config(const std::string& ov_device, Precision precision, int threads);
+
+// Why a candidate that was planned failed to start (`what`: ORT's message), with a hint where one helps.
+std::string start_failure(const ProviderCandidate& candidate, const std::string& what);
+
+// The precision a session computes in once its model is known: on CUDA, "auto" is the model's own
+// (metadata precision "fp16": a float16 export), and 'fp16' needs such a model (else DeviceError).
+Precision resolve_model_precision(const ProviderCandidate& candidate, const std::map<std::string, std::string>& metadata,
+                                  const std::string& model_path);
+
+// The network window (pixels per side) Stylizer(tile="auto") uses on a provider (ORT's name):
+// the fastest measured within the memory bound (README, "Execution providers").
+int64_t default_tile(const std::string& provider);
+
+// CPU features OpenVINO uses for bf16 (AVX512-BF16 or AMX-BF16), from cpuid.
+bool cpu_has_bf16();
+
+}  // namespace deepshop
