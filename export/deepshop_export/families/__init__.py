@@ -1,0 +1,1 @@
+"""Model families: one sub-package per family (its network, export and metadata)."""
