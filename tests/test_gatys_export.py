@@ -190,3 +190,39 @@ def test_bad_model_arguments_are_refused(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="bad.pth"):
         load_feature_network(str(bad), ["relu1_1"])
+
+
+def test_cli_writes_the_graph_with_its_metadata_and_refuses_to_overwrite(tmp_path, capsys):
+    import json
+
+    from deepshop_export.cli import main
+    from deepshop_export.onnx_metadata import read_metadata
+    from deepshop_native.model_metadata import INPUT_ROLES, OUTPUT_ROLES
+
+    weights = random_torchvision_vgg(str(tmp_path / "vgg16.pth"), arch="vgg16")
+    out = tmp_path / "gatys.onnx"
+    args = ["gatys", "--model", "vgg16", "--weights", weights, "--pooling", "avg",
+            "--content-layers", "relu2_2", "--style-layers", "relu1_1,relu2_1,relu3_1", "-o", str(out)]
+    assert main(args) == 0
+    assert "checked against torch.autograd" in capsys.readouterr().out
+    meta = read_metadata(out)
+    assert meta["family"] == "gatys_vgg" and meta["feature_network"] == "vgg16"
+    assert meta["feature_weights"] == "torchvision" and meta["feature_input"] == "torchvision"
+    assert meta["pooling"] == "avg" and meta["stride_multiple"] == "4"
+    assert json.loads(meta["content_layers"]) == {"relu2_2": 128}
+    assert json.loads(meta["style_layers"]) == {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256}
+    inputs, outputs = json.loads(meta["inputs"]), json.loads(meta["outputs"])
+    assert inputs["image"] == "image" and outputs["gradient"] == "gradient" and outputs["loss"] == "scalar"
+    assert set(inputs.values()) <= set(INPUT_ROLES) and set(outputs.values()) <= set(OUTPUT_ROLES)
+    # The roles name every graph input and output, no more.
+    model = onnx.load(str(out))
+    assert set(inputs) == {i.name for i in model.graph.input}
+    assert set(outputs) == {o.name for o in model.graph.output}
+    # Exists: refused, file untouched; --overwrite replaces it.
+    before = out.read_bytes()
+    assert main(args) == 2
+    assert "exists" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(args + ["--overwrite", "--no-validate"]) == 0
+    # Bad input: a clear error naming the file, nothing written.
+    assert main(["gatys", "--model", str(tmp_path / "nope.pth"), "-o", str(tmp_path / "x.onnx")]) == 2
+    assert "nope.pth" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()

@@ -12,7 +12,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Convert a fast_neural_style TransformerNet checkpoint (.pth) to an ONNX model with "
-                    "dynamic height/width and deepshop metadata, then check it against torch.")
+                    "dynamic height/width and deepshop metadata, then check it against torch.  "
+                    "`deepshop-export gatys --help`: the loss-and-gradient graph for Gatys style transfer.")
     p.add_argument("checkpoint", help="TransformerNet .pth (a state_dict; old ones with InstanceNorm running stats work)")
     p.add_argument("-o", "--output", required=True, help="output .onnx path")
     p.add_argument("--name", help="model name stored in the metadata (default: the checkpoint's file stem)")
@@ -34,13 +35,17 @@ def _error(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         import onnx  # noqa: F401
         import torch  # noqa: F401
     except ImportError as e:
         return _error(f"{e.name} is not installed; the exporter needs the export extra: "
                       f"pip install 'deepshop-native[export]'")
+    if argv[:1] == ["gatys"]:   # `deepshop-export gatys ...`: the Gatys loss-and-gradient graph
+        from .families.gatys.cli import main as gatys_main
+        return gatys_main(argv[1:])
+    args = _parser().parse_args(argv)
     from deepshop_native.errors import DeepshopError
 
     from .checkpoint import load_checkpoint, sha256_of, training_provenance

@@ -19,6 +19,24 @@ All values are strings.  Keys (prefix ``deepshop.``):
 ``license``            licence of the weights
 ``provenance``         JSON: source checkpoint and its sha256, exporter version, date, style
                        image, training settings and data, as far as known
+``inputs``             JSON object: graph input name -> role (INPUT_ROLES); absent: the single
+                       4-D input is ``image``
+``outputs``            JSON object: graph output name -> role (OUTPUT_ROLES); absent: the single
+                       4-D output is ``image``
+=====================  =======================================================================
+
+Family ``gatys_vgg`` (a feature network's style-transfer loss and its gradient; see
+deepshop_export.families.gatys) adds:
+
+=====================  =======================================================================
+``feature_network``    "vgg16" or "vgg19"
+``feature_weights``    where the weights came from: "hed" (HED's VGG16, BSDS500) or "torchvision"
+``feature_input``      how the graph feeds the network the RGB 0..255 image it takes:
+                       "caffe" (BGR minus the Caffe mean, 0..255) or "torchvision" (RGB/255,
+                       ImageNet mean and std)
+``pooling``            "max" or "avg"
+``content_layers``     JSON object: layer name -> channels, e.g. {"relu4_2": 512}
+``style_layers``       JSON object: layer name -> channels, in the order of the style weights
 =====================  =======================================================================
 """
 
@@ -28,4 +46,15 @@ FORMAT_VERSION = "1"
 KEYS = (
     "format", "family", "name", "input_layout", "value_range", "channel_order", "mean",
     "stride_multiple", "receptive_field", "normalization", "precision", "license", "provenance",
+    "inputs", "outputs",
+    "feature_network", "feature_weights", "feature_input", "pooling", "content_layers", "style_layers",
 )
+
+#: Roles of graph inputs: ``image`` is spatial (N x C x H x W), pixel-encoded by the engine and
+#: tiled; ``aux`` is passed whole to every call (style Grams, layer statistics, loss targets).
+INPUT_ROLES = ("image", "aux")
+#: Roles of graph outputs: ``image`` is decoded to pixels and blended; ``classes`` are K-channel
+#: scores, blended then decoded by argmax; ``aux`` is returned whole; ``scalar`` is a loss term or
+#: another scalar; ``gradient`` (proposed with the Gatys graph) is spatial like the image input
+#: but NOT pixel-encoded: a derivative with respect to the pixel values, returned as float32.
+OUTPUT_ROLES = ("image", "classes", "aux", "scalar", "gradient")
