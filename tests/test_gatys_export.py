@@ -226,3 +226,30 @@ def test_cli_writes_the_graph_with_its_metadata_and_refuses_to_overwrite(tmp_pat
     # Bad input: a clear error naming the file, nothing written.
     assert main(["gatys", "--model", str(tmp_path / "nope.pth"), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "nope.pth" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
+
+
+def test_native_lbfgsb_on_the_graph_reaches_scipys_loss(hed_setup):
+    """The two foundations of Gatys joined in Python: the graph run by onnxruntime as the
+    objective of deepshop_native.optim's L-BFGS-B, against SciPy's L-BFGS-B on the same objective
+    from the same start for the same number of iterations."""
+    from deepshop_native import optim
+
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+    net, model, content_layers, style_layers = hed_setup
+    sess = session(model)
+    content_img, style_img = images(32, 32, 21), images(32, 32, 22)
+    ct, st = targets_from(sess, net, content_layers, style_layers, content_img, style_img)
+    weights = ([1.0], [1e5, 1e5, 1e5], 1e-4)
+
+    def objective(x):
+        out = run(sess, feeds_for(net, content_layers, style_layers, np.asarray(x, np.float32).reshape(1, 3, 32, 32),
+                                  ct, st, *weights))
+        return float(out[gg.LOSS]), out[gg.GRADIENT]
+    start_loss = objective(content_img)[0]
+    ours = optim.minimize_lbfgsb(objective, content_img, 0.0, 255.0, max_iterations=30)
+    ref = scipy_optimize.minimize(lambda x: (lambda f, g: (f, g.ravel().astype(np.float64)))(*objective(x)),
+                                  content_img.ravel().astype(np.float64), jac=True, method="L-BFGS-B",
+                                  bounds=[(0.0, 255.0)] * content_img.size, options={"maxcor": 8, "maxiter": 30})
+    assert ours.iterations == 30 and ours.x.min() >= 0 and ours.x.max() <= 255
+    assert ours.loss < 0.2 * start_loss
+    assert ours.loss == pytest.approx(ref.fun, rel=0.05)
