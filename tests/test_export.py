@@ -25,7 +25,7 @@ from deepshop_export.onnx_export import TOLERANCE, export_transformer_net  # noq
 from deepshop_export.onnx_metadata import read_metadata, write_metadata  # noqa: E402
 from deepshop_export.transformer_net import TransformerNet  # noqa: E402
 from deepshop_native.errors import ModelError  # noqa: E402
-from deepshop_native.model_metadata import KEYS, PREFIX  # noqa: E402
+from deepshop_native.model_metadata import COMMON_KEYS as KEYS, PREFIX  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

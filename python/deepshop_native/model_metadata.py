@@ -43,12 +43,17 @@ deepshop_export.families.gatys) adds:
 PREFIX = "deepshop."
 FORMAT_VERSION = "1"
 
-KEYS = (
+#: Keys every Deepshop model carries.
+COMMON_KEYS = (
     "format", "family", "name", "input_layout", "value_range", "channel_order", "mean",
     "stride_multiple", "receptive_field", "normalization", "precision", "license", "provenance",
-    "inputs", "outputs",
-    "feature_network", "feature_weights", "feature_input", "pooling", "content_layers", "style_layers",
 )
+#: Keys of models with several named inputs/outputs (optional: absent means one image in, one out).
+IO_KEYS = ("inputs", "outputs")
+#: Keys of the gatys_vgg family.
+GATYS_KEYS = ("feature_network", "feature_weights", "feature_input", "pooling", "content_layers", "style_layers")
+#: Every key of the contract.
+KEYS = COMMON_KEYS + IO_KEYS + GATYS_KEYS
 
 #: Roles of graph inputs: ``image`` is spatial (N x C x H x W), pixel-encoded by the engine and
 #: tiled; ``aux`` is passed whole to every call (style Grams, layer statistics, loss targets).

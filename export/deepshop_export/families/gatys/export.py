@@ -137,6 +137,8 @@ def export_gatys(out_path: str | os.PathLike, *, model: str = "hed", weights: st
         "channel_order": "RGB",
         "mean": "0,0,0",          # the graph does the network's own preprocessing
         "stride_multiple": str(net.stride_multiple),
+        "receptive_field": str(net.receptive_field),   # of the deepest feature layer
+        "normalization": "none",                       # VGG has no normalisation layers
         "precision": "fp32",
         "license": license,
         "provenance": json.dumps(provenance, sort_keys=True),

@@ -53,6 +53,17 @@ class FeatureNetwork:
         return next(c.weight.shape[0] for c in self.convs if c.name == layer)
 
     @property
+    def receptive_field(self) -> int:
+        """Width in input pixels of what one feature of the deepest layer sees (each 3x3 convolution
+        widens it by 2 strides, each 2x2 pooling by 1 stride and doubles the stride)."""
+        width, stride = 1, 1
+        for conv in self.convs:
+            if conv.pool_before:
+                width, stride = width + stride, stride * 2
+            width += 2 * stride
+        return width
+
+    @property
     def stride_multiple(self) -> int:
         """Height and width must be multiples of this: every pooling halves them exactly."""
         return 2 ** sum(c.pool_before for c in self.convs)
