@@ -126,36 +126,43 @@ py::dict result_dict(py::array_t<float> x, const OptimResult& r) {
   return d;
 }
 
+// Runs `optimise` on a copy of x0 (the result's x) with the Python functions as its objective
+// and callback, without the GIL.
+template <class Optimise>
+py::dict run_on_copy(py::object fun, const FloatArray& x0, const FloatArray& lower, const FloatArray& upper,
+                     py::object callback, Optimise&& optimise) {
+  const Bounds bounds = checked_bounds(x0, lower, upper);
+  const int64_t n = x0.size();
+  py::array_t<float> x(n);
+  std::memcpy(x.mutable_data(), x0.data(), sizeof(float) * size_t(n));
+  float* xp = x.mutable_data();
+  PythonCalls calls(n, std::move(fun), std::move(callback));
+  const Objective objective = calls.objective();
+  const IterationCallback each = calls.callback();
+  OptimResult r = calls.run([&] { return optimise(n, xp, bounds, objective, each); });
+  return result_dict(x, r);
+}
+
 py::dict minimize_lbfgsb_py(py::object fun, const FloatArray& x0, const FloatArray& lower, const FloatArray& upper,
                             int m, int max_iterations, int max_evaluations, double pgtol, double factr,
                             int max_line_search, py::object callback) {
-  const Bounds bounds = checked_bounds(x0, lower, upper);
   LbfgsbOptions o;
   o.memory = m, o.max_iterations = max_iterations, o.max_evaluations = max_evaluations;
   o.pgtol = pgtol, o.factr = factr, o.max_line_search = max_line_search;
-  py::array_t<float> x(x0.size());
-  std::memcpy(x.mutable_data(), x0.data(), sizeof(float) * size_t(x0.size()));
-  float* xp = x.mutable_data();
-  PythonCalls calls(x0.size(), std::move(fun), std::move(callback));
-  const Objective objective = calls.objective();
-  const IterationCallback each = calls.callback();
-  OptimResult r = calls.run([&] { return minimize_lbfgsb(x0.size(), xp, bounds, objective, o, each); });
-  return result_dict(x, r);
+  return run_on_copy(std::move(fun), x0, lower, upper, std::move(callback),
+                     [&](int64_t n, float* x, Bounds b, const Objective& f, const IterationCallback& c) {
+                       return minimize_lbfgsb(n, x, b, f, o, c);
+                     });
 }
 
 py::dict minimize_adam_py(py::object fun, const FloatArray& x0, const FloatArray& lower, const FloatArray& upper,
                           double lr, double beta1, double beta2, double eps, int max_iterations, py::object callback) {
-  const Bounds bounds = checked_bounds(x0, lower, upper);
   AdamOptions o;
   o.lr = lr, o.beta1 = beta1, o.beta2 = beta2, o.eps = eps, o.max_iterations = max_iterations;
-  py::array_t<float> x(x0.size());
-  std::memcpy(x.mutable_data(), x0.data(), sizeof(float) * size_t(x0.size()));
-  float* xp = x.mutable_data();
-  PythonCalls calls(x0.size(), std::move(fun), std::move(callback));
-  const Objective objective = calls.objective();
-  const IterationCallback each = calls.callback();
-  OptimResult r = calls.run([&] { return minimize_adam(x0.size(), xp, bounds, objective, o, each); });
-  return result_dict(x, r);
+  return run_on_copy(std::move(fun), x0, lower, upper, std::move(callback),
+                     [&](int64_t n, float* x, Bounds b, const Objective& f, const IterationCallback& c) {
+                       return minimize_adam(n, x, b, f, o, c);
+                     });
 }
 
 }  // namespace

@@ -32,6 +32,21 @@ enum Where : int8_t {
   kFixed = 3,  // lower == upper
 };
 
+// The step `limit`, shortened so that x + step * d stays within [lo, hi] (0 when x is already at
+// the bound that d points to).
+double step_within_box(double limit, double d, double x, double lo, double hi) {
+  if (d < 0 && std::isfinite(lo)) {
+    const double room = lo - x;
+    if (room >= 0) return 0;
+    if (d * limit < room) return room / d;
+  } else if (d > 0 && std::isfinite(hi)) {
+    const double room = hi - x;
+    if (room <= 0) return 0;
+    if (d * limit > room) return room / d;
+  }
+  return limit;
+}
+
 class Solver {
  public:
   Solver(int64_t n, float* x, Bounds bounds, const Objective& fun, const LbfgsbOptions& o,
@@ -264,17 +279,7 @@ bool Solver::subspace_minimisation() {
   double alpha = 1.0;
   int64_t hit = -1;
   for (int64_t i : free_idx) {
-    const double di = d_[i];
-    double limit = alpha;
-    if (di < 0 && std::isfinite(lo_[i])) {
-      const double room = lo_[i] - z_[i];
-      if (room >= 0) limit = 0;
-      else if (di * alpha < room) limit = room / di;
-    } else if (di > 0 && std::isfinite(hi_[i])) {
-      const double room = hi_[i] - z_[i];
-      if (room <= 0) limit = 0;
-      else if (di * alpha > room) limit = room / di;
-    }
+    const double limit = step_within_box(alpha, d_[i], z_[i], lo_[i], hi_[i]);
     if (limit < alpha) alpha = limit, hit = i;
   }
   if (alpha < 1.0 && hit >= 0) {
@@ -297,18 +302,7 @@ bool Solver::line_search() {
     if (result_.iterations == 0) {
       step_max = 1.0;
     } else {
-      for (int64_t i = 0; i < n_; ++i) {
-        const double di = d_[i];
-        if (di < 0 && std::isfinite(lo_[i])) {
-          const double room = lo_[i] - x_[i];
-          if (room >= 0) step_max = 0;
-          else if (di * step_max < room) step_max = room / di;
-        } else if (di > 0 && std::isfinite(hi_[i])) {
-          const double room = hi_[i] - x_[i];
-          if (room <= 0) step_max = 0;
-          else if (di * step_max > room) step_max = room / di;
-        }
-      }
+      for (int64_t i = 0; i < n_; ++i) step_max = step_within_box(step_max, d_[i], x_[i], lo_[i], hi_[i]);
       // z itself is in the box, so step 1 is allowed; a smaller bound is rounding.
       step_max = std::max(step_max, 1.0);
     }
