@@ -237,18 +237,12 @@ bool Solver::subspace_minimisation() {
   // N = I - M (W'ZZ'W) / theta.  W'ZZ'W = W'W minus the rows of the fixed variables (usually few).
   std::vector<double> wzzw(size_t(k2) * k2), row(k2);
   if (fixed_idx.size() <= free_idx.size()) {
+    std::vector<double> on_fixed(size_t(k2) * k2);
     memory_.w_gram(wzzw.data());
-    for (int64_t i : fixed_idx) {
-      memory_.row(i, row.data());
-      for (int p = 0; p < k2; ++p)
-        for (int q = 0; q < k2; ++q) wzzw[p * k2 + q] -= row[p] * row[q];
-    }
+    memory_.w_gram_at(fixed_idx, on_fixed.data());
+    for (size_t e = 0; e < wzzw.size(); ++e) wzzw[e] -= on_fixed[e];
   } else {
-    for (int64_t i : free_idx) {
-      memory_.row(i, row.data());
-      for (int p = 0; p < k2; ++p)
-        for (int q = 0; q < k2; ++q) wzzw[p * k2 + q] += row[p] * row[q];
-    }
+    memory_.w_gram_at(free_idx, wzzw.data());
   }
   std::vector<double> N(size_t(k2) * k2), column(k2);
   for (int p = 0; p < k2; ++p) {

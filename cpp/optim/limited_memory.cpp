@@ -118,6 +118,28 @@ void LimitedMemory::w_gram(double* out) const {
     }
 }
 
+void LimitedMemory::w_gram_at(const std::vector<int64_t>& indices, double* out) const {
+  // Gather the 2k columns on the subset into contiguous rows first: the inner products then run
+  // over contiguous memory (vectorised), not over 2k scattered arrays per index.
+  const int k = count_, k2 = 2 * count_;
+  const int64_t len = int64_t(indices.size());
+  std::vector<float> columns(size_t(k2) * len);
+  for (int j = 0; j < k; ++j) {
+    const float* yj = y(j);
+    const float* sj = s(j);
+    float* cy = columns.data() + int64_t(j) * len;
+    float* cs = columns.data() + int64_t(k + j) * len;
+    for (int64_t t = 0; t < len; ++t) cy[t] = yj[indices[t]], cs[t] = sj[indices[t]];
+  }
+  for (int p = 0; p < k2; ++p)
+    for (int q = p; q < k2; ++q) {
+      // theta scales the S half of W: once per S factor.
+      const double scale = (p >= k ? theta_ : 1.0) * (q >= k ? theta_ : 1.0);
+      out[p * k2 + q] = out[q * k2 + p] =
+          scale * dot(columns.data() + int64_t(p) * len, columns.data() + int64_t(q) * len, len);
+    }
+}
+
 bool solve_dense(std::vector<double>& A, std::vector<double>& b, int n) {
   for (int c = 0; c < n; ++c) {
     int pivot = c;

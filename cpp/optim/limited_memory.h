@@ -30,6 +30,8 @@ class LimitedMemory {
   void middle_times(const double* v, double* out) const;
   // out (2k x 2k, row-major) = W'W, from the stored inner products.
   void w_gram(double* out) const;
+  // out (2k x 2k, row-major) = the sum over the listed rows i of w_i w_i' (W'W on a subset).
+  void w_gram_at(const std::vector<int64_t>& indices, double* out) const;
 
  private:
   int slot(int k) const { return (head_ + k) % m_; }
