@@ -1,4 +1,4 @@
-// Python bindings of the optimisers (cpp/optim/): `_minimize_lbfgsb` and `_minimize_adam`, called
+// Python bindings of the optimisers (cpp/optim/): `minimize_lbfgsb` and `minimize_adam`, called
 // by python/deepshop_native/optim.py, which shapes the arguments (flat float32 parameters and
 // bounds) and the result.  The optimiser loop runs with the GIL released; the GIL is taken back
 // only to call the Python objective and callback.  An exception raised there (or Ctrl-C) stops
@@ -168,13 +168,20 @@ py::dict minimize_adam_py(py::object fun, const FloatArray& x0, const FloatArray
 }  // namespace
 
 void bind_optim(py::module_& m) {
-  m.def("_minimize_lbfgsb", &minimize_lbfgsb_py, py::arg("fun"), py::arg("x0"), py::arg("lower"), py::arg("upper"),
-        py::arg("m"), py::arg("max_iterations"), py::arg("max_evaluations"), py::arg("pgtol"), py::arg("factr"),
-        py::arg("max_line_search"), py::arg("callback"),
-        "L-BFGS-B on flat float32 parameters; see deepshop_native.optim.minimize_lbfgsb.");
-  m.def("_minimize_adam", &minimize_adam_py, py::arg("fun"), py::arg("x0"), py::arg("lower"), py::arg("upper"),
-        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("max_iterations"),
-        py::arg("callback"), "Projected Adam on flat float32 parameters; see deepshop_native.optim.minimize_adam.");
+  const LbfgsbOptions l;
+  m.def("minimize_lbfgsb", &minimize_lbfgsb_py, py::arg("fun"), py::arg("x0"), py::arg("lower"), py::arg("upper"),
+        py::arg("m") = l.memory, py::arg("max_iterations") = l.max_iterations,
+        py::arg("max_evaluations") = l.max_evaluations, py::arg("pgtol") = l.pgtol, py::arg("factr") = l.factr,
+        py::arg("max_line_search") = l.max_line_search, py::arg("callback") = py::none(),
+        "L-BFGS-B on flat float32 parameters (x0, lower, upper: float32 arrays of one length); fun(x) returns "
+        "(loss, gradient); callback(iteration, loss, x) may return False to stop.  Returns a dict (x, loss, "
+        "iterations, evaluations, reason, message).  See deepshop_native.optim.minimize_lbfgsb.");
+  const AdamOptions a;
+  m.def("minimize_adam", &minimize_adam_py, py::arg("fun"), py::arg("x0"), py::arg("lower"), py::arg("upper"),
+        py::arg("lr") = a.lr, py::arg("beta1") = a.beta1, py::arg("beta2") = a.beta2, py::arg("eps") = a.eps,
+        py::arg("max_iterations") = a.max_iterations, py::arg("callback") = py::none(),
+        "Projected Adam on flat float32 parameters; same conventions as minimize_lbfgsb.  "
+        "See deepshop_native.optim.minimize_adam.");
 }
 
 }  // namespace deepshop::bindings

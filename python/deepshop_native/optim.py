@@ -134,8 +134,8 @@ def minimize_lbfgsb(fun: Objective, x0, lower: BoundLike = None, upper: BoundLik
         raise OptionError(f"pgtol and factr must be >= 0, got {pgtol!r}, {factr!r}")
     shape = np.shape(x0)
     flat_fun, flat_callback = _shaped(fun, callback, shape)
-    raw = _native._minimize_lbfgsb(flat_fun, x, lo, hi, m, max_iterations, max_evaluations, float(pgtol),
-                                   float(factr), max_line_search, flat_callback)
+    raw = _native.minimize_lbfgsb(flat_fun, x, lo, hi, m, max_iterations, max_evaluations, float(pgtol),
+                                  float(factr), max_line_search, flat_callback)
     return _result(raw, shape)
 
 
@@ -153,6 +153,6 @@ def minimize_adam(fun: Objective, x0, lower: BoundLike = None, upper: BoundLike 
         raise OptionError(f"Adam needs lr > 0, 0 <= betas < 1, eps >= 0; got lr={lr!r}, betas={betas!r}, eps={eps!r}")
     shape = np.shape(x0)
     flat_fun, flat_callback = _shaped(fun, callback, shape)
-    raw = _native._minimize_adam(flat_fun, x, lo, hi, float(lr), float(beta1), float(beta2), float(eps),
-                                 max_iterations, flat_callback)
+    raw = _native.minimize_adam(flat_fun, x, lo, hi, float(lr), float(beta1), float(beta2), float(eps),
+                                max_iterations, flat_callback)
     return _result(raw, shape)
