@@ -191,3 +191,15 @@ def test_bad_arguments_are_refused_with_reasons():
         optim.minimize_lbfgsb(lambda x: 1.0, np.zeros(3))
     with pytest.raises(ValueError, match="not finite"):
         optim.minimize_lbfgsb(lambda x: (float("nan"), x), np.zeros(3))
+
+
+def test_a_wrong_gradient_ends_in_a_reported_line_search_failure():
+    # The gradient points uphill: no step along -gradient decreases the loss, as SciPy reports
+    # ABNORMAL_TERMINATION_IN_LNSRCH; the start point comes back unchanged.
+    x0 = np.array([1.0, -2.0, 0.5], np.float32)
+    res = optim.minimize_lbfgsb(lambda x: (float(np.sum(x * x)), -2 * x), x0, -5, 5)
+    _, ref = scipy_iterates(lambda x: (float(np.sum(x * x)), -2 * x), x0, [(-5, 5)] * 3)
+    assert res.reason == "line_search_failed" and not res.converged and "ABNORMAL" in ref.message
+    assert res.iterations == ref.nit == 0
+    np.testing.assert_array_equal(res.x, x0)
+    assert res.evaluations == 21   # the start and 20 trial steps (max_line_search)
