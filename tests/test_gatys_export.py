@@ -197,7 +197,7 @@ def test_cli_writes_the_graph_with_its_metadata_and_refuses_to_overwrite(tmp_pat
 
     from deepshop_export.cli import main
     from deepshop_export.onnx_metadata import read_metadata
-    from deepshop_native.model_metadata import COMMON_KEYS, INPUT_ROLES, OUTPUT_ROLES
+    from deepshop_native.model_metadata import CORE_KEYS, INPUT_ROLES, OUTPUT_ROLES
 
     weights = random_torchvision_vgg(str(tmp_path / "vgg16.pth"), arch="vgg16")
     out = tmp_path / "gatys.onnx"
@@ -208,14 +208,15 @@ def test_cli_writes_the_graph_with_its_metadata_and_refuses_to_overwrite(tmp_pat
     meta = read_metadata(out)
     assert meta["family"] == "gatys_vgg" and meta["feature_network"] == "vgg16"
     assert meta["feature_weights"] == "torchvision" and meta["feature_input"] == "torchvision"
-    assert meta["pooling"] == "avg" and meta["stride_multiple"] == "4"
+    assert meta["pooling"] == "average" and meta["stride_multiple"] == "4"
     # relu3_1 sees 3, 5 (block 1), 6 (pool), 10, 14 (block 2), 16 (pool), 24 pixels
     assert meta["receptive_field"] == "24"
-    assert set(COMMON_KEYS) <= set(meta)
+    assert set(CORE_KEYS) <= set(meta)
     assert json.loads(meta["content_layers"]) == {"relu2_2": 128}
     assert json.loads(meta["style_layers"]) == {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256}
     inputs, outputs = json.loads(meta["inputs"]), json.loads(meta["outputs"])
     assert inputs["image"] == "image" and outputs["gradient"] == "gradient" and outputs["loss"] == "scalar"
+    assert outputs["features_relu2_2"] == "features" and outputs["gram_relu1_1"] == "aux"
     assert set(inputs.values()) <= set(INPUT_ROLES) and set(outputs.values()) <= set(OUTPUT_ROLES)
     # The roles name every graph input and output, no more.
     model = onnx.load(str(out))

@@ -19,14 +19,36 @@ All values are strings.  Keys (prefix ``deepshop.``):
 ``license``            licence of the weights
 ``provenance``         JSON: source checkpoint and its sha256, exporter version, date, style
                        image, training settings and data, as far as known
-``inputs``             JSON object: graph input name -> role (INPUT_ROLES); absent: the single
-                       4-D input is ``image``
-``outputs``            JSON object: graph output name -> role (OUTPUT_ROLES); absent: the single
-                       4-D output is ``image``
+``inputs``             JSON object: graph input name -> role (INPUT_ROLES below).  Absent: the
+                       model's single 4-D input is the image
+``outputs``            JSON object: graph output name -> role (OUTPUT_ROLES below).  Absent: the
+                       model's single 4-D output is the image
+``statistics``         JSON object, only on global-statistics graphs of instance-norm networks
+                       (deepshop_export/families/transformer_net/statistics.py has the full
+                       interface and how the engine uses it):
+                       ``layers``: one entry per instance-norm layer in packing order, each
+                       ``{"name", "channels", "offset", "eps", "scale"}`` (offset of its channels
+                       in the packed vectors, eps of (x - m) / sqrt(v + eps), downsampling factor
+                       of its input against the image); ``total_channels``: length of the packed
+                       vectors; ``variance``: "biased" (M2 / count);
+                       ``inputs``: ``{"mean", "var", "mix", "mask"}`` -> graph input names
+                       (packed means, packed variances, the mix scalar: 0 = the tile's own
+                       statistics, 1 = the given ones, the measuring mask);
+                       ``outputs``: ``{"count", "mean", "m2"}`` -> graph output names (per layer
+                       the mask weight total N x L; per channel the weighted mean and the
+                       weighted sum of squared deviations N x C, to be combined across tiles with
+                       Chan's parallel formula in double precision).
+                       A model without it keeps the harmonize pass.
+``features``           JSON list, only on feature networks (family "feature_net", e.g. VGG
+                       imported from Caffe): the graph output names in network order, each a
+                       named ReLU feature map (role "features")
+``pooling``            feature networks: "max" or "average", the pooling the network was
+                       exported with
 =====================  =======================================================================
 
-Family ``gatys_vgg`` (a feature network's style-transfer loss and its gradient; see
-deepshop_export.families.gatys) adds:
+Family ``gatys_vgg`` (a feature network's style-transfer loss and its gradient with respect to the
+image; deepshop_export/families/gatys/gradient_graph.py has the full interface) also has
+``pooling`` and:
 
 =====================  =======================================================================
 ``feature_network``    "vgg16" or "vgg19"
@@ -34,32 +56,37 @@ deepshop_export.families.gatys) adds:
 ``feature_input``      how the graph feeds the network the RGB 0..255 image it takes:
                        "caffe" (BGR minus the Caffe mean, 0..255) or "torchvision" (RGB/255,
                        ImageNet mean and std)
-``pooling``            "max" or "avg"
-``content_layers``     JSON object: layer name -> channels, e.g. {"relu4_2": 512}
+``content_layers``     JSON object: layer name -> channels, e.g. {"relu4_2": 512}, in the order
+                       of the content weights
 ``style_layers``       JSON object: layer name -> channels, in the order of the style weights
 =====================  =======================================================================
+
+Roles (values of ``inputs`` / ``outputs``):
+
+* inputs: ``image`` = spatial N x C x H x W, pixel-encoded by the engine from the image and
+  tiled; ``aux`` = non-spatial tensor passed whole to every tile/call (style Grams, layer
+  statistics, loss targets); ``tile_mask`` = spatial N x 1 x H x W made by the engine for each
+  tile: 1 on the tile's kept span, 0 on its halo (1 everywhere for an untiled run).
+* outputs: ``image`` = spatial, decoded to pixels and blended; ``classes`` = spatial K-channel class
+  scores, blended then decoded by argmax/palette; ``aux`` = non-spatial tensor returned whole
+  (layer statistics); ``scalar`` = a loss term or other scalar; ``features`` = spatial feature map
+  returned whole, not decoded to pixels (feature networks run untiled); ``gradient`` = spatial
+  like the image input but NOT pixel-encoded: the derivative of a loss with respect to the
+  network's input pixel values (0..255 scale), returned whole as float32 (the Gatys graph).
 """
 
 PREFIX = "deepshop."
 FORMAT_VERSION = "1"
 
-#: Keys every Deepshop model carries.
-COMMON_KEYS = (
+#: Written on every model the exporter makes.
+CORE_KEYS = (
     "format", "family", "name", "input_layout", "value_range", "channel_order", "mean",
     "stride_multiple", "receptive_field", "normalization", "precision", "license", "provenance",
 )
-#: Keys of models with several named inputs/outputs (optional: absent means one image in, one out).
-IO_KEYS = ("inputs", "outputs")
-#: Keys of the gatys_vgg family.
-GATYS_KEYS = ("feature_network", "feature_weights", "feature_input", "pooling", "content_layers", "style_layers")
-#: Every key of the contract.
-KEYS = COMMON_KEYS + IO_KEYS + GATYS_KEYS
+#: Written only where they apply (several inputs/outputs, statistics graphs, feature networks).
+OPTIONAL_KEYS = ("inputs", "outputs", "statistics", "features", "pooling",
+                 "feature_network", "feature_weights", "feature_input", "content_layers", "style_layers")
+KEYS = CORE_KEYS + OPTIONAL_KEYS
 
-#: Roles of graph inputs: ``image`` is spatial (N x C x H x W), pixel-encoded by the engine and
-#: tiled; ``aux`` is passed whole to every call (style Grams, layer statistics, loss targets).
-INPUT_ROLES = ("image", "aux")
-#: Roles of graph outputs: ``image`` is decoded to pixels and blended; ``classes`` are K-channel
-#: scores, blended then decoded by argmax; ``aux`` is returned whole; ``scalar`` is a loss term or
-#: another scalar; ``gradient`` (proposed with the Gatys graph) is spatial like the image input
-#: but NOT pixel-encoded: a derivative with respect to the pixel values, returned as float32.
-OUTPUT_ROLES = ("image", "classes", "aux", "scalar", "gradient")
+INPUT_ROLES = ("image", "aux", "tile_mask")
+OUTPUT_ROLES = ("image", "classes", "aux", "scalar", "features", "gradient")

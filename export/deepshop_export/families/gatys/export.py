@@ -49,7 +49,7 @@ def io_roles(content_layers: Sequence[str], style_layers: Sequence[str]) -> tupl
     inputs.update({gg.CONTENT_WEIGHTS: "aux", gg.STYLE_WEIGHTS: "aux", gg.TV_WEIGHT: "aux"})
     outputs = {gg.LOSS: "scalar", gg.CONTENT_LOSSES: "aux", gg.STYLE_LOSSES: "aux", gg.TV_LOSS: "scalar",
                gg.GRADIENT: "gradient"}
-    outputs.update({gg.features_name(l): "aux" for l in content_layers})
+    outputs.update({gg.features_name(l): "features" for l in content_layers})
     outputs.update({gg.gram_name(l): "aux" for l in style_layers})
     return inputs, outputs
 
@@ -147,7 +147,7 @@ def export_gatys(out_path: str | os.PathLike, *, model: str = "hed", weights: st
         "feature_network": net.arch,
         "feature_weights": net.source,
         "feature_input": net.input_mode,
-        "pooling": pooling,
+        "pooling": {"max": "max", "avg": "average"}[pooling],   # the contract's spelling
         "content_layers": json.dumps({l: net.channels(l) for l in content_layers}),
         "style_layers": json.dumps({l: net.channels(l) for l in style_layers}),
     }
