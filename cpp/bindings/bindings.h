@@ -7,4 +7,6 @@ void register_errors(pybind11::module_& m);
 void bind_engine(pybind11::module_& m);
 // Gram matrix, posterise and palette kernels (cpp/kernels/).
 void bind_kernels(pybind11::module_& m);
+// L-BFGS-B and Adam (cpp/optim/) on a Python objective.
+void bind_optim(pybind11::module_& m);
 }  // namespace deepshop::bindings

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_native, m) {
   deepshop::bindings::register_errors(m);
   deepshop::bindings::bind_engine(m);
   deepshop::bindings::bind_kernels(m);
+  deepshop::bindings::bind_optim(m);
 }

@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_importers_help(),
         description="Convert a network file to an ONNX model with dynamic height/width and deepshop metadata, "
-                    "then check it against torch.  The format is chosen by the file's extension (see below).")
+                    "then check it against torch.  The format is chosen by the file's extension (see below).  "
+                    "`deepshop-export gatys --help`: the loss-and-gradient graph for Gatys style transfer.")
     p.add_argument("checkpoint", help="the network file: .pth, .t7 or .caffemodel")
     p.add_argument("-o", "--output", required=True, help="output .onnx path")
     p.add_argument("--name", help="model name stored in the metadata (default: the checkpoint's file stem)")
@@ -51,13 +52,17 @@ def _error(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         import onnx  # noqa: F401
         import torch  # noqa: F401
     except ImportError as e:
         return _error(f"{e.name} is not installed; the exporter needs the export extra: "
                       f"pip install 'deepshop-native[export]'")
+    if argv[:1] == ["gatys"]:   # `deepshop-export gatys ...`: the Gatys loss-and-gradient graph
+        from .families.gatys.cli import main as gatys_main
+        return gatys_main(argv[1:])
+    args = _parser().parse_args(argv)
     from deepshop_native.errors import DeepshopError
     from deepshop_native.files import output_exists_message
 

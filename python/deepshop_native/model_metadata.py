@@ -46,6 +46,21 @@ All values are strings.  Keys (prefix ``deepshop.``):
                        exported with
 =====================  =======================================================================
 
+Family ``gatys_vgg`` (a feature network's style-transfer loss and its gradient with respect to the
+image; deepshop_export/families/gatys/gradient_graph.py has the full interface) also has
+``pooling`` and:
+
+=====================  =======================================================================
+``feature_network``    "vgg16" or "vgg19"
+``feature_weights``    where the weights came from: "hed" (HED's VGG16, BSDS500) or "torchvision"
+``feature_input``      how the graph feeds the network the RGB 0..255 image it takes:
+                       "caffe" (BGR minus the Caffe mean, 0..255) or "torchvision" (RGB/255,
+                       ImageNet mean and std)
+``content_layers``     JSON object: layer name -> channels, e.g. {"relu4_2": 512}, in the order
+                       of the content weights
+``style_layers``       JSON object: layer name -> channels, in the order of the style weights
+=====================  =======================================================================
+
 Roles (values of ``inputs`` / ``outputs``):
 
 * inputs: ``image`` = spatial N x C x H x W, pixel-encoded by the engine from the image and
@@ -55,7 +70,9 @@ Roles (values of ``inputs`` / ``outputs``):
 * outputs: ``image`` = spatial, decoded to pixels and blended; ``classes`` = spatial K-channel class
   scores, blended then decoded by argmax/palette; ``aux`` = non-spatial tensor returned whole
   (layer statistics); ``scalar`` = a loss term or other scalar; ``features`` = spatial feature map
-  returned whole, not decoded to pixels (feature networks run untiled).
+  returned whole, not decoded to pixels (feature networks run untiled); ``gradient`` = spatial
+  like the image input but NOT pixel-encoded: the derivative of a loss with respect to the
+  network's input pixel values (0..255 scale), returned whole as float32 (the Gatys graph).
 
 A model without ``inputs``/``outputs`` keeps the first meaning: its one input is ``image`` and its
 first output is ``image``.  Sizes (stride_multiple, receptive_field) are at most MAX_PIXELS.
@@ -82,14 +99,15 @@ CORE_KEYS = (
 #: Keys a model carries when it has more than one image input and output (see Roles above).
 IO_KEYS = ("inputs", "outputs")
 #: Written only where they apply (several inputs/outputs, statistics graphs, feature networks).
-OPTIONAL_KEYS = IO_KEYS + ("statistics", "features", "pooling")
+OPTIONAL_KEYS = IO_KEYS + ("statistics", "features", "pooling",
+                           "feature_network", "feature_weights", "feature_input", "content_layers", "style_layers")
 #: Every key of the contract.
 KEYS = ALL_KEYS = CORE_KEYS + OPTIONAL_KEYS
 
 ROLE_IMAGE, ROLE_AUX, ROLE_CLASSES, ROLE_SCALAR = "image", "aux", "classes", "scalar"
-ROLE_TILE_MASK, ROLE_FEATURES = "tile_mask", "features"
+ROLE_TILE_MASK, ROLE_FEATURES, ROLE_GRADIENT = "tile_mask", "features", "gradient"
 INPUT_ROLES = (ROLE_IMAGE, ROLE_AUX, ROLE_TILE_MASK)
-OUTPUT_ROLES = (ROLE_IMAGE, ROLE_CLASSES, ROLE_AUX, ROLE_SCALAR, ROLE_FEATURES)
+OUTPUT_ROLES = (ROLE_IMAGE, ROLE_CLASSES, ROLE_AUX, ROLE_SCALAR, ROLE_FEATURES, ROLE_GRADIENT)
 #: Largest size (pixels) of a tile, halo, overlap, stride multiple or receptive field.
 MAX_PIXELS = 1 << 20
 
