@@ -49,13 +49,13 @@ def rand_image(h, w, seed=0):
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:", "cuda:x", "openvino:FPGA", "cpu:0", ""])
 def test_bad_device_is_an_option_error(identity_onnx, device):
-    with pytest.raises(ds.OptionError, match="device .* is not one of .*openvino:GPU"):
+    with pytest.raises(ds.OptionError, match="device:? .* is not one of .*openvino:GPU"):
         ds.Stylizer(identity_onnx, device=device)
 
 
 @pytest.mark.parametrize("precision", ["half", "float32", "int8", ""])
 def test_bad_precision_is_an_option_error(identity_onnx, precision):
-    with pytest.raises(ds.OptionError, match="precision .* is not one of 'auto', 'fp32', 'bf16', 'fp16'"):
+    with pytest.raises(ds.OptionError, match="precision:? .* is not one of 'auto', 'fp32', 'bf16', 'fp16'"):
         ds.Stylizer(identity_onnx, device="cpu", precision=precision)
 
 
@@ -75,7 +75,7 @@ def test_tile_auto_is_the_providers_own(identity_onnx):
     assert ds.Stylizer(identity_onnx, device="cpu", tile=256).tile == 256
     assert ds.Stylizer(identity_onnx, device="cpu", tile=None).tile == 0
     for bad in (-1, "big"):
-        with pytest.raises(ds.OptionError, match="tile must be 'auto'"):
+        with pytest.raises(ds.OptionError, match="tile: must be"):
             ds.Stylizer(identity_onnx, device="cpu", tile=bad)
 
 
@@ -210,7 +210,7 @@ def test_cli_precision_the_device_cannot_do(identity_onnx, tmp_path):
     Image.fromarray(rand_image(32, 32)).save(src)
     r = subprocess.run([sys.executable, "-m", "deepshop_native", "stylize", str(src), "--model", identity_onnx,
                         "--device", "cpu", "--precision", "bf16", "-q"], capture_output=True, text=True)
-    assert r.returncode == 2 and "CPU provider computes in fp32 only" in r.stderr
+    assert r.returncode == 1 and "CPU provider computes in fp32 only" in r.stderr
     assert not (tmp_path / "a_styled.png").exists()
 
 

@@ -91,7 +91,8 @@ def check_device(value: Any, name: str = "device") -> str:
         raise OptionError(f"{name}: expected a string such as 'auto', 'cpu' or 'cuda:0', got {value!r}")
     text = value.strip().lower()
     if not _DEVICE_RE.match(text):
-        raise OptionError(f"{name}: {value!r} is not a device; use auto, cpu, cuda or cuda:N")
+        raise OptionError(f"{name}: {value!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N', 'openvino', "
+                          f"'openvino:CPU', 'openvino:GPU', 'openvino:NPU'")
     return text
 
 

@@ -124,11 +124,15 @@ class Stylizer:
                  mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None):
         # Options are checked at this edge first (OptionError naming the option), before the model
         # file is even looked at; the engine checks them again.
-        tile_auto = isinstance(tile, str) and tile == "auto"
+        tile_auto = isinstance(tile, str) and tile.lower() == "auto"
+        if isinstance(tile, str) and not tile_auto:
+            raise OptionError(f"tile: must be 'auto', a window size in pixels, or 0/None for the whole image, "
+                              f"got {tile!r}")
         tiling = dict(halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
         self._tiles = tile_options(tile=0 if tile_auto else tile, **tiling)
-        if precision not in PRECISIONS:
-            raise OptionError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+        if not isinstance(precision, str) or precision.lower() not in PRECISIONS:
+            raise OptionError(f"precision: {precision!r} is not one of " + ", ".join(repr(p) for p in PRECISIONS))
+        precision = precision.lower()
         engine_kwargs = session_options(
             "", device=device, threads=threads, memory_arena=memory_arena, value_range=value_range,
             channel_order=channel_order, mean=mean, stride_multiple=stride_multiple)
