@@ -428,3 +428,12 @@ def test_fifo_model_is_refused_without_hanging(tmp_path):
         ds.Stylizer(fifo, device="cpu")
     with pytest.raises(ds.ModelError, match="pipe.onnx"):
         open_model(fifo)
+
+
+def test_model_info_describes_any_family(classes_model, identity_onnx):
+    info = ds.model_info(classes_model)
+    assert info["family"] == "generic_tiled"
+    assert info["inputs"] == ["e (image, float32, ?x1x?x?)"]
+    assert info["outputs"] == ["scores (classes, float32, ?x4x?x?)"]
+    plain = ds.model_info(identity_onnx)
+    assert (plain["input"], plain["output"]) == ("input", "output")

@@ -17,24 +17,12 @@ std::vector<int64_t> window_indices(const AxisPlan& axis, int64_t i) {
   return idx;
 }
 
-// acc[x] += w * kept[x] over kh x kw pixels of C channels; C fixed at compile time for RGB.
-template <int C>
-void blend_fixed(float* acc, size_t acc_stride, const float* kept, int64_t kh, int64_t kw, const float* wy,
-                 const float* wx) {
-  for (int64_t y = 0; y < kh; ++y) {
-    float* a = acc + y * acc_stride;
-    const float* k = kept + y * kw * C;
-    for (int64_t x = 0; x < kw; ++x) {
-      const float w = wy[y] * wx[x];
-      for (int c = 0; c < C; ++c) a[x * C + c] += w * k[x * C + c];
-    }
-  }
-}
-
-void blend(int64_t C, float* acc, size_t acc_stride, const float* kept, int64_t kh, int64_t kw, const float* wy,
-           const float* wx) {
-  if (C == 3) return blend_fixed<3>(acc, acc_stride, kept, kh, kw, wy, wx);
-  if (C == 1) return blend_fixed<1>(acc, acc_stride, kept, kh, kw, wy, wx);
+// acc += wy[y] * wx[x] * kept over kh x kw pixels of C channels.  kChannels > 0 fixes C at compile
+// time (RGB, one channel: the inner loop unrolls); 0 takes it from `channels`.
+template <int kChannels>
+void blend_rows(int64_t channels, float* acc, size_t acc_stride, const float* kept, int64_t kh, int64_t kw,
+                const float* wy, const float* wx) {
+  const int64_t C = kChannels > 0 ? kChannels : channels;
   for (int64_t y = 0; y < kh; ++y) {
     float* a = acc + y * acc_stride;
     const float* k = kept + y * kw * C;
@@ -43,6 +31,13 @@ void blend(int64_t C, float* acc, size_t acc_stride, const float* kept, int64_t 
       for (int64_t c = 0; c < C; ++c) a[x * C + c] += w * k[x * C + c];
     }
   }
+}
+
+void blend(int64_t C, float* acc, size_t acc_stride, const float* kept, int64_t kh, int64_t kw, const float* wy,
+           const float* wx) {
+  if (C == 3) return blend_rows<3>(C, acc, acc_stride, kept, kh, kw, wy, wx);
+  if (C == 1) return blend_rows<1>(C, acc, acc_stride, kept, kh, kw, wy, wx);
+  blend_rows<0>(C, acc, acc_stride, kept, kh, kw, wy, wx);
 }
 
 // Per spatial output: its band accumulator and one tile's kept span.

@@ -149,19 +149,33 @@ def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = Fals
 
 
 def model_info(model=None, *, device: str = "cpu") -> dict:
-    """What `deepshop info` prints: the model's metadata, inputs and the runtime's providers."""
-    st = Stylizer(model, device=device)
-    e = st._engine
+    """What `deepshop info` prints: the model's family, inputs and outputs with their roles, pixel
+    format, metadata and the runtime's providers.  Any model family (a session is built, no
+    pipeline)."""
+    path = resolve_model(model)
+    ensure_runtime()
+    s = _native.Session(**session_options(path, device=device))
+
+    def describe(tensors):
+        return [f"{t['name']} ({t['role']}, {t['type']}, "
+                f"{'x'.join('?' if d < 0 else str(d) for d in t['shape']) or 'scalar'})" for t in tensors]
+
+    def first_image(tensors):
+        return next((t["name"] for t in tensors if t["role"] == "image"), tensors[0]["name"] if tensors else "")
+
     return {
-        "model": str(st.model_path),
-        "input": e.input_name,
-        "output": e.output_name,
-        "value_range": tuple(e.value_range),
-        "channel_order": e.channel_order,
-        "mean": tuple(e.mean),
-        "stride_multiple": e.stride_multiple,
-        "receptive_field": e.receptive_field,
-        "metadata": st.metadata,
+        "model": str(path),
+        "family": s.family or "(none: a feedforward stylizer)",
+        "input": first_image(s.inputs),
+        "output": first_image(s.outputs),
+        "inputs": describe(s.inputs),
+        "outputs": describe(s.outputs),
+        "value_range": tuple(s.value_range),
+        "channel_order": s.channel_order,
+        "mean": tuple(s.mean),
+        "stride_multiple": s.stride_multiple,
+        "receptive_field": s.receptive_field,
+        "metadata": dict(s.metadata),
         "onnxruntime_version": ensure_runtime(),
         "onnxruntime_library": _native.runtime_library(),
         "available_providers": available_providers(),
