@@ -437,3 +437,22 @@ def test_model_info_describes_any_family(classes_model, identity_onnx):
     assert info["outputs"] == ["scores (classes, float32, ?x4x?x?)"]
     plain = ds.model_info(identity_onnx)
     assert (plain["input"], plain["output"]) == ("input", "output")
+
+
+def test_one_pipeline_shared_by_threads(two_image_model):
+    import threading
+    tiled = open_model(two_image_model, device="cpu", **TILED)
+    inputs = [(rng_image(33, 47, 3, s), rng_image(33, 47, 1, s + 100)) for s in range(4)]
+    expected = [tiled(a=a, b=b)["images"]["y"] for a, b in inputs]
+    got = [None] * 4
+
+    def work(i):
+        got[i] = tiled(a=inputs[i][0], b=inputs[i][1])["images"]["y"]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)

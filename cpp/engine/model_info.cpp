@@ -22,6 +22,12 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s.str();
 }
 
+std::string number_text(float v) {
+  std::ostringstream s;
+  s << v;  // shortest readable form: 1e-45, not 0.000000
+  return s.str();
+}
+
 const char* type_name(ONNXTensorElementDataType t) {
   switch (t) {
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float32";
@@ -283,7 +289,7 @@ ModelInfo describe_model(Ort::Session& session, const std::string& path, const P
   const float span = px.range_hi - px.range_lo;
   if (!std::isfinite(px.range_lo) || !std::isfinite(px.range_hi) || std::fabs(px.range_lo) > 1e6f ||
       std::fabs(px.range_hi) > 1e6f || !(span >= 1e-3f))
-    throw ModelError(path + ": value range (" + std::to_string(px.range_lo) + ", " + std::to_string(px.range_hi) +
+    throw ModelError(path + ": value range (" + number_text(px.range_lo) + ", " + number_text(px.range_hi) +
                      ") must be finite, within +-1e6, with hi - lo >= 0.001");
 
   const auto order = overrides.channel_order ? overrides.channel_order : meta_value(key::kChannelOrder);
