@@ -319,8 +319,8 @@ def test_cpp_metadata_header_matches_the_python_contract():
     assert strings.pop("kPrefix") == mm.PREFIX
     roles = {v for k, v in strings.items() if k.startswith("kRole")}
     keys = {v for k, v in strings.items() if not k.startswith("kRole")}
-    assert roles == set(mm.OUTPUT_ROLES) and set(mm.INPUT_ROLES) <= roles
-    assert keys and keys <= {mm.PREFIX + k for k in mm.ALL_KEYS}
+    assert roles == set(mm.INPUT_ROLES) | set(mm.OUTPUT_ROLES)
+    assert keys and keys <= {mm.PREFIX + k for k in mm.KEYS}
     assert mm.MAX_PIXELS == _native.MAX_PIXELS
 
 
@@ -456,3 +456,27 @@ def test_one_pipeline_shared_by_threads(two_image_model):
         t.join()
     for g, e in zip(got, expected):
         np.testing.assert_array_equal(g, e)
+
+
+def test_tile_mask_input_marks_each_tiles_kept_span(tmp_path):
+    """y = x * mask and area = sum(mask): tiled, y is still x (only kept spans are blended) and
+    each tile's area is its kept span inside the image, as the plan gives it."""
+    mask = helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", 1, "H", "W"])
+    area = helper.make_tensor_value_info("area", TensorProto.FLOAT, [])
+    model = make_model([helper.make_node("Mul", ["x", "mask"], ["y"]),
+                        helper.make_node("ReduceSum", ["mask"], ["area"], keepdims=0)],
+                       [spatial("x", 3), mask], [spatial("y", 3), area])
+    p = save_with_metadata(model, tmp_path / "mask.onnx", roles_meta({"x": "image", "mask": "tile_mask"},
+                                                                     {"y": "image", "area": "scalar"}))
+    x = rng_image(45, 61, 3, 9)
+    tiled = open_model(p, device="cpu", **TILED)
+    r = tiled(x=x)
+    np.testing.assert_allclose(r["images"]["y"], x, atol=1e-6)
+    plan = tiled.plan(45, 61)
+    kept_h, kept_w = plan["kept"]
+    spans = [min(s + kept_h, 45) - s for s in plan["row_starts"]], [min(s + kept_w, 61) - s for s in plan["col_starts"]]
+    assert [float(a) for a in r["whole"]["area"]] == [h * w for h in spans[0] for w in spans[1]]
+    (whole_area,) = open_model(p, device="cpu", tile=0)(x=x)["whole"]["area"]
+    assert float(whole_area) == 45 * 61
+    with pytest.raises(ds.OptionError, match="'mask' is not an image input"):
+        tiled(x=x, mask=x[..., :1])

@@ -25,7 +25,7 @@ from deepshop_export.onnx_export import TOLERANCE, export_transformer_net  # noq
 from deepshop_export.onnx_metadata import read_metadata, write_metadata  # noqa: E402
 from deepshop_export.transformer_net import TransformerNet  # noqa: E402
 from deepshop_native.errors import ModelError  # noqa: E402
-from deepshop_native.model_metadata import KEYS, PREFIX  # noqa: E402
+from deepshop_native.model_metadata import CORE_KEYS, PREFIX  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -178,8 +178,8 @@ def test_exported_model_is_valid_with_dynamic_shapes(fp32_export):
 def test_metadata_is_complete_and_correct(work, fp32_export):
     d, _ = work
     meta = read_metadata(fp32_export)
-    assert set(meta) == set(KEYS)
-    assert {k: meta[k] for k in KEYS if k != "provenance"} == {
+    assert set(meta) == set(CORE_KEYS)   # a plain TransformerNet: none of the optional keys
+    assert {k: meta[k] for k in CORE_KEYS if k != "provenance"} == {
         "format": "1", "family": "transformer_net", "name": "style", "input_layout": "NCHW",
         "value_range": "0,255", "channel_order": "RGB", "mean": "0,0,0", "stride_multiple": "4",
         "receptive_field": "111", "normalization": "instance", "precision": "fp32", "license": "CC-BY-4.0"}
@@ -194,7 +194,7 @@ def test_metadata_is_complete_and_correct(work, fp32_export):
     assert abs((dt.datetime.now(dt.timezone.utc) - when).total_seconds()) < 3600
     # The keys are really stored under the contract's prefix.
     raw = {p.key for p in onnx.load(str(fp32_export), load_external_data=False).metadata_props}
-    assert {PREFIX + k for k in KEYS} <= raw
+    assert {PREFIX + k for k in CORE_KEYS} <= raw
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 64, 96), (2, 3, 132, 100)])

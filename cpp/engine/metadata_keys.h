@@ -20,5 +20,7 @@ constexpr const char* kRoleImage = "image";
 constexpr const char* kRoleAux = "aux";
 constexpr const char* kRoleClasses = "classes";
 constexpr const char* kRoleScalar = "scalar";
+constexpr const char* kRoleTileMask = "tile_mask";
+constexpr const char* kRoleFeatures = "features";
 
 }  // namespace deepshop::metadata

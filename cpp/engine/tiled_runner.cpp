@@ -103,7 +103,12 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
         const auto& [name, source] = call.spatial_inputs[i];
         const int64_t C = source->channels();
         // Cut the windows out of the image, straight into the network's N x C x H x W layout.
-        for (int64_t b = 0; b < n; ++b) source->cut(row_src, col_src[tx0 + b], &net_inputs[i][b * C * plane], plane);
+        for (int64_t b = 0; b < n; ++b) {
+          const int64_t col0 = cols.starts[tx0 + b];
+          const TileWindow window{row_src, col_src[tx0 + b], rows.halo, rows.halo + row_end - row0, cols.halo,
+                                  cols.halo + std::min(col0 + cols.kept, W) - col0};
+          source->cut(window, &net_inputs[i][b * C * plane], plane);
+        }
         inputs[name] = TensorView{net_inputs[i].data(), {run_n, C, wh, ww}};
       }
       Tensors out = network(inputs, wanted);

@@ -19,24 +19,47 @@ All values are strings.  Keys (prefix ``deepshop.``):
 ``license``            licence of the weights
 ``provenance``         JSON: source checkpoint and its sha256, exporter version, date, style
                        image, training settings and data, as far as known
-``inputs``             (optional) JSON object: graph input name -> role, see below
-``outputs``            (optional) JSON object: graph output name -> role, see below
+``inputs``             JSON object: graph input name -> role (INPUT_ROLES below).  Absent: the
+                       model's single 4-D input is the image
+``outputs``            JSON object: graph output name -> role (OUTPUT_ROLES below).  Absent: the
+                       model's single 4-D output is the image
+``statistics``         JSON object, only on global-statistics graphs of instance-norm networks
+                       (deepshop_export/families/transformer_net/statistics.py has the full
+                       interface and how the engine uses it):
+                       ``layers``: one entry per instance-norm layer in packing order, each
+                       ``{"name", "channels", "offset", "eps", "scale"}`` (offset of its channels
+                       in the packed vectors, eps of (x - m) / sqrt(v + eps), downsampling factor
+                       of its input against the image); ``total_channels``: length of the packed
+                       vectors; ``variance``: "biased" (M2 / count);
+                       ``inputs``: ``{"mean", "var", "mix", "mask"}`` -> graph input names
+                       (packed means, packed variances, the mix scalar: 0 = the tile's own
+                       statistics, 1 = the given ones, the measuring mask);
+                       ``outputs``: ``{"count", "mean", "m2"}`` -> graph output names (per layer
+                       the mask weight total N x L; per channel the weighted mean and the
+                       weighted sum of squared deviations N x C, to be combined across tiles with
+                       Chan's parallel formula in double precision).
+                       A model without it keeps the harmonize pass.
+``features``           JSON list, only on feature networks (family "feature_net", e.g. VGG
+                       imported from Caffe): the graph output names in network order, each a
+                       named ReLU feature map (role "features")
+``pooling``            feature networks: "max" or "average", the pooling the network was
+                       exported with
 =====================  =======================================================================
 
-Roles (``inputs`` and ``outputs``; the engine reads them, cpp/engine/model_info.cpp):
+Roles (values of ``inputs`` / ``outputs``):
 
-- input ``image``: spatial N x C x H x W, pixel-encoded by the engine (value_range, mean,
-  channel_order) from an image, and tiled;
-- input ``aux``: a non-spatial tensor passed whole to every tile/call (style Grams, layer
-  statistics, loss targets);
-- output ``image``: spatial, decoded to pixels and blended over tile overlaps;
-- output ``classes``: spatial K-channel class scores, blended, then decoded by argmax (and a
-  palette);
-- output ``aux``: a non-spatial tensor returned whole (e.g. layer statistics);
-- output ``scalar``: a loss term or another scalar.
+* inputs: ``image`` = spatial N x C x H x W, pixel-encoded by the engine from the image and
+  tiled; ``aux`` = non-spatial tensor passed whole to every tile/call (style Grams, layer
+  statistics, loss targets); ``tile_mask`` = spatial N x 1 x H x W made by the engine for each
+  tile: 1 on the tile's kept span, 0 on its halo (1 everywhere for an untiled run).
+* outputs: ``image`` = spatial, decoded to pixels and blended; ``classes`` = spatial K-channel class
+  scores, blended then decoded by argmax/palette; ``aux`` = non-spatial tensor returned whole
+  (layer statistics); ``scalar`` = a loss term or other scalar; ``features`` = spatial feature map
+  returned whole, not decoded to pixels (feature networks run untiled).
 
-A model without ``inputs``/``outputs`` keeps the first meaning: its one input is ``image`` and its
-first output is ``image``.  Sizes (stride_multiple, receptive_field) are at most MAX_PIXELS.
+Sizes (stride_multiple, receptive_field) are plain decimal integers of at most MAX_PIXELS.  A
+``tile_mask`` input is 1 on the tile's kept span inside the image and 0 on its halo and on the
+padding beyond the image.
 
 This module imports nothing else of the package (no C++ extension): the exporter uses it.  The
 C++ side keeps the key strings it reads in ONE header, cpp/engine/metadata_keys.h, which a test
@@ -52,26 +75,27 @@ from typing import Dict
 PREFIX = "deepshop."
 FORMAT_VERSION = "1"
 
-#: Keys every exported model carries.
-KEYS = (
+#: Written on every model the exporter makes.
+CORE_KEYS = (
     "format", "family", "name", "input_layout", "value_range", "channel_order", "mean",
     "stride_multiple", "receptive_field", "normalization", "precision", "license", "provenance",
 )
-#: Keys a model carries when it has more than one image input and output (see Roles above).
-IO_KEYS = ("inputs", "outputs")
-ALL_KEYS = KEYS + IO_KEYS
+#: Written only where they apply (several inputs/outputs, statistics graphs, feature networks).
+OPTIONAL_KEYS = ("inputs", "outputs", "statistics", "features", "pooling")
+KEYS = CORE_KEYS + OPTIONAL_KEYS
 
-ROLE_IMAGE, ROLE_AUX, ROLE_CLASSES, ROLE_SCALAR = "image", "aux", "classes", "scalar"
-INPUT_ROLES = (ROLE_IMAGE, ROLE_AUX)
-OUTPUT_ROLES = (ROLE_IMAGE, ROLE_CLASSES, ROLE_AUX, ROLE_SCALAR)
+INPUT_ROLES = ("image", "aux", "tile_mask")
+OUTPUT_ROLES = ("image", "classes", "aux", "scalar", "features")
+ROLE_IMAGE, ROLE_AUX, ROLE_TILE_MASK = INPUT_ROLES
+ROLE_CLASSES, ROLE_SCALAR, ROLE_FEATURES = "classes", "scalar", "features"
 #: Largest size (pixels) of a tile, halo, overlap, stride multiple or receptive field.
 MAX_PIXELS = 1 << 20
 
 
 def key(name: str) -> str:
     """The full metadata key of a contract key: key("family") == "deepshop.family"."""
-    if name not in ALL_KEYS:
-        raise KeyError(f"{name!r} is not a key of the deepshop metadata contract {list(ALL_KEYS)}")
+    if name not in KEYS:
+        raise KeyError(f"{name!r} is not a key of the deepshop metadata contract {list(KEYS)}")
     return PREFIX + name
 
 
