@@ -480,3 +480,25 @@ def test_tile_mask_input_marks_each_tiles_kept_span(tmp_path):
     assert float(whole_area) == 45 * 61
     with pytest.raises(ds.OptionError, match="'mask' is not an image input"):
         tiled(x=x, mask=x[..., :1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="address-space limit via /proc and RLIMIT_AS")
+@pytest.mark.parametrize("headroom_mb", [12, 20])
+def test_failing_thread_creation_is_an_error_not_an_abort(headroom_mb):
+    """Under an address-space limit that lets some kernel threads start but not all, the started
+    ones are joined and the failure is raised (before: 'terminate called without an active
+    exception', SIGABRT)."""
+    code = f"""
+import resource, numpy as np
+import deepshop_native as ds
+img = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+ds.posterize(img, levels=4, threads=1)
+vm = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (vm + ({headroom_mb} << 20), resource.RLIM_INFINITY))
+try:
+    ds.posterize(img, levels=4, threads=min(8, ds._native.max_threads()))
+except Exception as e:
+    print("raised", type(e).__name__)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert done.returncode == 0, done.stderr[-500:]
