@@ -169,9 +169,11 @@ class Session {
       call.spatial_inputs.emplace_back(t->name, sources.back().get());
     }
     for (auto [k, v] : spatial)
-      if (!m.find_input(py::str(k)) || !m.find_input(py::str(k))->spatial())
+      if (!m.find_input(py::str(k)) || m.find_input(py::str(k))->role != Role::image)
         throw std::invalid_argument(m.path + ": '" + py::str(k).cast<std::string>() + "' is not an image input of the model");
     if (H < 0) throw std::invalid_argument(m.path + ": the model has no image input to tile");
+    const TileMaskSource tile_mask;  // made by the engine for every tile
+    for (const TensorSpec* t : m.inputs_with(Role::tile_mask)) call.spatial_inputs.emplace_back(t->name, &tile_mask);
     for (const TensorSpec* t : m.inputs_with(Role::aux)) {
       if (!aux.contains(t->name)) throw std::invalid_argument(m.path + ": aux input '" + t->name + "' was not given (aux=...)");
       keep.push_back(FloatArray::ensure(aux[py::str(t->name)]));
@@ -183,7 +185,7 @@ class Session {
         throw std::invalid_argument(m.path + ": '" + py::str(k).cast<std::string>() + "' is not an aux input of the model");
 
     // Outputs: image -> H x W x C float32 in [0, 1]; classes -> int32 labels (+ RGB with a
-    // palette); aux and scalar -> one array per network call.
+    // palette); aux, scalar, features and gradient -> one array per network call.
     auto wanted = [&](const std::string& name) {
       return !outputs || std::find(outputs->begin(), outputs->end(), name) != outputs->end();
     };
@@ -386,7 +388,7 @@ void bind_engine(py::module_& m) {
            "of float32 arrays) whole to every tile.  Returns {'images': {name: H x W x C float32 in [0, 1]}, "
            "'labels': {name: H x W int32 argmax of the blended class scores}, 'colours': {name: H x W x 3 uint8, "
            "for each classes output given a K x 3 palette in `palettes`}, 'whole': {name: [one array per network "
-           "call]} for aux and scalar outputs}.");
+           "call]} for aux, scalar and features outputs; tile_mask inputs are made for every tile}.");
 
   py::class_<Engine, Session> engine(m, "Engine", "The image path: one RGB image in, one stylized image out.");
   def_session_init(engine);

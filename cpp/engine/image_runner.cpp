@@ -10,7 +10,8 @@ namespace deepshop {
 void check_image_model(const ModelInfo& model) {
   const auto in = model.inputs_with(Role::image);
   const auto out = model.outputs_with(Role::image);
-  const auto aux = model.inputs_with(Role::aux);
+  auto aux = model.inputs_with(Role::aux);  // inputs an image alone cannot supply
+  for (const TensorSpec* t : model.inputs_with(Role::tile_mask)) aux.push_back(t);
   const std::string why = "; the image path runs models with one 3-channel image input, one 3-channel image output and "
                           "no aux inputs (other models: deepshop_native.models.open_model)";
   auto rgb = [](const TensorSpec* t) { return t->channels() == 3 || t->channels() < 0; };

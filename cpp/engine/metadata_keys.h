@@ -20,5 +20,9 @@ constexpr const char* kRoleImage = "image";
 constexpr const char* kRoleAux = "aux";
 constexpr const char* kRoleClasses = "classes";
 constexpr const char* kRoleScalar = "scalar";
+constexpr const char* kRoleTileMask = "tile_mask";
+constexpr const char* kRoleFeatures = "features";
+// dLoss/dImage of a loss-and-gradient graph: spatial, not pixel-encoded, returned whole.
+constexpr const char* kRoleGradient = "gradient";
 
 }  // namespace deepshop::metadata

@@ -22,6 +22,12 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s.str();
 }
 
+std::string number_text(float v) {
+  std::ostringstream s;
+  s << v;  // shortest readable form: 1e-45, not 0.000000
+  return s.str();
+}
+
 const char* type_name(ONNXTensorElementDataType t) {
   switch (t) {
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float32";
@@ -131,10 +137,14 @@ Role parse_role(const std::string& text, bool for_input, const std::string& tens
                 const std::string& path) {
   if (text == key::kRoleImage) return Role::image;
   if (text == key::kRoleAux) return Role::aux;
+  if (for_input && text == key::kRoleTileMask) return Role::tile_mask;
   if (!for_input && text == key::kRoleClasses) return Role::classes;
   if (!for_input && text == key::kRoleScalar) return Role::scalar;
+  if (!for_input && text == key::kRoleFeatures) return Role::features;
+  if (!for_input && text == key::kRoleGradient) return Role::gradient;
   throw ModelError(path + ": metadata " + what + " gives '" + tensor + "' the role '" + text + "'; " +
-                   (for_input ? "inputs are 'image' or 'aux'" : "outputs are 'image', 'classes', 'aux' or 'scalar'"));
+                   (for_input ? "inputs are 'image', 'aux' or 'tile_mask'"
+                              : "outputs are 'image', 'classes', 'aux', 'scalar', 'features' or 'gradient'"));
 }
 
 // Roles from `what` (deepshop.inputs or deepshop.outputs): every tensor of the graph must be named
@@ -165,6 +175,9 @@ void check_tensor(const TensorSpec& spec, const char* kind, const std::string& p
   if (spec.spatial() && spec.shape.size() != 4)
     throw ModelError(path + ": " + role_name(spec.role) + " " + kind + " '" + spec.name + "' has shape " +
                      shape_text(spec.shape) + "; spatial tensors must be N x C x H x W");
+  if (spec.role == Role::tile_mask && spec.shape[1] > 1)
+    throw ModelError(path + ": tile_mask " + kind + " '" + spec.name + "' has shape " + shape_text(spec.shape) +
+                     "; a tile mask is N x 1 x H x W");
 }
 
 }  // namespace
@@ -174,6 +187,9 @@ const char* role_name(Role role) {
     case Role::image: return key::kRoleImage;
     case Role::classes: return key::kRoleClasses;
     case Role::scalar: return key::kRoleScalar;
+    case Role::tile_mask: return key::kRoleTileMask;
+    case Role::features: return key::kRoleFeatures;
+    case Role::gradient: return key::kRoleGradient;
     case Role::aux: break;
   }
   return key::kRoleAux;
@@ -283,7 +299,7 @@ ModelInfo describe_model(Ort::Session& session, const std::string& path, const P
   const float span = px.range_hi - px.range_lo;
   if (!std::isfinite(px.range_lo) || !std::isfinite(px.range_hi) || std::fabs(px.range_lo) > 1e6f ||
       std::fabs(px.range_hi) > 1e6f || !(span >= 1e-3f))
-    throw ModelError(path + ": value range (" + std::to_string(px.range_lo) + ", " + std::to_string(px.range_hi) +
+    throw ModelError(path + ": value range (" + number_text(px.range_lo) + ", " + number_text(px.range_hi) +
                      ") must be finite, within +-1e6, with hi - lo >= 0.001");
 
   const auto order = overrides.channel_order ? overrides.channel_order : meta_value(key::kChannelOrder);

@@ -31,8 +31,9 @@ bool all_finite(const float* v, size_t n) {
 }  // namespace
 
 template <typename T>
-void ImageSource<T>::cut(const std::vector<int64_t>& rows, const std::vector<int64_t>& cols, float* dst,
-                         size_t plane) const {
+void ImageSource<T>::cut(const TileWindow& window, float* dst, size_t plane) const {
+  const std::vector<int64_t>& rows = window.rows;
+  const std::vector<int64_t>& cols = window.cols;
   const int64_t C = image_.channels, wh = static_cast<int64_t>(rows.size()), ww = static_cast<int64_t>(cols.size());
   const size_t row_stride = static_cast<size_t>(image_.width * C);
   for (int64_t y = 0; y < wh; ++y) {
@@ -42,6 +43,13 @@ void ImageSource<T>::cut(const std::vector<int64_t>& rows, const std::vector<int
       for (int64_t x = 0; x < ww; ++x) d[x] = encoder_.encode(c, src_row[cols[x] * C + c]);
     }
   }
+}
+
+void TileMaskSource::cut(const TileWindow& window, float* dst, size_t plane) const {
+  const int64_t ww = static_cast<int64_t>(window.cols.size());
+  std::fill(dst, dst + plane, 0.f);
+  for (int64_t y = window.kept_row0; y < window.kept_row1; ++y)
+    std::fill(dst + y * ww + window.kept_col0, dst + y * ww + window.kept_col1, 1.f);
 }
 
 template <typename T>

@@ -17,24 +17,12 @@ std::vector<int64_t> window_indices(const AxisPlan& axis, int64_t i) {
   return idx;
 }
 
-// acc[x] += w * kept[x] over kh x kw pixels of C channels; C fixed at compile time for RGB.
-template <int C>
-void blend_fixed(float* acc, size_t acc_stride, const float* kept, int64_t kh, int64_t kw, const float* wy,
-                 const float* wx) {
-  for (int64_t y = 0; y < kh; ++y) {
-    float* a = acc + y * acc_stride;
-    const float* k = kept + y * kw * C;
-    for (int64_t x = 0; x < kw; ++x) {
-      const float w = wy[y] * wx[x];
-      for (int c = 0; c < C; ++c) a[x * C + c] += w * k[x * C + c];
-    }
-  }
-}
-
-void blend(int64_t C, float* acc, size_t acc_stride, const float* kept, int64_t kh, int64_t kw, const float* wy,
-           const float* wx) {
-  if (C == 3) return blend_fixed<3>(acc, acc_stride, kept, kh, kw, wy, wx);
-  if (C == 1) return blend_fixed<1>(acc, acc_stride, kept, kh, kw, wy, wx);
+// acc += wy[y] * wx[x] * kept over kh x kw pixels of C channels.  kChannels > 0 fixes C at compile
+// time (RGB, one channel: the inner loop unrolls); 0 takes it from `channels`.
+template <int kChannels>
+void blend_rows(int64_t channels, float* acc, size_t acc_stride, const float* kept, int64_t kh, int64_t kw,
+                const float* wy, const float* wx) {
+  const int64_t C = kChannels > 0 ? kChannels : channels;
   for (int64_t y = 0; y < kh; ++y) {
     float* a = acc + y * acc_stride;
     const float* k = kept + y * kw * C;
@@ -43,6 +31,13 @@ void blend(int64_t C, float* acc, size_t acc_stride, const float* kept, int64_t 
       for (int64_t c = 0; c < C; ++c) a[x * C + c] += w * k[x * C + c];
     }
   }
+}
+
+void blend(int64_t C, float* acc, size_t acc_stride, const float* kept, int64_t kh, int64_t kw, const float* wy,
+           const float* wx) {
+  if (C == 3) return blend_rows<3>(C, acc, acc_stride, kept, kh, kw, wy, wx);
+  if (C == 1) return blend_rows<1>(C, acc, acc_stride, kept, kh, kw, wy, wx);
+  blend_rows<0>(C, acc, acc_stride, kept, kh, kw, wy, wx);
 }
 
 // Per spatial output: its band accumulator and one tile's kept span.
@@ -108,7 +103,12 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
         const auto& [name, source] = call.spatial_inputs[i];
         const int64_t C = source->channels();
         // Cut the windows out of the image, straight into the network's N x C x H x W layout.
-        for (int64_t b = 0; b < n; ++b) source->cut(row_src, col_src[tx0 + b], &net_inputs[i][b * C * plane], plane);
+        for (int64_t b = 0; b < n; ++b) {
+          const int64_t col0 = cols.starts[tx0 + b];
+          const TileWindow window{row_src, col_src[tx0 + b], rows.halo, rows.halo + row_end - row0, cols.halo,
+                                  cols.halo + std::min(col0 + cols.kept, W) - col0};
+          source->cut(window, &net_inputs[i][b * C * plane], plane);
+        }
         inputs[name] = TensorView{net_inputs[i].data(), {run_n, C, wh, ww}};
       }
       Tensors out = network(inputs, wanted);

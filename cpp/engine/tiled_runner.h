@@ -19,14 +19,21 @@
 
 namespace deepshop {
 
+// One tile's network window.
+struct TileWindow {
+  const std::vector<int64_t>& rows;  // the (reflected) image row of every window row
+  const std::vector<int64_t>& cols;  // the (reflected) image column of every window column
+  // The kept span inside the image, in window coordinates: [row0, row1) x [col0, col1).
+  int64_t kept_row0, kept_row1, kept_col0, kept_col1;
+};
+
 // Fills one window of a spatial input with network values.
 class TileSource {
  public:
   virtual ~TileSource() = default;
   virtual int64_t channels() const = 0;
-  // `rows`/`cols`: the (reflected) image row and column of every window pixel.  `dst` holds
-  // channels() planes of rows x cols values, `plane` apart.
-  virtual void cut(const std::vector<int64_t>& rows, const std::vector<int64_t>& cols, float* dst, size_t plane) const = 0;
+  // `dst` holds channels() planes of rows x cols values, `plane` apart.
+  virtual void cut(const TileWindow& window, float* dst, size_t plane) const = 0;
 };
 
 // The finish stage of one spatial output.

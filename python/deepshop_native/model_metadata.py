@@ -74,8 +74,9 @@ Roles (values of ``inputs`` / ``outputs``):
   like the image input but NOT pixel-encoded: the derivative of a loss with respect to the
   network's input pixel values (0..255 scale), returned whole as float32 (the Gatys graph).
 
-A model without ``inputs``/``outputs`` keeps the first meaning: its one input is ``image`` and its
-first output is ``image``.  Sizes (stride_multiple, receptive_field) are at most MAX_PIXELS.
+Sizes (stride_multiple, receptive_field) are plain decimal integers of at most MAX_PIXELS.  A
+``tile_mask`` input is 1 on the tile's kept span inside the image and 0 on its halo and on the
+padding beyond the image.
 
 This module imports nothing else of the package (no C++ extension): the exporter uses it.  The
 C++ side keeps the key strings it reads in ONE header, cpp/engine/metadata_keys.h, which a test
@@ -114,8 +115,8 @@ MAX_PIXELS = 1 << 20
 
 def key(name: str) -> str:
     """The full metadata key of a contract key: key("family") == "deepshop.family"."""
-    if name not in ALL_KEYS:
-        raise KeyError(f"{name!r} is not a key of the deepshop metadata contract {list(ALL_KEYS)}")
+    if name not in KEYS:
+        raise KeyError(f"{name!r} is not a key of the deepshop metadata contract {list(KEYS)}")
     return PREFIX + name
 
 

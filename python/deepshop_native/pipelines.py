@@ -3,7 +3,8 @@ what the metadata roles say (python/deepshop_native/model_metadata.py).
 
     TiledPipeline    image inputs tiled, aux inputs passed whole to every tile; image outputs come
                      back as pixels, classes outputs as argmax labels (and colours with a palette),
-                     aux and scalar outputs once per network call.
+                     aux, scalar and features outputs once per network call; tile_mask inputs
+                     made by the engine for every tile.
     SessionPipeline  one whole run on named arrays (loss-and-gradient graphs, style encoders).
 
 Families with their own behaviour (the feedforward Stylizer, ...) have their own module and are

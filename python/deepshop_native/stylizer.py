@@ -76,6 +76,21 @@ def _tiling_errors_as_option_errors():
         raise OptionError(f"tile: {e}") from e
 
 
+def _checked_precision(precision) -> str:
+    if not isinstance(precision, str) or precision.lower() not in PRECISIONS:
+        raise OptionError(f"precision: {precision!r} is not one of " + ", ".join(repr(p) for p in PRECISIONS))
+    return precision.lower()
+
+
+def _openvino_plugin_for(device: str) -> dict:
+    """The engine's openvino_library / openvino_missing arguments: the plugin is looked up only
+    where the device may use it; the engine checks device and precision."""
+    if device in ("cpu", "cuda") or device.startswith("cuda:"):
+        return {"openvino_library": "", "openvino_missing": "not asked for"}
+    library, missing = find_openvino_plugin()
+    return {"openvino_library": library, "openvino_missing": missing}
+
+
 def _checked_progress(progress: Optional[Progress]) -> Optional[Progress]:
     """The progress callback, wrapped so that a return value other than None/True/False is an
     OptionError naming it (rather than a pybind11 cast error from deep inside a run)."""
@@ -130,20 +145,14 @@ class Stylizer:
                               f"got {tile!r}")
         tiling = dict(halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
         self._tiles = tile_options(tile=0 if tile_auto else tile, **tiling)
-        if not isinstance(precision, str) or precision.lower() not in PRECISIONS:
-            raise OptionError(f"precision: {precision!r} is not one of " + ", ".join(repr(p) for p in PRECISIONS))
-        precision = precision.lower()
+        precision = _checked_precision(precision)
         engine_kwargs = session_options(
             "", device=device, threads=threads, memory_arena=memory_arena, value_range=value_range,
             channel_order=channel_order, mean=mean, stride_multiple=stride_multiple)
         self.model_path = resolve_model(model)
         ensure_runtime()
-        # The plugin is looked up only where it may be used; the engine checks device and precision.
-        device = engine_kwargs["device"]
-        openvino_library, openvino_missing = (find_openvino_plugin() if device not in ("cpu", "cuda")
-                                              and not device.startswith("cuda:") else ("", "not asked for"))
         self._engine = _native.Engine(**{**engine_kwargs, "model": str(self.model_path)}, precision=precision,
-                                      openvino_library=openvino_library, openvino_missing=openvino_missing)
+                                      **_openvino_plugin_for(engine_kwargs["device"]))
         if tile_auto:  # the provider's own window size
             self._tiles = tile_options(tile=self._engine.default_tile, **tiling)
 
@@ -241,27 +250,43 @@ def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = Fals
 
 
 def model_info(model=None, *, device: str = "auto", precision: str = "auto") -> dict:
-    """What `deepshop info` prints: the model's metadata, inputs, the runtime's providers and the
-    provider the device/precision choose (with why not the faster ones)."""
-    st = Stylizer(model, device=device, precision=precision)
-    e = st._engine
+    """What `deepshop info` prints: the model's family, inputs and outputs with their roles, pixel
+    format, metadata, the runtime's providers, and the provider the device/precision choose (with
+    why not the faster ones).  Any model family (a session is built, no pipeline)."""
+    engine_kwargs = session_options("", device=device)
+    precision = _checked_precision(precision)
+    path = resolve_model(model)
+    ensure_runtime()
+    s = _native.Session(**{**engine_kwargs, "model": str(path)}, precision=precision,
+                        **_openvino_plugin_for(engine_kwargs["device"]))
+
+    def describe(tensors):
+        return [f"{t['name']} ({t['role']}, {t['type']}, "
+                f"{'x'.join('?' if d < 0 else str(d) for d in t['shape']) or 'scalar'})" for t in tensors]
+
+    def first_image(tensors):
+        return next((t["name"] for t in tensors if t["role"] == "image"), tensors[0]["name"] if tensors else "")
+
     return {
-        "model": str(st.model_path),
-        "input": e.input_name,
-        "output": e.output_name,
-        "value_range": tuple(e.value_range),
-        "channel_order": e.channel_order,
-        "mean": tuple(e.mean),
-        "stride_multiple": e.stride_multiple,
-        "receptive_field": e.receptive_field,
-        "metadata": st.metadata,
+        "model": str(path),
+        "family": s.family or "(none: a feedforward stylizer)",
+        "input": first_image(s.inputs),
+        "output": first_image(s.outputs),
+        "inputs": describe(s.inputs),
+        "outputs": describe(s.outputs),
+        "value_range": tuple(s.value_range),
+        "channel_order": s.channel_order,
+        "mean": tuple(s.mean),
+        "stride_multiple": s.stride_multiple,
+        "receptive_field": s.receptive_field,
+        "metadata": dict(s.metadata),
         "onnxruntime_version": ensure_runtime(),
         "onnxruntime_library": _native.runtime_library(),
         "available_providers": available_providers(),
         "devices": [f"{p} {t} ({v})" for p, t, v in execution_devices()],
         "cpu_bf16": bool(_native.cpu_has_bf16()),
-        "provider": st.provider,
-        "device": st.device_used,
-        "precision": st.precision,
-        "fallback_reason": st.fallback_reason,
+        "provider": s.provider,
+        "device": s.device,
+        "precision": s.precision,
+        "fallback_reason": s.fallback_reason,
     }
