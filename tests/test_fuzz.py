@@ -398,9 +398,7 @@ def test_malformed_models_give_a_model_error_or_run(tmp_path):
     assert accepted == [], accepted
 
 
-@pytest.mark.parametrize("name", sorted(_METADATA) + [
-    pytest.param(n, marks=pytest.mark.xfail(strict=False, reason="C++ metadata bounds (issue 14 items 1/11, core)"))
-    for n in sorted(_CORE_METADATA)])
+@pytest.mark.parametrize("name", sorted(_METADATA) + sorted(_CORE_METADATA))
 def test_abusive_metadata_gives_a_model_error_or_runs(tmp_path, name):
     meta = {"deepshop.value_range": "0,255", **_METADATA.get(name, _CORE_METADATA.get(name, {}))}
     path = identity_model(tmp_path / f"{name}.onnx", meta)
