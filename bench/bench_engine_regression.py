@@ -22,9 +22,6 @@ import deepshop_native as ds
 pytest.importorskip("torch")
 from model_factory import TRANSFORMER_META, export_plain, random_transformer_net  # noqa: E402
 
-SIZES = [pytest.param((512, 512), id="512x512"), pytest.param((1080, 1920), id="1920x1080")]
-
-
 @pytest.fixture(scope="module")
 def baseline():
     folder = os.environ.get("DEEPSHOP_BASELINE")
@@ -51,14 +48,16 @@ def _run(benchmark, stylizer, hw, label):
     benchmark.pedantic(lambda: stylizer(img), rounds=5, iterations=1)
 
 
-@pytest.mark.parametrize("hw", SIZES)
-def test_baseline_engine(benchmark, baseline, model_path, hw):
-    _run(benchmark, baseline.Stylizer(model_path, device="cpu"), hw, "baseline-engine")
+# Old and new side by side for each size (not all old, then all new), so that a change in the
+# machine's load during the run falls on both alike.
+CASES = [pytest.param(hw, engine, id=f"{hw[1]}x{hw[0]}-{engine}")
+         for hw in ((512, 512), (1080, 1920)) for engine in ("baseline", "this")]
 
 
-@pytest.mark.parametrize("hw", SIZES)
-def test_this_engine(benchmark, baseline, model_path, hw):
-    _run(benchmark, ds.Stylizer(model_path, device="cpu"), hw, "this-engine")
+@pytest.mark.parametrize("hw,engine", CASES)
+def test_engine(benchmark, baseline, model_path, hw, engine):
+    module = baseline if engine == "baseline" else ds
+    _run(benchmark, module.Stylizer(model_path, device="cpu"), hw, f"{engine}-engine")
 
 
 def test_same_output(baseline, model_path):
