@@ -131,10 +131,12 @@ Role parse_role(const std::string& text, bool for_input, const std::string& tens
                 const std::string& path) {
   if (text == key::kRoleImage) return Role::image;
   if (text == key::kRoleAux) return Role::aux;
+  if (for_input && text == key::kRoleTileMask) return Role::tile_mask;
   if (!for_input && text == key::kRoleClasses) return Role::classes;
   if (!for_input && text == key::kRoleScalar) return Role::scalar;
+  if (!for_input && text == key::kRoleFeatures) return Role::features;
   throw ModelError(path + ": metadata " + what + " gives '" + tensor + "' the role '" + text + "'; " +
-                   (for_input ? "inputs are 'image' or 'aux'" : "outputs are 'image', 'classes', 'aux' or 'scalar'"));
+                   (for_input ? "inputs are 'image', 'aux' or 'tile_mask'" : "outputs are 'image', 'classes', 'aux', 'scalar' or 'features'"));
 }
 
 // Roles from `what` (deepshop.inputs or deepshop.outputs): every tensor of the graph must be named
@@ -174,6 +176,8 @@ const char* role_name(Role role) {
     case Role::image: return key::kRoleImage;
     case Role::classes: return key::kRoleClasses;
     case Role::scalar: return key::kRoleScalar;
+    case Role::tile_mask: return key::kRoleTileMask;
+    case Role::features: return key::kRoleFeatures;
     case Role::aux: break;
   }
   return key::kRoleAux;

@@ -7,7 +7,9 @@
 // Roles: an `image` input is pixel-encoded by the engine and tiled; an `aux` input is a
 // non-spatial tensor given whole to every call; an `image` output is decoded to pixels and
 // blended; a `classes` output holds K class scores per pixel, blended then decoded by argmax;
-// `aux` and `scalar` outputs are returned whole.  A model without deepshop.inputs/outputs has
+// `aux` and `scalar` outputs are returned whole.  A `tile_mask` input (N x 1 x H x W) is made by
+// the engine for each tile from the tile plan (the tile's blend weights on its kept span, 0 on
+// its halo); a `features` output is a spatial map returned whole, for untiled runs only.  A model without deepshop.inputs/outputs has
 // one image input and its first output is its image output (the feedforward stylizers).
 #include <array>
 #include <cstdint>
@@ -30,7 +32,7 @@ struct PixelFormatOverrides {
   std::optional<int64_t> receptive_field;
 };
 
-enum class Role { image, aux, classes, scalar };
+enum class Role { image, aux, classes, scalar, tile_mask, features };
 const char* role_name(Role role);
 
 struct TensorSpec {
@@ -40,7 +42,9 @@ struct TensorSpec {
   Role role = Role::aux;
 
   // Spatial tensors are N x C x H x W and tiled; the rest pass whole.
-  bool spatial() const { return role == Role::image || role == Role::classes; }
+  bool spatial() const {
+    return role == Role::image || role == Role::classes || role == Role::tile_mask || role == Role::features;
+  }
   int64_t channels() const { return shape.size() == 4 && shape[1] > 0 ? shape[1] : -1; }
 };
 

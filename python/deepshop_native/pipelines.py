@@ -70,13 +70,22 @@ def session_options(model, *, device: str = "auto", threads: int = 0, memory_are
         cpu_memory_arena=bool(memory_arena))
 
 
-def tile_options(*, tile: Optional[int], halo: Optional[int], overlap: int, batch: int, harmonize: int = 0):
+#: Statistics modes of models carrying a global-statistics graph (cpp/engine/statistics_mode.h).
+STATISTICS_MODES = ("auto", "thumbnail", "exact", "off")
+
+
+def tile_options(*, tile: Optional[int], halo: Optional[int], overlap: int, batch: int, harmonize: int = 0,
+                 statistics: str = "auto", statistics_size: Optional[int] = None):
     """A checked _native.TileOptions (tile 0/None: the whole image in one window)."""
     limit = _native.MAX_PIXELS
+    if statistics not in STATISTICS_MODES:
+        raise OptionError(f"statistics must be one of {', '.join(STATISTICS_MODES)}, got {statistics!r}")
     return _native.TileOptions(
         tile=check_int("tile", tile or 0, 0, limit), halo=-1 if halo is None else check_int("halo", halo, 0, limit),
         overlap=check_int("overlap", overlap, 0, limit), batch=check_int("batch", batch, 1, 4096),
-        harmonize=check_int("harmonize", harmonize, 0, limit))
+        harmonize=check_int("harmonize", harmonize, 0, limit), statistics=statistics,
+        statistics_size=_native.TileOptions().statistics_size if statistics_size is None
+        else check_int("statistics_size", statistics_size, 16, limit))
 
 
 def pixels_as_unit_float(name: str, array) -> np.ndarray:

@@ -30,6 +30,8 @@ DEFAULT_TILE = _ENGINE_DEFAULTS.tile
 DEFAULT_OVERLAP = _ENGINE_DEFAULTS.overlap
 #: Longer side of the thumbnail whose colours tiles of instance-norm models are pulled to.
 DEFAULT_HARMONIZE = _ENGINE_DEFAULTS.harmonize
+#: Longer side of the thumbnail whose statistics global-statistics models use (thumbnail mode).
+DEFAULT_STATISTICS_SIZE = _ENGINE_DEFAULTS.statistics_size
 
 BUNDLED_MODELS = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = BUNDLED_MODELS / "default_style.onnx"
@@ -61,7 +63,12 @@ class Stylizer:
     harmonize: for instance-norm models cut into several tiles, the longer side of a thumbnail
     that is stylized first and whose low-frequency colours every tile takes, so that tiles agree
     (each tile is otherwise normalised with its own statistics and gets its own colour cast);
-    0 turns it off.  memory_arena: keep ONNX Runtime's CPU memory arena (about 15% faster on
+    0 turns it off.  statistics: for models with a global-statistics graph (deepshop-export
+    --statistics), how tiles are normalised: "thumbnail" (the statistics of a thumbnail whose
+    longer side is statistics_size, measured in one extra run), "exact" (the full image's, one
+    tiled pass per instance-norm layer: the tiled output is the whole-image one), "off" (each tile
+    its own, harmonized) or "auto" (the default: thumbnail); plan() says which runs.  Models
+    without the graph always harmonize.  memory_arena: keep ONNX Runtime's CPU memory arena (about 15% faster on
     small images, but it holds far more memory with large tiles: off by default).
     value_range / channel_order / mean / stride_multiple: how the network takes pixels, needed
     only for models without deepshop metadata (they override the metadata otherwise).
@@ -69,7 +76,8 @@ class Stylizer:
 
     def __init__(self, model=None, *, device: str = "auto", tile: Optional[int] = DEFAULT_TILE,
                  halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP, batch: int = 1, threads: int = 0,
-                 harmonize: int = DEFAULT_HARMONIZE, memory_arena: bool = False,
+                 harmonize: int = DEFAULT_HARMONIZE, statistics: str = "auto",
+                 statistics_size: int = DEFAULT_STATISTICS_SIZE, memory_arena: bool = False,
                  value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
                  mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None):
         self.model_path = resolve_model(model)
@@ -78,7 +86,8 @@ class Stylizer:
         self._engine = _native.Engine(**session_options(
             self.model_path, device=device, threads=threads, memory_arena=memory_arena, value_range=value_range,
             channel_order=channel_order, mean=mean, stride_multiple=stride_multiple))
-        self._tiles = tile_options(tile=tile, halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
+        self._tiles = tile_options(tile=tile, halo=halo, overlap=overlap, batch=batch, harmonize=harmonize,
+                                   statistics=statistics, statistics_size=statistics_size)
 
     # --- what the model and the engine are -------------------------------------------------
     @property
@@ -96,7 +105,9 @@ class Stylizer:
         return self._engine.fallback_reason
 
     def plan(self, height: int, width: int) -> dict:
-        """How an image of this size will be tiled: counts, window, halo, tile starts."""
+        """How an image of this size will be tiled: counts, window, halo, tile starts, and how the
+        tiles are normalised: "statistics" (the mode that runs: thumbnail, exact or off),
+        "passes" (tiled passes over the image) and "harmonize"."""
         return dict(self._engine.plan(height=int(height), width=int(width), tiles=self._tiles))
 
     # --- running ----------------------------------------------------------------------------
@@ -162,6 +173,9 @@ def model_info(model=None, *, device: str = "cpu") -> dict:
         "stride_multiple": e.stride_multiple,
         "receptive_field": e.receptive_field,
         "metadata": st.metadata,
+        "statistics": "global-statistics graph: " + ", ".join(
+            f"{side}x{side} -> {st.plan(side, side)['statistics']}" for side in (1024, 4096))
+        if "deepshop.statistics" in st.metadata else "none (tiles are harmonized)",
         "onnxruntime_version": ensure_runtime(),
         "onnxruntime_library": _native.runtime_library(),
         "available_providers": available_providers(),
