@@ -17,7 +17,7 @@ import deepshop_native as ds  # noqa: E402
 from deepshop_export.cli import main as export_main  # noqa: E402
 from deepshop_native.pipelines import TiledPipeline  # noqa: E402
 
-from model_factory import random_transformer_net, torch_reference  # noqa: E402
+from model_factory import trained_like_transformer_net, torch_reference  # noqa: E402
 
 # Windows of 256 px on the 256 x 320 photo: 2 tiles with harmonize's halo, 4 with exact mode's.
 TILE = 256
@@ -30,22 +30,10 @@ def psnr(a, b) -> float:
     return 10 * np.log10(255.0 ** 2 / mse) if mse > 0 else float("inf")
 
 
-def _trained_like_net():
-    """A seeded random TransformerNet whose output spreads over about 0..255 as a trained one's
-    does (a random one's stays near 0, where every PSNR would be meaningless)."""
-    net = random_transformer_net(seed=3)
-    with torch.no_grad():
-        x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5)) * 255
-        scale = 60.0 / float(net(x).std())
-        net.deconv3.conv2d.weight.mul_(scale)
-        net.deconv3.conv2d.bias.mul_(scale).add_(128.0)
-    return net
-
-
 @pytest.fixture(scope="module")
 def stats_model(tmp_path_factory):
     d = tmp_path_factory.mktemp("statistics")
-    net = _trained_like_net()
+    net = trained_like_transformer_net()
     torch.save(net.state_dict(), d / "style.pth")
     out = d / "style_stats.onnx"
     assert export_main([str(d / "style.pth"), "-o", str(out), "--statistics"]) == 0
@@ -169,3 +157,11 @@ def test_cli_statistics_option(stats_model, photo, tmp_path, capsys):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
     assert main(["info", str(stats_model[1])]) == 0
     assert "thumbnail" in capsys.readouterr().out
+
+
+def test_bundled_style_runs_with_thumbnail_statistics():
+    st = ds.Stylizer(device="cpu")
+    assert "deepshop.statistics" in st.metadata
+    assert "re_exported" in json.loads(st.metadata["deepshop.provenance"])
+    assert st.plan(2048, 2048)["statistics"] == "thumbnail"
+    assert st.plan(1024, 1024)["statistics"] == "off"  # one tile: its own statistics are the image's
