@@ -1,6 +1,7 @@
 """Peak resident memory of stylizing a large image, beyond its input and output.
 
     python bench/peak_memory.py [--size 8192] [--model M.onnx] [--tile 1536] [--device auto --precision auto]
+                                [--statistics auto|thumbnail|exact|off]
 
 The device defaults to "auto" (what users get: OpenVINO where its plugin serves the CPU, with
 its own tile), so the figure holds for the default path on the machine where it is taken.
@@ -42,6 +43,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="auto", help="as Stylizer(device=...); auto: what users get by default")
     p.add_argument("--precision", default="auto")
+    p.add_argument("--statistics", default="auto",
+                   help="as Stylizer(statistics=...), for models with a global-statistics graph (off: harmonize)")
     args = p.parse_args()
 
     import deepshop_native as ds
@@ -52,7 +55,7 @@ def main() -> int:
         from model_factory import TRANSFORMER_META, export_plain, random_transformer_net
         model = export_plain(random_transformer_net(0), Path(tempfile.mkdtemp()) / "tnet.onnx",
                              {**TRANSFORMER_META, "deepshop.receptive_field": "109"})
-    st = ds.Stylizer(model, device=args.device, precision=args.precision, threads=args.threads,
+    st = ds.Stylizer(model, device=args.device, precision=args.precision, threads=args.threads, statistics=args.statistics,
                      **({} if args.tile is None else {"tile": args.tile}))
     n = args.size
     # A smooth, photo-like image: random noise would be as fast but is not what users feed.
@@ -69,7 +72,8 @@ def main() -> int:
     io_mb = (img.nbytes + out.nbytes) / 2**20
     print(f"image {n}x{n} uint8 ({img.nbytes / 2**20:.0f} MiB in, {out.nbytes / 2**20:.0f} MiB out), "
           f"{plan['tiles_y']}x{plan['tiles_x']} tiles of {plan['window'][0]}x{plan['window'][1]}, "
-          f"{elapsed:.1f} s on {st.device_used} ({st.provider}, {st.precision})")
+          f"{elapsed:.1f} s on {st.device_used} ({st.provider}, {st.precision}), statistics {plan['statistics']}, "
+          f"{plan['passes']} pass(es), harmonize {plan['harmonize']}")
     print(f"RSS before run {before:.0f} MiB (input included), peak {peak:.0f} MiB")
     print(f"peak beyond input and output buffers: {peak - before - out.nbytes / 2**20:.0f} MiB "
           f"(peak minus pre-run RSS minus output); peak minus I/O buffers alone: {peak - io_mb:.0f} MiB")

@@ -1,17 +1,22 @@
 """How far tiled output is from whole-image output, for instance-norm style networks.
 
     python bench/tiling_quality.py [--model M.onnx] [--sizes 1024 2048] [--tiles 512 768 1024 1536]
+                                   [--statistics off thumbnail exact] [--statistics-size 1024]
 
 Each tile of an instance-norm network is normalised with its own statistics, which shifts
 colours from tile to tile; blending hides the seams, but not the shift.  This prints the PSNR
 (dB) of the tiled result against one whole-image run of the same engine, on photos that
 scikit-image ships (upscaled to the test size), for each tile size; and the PSNR measured only
-along the tile seams, where a visible edge would show.
+along the tile seams, where a visible edge would show.  For models with a global-statistics graph
+it also runs each statistics mode (off = each tile its own statistics, harmonized as below;
+thumbnail; exact) and prints its time (wall seconds of the tiled run, on a machine that may be
+busy: compare within one run only).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import numpy as np
 
@@ -39,6 +44,9 @@ def main() -> int:
     p.add_argument("--harmonize", type=int, nargs="+", default=None,
                    help="thumbnail sides to compare (0: off; default: 0 and the default)")
     p.add_argument("--images", nargs="+", default=["astronaut", "coffee", "chelsea"])
+    p.add_argument("--statistics", nargs="+", default=["off", "thumbnail", "exact"],
+                   help="statistics modes to compare (models with a global-statistics graph only)")
+    p.add_argument("--statistics-size", type=int, default=None, help="thumbnail side of the statistics modes")
     args = p.parse_args()
 
     import deepshop_native as ds
@@ -46,18 +54,31 @@ def main() -> int:
     overlap = ds.DEFAULT_OVERLAP if args.overlap is None else args.overlap
     harmonize = [0, ds.DEFAULT_HARMONIZE] if args.harmonize is None else args.harmonize
     whole = ds.Stylizer(args.model, device="cpu", tile=0)
+    has_statistics = "deepshop.statistics" in whole.metadata
+    # (harmonize, statistics mode) pairs: harmonize applies only where the mode is off.
+    runs = [(h, "off") for h in harmonize]
+    if has_statistics:
+        runs += [(ds.DEFAULT_HARMONIZE, m) for m in args.statistics if m != "off"]
+    extra = {} if args.statistics_size is None else {"statistics_size": args.statistics_size}
     print(f"model {whole.model_path}, overlap {overlap}")
-    print(f"{'image':>10s} {'size':>5s} {'tile':>5s} {'tiles':>6s} {'harmonize':>9s} {'PSNR dB':>8s} {'seam PSNR':>9s}")
+    print(f"{'image':>10s} {'size':>5s} {'tile':>5s} {'tiles':>6s} {'harmonize':>9s} {'statistics':>10s} "
+          f"{'PSNR dB':>8s} {'seam PSNR':>9s} {'time s':>7s}")
     for size in args.sizes:
         for name, img in test_images(size, args.images):
+            t0 = time.perf_counter()
             ref = whole(img)
-            for tile, h in ((t, h) for t in args.tiles for h in harmonize):
-                st = ds.Stylizer(args.model, device="cpu", tile=tile, overlap=overlap, harmonize=h)
+            print(f"{name:>10s} {size:5d} {'whole':>5s} {1:6d} {'':>9s} {'':>10s} {'':>8s} {'':>9s} "
+                  f"{time.perf_counter() - t0:7.1f}")
+            for tile, (h, mode) in ((t, r) for t in args.tiles for r in runs):
+                st = ds.Stylizer(args.model, device="cpu", tile=tile, overlap=overlap, harmonize=h,
+                                 **({"statistics": mode, **extra} if has_statistics else {}))
                 plan = st.plan(size, size)
                 n = plan["tiles_x"] * plan["tiles_y"]
                 if n == 1:
                     continue
+                t0 = time.perf_counter()
                 out = st(img)
+                seconds = time.perf_counter() - t0
                 # Pixels within 8 px of a seam: the middle of each overlap between kept spans.
                 mask = np.zeros((size, size), bool)
                 for starts, kept, axis in ((plan["row_starts"], plan["kept"][0], 0),
@@ -69,8 +90,9 @@ def main() -> int:
                             mask[sl, :] = True
                         else:
                             mask[:, sl] = True
-                print(f"{name:>10s} {size:5d} {tile:5d} {n:6d} {h:9d} {psnr(out, ref):8.2f} "
-                      f"{psnr(out[mask], ref[mask]):9.2f}")
+                shown = plan.get("statistics", "off")
+                print(f"{name:>10s} {size:5d} {tile:5d} {n:6d} {h if shown == 'off' else '-':>9} {shown:>10s} "
+                      f"{psnr(out, ref):8.2f} {psnr(out[mask], ref[mask]):9.2f} {seconds:7.1f}")
                 sys.stdout.flush()
     return 0
 

@@ -59,6 +59,19 @@ def random_transformer_net(seed=0):
     return net
 
 
+def trained_like_transformer_net(seed=3):
+    """A seeded random TransformerNet whose output spreads over about 0..255 as a trained one's
+    does (a random one's stays near 0, where every PSNR would be meaningless)."""
+    torch = pytest.importorskip("torch")
+    net = random_transformer_net(seed=seed)
+    with torch.no_grad():
+        x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5)) * 255
+        scale = 60.0 / float(net(x).std())
+        net.deconv3.conv2d.weight.mul_(scale)
+        net.deconv3.conv2d.bias.mul_(scale).add_(128.0)
+    return net
+
+
 def export_plain(net, path, metadata, example_hw=(64, 64)):
     """torch.onnx.export with dynamic N/H/W plus metadata (independent of deepshop-export)."""
     torch = pytest.importorskip("torch")

@@ -18,29 +18,17 @@ from deepshop_export.cli import main  # noqa: E402
 from deepshop_export.families.transformer_net.statistics import combine, expand_counts  # noqa: E402
 from deepshop_export.onnx.metadata import read_metadata  # noqa: E402
 
-from model_factory import random_transformer_net  # noqa: E402
+from model_factory import trained_like_transformer_net  # noqa: E402
 
 HALO = 56          # the receptive field's radius (111 px // 2 = 55) rounded up to the stride 4
 KEPT = 64          # kept span of a tile
 STRIDE = 4
 
 
-def _trained_like_net():
-    """Seeded random TransformerNet with non-trivial norm affines and outputs spread over about
-    0..255, as a trained one (a random one gives about +-1, where every PSNR would be meaningless)."""
-    net = random_transformer_net(seed=3)
-    with torch.no_grad():
-        x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5)) * 255
-        scale = 60.0 / float(net(x).std())
-        net.deconv3.conv2d.weight.mul_(scale)
-        net.deconv3.conv2d.bias.mul_(scale).add_(128.0)
-    return net
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     d = tmp_path_factory.mktemp("stats")
-    net = _trained_like_net()
+    net = trained_like_transformer_net()
     torch.save(net.state_dict(), d / "style.pth")
     out = d / "style_stats.onnx"
     assert main([str(d / "style.pth"), "-o", str(out), "--statistics"]) == 0

@@ -33,7 +33,7 @@ def test_option_error_is_both_a_deepshop_error_and_a_value_error():
     ({"tile": 2**31}, "tile"), ({"batch": 2**40}, "batch"), ({"tile": 2.5}, "tile"), ({"tile": "512"}, "tile"),
     ({"tile": True}, "tile"), ({"tile": -1}, "tile"), ({"overlap": -1}, "overlap"), ({"batch": 0}, "batch"),
     ({"harmonize": -1}, "harmonize"), ({"device": "gpu"}, "device"), ({"device": "cuda:99999999999999999999"}, "device"),
-    ({"device": 0}, "device"),
+    ({"device": 0}, "device"), ({"statistics": "median"}, "statistics"), ({"statistics_size": 8}, "statistics_size"),
 ])
 def test_stylizer_refuses_bad_options_before_loading_the_model(tmp_path, kwargs, needle):
     # The model does not exist: the option must be refused first.
@@ -44,9 +44,9 @@ def test_stylizer_refuses_bad_options_before_loading_the_model(tmp_path, kwargs,
 def test_good_options_pass_through_unchanged():
     o = options.engine_options(device="CUDA:1", tile=np.int64(512), halo=None, overlap=32, batch=2, threads=0,
                                harmonize=256, value_range=[0, 255], channel_order="bgr", mean=(1, 2, 3),
-                               stride_multiple=4)
+                               stride_multiple=4, statistics="Exact", statistics_size=256)
     assert o == dict(device="cuda:1", tile=512, halo=None, overlap=32, batch=2, threads=0, harmonize=256,
-                     value_range=(0.0, 255.0), channel_order="BGR", mean=(1.0, 2.0, 3.0), stride_multiple=4)
+                     statistics="exact", statistics_size=256, value_range=(0.0, 255.0), channel_order="BGR", mean=(1.0, 2.0, 3.0), stride_multiple=4)
     assert options.engine_options(tile=None)["tile"] == 0            # None: the whole image
     most = options.THREADS_PER_CORE * options.cpu_count()
     assert options.check_threads(most) == most

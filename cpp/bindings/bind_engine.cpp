@@ -16,6 +16,7 @@
 #include "engine/inference_session.h"
 #include "engine/limits.h"
 #include "engine/ort_runtime.h"
+#include "engine/statistics_mode.h"
 
 namespace py = pybind11;
 
@@ -110,7 +111,9 @@ class Session {
   const InferenceSession& session() const { return *session_; }
   const ModelInfo& model() const { return session_->model(); }
 
-  py::dict plan(int64_t height, int64_t width, const TileOptions& options) const {
+  py::dict plan(int64_t height, int64_t width, const TileOptions& requested) const {
+    const StatisticsMode mode = resolve_statistics_mode(model(), requested, height, width);
+    const TileOptions options = statistics_tile_options(model(), requested, mode);
     const TilingSummary s = plan_tiles(model().geometry(), height, width, options);
     py::dict d;
     d["tiles_y"] = s.rows.count();
@@ -120,6 +123,10 @@ class Session {
     d["row_starts"] = s.rows.starts;
     d["col_starts"] = s.cols.starts;
     d["kept"] = py::make_tuple(s.rows.kept, s.cols.kept);
+    d["statistics"] = statistics_mode_name(mode);
+    const auto layout = statistics_layout(model());
+    d["passes"] = layout ? statistics_passes(mode, *layout) : int64_t(1);
+    d["harmonize"] = mode == StatisticsMode::off && options.harmonize > 0 && model().instance_norm && s.tiles() > 1;
     return d;
   }
 
@@ -168,12 +175,14 @@ class Session {
       sources.push_back(std::make_unique<ImageSource<float>>(ImageView<const float>{a.data(), h, w, c}, m.pixels));
       call.spatial_inputs.emplace_back(t->name, sources.back().get());
     }
+    // Tile masks are made by the runner from the tile plan.
+    const auto masks = m.inputs_with(Role::tile_mask);
+    if (masks.size() > 1) throw ModelError(m.path + ": the model has more than one tile_mask input");
+    if (!masks.empty()) call.tile_mask_input = masks[0]->name;
     for (auto [k, v] : spatial)
       if (!m.find_input(py::str(k)) || m.find_input(py::str(k))->role != Role::image)
         throw std::invalid_argument(m.path + ": '" + py::str(k).cast<std::string>() + "' is not an image input of the model");
     if (H < 0) throw std::invalid_argument(m.path + ": the model has no image input to tile");
-    const TileMaskSource tile_mask;  // made by the engine for every tile
-    for (const TensorSpec* t : m.inputs_with(Role::tile_mask)) call.spatial_inputs.emplace_back(t->name, &tile_mask);
     for (const TensorSpec* t : m.inputs_with(Role::aux)) {
       if (!aux.contains(t->name)) throw std::invalid_argument(m.path + ": aux input '" + t->name + "' was not given (aux=...)");
       keep.push_back(FloatArray::ensure(aux[py::str(t->name)]));
@@ -197,6 +206,14 @@ class Session {
     for (const TensorSpec& t : m.outputs) {
       if (!wanted(t.name)) continue;
       if (!t.spatial()) {
+        call.whole_outputs.push_back(t.name);
+        continue;
+      }
+      if (t.role == Role::features) {
+        // Feature maps are returned as the network gave them, which is the image's only untiled.
+        if (plan_tiles(m.geometry(), H, W, tiles).tiles() > 1)
+          throw std::invalid_argument(m.path + ": features output '" + t.name + "' is returned whole, for untiled " +
+                                      "runs only; run with tile=0 (or a tile covering the image)");
         call.whole_outputs.push_back(t.name);
         continue;
       }
@@ -351,14 +368,29 @@ void bind_engine(py::module_& m) {
       "The OpenVINO plugin's load_config option (JSON) for an OpenVINO device type, precision and thread count.");
   m.def("cpu_has_bf16", &cpu_has_bf16, "Whether this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16).");
 
+  // Statistics modes by name, as the Python API and the CLI spell them.
+  static const StatisticsMode kModes[] = {StatisticsMode::automatic, StatisticsMode::thumbnail, StatisticsMode::exact,
+                                          StatisticsMode::off};
   py::class_<TileOptions>(m, "TileOptions")
-      .def(py::init([](int64_t tile, int64_t halo, int64_t overlap, int64_t batch, int64_t harmonize) {
+      .def(py::init([](int64_t tile, int64_t halo, int64_t overlap, int64_t batch, int64_t harmonize,
+                       const std::string& statistics, int64_t statistics_size) {
              TileOptions o{tile, halo, overlap, batch, harmonize};
+             bool known = false;
+             for (StatisticsMode mode : kModes)
+               if (statistics == statistics_mode_name(mode)) o.statistics = mode, known = true;
+             if (!known)
+               throw std::invalid_argument("statistics must be 'auto', 'thumbnail', 'exact' or 'off', got '" + statistics +
+                                           "'");
+             o.statistics_size = statistics_size;
              check_tile_options(o);
              return o;
            }), py::kw_only(), py::arg("tile") = TileOptions{}.tile, py::arg("halo") = TileOptions{}.halo,
            py::arg("overlap") = TileOptions{}.overlap, py::arg("batch") = TileOptions{}.batch,
-           py::arg("harmonize") = TileOptions{}.harmonize)
+           py::arg("harmonize") = TileOptions{}.harmonize,
+           py::arg("statistics") = statistics_mode_name(TileOptions{}.statistics),
+           py::arg("statistics_size") = TileOptions{}.statistics_size)
+      .def_property_readonly("statistics", [](const TileOptions& o) { return statistics_mode_name(o.statistics); })
+      .def_readonly("statistics_size", &TileOptions::statistics_size)
       .def_readonly("tile", &TileOptions::tile)
       .def_readonly("halo", &TileOptions::halo)
       .def_readonly("overlap", &TileOptions::overlap)

@@ -5,29 +5,38 @@
 namespace deepshop {
 
 template <typename T>
-ColourReference make_colour_reference(ImageView<const T> input, int64_t side, const StylizeWholeFn& stylize_whole) {
-  ColourReference ref;
+Thumbnail box_thumbnail(ImageView<const T> input, int64_t side) {
+  Thumbnail t;
   const int64_t H = input.height, W = input.width;
-  ref.factor = std::max<int64_t>(1, (std::max(H, W) + side - 1) / side);
-  const int64_t f = ref.factor;
-  ref.height = (H + f - 1) / f;
-  ref.width = (W + f - 1) / f;
-  // Box (area) average: every thumbnail pixel is the mean of the pixels it covers.
-  std::vector<float> thumb(static_cast<size_t>(ref.height * ref.width * 3), 0.f);
-  std::vector<float> count(static_cast<size_t>(ref.height * ref.width), 0.f);
+  t.factor = std::max<int64_t>(1, (std::max(H, W) + side - 1) / side);
+  const int64_t f = t.factor;
+  t.height = (H + f - 1) / f;
+  t.width = (W + f - 1) / f;
+  t.rgb.assign(static_cast<size_t>(t.height * t.width * 3), 0.f);
+  std::vector<float> count(static_cast<size_t>(t.height * t.width), 0.f);
   for (int64_t y = 0; y < H; ++y) {
     const T* row = input.data + y * W * 3;
-    float* t = &thumb[(y / f) * ref.width * 3];
-    float* n = &count[(y / f) * ref.width];
+    float* sum = &t.rgb[(y / f) * t.width * 3];
+    float* n = &count[(y / f) * t.width];
     for (int64_t x = 0; x < W; ++x) {
-      for (int c = 0; c < 3; ++c) t[(x / f) * 3 + c] += static_cast<float>(row[x * 3 + c]);
+      for (int c = 0; c < 3; ++c) sum[(x / f) * 3 + c] += static_cast<float>(row[x * 3 + c]);
       n[x / f] += 1.f;
     }
   }
   for (size_t i = 0; i < count.size(); ++i)
-    for (int c = 0; c < 3; ++c) thumb[i * 3 + c] /= count[i] * PixelCodec<T>::kMax;
-  ref.rgb.assign(thumb.size(), 0.f);
-  stylize_whole(ImageView<const float>{thumb.data(), ref.height, ref.width, 3},
+    for (int c = 0; c < 3; ++c) t.rgb[i * 3 + c] /= count[i] * PixelCodec<T>::kMax;
+  return t;
+}
+
+template <typename T>
+ColourReference make_colour_reference(ImageView<const T> input, int64_t side, const StylizeWholeFn& stylize_whole) {
+  ColourReference ref;
+  const Thumbnail thumb = box_thumbnail(input, side);
+  ref.factor = thumb.factor;
+  ref.height = thumb.height;
+  ref.width = thumb.width;
+  ref.rgb.assign(thumb.rgb.size(), 0.f);
+  stylize_whole(ImageView<const float>{thumb.rgb.data(), ref.height, ref.width, 3},
                 ImageView<float>{ref.rgb.data(), ref.height, ref.width, 3});
   // Colour is taken from the thumbnail at scales above ~1/16 of the image: finer structure (the
   // strokes) stays the tile's own, since the thumbnail renders it at another scale.
@@ -93,6 +102,9 @@ void harmonize_tile(float* tile, int64_t rows, int64_t cols, int64_t y0, int64_t
   }
 }
 
+template Thumbnail box_thumbnail<uint8_t>(ImageView<const uint8_t>, int64_t);
+template Thumbnail box_thumbnail<uint16_t>(ImageView<const uint16_t>, int64_t);
+template Thumbnail box_thumbnail<float>(ImageView<const float>, int64_t);
 template ColourReference make_colour_reference<uint8_t>(ImageView<const uint8_t>, int64_t, const StylizeWholeFn&);
 template ColourReference make_colour_reference<uint16_t>(ImageView<const uint16_t>, int64_t, const StylizeWholeFn&);
 template ColourReference make_colour_reference<float>(ImageView<const float>, int64_t, const StylizeWholeFn&);

@@ -11,6 +11,17 @@
 
 namespace deepshop {
 
+// A box (area) average of an RGB image: every thumbnail pixel is the mean of the `factor` x
+// `factor` pixels it covers (fewer at the right and bottom edges), in the unit interval.
+struct Thumbnail {
+  int64_t factor = 0;  // full-resolution pixels per thumbnail pixel, per axis
+  int64_t height = 0, width = 0;
+  std::vector<float> rgb;  // height x width x 3
+};
+// The thumbnail of `input` whose longer side is about `side` (the factor is an integer).
+template <typename T>
+Thumbnail box_thumbnail(ImageView<const T> input, int64_t side);
+
 // The stylized thumbnail that tiles take their low-frequency colour from.
 struct ColourReference {
   int64_t factor = 0;  // full-resolution pixels per thumbnail pixel, per axis

@@ -4,14 +4,20 @@
 #include <stdexcept>
 
 #include "engine/errors.h"
+#include "engine/statistics_mode.h"
 
 namespace deepshop {
 
 void check_image_model(const ModelInfo& model) {
   const auto in = model.inputs_with(Role::image);
   const auto out = model.outputs_with(Role::image);
-  auto aux = model.inputs_with(Role::aux);  // inputs an image alone cannot supply
-  for (const TensorSpec* t : model.inputs_with(Role::tile_mask)) aux.push_back(t);
+  // A statistics graph's aux inputs and tile mask are the engine's to supply.
+  const bool statistics = statistics_layout(model).has_value();
+  const auto aux = statistics ? std::vector<const TensorSpec*>{} : model.inputs_with(Role::aux);
+  const auto masks = statistics ? std::vector<const TensorSpec*>{} : model.inputs_with(Role::tile_mask);
+  if (!masks.empty())
+    throw ModelError(model.path + ": the model has a tile_mask input '" + masks[0]->name + "' but no metadata " +
+                     "deepshop.statistics saying what it measures");
   const std::string why = "; the image path runs models with one 3-channel image input, one 3-channel image output and "
                           "no aux inputs (other models: deepshop_native.models.open_model)";
   auto rgb = [](const TensorSpec* t) { return t->channels() == 3 || t->channels() < 0; };
@@ -30,7 +36,7 @@ void check_image_model(const ModelInfo& model) {
 
 template <typename T>
 void run_image(const InferenceSession& session, ImageView<const T> input, ImageView<T> output,
-               const TileOptions& tiles, const PostOptions& post, const ProgressFn& progress) {
+               const TileOptions& options, const PostOptions& post, const ProgressFn& progress) {
   const ModelInfo& model = session.model();
   check_image_model(model);
   if (input.channels != 3 || output.channels != 3) throw std::invalid_argument("images must have 3 channels (RGB)");
@@ -41,9 +47,28 @@ void run_image(const InferenceSession& session, ImageView<const T> input, ImageV
     return session.run(in, out);
   };
 
-  // Low-frequency colour reference for instance-norm models cut into several tiles.
+  // Statistics graphs: the whole image's statistics measured first (thumbnail or exact mode), or
+  // each tile its own (mix 0: exactly the original network) when off.
+  const auto layout = statistics_layout(model);
+  const StatisticsMode mode = resolve_statistics_mode(model, options, input.height, input.width);
+  const TileOptions tiles = statistics_tile_options(model, options, mode);
+  StatisticsInputs statistics;
+  int64_t passes = 1;
+  if (layout) {
+    if (mode == StatisticsMode::off) {
+      statistics.stats.mean.assign(static_cast<size_t>(layout->total_channels), 0.f);
+      statistics.stats.var.assign(static_cast<size_t>(layout->total_channels), 1.f);
+    } else {
+      passes = statistics_passes(mode, *layout);
+      statistics.stats = measure_statistics<T>(network, model, *layout, input, tiles, mode, progress);
+      statistics.mix = 1.f;
+    }
+  }
+
+  // Low-frequency colour reference for instance-norm models cut into several tiles, unless they
+  // run with the whole image's statistics.
   std::optional<ColourReference> reference;
-  if (tiles.harmonize > 0 && model.instance_norm &&
+  if (tiles.harmonize > 0 && model.instance_norm && mode == StatisticsMode::off &&
       plan_tiles(geometry, input.height, input.width, tiles).tiles() > 1) {
     reference = make_colour_reference<T>(input, tiles.harmonize, [&](ImageView<const float> in, ImageView<float> out) {
       TileOptions whole;
@@ -57,7 +82,8 @@ void run_image(const InferenceSession& session, ImageView<const T> input, ImageV
   TiledCall call;
   call.spatial_inputs = {{model.inputs_with(Role::image)[0]->name, &source}};
   call.spatial_outputs = {{model.outputs_with(Role::image)[0]->name, &sink}};
-  run_tiled(network, geometry, input.height, input.width, tiles, call, progress);
+  if (layout) statistics.attach(*layout, call);
+  run_tiled(network, geometry, input.height, input.width, tiles, call, pass_progress(progress, passes - 1, passes));
 }
 
 template void run_image<uint8_t>(const InferenceSession&, ImageView<const uint8_t>, ImageView<uint8_t>,

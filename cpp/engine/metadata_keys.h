@@ -14,14 +14,15 @@ constexpr const char* kReceptiveField = "deepshop.receptive_field";
 constexpr const char* kNormalization = "deepshop.normalization";
 constexpr const char* kInputs = "deepshop.inputs";
 constexpr const char* kOutputs = "deepshop.outputs";
+constexpr const char* kStatistics = "deepshop.statistics";
 
 // Roles (values of deepshop.inputs / deepshop.outputs).
 constexpr const char* kRoleImage = "image";
 constexpr const char* kRoleAux = "aux";
 constexpr const char* kRoleClasses = "classes";
 constexpr const char* kRoleScalar = "scalar";
-constexpr const char* kRoleTileMask = "tile_mask";
-constexpr const char* kRoleFeatures = "features";
+constexpr const char* kRoleTileMask = "tile_mask";  // input: made by the engine per tile from the tile plan
+constexpr const char* kRoleFeatures = "features";   // output: spatial, returned whole (untiled runs)
 // dLoss/dImage of a loss-and-gradient graph: spatial, not pixel-encoded, returned whole.
 constexpr const char* kRoleGradient = "gradient";
 

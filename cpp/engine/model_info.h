@@ -5,10 +5,11 @@
 // engine/metadata_keys.h), or from explicit options for models that carry none.
 //
 // Roles: an `image` input is pixel-encoded by the engine and tiled; an `aux` input is a
-// non-spatial tensor given whole to every call; a `tile_mask` input (N x 1 x H x W) is made by
-// the engine for each tile, 1 on its kept span inside the image and 0 elsewhere; an `image`
-// output is decoded to pixels and blended; a `classes` output holds K class scores per pixel,
-// blended then decoded by argmax; `aux`, `scalar` and `features` outputs are returned whole.  A model without deepshop.inputs/outputs has
+// non-spatial tensor given whole to every call; an `image` output is decoded to pixels and
+// blended; a `classes` output holds K class scores per pixel, blended then decoded by argmax;
+// `aux`, `scalar` and `gradient` outputs are returned whole.  A `tile_mask` input (N x 1 x H x W) is made by
+// the engine for each tile from the tile plan (the tile's blend weights on its kept span, 0 on
+// its halo); a `features` output is a spatial map returned whole, for untiled runs only.  A model without deepshop.inputs/outputs has
 // one image input and its first output is its image output (the feedforward stylizers).
 #include <array>
 #include <cstdint>
@@ -40,9 +41,11 @@ struct TensorSpec {
   std::vector<int64_t> shape;  // -1 (or <= 0) for a dynamic dimension
   Role role = Role::aux;
 
-  // Spatial tensors are N x C x H x W and tiled; the rest pass whole (feature maps included:
-  // feature networks run untiled).
-  bool spatial() const { return role == Role::image || role == Role::classes || role == Role::tile_mask; }
+  // Spatial tensors are N x C x H x W and tiled; the rest pass whole (a gradient output is
+  // spatial in shape but returned whole, per call).
+  bool spatial() const {
+    return role == Role::image || role == Role::classes || role == Role::tile_mask || role == Role::features;
+  }
   int64_t channels() const { return shape.size() == 4 && shape[1] > 0 ? shape[1] : -1; }
 };
 

@@ -114,6 +114,7 @@ void check_tile_options(const TileOptions& o) {
   check_range(o.overlap, 0, kMaxPixels, "overlap");
   check_range(o.batch, 1, 4096, "batch");
   check_range(o.harmonize, 0, kMaxPixels, "harmonize");
+  check_range(o.statistics_size, 16, kMaxPixels, "statistics_size");
 }
 
 namespace {
@@ -154,6 +155,14 @@ TilingSummary plan_tiles(const TilingGeometry& model, int64_t height, int64_t wi
   if ((fh > 0 && s.rows.window != fh) || (fw > 0 && s.cols.window != fw))
     throw ModelError(model.model + ": the model only takes " + std::to_string(fh) + "x" + std::to_string(fw) +
                      " inputs, which cannot tile a " + std::to_string(height) + "x" + std::to_string(width) + " image");
+  if (options.windows_inside) {
+    for (AxisPlan* axis : {&s.rows, &s.cols}) {
+      if (axis->window > axis->length) continue;  // one window reflected up to size: nothing to move
+      const int64_t last = (axis->length - axis->window) / stride * stride;
+      for (int64_t i = 0; i < axis->count(); ++i)
+        axis->inside_starts.push_back(std::clamp<int64_t>(axis->starts[i] - axis->halo, 0, last));
+    }
+  }
   return s;
 }
 

@@ -23,9 +23,13 @@ struct AxisPlan {
   int64_t kept = 0;    // window - 2 * halo
   std::vector<int64_t> starts;                // kept-span start of each tile, in image pixels
   std::vector<std::vector<float>> weights;    // per tile, `kept` blend weights (0 beyond the image)
+  // Window starts moved inside the image (TileOptions::windows_inside); empty: starts - halo.
+  std::vector<int64_t> inside_starts;
 
   int64_t count() const { return static_cast<int64_t>(starts.size()); }
-  int64_t window_start(int64_t i) const { return starts[i] - halo; }
+  int64_t window_start(int64_t i) const { return inside_starts.empty() ? starts[i] - halo : inside_starts[i]; }
+  // Where tile i's kept span begins inside its window.
+  int64_t kept_offset(int64_t i) const { return starts[i] - window_start(i); }
 };
 
 // What the planner needs to know of a model (see ModelInfo::geometry()).
@@ -34,6 +38,15 @@ struct TilingGeometry {
   int64_t receptive_field = 0;  // 0: unknown
   int64_t fixed_batch = -1, fixed_height = -1, fixed_width = -1;  // -1: dynamic
   std::string model;            // named in errors
+};
+
+// How tiles of a global-statistics graph (models carrying deepshop.statistics) are normalised;
+// engine/statistics_mode.h says what each mode runs.  Models without such a graph harmonize.
+enum class StatisticsMode {
+  automatic,  // the default for the model: thumbnail (statistics_mode.h says why)
+  thumbnail,  // one untiled run of a thumbnail measures every layer's statistics
+  exact,      // the statistics of the full image, layer by layer over all tiles
+  off,        // every tile its own statistics, harmonized as for models without the graph
 };
 
 // Tiling options.  Sizes are bounded by kMaxPixels (engine/limits.h).
@@ -51,6 +64,14 @@ struct TileOptions {
   // low-frequency colour is pulled to the thumbnail's (its detail is kept): tiles then agree
   // with each other and with the whole image.  0 turns it off.
   int64_t harmonize = 512;
+  StatisticsMode statistics = StatisticsMode::automatic;
+  // Longer side of the thumbnail whose statistics the thumbnail mode uses and the exact mode
+  // starts from.  1024: README, tiling quality.
+  int64_t statistics_size = 1024;
+  // Border tiles' windows moved inside the image (a stride-multiple shift) instead of reading it
+  // reflected: the network then pads at the image border exactly as a whole-image run does.
+  // Set by the statistics modes, whose tiled output is meant to equal the whole-image one.
+  bool windows_inside = false;
 };
 
 // Throws std::invalid_argument naming the option when a value is out of its range.

@@ -45,13 +45,6 @@ void ImageSource<T>::cut(const TileWindow& window, float* dst, size_t plane) con
   }
 }
 
-void TileMaskSource::cut(const TileWindow& window, float* dst, size_t plane) const {
-  const int64_t ww = static_cast<int64_t>(window.cols.size());
-  std::fill(dst, dst + plane, 0.f);
-  for (int64_t y = window.kept_row0; y < window.kept_row1; ++y)
-    std::fill(dst + y * ww + window.kept_col0, dst + y * ww + window.kept_col1, 1.f);
-}
-
 template <typename T>
 ImageSink<T>::ImageSink(ImageView<T> output, const PixelFormat& px, ImageView<const T> original,
                         const PostOptions& post, const ColourReference* reference, std::string model)

@@ -4,7 +4,6 @@
 //   ImageSource<T>  cuts windows from an H x W x C pixel image and encodes them (pixel format).
 //   ImageSink<T>    decodes an `image` output to pixels, harmonizes the tile if asked, and
 //                   writes finished rows, blended with the input by strength/preserve_colors.
-//   TileMaskSource  1 on the tile's kept span inside the image, 0 on its halo and padding.
 //   ClassesSink     blends K class scores, then decodes finished rows by argmax (lowest index
 //                   on ties) to labels, and through a palette to RGB when one is given.
 #include <cstdint>
@@ -32,12 +31,6 @@ class ImageSource final : public TileSource {
  private:
   ImageView<const T> image_;
   InputEncoder<T> encoder_;
-};
-
-class TileMaskSource final : public TileSource {
- public:
-  int64_t channels() const override { return 1; }
-  void cut(const TileWindow& window, float* dst, size_t plane) const override;
 };
 
 template <typename T>

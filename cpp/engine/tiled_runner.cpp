@@ -69,6 +69,10 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
     net_inputs[i].resize(static_cast<size_t>(
         checked_mul(checked_mul(batch, call.spatial_inputs[i].second->channels(), "tile batch"), plane, "tile batch")));
 
+  std::vector<float> mask_input;
+  if (!call.tile_mask_input.empty())
+    mask_input.resize(static_cast<size_t>(checked_mul(batch, plane, "tile batch")));
+
   std::vector<OutputBand> bands(call.spatial_outputs.size());
   for (size_t i = 0; i < bands.size(); ++i) {
     OutputBand& b = bands[i];
@@ -111,6 +115,20 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
         }
         inputs[name] = TensorView{net_inputs[i].data(), {run_n, C, wh, ww}};
       }
+      if (!mask_input.empty()) {
+        std::fill(mask_input.begin(), mask_input.end(), 0.f);
+        for (int64_t b = 0; b < n; ++b) {
+          const int64_t tx = tx0 + b;
+          const std::vector<float>& wy = rows.weights[ty];
+          const std::vector<float>& wx = cols.weights[tx];
+          const int64_t kh = row_end - row0, kw = std::min(cols.starts[tx] + cols.kept, W) - cols.starts[tx];
+          for (int64_t y = 0; y < kh; ++y) {
+            float* m = &mask_input[b * plane + static_cast<size_t>(rows.kept_offset(ty) + y) * ww + cols.kept_offset(tx)];
+            for (int64_t x = 0; x < kw; ++x) m[x] = wy[y] * wx[x];
+          }
+        }
+        inputs[call.tile_mask_input] = TensorView{mask_input.data(), {run_n, 1, wh, ww}};
+      }
       Tensors out = network(inputs, wanted);
 
       for (OutputBand& band : bands) {
@@ -126,7 +144,7 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
           const int64_t tx = tx0 + b;
           const int64_t col0 = cols.starts[tx];
           const int64_t kw = std::min(col0 + cols.kept, W) - col0, kh = row_end - row0;
-          const float* o = &t.data[b * C * plane + static_cast<size_t>(rows.halo) * ww + cols.halo];
+          const float* o = &t.data[b * C * plane + static_cast<size_t>(rows.kept_offset(ty)) * ww + cols.kept_offset(tx)];
           band.sink->take_tile(o, plane, ww, kh, kw, row0, col0, band.kept.data());
           blend(C, &band.acc[(row0 - acc_begin) * band.row_stride + col0 * C], band.row_stride, band.kept.data(), kh,
                 kw, rows.weights[ty].data(), cols.weights[tx].data());

@@ -55,6 +55,11 @@ struct TiledCall {
   TensorViews aux_inputs;                                         // passed whole to every call
   std::vector<std::pair<std::string, TileSink*>> spatial_outputs;  // blended
   std::vector<std::string> whole_outputs;                          // collected per call
+  // A `tile_mask` input ("" for none), made here from the tile plan: N x 1 x window, each tile's
+  // blend weights on its kept span and 0 on its halo (and on a filled-up batch's extra tiles).
+  // The weights of all tiles sum to one at every image pixel, so quantities a network measures
+  // under its mask add up over the tiles to the whole image's.
+  std::string tile_mask_input;
 };
 
 // Runs the network on named inputs, returning the named outputs.

@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--statistics", action="store_true",
                    help="write the global-statistics graph of the instance-norm network instead of the plain one: "
                         "extra inputs for given per-layer statistics and outputs measuring them, so that tiles can "
-                        "be run with whole-image statistics (opt-in until the engine's tiled runner reads it)")
+                        "be run with whole-image statistics (the engine's --statistics thumbnail|exact modes)")
     p.add_argument("--pooling", choices=("max", "average"),
                    help=".caffemodel only: the pooling of the feature network (default: max, as VGG was trained; "
                         "Gatys et al. prefer average)")

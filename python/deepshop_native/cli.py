@@ -1,7 +1,7 @@
 """The `deepshop` command.
 
     deepshop stylize INPUT... [--model M] [--out FILE|DIR] [--tile --device --strength
-                     --preserve-colors --max-side --quality --overwrite]
+                     --preserve-colors --max-side --quality --overwrite --statistics]
     deepshop info [MODEL]
     deepshop posterize INPUT... --levels N | --palette-from IMAGE -k K  --out FILE|DIR
 
@@ -54,7 +54,8 @@ def _floats(n: int):
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
-    from .stylizer import DEFAULT_HARMONIZE, DEFAULT_OVERLAP, DEFAULT_TILE
+    from .options import STATISTICS_MODES
+    from .stylizer import DEFAULT_HARMONIZE, DEFAULT_OVERLAP, DEFAULT_STATISTICS_SIZE, DEFAULT_TILE
     g = p.add_argument_group("engine")
     g.add_argument("--device", default="auto",
                    help="auto, cpu, cuda, cuda:N, openvino, openvino:CPU|GPU|NPU (default: auto, the fastest here)")
@@ -69,6 +70,12 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--harmonize", type=int, default=DEFAULT_HARMONIZE,
                    help="thumbnail side whose colours the tiles of instance-norm models take; 0: off "
                         f"(default {DEFAULT_HARMONIZE})")
+    g.add_argument("--statistics", choices=STATISTICS_MODES, default="auto",
+                   help="models with a global-statistics graph: normalise tiles with a thumbnail's statistics, "
+                        "the full image's (exact: one pass per layer), or each its own (off: harmonized); "
+                        "auto: thumbnail")
+    g.add_argument("--statistics-size", type=int, default=DEFAULT_STATISTICS_SIZE,
+                   help=f"thumbnail side for --statistics thumbnail/exact (default {DEFAULT_STATISTICS_SIZE})")
     g.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     m = p.add_argument_group("models without deepshop metadata")
     m.add_argument("--value-range", type=_floats(2), help="pixel range the network takes, e.g. 0,255")
@@ -82,7 +89,8 @@ def _engine_kwargs(args) -> dict:
     try:
         o = options.engine_options(
             device=args.device, tile=0 if args.tile is None else args.tile, overlap=args.overlap, halo=args.halo,
-            batch=args.batch, harmonize=args.harmonize, threads=args.threads, value_range=args.value_range,
+            batch=args.batch, harmonize=args.harmonize, statistics=args.statistics,
+            statistics_size=args.statistics_size, threads=args.threads, value_range=args.value_range,
             channel_order=args.channel_order, mean=args.mean, stride_multiple=args.stride_multiple)
     except OptionError as e:
         raise _as_cli_option(e) from None

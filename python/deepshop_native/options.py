@@ -31,6 +31,10 @@ MAX_PIXEL_VALUE = 1e6
 MIN_VALUE_SPAN = 1e-3
 
 CHANNEL_ORDERS = ("RGB", "BGR")
+#: Statistics modes of models carrying a global-statistics graph (cpp/engine/statistics_mode.h).
+STATISTICS_MODES = ("auto", "thumbnail", "exact", "off")
+#: The smallest thumbnail the statistics modes take (smaller ones say nothing about a photo).
+MIN_STATISTICS_SIZE = 16
 #: Device names, and whether they take an index ("cuda:1").
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:(?P<index>\d{1,4}))?|openvino(:[A-Za-z0-9_.]{1,32})?)$")
 
@@ -146,9 +150,16 @@ def check_max_side(value: Any) -> Optional[int]:
     return check_size("max_side", value, lo=1, none_ok=True)
 
 
+def check_statistics(value: Any, name: str = "statistics") -> str:
+    if not isinstance(value, str) or value.lower() not in STATISTICS_MODES:
+        raise OptionError(f"{name}: must be one of {', '.join(STATISTICS_MODES)}, got {value!r}")
+    return value.lower()
+
+
 def engine_options(*, device: Any = "auto", tile: Any = None, halo: Any = None, overlap: Any = 0, batch: Any = 1,
-                   threads: Any = 0, harmonize: Any = 0, value_range: Any = None, channel_order: Any = None,
-                   mean: Any = None, stride_multiple: Any = None) -> dict:
+                   threads: Any = 0, harmonize: Any = 0, statistics: Any = "auto", statistics_size: Any = None,
+                   value_range: Any = None, channel_order: Any = None, mean: Any = None,
+                   stride_multiple: Any = None) -> dict:
     """Every engine option of :class:`~deepshop_native.Stylizer`, validated (tile None means 0:
     the whole image; halo None: from the model)."""
     return dict(
@@ -159,6 +170,9 @@ def engine_options(*, device: Any = "auto", tile: Any = None, halo: Any = None, 
         batch=check_integer("batch", batch, 1, MAX_BATCH),
         threads=check_threads(threads),
         harmonize=check_size("harmonize", harmonize),
+        statistics=check_statistics(statistics),
+        statistics_size=None if statistics_size is None
+        else check_integer("statistics_size", statistics_size, MIN_STATISTICS_SIZE, MAX_SIDE),
         value_range=check_value_range(value_range),
         channel_order=check_channel_order(channel_order),
         mean=check_mean(mean),

@@ -38,11 +38,15 @@ def session_options(model, *, device: str = "auto", threads: int = 0, memory_are
         cpu_memory_arena=bool(memory_arena))
 
 
-def tile_options(*, tile: Optional[int], halo: Optional[int], overlap: int, batch: int, harmonize: int = 0):
+def tile_options(*, tile: Optional[int], halo: Optional[int], overlap: int, batch: int, harmonize: int = 0,
+                 statistics: str = "auto", statistics_size: Optional[int] = None):
     """A checked _native.TileOptions (tile 0/None: the whole image in one window)."""
-    o = options.engine_options(tile=tile, halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
+    o = options.engine_options(tile=tile, halo=halo, overlap=overlap, batch=batch, harmonize=harmonize,
+                               statistics=statistics, statistics_size=statistics_size)
     return _native.TileOptions(tile=o["tile"], halo=-1 if o["halo"] is None else o["halo"], overlap=o["overlap"],
-                               batch=o["batch"], harmonize=o["harmonize"])
+                               batch=o["batch"], harmonize=o["harmonize"], statistics=o["statistics"],
+                               statistics_size=_native.TileOptions().statistics_size if o["statistics_size"] is None
+                               else o["statistics_size"])
 
 
 def pixels_as_unit_float(name: str, array) -> np.ndarray:

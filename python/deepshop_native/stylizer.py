@@ -33,6 +33,8 @@ DEFAULT_TILE = _ENGINE_DEFAULTS.tile
 DEFAULT_OVERLAP = _ENGINE_DEFAULTS.overlap
 #: Longer side of the thumbnail whose colours tiles of instance-norm models are pulled to.
 DEFAULT_HARMONIZE = _ENGINE_DEFAULTS.harmonize
+#: Longer side of the thumbnail whose statistics global-statistics models use (thumbnail mode).
+DEFAULT_STATISTICS_SIZE = _ENGINE_DEFAULTS.statistics_size
 
 #: Devices and precisions Stylizer(device=..., precision=...) takes ("cuda:N" besides these).
 DEVICES = ("auto", "cpu", "cuda", "openvino", "openvino:CPU", "openvino:GPU", "openvino:NPU")
@@ -125,7 +127,12 @@ class Stylizer:
     harmonize: for instance-norm models cut into several tiles, the longer side of a thumbnail
     that is stylized first and whose low-frequency colours every tile takes, so that tiles agree
     (each tile is otherwise normalised with its own statistics and gets its own colour cast);
-    0 turns it off.  memory_arena: keep ONNX Runtime's CPU memory arena (about 15% faster on
+    0 turns it off.  statistics: for models with a global-statistics graph (deepshop-export
+    --statistics), how tiles are normalised: "thumbnail" (the statistics of a thumbnail whose
+    longer side is statistics_size, measured in one extra run), "exact" (the full image's, one
+    tiled pass per instance-norm layer: the tiled output is the whole-image one), "off" (each tile
+    its own, harmonized) or "auto" (the default: thumbnail); plan() says which runs.  Models
+    without the graph always harmonize.  memory_arena: keep ONNX Runtime's CPU memory arena (about 15% faster on
     small images, but it holds far more memory with large tiles: off by default).
     value_range / channel_order / mean / stride_multiple: how the network takes pixels, needed
     only for models without deepshop metadata (they override the metadata otherwise).
@@ -134,7 +141,8 @@ class Stylizer:
     def __init__(self, model=None, *, device: str = "auto", precision: str = "auto",
                  tile: Union[int, str, None] = "auto",
                  halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP, batch: int = 1, threads: int = 0,
-                 harmonize: int = DEFAULT_HARMONIZE, memory_arena: bool = False,
+                 harmonize: int = DEFAULT_HARMONIZE, statistics: str = "auto",
+                 statistics_size: int = DEFAULT_STATISTICS_SIZE, memory_arena: bool = False,
                  value_range: Optional[Sequence[float]] = None, channel_order: Optional[str] = None,
                  mean: Optional[Sequence[float]] = None, stride_multiple: Optional[int] = None):
         # Options are checked at this edge first (OptionError naming the option), before the model
@@ -143,7 +151,8 @@ class Stylizer:
         if isinstance(tile, str) and not tile_auto:
             raise OptionError(f"tile: must be 'auto', a window size in pixels, or 0/None for the whole image, "
                               f"got {tile!r}")
-        tiling = dict(halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
+        tiling = dict(halo=halo, overlap=overlap, batch=batch, harmonize=harmonize, statistics=statistics,
+                      statistics_size=statistics_size)
         self._tiles = tile_options(tile=0 if tile_auto else tile, **tiling)
         precision = _checked_precision(precision)
         engine_kwargs = session_options(
@@ -188,7 +197,9 @@ class Stylizer:
         return self._engine.fallback_reason
 
     def plan(self, height: int, width: int) -> dict:
-        """How an image of this size will be tiled: counts, window, halo, tile starts."""
+        """How an image of this size will be tiled: counts, window, halo, tile starts, and how the
+        tiles are normalised: "statistics" (the mode that runs: thumbnail, exact or off),
+        "passes" (tiled passes over the image) and "harmonize"."""
         height = options.check_size("height", height, lo=1)
         width = options.check_size("width", width, lo=1)
         with _tiling_errors_as_option_errors():
@@ -249,6 +260,15 @@ def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = Fals
     return styled
 
 
+def _statistics_summary(session) -> str:
+    """How tiles of this model are normalised, for `deepshop info`."""
+    if "deepshop.statistics" not in session.metadata:
+        return "none (tiles are harmonized)"
+    tiles = tile_options(tile=DEFAULT_TILE, halo=None, overlap=DEFAULT_OVERLAP, batch=1)
+    return "global-statistics graph: " + ", ".join(
+        f"{side}x{side} -> {session.plan(height=side, width=side, tiles=tiles)['statistics']}" for side in (1024, 4096))
+
+
 def model_info(model=None, *, device: str = "auto", precision: str = "auto") -> dict:
     """What `deepshop info` prints: the model's family, inputs and outputs with their roles, pixel
     format, metadata, the runtime's providers, and the provider the device/precision choose (with
@@ -280,6 +300,7 @@ def model_info(model=None, *, device: str = "auto", precision: str = "auto") -> 
         "stride_multiple": s.stride_multiple,
         "receptive_field": s.receptive_field,
         "metadata": dict(s.metadata),
+        "statistics": _statistics_summary(s),
         "onnxruntime_version": ensure_runtime(),
         "onnxruntime_library": _native.runtime_library(),
         "available_providers": available_providers(),
