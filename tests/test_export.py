@@ -346,3 +346,37 @@ def test_metadata_helpers(tmp_path):
     (tmp_path / "junk.onnx").write_text("not protobuf at all")
     with pytest.raises(ModelError, match="junk.onnx"):
         read_metadata(tmp_path / "junk.onnx")
+
+
+@pytest.mark.parametrize("op, reference", [
+    ("ReduceL2", lambda x: np.sqrt((x.astype(np.float64) ** 2).sum(axis=(2, 3)))),
+    ("ReduceMean", lambda x: x.astype(np.float64).mean(axis=(2, 3))),
+])
+def test_lowering_to_opset_17_moves_constant_reduction_axes_into_the_attribute(op, reference):
+    """Opset 18 made `axes` of these reductions an input; opset 17 has it as an attribute."""
+    from onnx import TensorProto, helper, numpy_helper
+    from deepshop_export.onnx.opset import lower_to_opset_17
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x", "axes"], ["y"], keepdims=0)], "reduce",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(np.array([2, 3], np.int64), "axes")])
+    model = lower_to_opset_17(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    onnx.checker.check_model(model, full_check=True)
+    assert {o.domain: o.version for o in model.opset_import}[""] == 17
+    assert not model.graph.initializer  # the axes tensor is gone with its input
+    x = np.random.default_rng(0).uniform(-3, 3, (1, 2, 5, 7)).astype(np.float32)
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(y, reference(x), rtol=1e-5)
+
+
+def test_lowering_refuses_computed_reduction_axes():
+    from onnx import TensorProto, helper
+    from deepshop_export.onnx.opset import lower_to_opset_17
+    graph = helper.make_graph(
+        [helper.make_node("ReduceL2", ["x", "axes"], ["y"])], "reduce",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3]),
+         helper.make_tensor_value_info("axes", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    with pytest.raises(ModelError, match="computed axes"):
+        lower_to_opset_17(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))

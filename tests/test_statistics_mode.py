@@ -165,3 +165,11 @@ def test_bundled_style_runs_with_thumbnail_statistics():
     assert "re_exported" in json.loads(st.metadata["deepshop.provenance"])
     assert st.plan(2048, 2048)["statistics"] == "thumbnail"
     assert st.plan(1024, 1024)["statistics"] == "off"  # one tile: its own statistics are the image's
+
+
+def test_automatic_tile_of_a_statistics_graph_is_smaller(stats_model):
+    """A statistics graph needs more working memory per window pixel than the plain network, so
+    tile="auto" gives it 1024 px windows (8192 x 8192 under 2 GB: README), the plain one the default."""
+    _net, stats, plain = stats_model
+    assert ds.Stylizer(stats, device="cpu").tile == 1024 < ds.DEFAULT_TILE
+    assert ds.Stylizer(plain, device="cpu").tile == ds.DEFAULT_TILE

@@ -3,9 +3,12 @@ global-statistics graph (deepshop-export --statistics), keeping its name, licenc
 
 No torch checkpoint of it is kept in the repository, so the torch TransformerNet is rebuilt from
 the ONNX file's initializers (their names are the torch module's state_dict keys) and checked to
-reproduce the ONNX file's output before it is exported again.
+reproduce the ONNX file's output before it is exported again.  The bundled file is a statistics
+graph now, whose instance-norm weights the exporter folded into unnamed constants: re-export it
+(after a change to the statistics graph's write-out) from the last plain export, kept in git:
 
-    python tools/reexport_default_style.py [--check-only]
+    git show 4ab1fdb:python/deepshop_native/models/default_style.onnx > /tmp/default_style_plain.onnx
+    python tools/reexport_default_style.py --source /tmp/default_style_plain.onnx [--check-only]
 """
 from __future__ import annotations
 
@@ -50,10 +53,12 @@ def rebuild(path: Path) -> TransformerNet:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--source", type=Path, default=MODEL,
+                   help="a plain TransformerNet export of the style (name, licence and provenance are taken from it)")
     p.add_argument("--check-only", action="store_true", help="rebuild and compare, do not export")
     args = p.parse_args()
-    meta = read_metadata(MODEL)
-    net = rebuild(MODEL)
+    meta = read_metadata(args.source)
+    net = rebuild(args.source)
     if args.check_only:
         return 0
     provenance = json.loads(meta["deepshop.provenance"])

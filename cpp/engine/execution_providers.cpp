@@ -274,7 +274,14 @@ Precision resolve_model_precision(const ProviderCandidate& candidate, const std:
   return half_model ? Precision::FP16 : Precision::FP32;
 }
 
-int64_t default_tile(const std::string& provider) {
+int64_t default_tile(const std::string& provider, bool statistics_graph) {
+  // A global-statistics graph writes instance norm out in plain operators and measures every
+  // layer: on the CPU provider ~920 bytes of working memory per window pixel against ~530 for
+  // the plain network (bench/peak_memory.py --size 1024 --tile 0,
+  // the whole image in one window).  1024 px windows keep 8192 x 8192
+  // under the 2 GB bound (README, "Global statistics"), whatever the provider.
+  constexpr int64_t kStatisticsGraphTile = 1024;
+  if (statistics_graph) return kStatisticsGraphTile;
   // OpenVINO: a 1920 window runs a 1080p frame whole, one shape and no harmonizing thumbnail;
   // measured 16% faster than two 1080 x 1048 windows plus the 512 thumbnail (OpenVINO's CPU
   // plugin, bf16).  It cuts 8192 x 8192 into 25 windows of 1748 px.

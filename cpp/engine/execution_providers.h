@@ -91,8 +91,9 @@ Precision resolve_model_precision(const ProviderCandidate& candidate, const std:
                                   const std::string& model_path);
 
 // The network window (pixels per side) Stylizer(tile="auto") uses on a provider (ORT's name):
-// the fastest measured within the memory bound (README, "Execution providers").
-int64_t default_tile(const std::string& provider);
+// the fastest measured within the memory bound (README, "Execution providers"), smaller for a
+// global-statistics graph (statistics_mode.h), which needs more memory per window pixel.
+int64_t default_tile(const std::string& provider, bool statistics_graph);
 
 // CPU features OpenVINO uses for bf16 (AVX512-BF16 or AMX-BF16), from cpuid.
 bool cpu_has_bf16();
