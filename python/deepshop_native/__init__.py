@@ -32,6 +32,7 @@ _LAZY = {
     **dict.fromkeys(("GramAccumulator", "decode_labels", "gram", "palette_from_image", "posterize",
                      "uniform_palette"), ".kernels"),
     **dict.fromkeys(("open_model", "known_families"), ".models"),
+    **dict.fromkeys(("gatys", "GatysModel", "GatysResult", "GatysProgress"), ".gatys_transfer"),
 }
 
 
@@ -55,5 +56,6 @@ __all__ = [
     "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_HARMONIZE", "DEFAULT_MODEL",
     "DeepshopError", "ImageError", "ModelError", "DeviceError", "RuntimeNotFoundError", "OutputError", "OutputExistsError",
     "Cancelled", "ArrayError", "OptionError",
+    "gatys", "GatysModel", "GatysResult", "GatysProgress",
 ]
 

@@ -26,6 +26,8 @@ _FAMILIES: Dict[str, Tuple[str, str]] = {
     # inputs, class scores) and whole named runs (loss graphs, encoders).
     "generic_tiled": ("deepshop_native.pipelines", "TiledPipeline"),
     "generic_session": ("deepshop_native.pipelines", "SessionPipeline"),
+    # Gatys loss-and-gradient graphs (deepshop-export gatys): targets, loss and gradient.
+    "gatys_vgg": ("deepshop_native.gatys_transfer", "GatysModel"),
 }
 
 

