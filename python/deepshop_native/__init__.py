@@ -33,6 +33,7 @@ _LAZY = {
                      "uniform_palette"), ".kernels"),
     **dict.fromkeys(("open_model", "known_families"), ".models"),
 }
+_LAZY.update(dict.fromkeys(("StyleNet", "predict"), ".stylenet"))   # MSG-Net: the style at run time
 
 
 def __getattr__(name):
@@ -56,4 +57,5 @@ __all__ = [
     "DeepshopError", "ImageError", "ModelError", "DeviceError", "RuntimeNotFoundError", "OutputError", "OutputExistsError",
     "Cancelled", "ArrayError", "OptionError",
 ]
+__all__ += ["StyleNet", "predict"]
 
