@@ -131,6 +131,8 @@ def load_pytorch_msgnet(path: str | os.PathLike) -> mn.MSGNet:
         raise ModelError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
+    elif isinstance(obj, dict) and isinstance(obj.get("model"), dict):   # a deepshop-train msgnet checkpoint.pt
+        obj = obj["model"]
     if not isinstance(obj, dict):
         raise ModelError(f"{path}: expected a state_dict, found {type(obj).__name__}")
     state = state_from_pytorch(obj, path)
