@@ -160,3 +160,27 @@ def test_stylize_predict_and_cli(tmp_path, pair, transformer_onnx, images, capsy
                "-o", str(tmp_path / "z.png"), "-q"])
     assert rc == 1 and "nothere.jpg" in capsys.readouterr().err
     assert not any((tmp_path / n).exists() for n in ("x.png", "y.png", "z.png"))
+
+
+@pytest.mark.slow      # a second export (~30 s on the shared 2-core machine)
+def test_statistics_graph_tiles_like_the_whole_image(tmp_path, msgnet, images):
+    """Generator exported with --statistics: with the thumbnail's statistics (here the image
+    itself: it is smaller than statistics_size) every tile is normalised as the whole image is."""
+    style, _, photo = images
+    path = tmp_path / "stats.onnx"
+    export_msgnet(msgnet, path, name="test", provenance={"source": "test"}, statistics=True)
+    assert "deepshop.statistics" in mm.read_metadata(path)
+    plain = ds.StyleNet(path, device="cpu", tile=0, style_size=96).set_style(style)
+    with torch.no_grad():
+        g = msgnet.style_gram(_bgr_tensor(style))
+    want = _torch_stylize(msgnet, photo.astype(np.float32), g)
+    assert np.abs(plain(photo.astype(np.float32) / 255) * 255 - want).max() <= 0.5     # mix 0: the plain network
+    tiled = ds.StyleNet(path, device="cpu", tile=96, overlap=16, style_size=96).set_style(style)
+    assert tiled.plan(*photo.shape[:2])["tiles_x"] > 1
+    own = ds.StyleNet(path, device="cpu", tile=96, overlap=16, style_size=96, statistics="off").set_style(style)
+
+    def psnr(a):
+        return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) * 255 - want) ** 2))
+    p_stats, p_own = psnr(tiled(photo.astype(np.float32) / 255)), psnr(own(photo.astype(np.float32) / 255))
+    print(f"\ntiled vs torch whole image: thumbnail statistics {p_stats:.1f} dB, each tile its own {p_own:.1f} dB")
+    assert p_stats > 40 and p_stats > p_own

@@ -15,8 +15,9 @@ A new style costs one encoder pass and one Gram, not a model reload.
 
 Tiling: instance norm sees each tile's own statistics, so a tiled image differs from a whole-image
 run as it does for the feedforward stylizer (see README); images up to the tile size (1536 px on
-the CPU provider) run whole.  The harmonize and statistics modes of the Stylizer are not applied
-to MSG-Net yet.
+the CPU provider) run whole.  A generator exported with ``--statistics`` runs the tiles of larger
+images with a thumbnail's instance-norm statistics instead (thumbnail mode; exact mode would need
+33 tiled passes and is not offered); the harmonize pass is not applied to MSG-Net.
 """
 from __future__ import annotations
 
@@ -151,14 +152,16 @@ def _cache_key(style, style_size: int):
 class StyleNet:
     """An MSG-Net model: ``set_style`` then call on photos.  Options as for Stylizer (device,
     tile, halo, overlap, batch, threads, memory_arena; precision "auto"/"fp32"); style_size: the
-    longer side the style image is resized to (default 512).  harmonize / statistics are accepted
-    for the command line's sake and have no effect (not implemented for MSG-Net).  Thread-safe for
-    calls; set_style swaps the Gram atomically."""
+    longer side the style image is resized to (default 512).  statistics: for generators exported
+    with --statistics, "auto"/"thumbnail" (tiles normalised with the instance-norm statistics of a
+    thumbnail whose longer side is statistics_size, default 1024) or "off" (each tile its own);
+    harmonize is accepted for the command line's sake and has no effect (not implemented for
+    MSG-Net).  Thread-safe for calls; set_style swaps the Gram atomically."""
 
     def __init__(self, model, *, device: str = "auto", precision: str = "auto",
                  tile: Union[int, str, None] = "auto", halo: Optional[int] = None, overlap: int = 64,
                  batch: int = 1, threads: int = 0, memory_arena: bool = False,
-                 style_size: int = DEFAULT_STYLE_SIZE, harmonize: int = 0, statistics: str = "auto",
+                 style_size: int = DEFAULT_STYLE_SIZE, harmonize: int = 0, statistics: Optional[str] = "auto",
                  statistics_size: Optional[int] = None, **pixel_format):
         from .stylizer import _checked_precision, _openvino_plugin_for
         tile_auto = isinstance(tile, str) and tile.lower() == "auto"
@@ -179,6 +182,10 @@ class StyleNet:
         if tile_auto:
             self._tiles = tile_options(tile=self._generator.default_tile, **self._tiling)
         self._whole = tile_options(tile=0, **{**self._tiling, "halo": None})
+        self._init_statistics(statistics, statistics_size, halo, tile_auto)
+        self._output = next((t["name"] for t in self._generator.outputs if t["role"] == mm.ROLE_IMAGE), None)
+        if self._output is None:
+            raise ModelError(f"{self.model_path}: the MSG-Net generator has no image output")
         self._features = next((t["name"] for t in self._encoder.outputs if t["role"] == mm.ROLE_FEATURES), None)
         if self._features is None:
             raise ModelError(f"{self.encoder_path}: the MSG-Net encoder has no features output")
@@ -186,6 +193,57 @@ class StyleNet:
         self._lock = threading.Lock()
         self._gram: Optional[np.ndarray] = None
         self.style_names: list = []
+
+    def _init_statistics(self, statistics, statistics_size, halo, tile_auto) -> None:
+        """Generators exported with --statistics: tiles normalised with a thumbnail's instance-norm
+        statistics ("thumbnail", the default, also "auto") or their own ("off")."""
+        text = self._generator.metadata.get(mm.key("statistics"))
+        mode = options.engine_options(statistics=statistics)["statistics"] if statistics is not None else "auto"
+        self.statistics_size = 1024 if statistics_size is None else options.check_size("statistics_size",
+                                                                                      statistics_size, lo=16)
+        self._stats = None
+        self._thumbnail_statistics = mode != "off"
+        if not text:
+            return
+        if mode == "exact":
+            raise OptionError("statistics: 'exact' is not available for MSG-Net (32 instance-norm layers: 33 tiled "
+                              "passes); use 'thumbnail' or 'off'")
+        try:
+            self._stats = json.loads(text)
+            self._stat_names = self._stats["inputs"]
+            self._stat_outputs = self._stats["outputs"]
+            self._stat_channels = [int(layer["channels"]) for layer in self._stats["layers"]]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelError(f"{self.model_path}: bad {mm.key('statistics')} metadata ({e})") from None
+        if halo is None and self._thumbnail_statistics:
+            # With the image's statistics, a tile's kept span computes the whole-image result
+            # only if its halo covers the receptive field's radius (not the quarter taken otherwise).
+            radius = (int(self._generator.receptive_field) + 1) // 2
+            self._tiling = {**self._tiling, "halo": radius}
+            self._tiles = tile_options(tile=self._tiles.tile, **self._tiling)
+
+    def _statistics_inputs(self, unit: np.ndarray, g: np.ndarray) -> dict:
+        """The statistics aux inputs for an image: the plain network's (mix 0) when it runs in
+        one window or has no statistics graph, else a thumbnail's measured statistics (mix 1)."""
+        if self._stats is None:
+            return {}
+        total = int(self._stats["total_channels"])
+        plain = {self._stat_names["mean"]: np.zeros(total, np.float32), self._stat_names["var"]: np.ones(total, np.float32),
+                 self._stat_names["mix"]: np.zeros(1, np.float32)}
+        plan = self.plan(*unit.shape[:2])
+        if not self._thumbnail_statistics or plan["tiles_x"] * plan["tiles_y"] <= 1:
+            return plain
+        h, w = unit.shape[:2]
+        scale = min(1.0, self.statistics_size / max(h, w))
+        thumb = unit if scale == 1.0 else _box_resize(unit, max(4, round(h * scale)), max(4, round(w * scale)))
+        measured = self._generator.run_tiled(spatial={"input": thumb}, aux={self._gram_input: g, **plain},
+                                             tiles=self._whole, outputs=list(self._stat_outputs.values()))["whole"]
+        count = np.repeat(measured[self._stat_outputs["count"]][0][0].astype(np.float64), self._stat_channels)
+        mean = measured[self._stat_outputs["mean"]][0][0]
+        var = measured[self._stat_outputs["m2"]][0][0] / np.maximum(count, 1e-12)
+        return {self._stat_names["mean"]: np.ascontiguousarray(mean, np.float32),
+                self._stat_names["var"]: np.ascontiguousarray(var, np.float32),
+                self._stat_names["mix"]: np.ones(1, np.float32)}
 
     # --- what runs -----------------------------------------------------------------------------
     @property
@@ -284,9 +342,10 @@ class StyleNet:
             pixels = resize_max_side(pixels, max_side)
             alpha = None if alpha is None else resize_max_side(alpha, max_side)
         unit = pixels_as_unit_float("image", pixels)
-        result = self._generator.run_tiled(spatial={"input": unit}, aux={self._gram_input: g}, tiles=self._tiles,
-                                           progress=progress)
-        styled = np.clip(next(iter(result["images"].values())), 0.0, 1.0)
+        aux = {self._gram_input: g, **self._statistics_inputs(unit, g)}
+        result = self._generator.run_tiled(spatial={"input": unit}, aux=aux, tiles=self._tiles, progress=progress,
+                                           outputs=[self._output])
+        styled = np.clip(result["images"][self._output], 0.0, 1.0)
         if preserve_colors:
             styled = _keep_colours(unit, styled)
         if strength < 1.0:
@@ -329,6 +388,13 @@ class StyleNet:
                 out = np.ascontiguousarray(np.concatenate([out[..., 2::-1], out[..., 3:]], axis=2))
             results.append(out)
         return results
+
+
+def _box_resize(unit: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Box-filtered (area-averaging) downscale of an H x W x 3 float image, per channel."""
+    from PIL import Image
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(unit[..., c])).resize((width, height), Image.BOX))
+                     for c in range(unit.shape[2])], axis=-1).astype(np.float32)
 
 
 def _keep_colours(photo: np.ndarray, styled: np.ndarray) -> np.ndarray:

@@ -27,6 +27,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="skip the numeric comparison with torch (onnx.checker still runs)")
+    p.add_argument("--statistics", action="store_true",
+                   help="write the generator as a global-statistics graph: tiles of large images are normalised "
+                        "with a thumbnail's instance-norm statistics instead of their own")
     p.add_argument("--overwrite", action="store_true", help="replace the output files if they exist")
     return p
 
@@ -60,7 +63,7 @@ def main(argv: list[str]) -> int:
             name = args.name or os.path.splitext(os.path.basename(args.checkpoint))[0]
         report = PairReport(export_msgnet(net, args.output, name=name, provenance=provenance, license=args.license,
                                           fp16=args.fp16, opset=args.opset, validate=args.validate,
-                                          overwrite=args.overwrite))
+                                          overwrite=args.overwrite, statistics=args.statistics))
     except DeepshopError as e:
         return error(str(e))
     print(report.summary())

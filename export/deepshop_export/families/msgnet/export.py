@@ -83,8 +83,8 @@ def export_msgnet(net: mn.MSGNet, out_path: str | os.PathLike, *, name: str, pro
     """Write the encoder graph (``encoder_path_for(out_path)``) and the generator graph
     (``out_path``); returns their reports (encoder, generator).  Neither file is replaced without
     ``overwrite``; the encoder is written first and the generator records its sha256."""
-    if statistics:
-        raise OptionError("--statistics: not available for MSG-Net yet (only the plain generator graph)")
+    if statistics and fp16:
+        raise OptionError("--statistics with --fp16: not supported yet (the statistics graph is float32 only)")
     out_path = os.fspath(out_path)
     enc_path = encoder_path_for(out_path)
     for p in (out_path, enc_path):
@@ -108,14 +108,22 @@ def export_msgnet(net: mn.MSGNet, out_path: str | os.PathLike, *, name: str, pro
                                receptive_field=int(enc_meta["receptive_field"]), **common)
 
     gen_meta = image_metadata(name, license, receptive_field_px=rf, **base)
-    gen_meta["inputs"] = mm.encode_roles({"input": mm.ROLE_IMAGE, "gram": mm.ROLE_AUX}, outputs=False)
-    gen_meta["outputs"] = mm.encode_roles({"output": mm.ROLE_IMAGE}, outputs=True)
+    if statistics:
+        # The generator as a global-statistics graph (statistics.py): tiles normalised with a
+        # thumbnail's instance-norm statistics instead of their own.
+        from .statistics import generator_statistics_graph
+        gen_module, gen_io, stats_meta = generator_statistics_graph(net)
+        gen_meta.update(stats_meta)
+    else:
+        gen_module, gen_io = mn.Generator(net), generator_interface(channels)
+        gen_meta["inputs"] = mm.encode_roles({"input": mm.ROLE_IMAGE, "gram": mm.ROLE_AUX}, outputs=False)
+        gen_meta["outputs"] = mm.encode_roles({"output": mm.ROLE_IMAGE}, outputs=True)
     gen_meta["pipeline"] = json.dumps({"part": "generator", "encoder": os.path.basename(enc_path),
                                        "encoder_sha256": _sha256(enc_path), "gram_input": "gram",
                                        "feature_channels": channels, "gram_normalize": GRAM_NORMALIZE},
                                       sort_keys=True)
     try:
-        gen_report = export_module(mn.Generator(net), generator_interface(channels), out_path, metadata=gen_meta,
+        gen_report = export_module(gen_module, gen_io, out_path, metadata=gen_meta,
                                    receptive_field=rf, **common)
     except Exception:
         # A generator that failed leaves no orphan encoder behind.
