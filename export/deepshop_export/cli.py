@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["gatys"]:   # `deepshop-export gatys ...`: the Gatys loss-and-gradient graph
         from .families.gatys.cli import main as gatys_main
         return gatys_main(argv[1:])
+    if argv[:1] == ["msgnet"]:  # `deepshop-export msgnet ...`: MSG-Net's encoder + generator pair
+        from .families.msgnet.cli import main as msgnet_main
+        return msgnet_main(argv[1:])
     args = _parser().parse_args(argv)
     from deepshop_native.errors import DeepshopError
     from deepshop_native.files import output_exists_message

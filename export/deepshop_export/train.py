@@ -391,6 +391,10 @@ def run(settings: dict) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["msgnet"]:   # `deepshop-train msgnet ...`: MSG-Net (families/msgnet/train.py)
+        from .families.msgnet.train import main as msgnet_main
+        return msgnet_main(argv[1:])
     try:
         settings = resolve_settings(argv)
         prov = run(settings)

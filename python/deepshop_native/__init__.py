@@ -34,6 +34,7 @@ _LAZY = {
     **dict.fromkeys(("open_model", "known_families"), ".models"),
     **dict.fromkeys(("gatys", "GatysModel", "GatysResult", "GatysProgress"), ".gatys_transfer"),
 }
+_LAZY.update(dict.fromkeys(("StyleNet", "predict"), ".stylenet"))   # MSG-Net: the style at run time
 
 
 def __getattr__(name):
@@ -58,4 +59,5 @@ __all__ = [
     "Cancelled", "ArrayError", "OptionError",
     "gatys", "GatysModel", "GatysResult", "GatysProgress",
 ]
+__all__ += ["StyleNet", "predict"]
 

@@ -156,7 +156,8 @@ def _cmd_stylize(args) -> int:
     own_output = (lambda name: os.path.splitext(name)[0].endswith(suffix)) if suffix and args.out is None else None
     inputs, problems = collect_inputs(args.inputs, skip_dirs=[args.out] if args.out else [], is_own_output=own_output)
     jobs = plan_outputs(inputs, args.out, suffix=suffix)
-    stylizer = Stylizer(args.model, **engine) if jobs else None
+    from . import cli_stylenet
+    stylizer = cli_stylenet.open_stylizer(args, engine) if jobs else None   # a Stylizer, or MSG-Net with --style
     # Worth saying when a faster provider is installed but could not be used (a CUDA-capable
     # onnxruntime without a GPU, an OpenVINO plugin on a CPU it does not serve).
     if stylizer and not args.quiet and stylizer.fallback_reason and _faster_provider_installed(stylizer):
@@ -231,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _add_engine_options(p)
+    from . import cli_stylenet
+    cli_stylenet.register(p)
     p.set_defaults(func=_cmd_stylize)
 
     p = sub.add_parser("info", help="print a model's metadata, the ONNX Runtime version and providers")

@@ -44,6 +44,13 @@ All values are strings.  Keys (prefix ``deepshop.``):
                        named ReLU feature map (role "features")
 ``pooling``            feature networks: "max" or "average", the pooling the network was
                        exported with
+``pipeline``           JSON object, on models that are one graph of a pipeline of several files
+                       (family "msgnet": a style encoder and a generator joined by a Gram
+                       matrix): ``part`` ("encoder" or "generator"), the other file's name beside
+                       it (``encoder`` / ``generator``), on the generator ``encoder_sha256`` (a
+                       mismatched pair is refused) and ``gram_input`` (the aux input taking the
+                       style Gram), and ``feature_channels`` and ``gram_normalize`` ("CN": F F^T
+                       divided by C h w)
 =====================  =======================================================================
 
 Family ``gatys_vgg`` (a feature network's style-transfer loss and its gradient with respect to the
@@ -102,6 +109,8 @@ IO_KEYS = ("inputs", "outputs")
 #: Written only where they apply (several inputs/outputs, statistics graphs, feature networks).
 OPTIONAL_KEYS = IO_KEYS + ("statistics", "features", "pooling",
                            "feature_network", "feature_weights", "feature_input", "content_layers", "style_layers")
+#: Pipelines of several graphs (MSG-Net's encoder and generator).
+OPTIONAL_KEYS += ("pipeline",)
 #: Every key of the contract.
 KEYS = ALL_KEYS = CORE_KEYS + OPTIONAL_KEYS
 

@@ -238,11 +238,21 @@ class Stylizer:
 
 
 def stylize(image: ImageLike, model=None, output=None, *, overwrite: bool = False, quality: int = 95,
-            strength: float = 1.0, preserve_colors: bool = False, max_side: Optional[int] = None, **engine_options):
+            strength: float = 1.0, preserve_colors: bool = False, max_side: Optional[int] = None, style=None,
+            **engine_options):
     """One-shot stylization: ``stylize("in.jpg", "style.onnx", "out.jpg")``.  The output file
     (optional) is written atomically and never overwritten unless ``overwrite=True``; EXIF and
     ICC profile of an input file are kept.  Returns the stylized image as a numpy array (with
-    alpha when the input had it)."""
+    alpha when the input had it).  ``style=`` (an image or a list, with ``style_weights=`` and
+    ``style_size=``): the style image of an MSG-Net model (deepshop_native.stylenet)."""
+    from .stylenet import is_msgnet, stylize_with_style
+    if style is not None or (model is not None and is_msgnet(resolve_model(model))):
+        if style is None:
+            raise OptionError(f"style: {model} is an MSG-Net model, which takes the style image at run time: "
+                              "pass style=IMAGE")
+        return stylize_with_style(image, model, output, style=style, overwrite=overwrite, quality=quality,
+                                  strength=strength, preserve_colors=preserve_colors, max_side=max_side,
+                                  **engine_options)
     quality = options.check_quality(quality)
     strength = options.check_strength(strength)
     max_side = options.check_max_side(max_side)

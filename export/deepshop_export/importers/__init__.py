@@ -13,6 +13,11 @@ IMPORTERS = {
     ".caffemodel": ("Caffe VGG16/VGG19 (VGG_ILSVRC_16_layers.caffemodel, VGG_ILSVRC_19_layers.caffemodel) "
                     "to a feature network: image -> named ReLU feature maps",
                     "deepshop_export.importers.caffe:export_caffemodel"),
+    ".model": ("PyTorch MSG-Net state_dict (21styles.model of zhanghang1989/PyTorch-Multi-Style-Transfer) "
+               "to an encoder + generator pair (OUTPUT and OUTPUT-stem.encoder.onnx)",
+               "deepshop_export.importers.msgnet:export_pytorch_msgnet"),
+    ".pdparams": ("PaddleHub msgnet parameters (read without PaddlePaddle) to an encoder + generator pair",
+                  "deepshop_export.importers.msgnet:export_paddle_msgnet"),
 }
 
 

@@ -1,0 +1,70 @@
+"""``deepshop-export msgnet``: an MSG-Net checkpoint (21styles.model, a PaddleHub .pdparams, a
+deepshop-train msgnet model.pth or checkpoint.pt) to the encoder + generator pair of ONNX files."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+PROG = "deepshop-export msgnet"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Export MSG-Net (Zhang & Dana 2017) as two ONNX graphs with dynamic height/width: the style "
+                    "encoder (OUTPUT's stem + .encoder.onnx) and the generator (OUTPUT), which takes the content "
+                    "image and the style's Gram matrix.  deepshop stylize --model OUTPUT --style painting.jpg runs it.")
+    p.add_argument("checkpoint", nargs="?",
+                   help="21styles.model or any MSG-Net state_dict (.model/.pth/.pt, also deepshop-train's "
+                        "checkpoint.pt), or PaddleHub's .pdparams")
+    p.add_argument("--random", action="store_true", help="no checkpoint: random weights (benchmarks, tests)")
+    p.add_argument("--ngf", type=int, default=128, help="with --random: width (default 128, as published)")
+    p.add_argument("-o", "--output", required=True, help="output .onnx path of the generator")
+    p.add_argument("--name", help="model name stored in the metadata (default: the checkpoint's file stem)")
+    p.add_argument("--license", default="unknown", help="licence of the weights (default: unknown)")
+    p.add_argument("--fp16", action="store_true", help="float16 weights (inputs/outputs stay float32)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    p.add_argument("--no-validate", dest="validate", action="store_false",
+                   help="skip the numeric comparison with torch (onnx.checker still runs)")
+    p.add_argument("--statistics", action="store_true",
+                   help="write the generator as a global-statistics graph: tiles of large images are normalised "
+                        "with a thumbnail's instance-norm statistics instead of their own")
+    p.add_argument("--overwrite", action="store_true", help="replace the output files if they exist")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    from deepshop_native.errors import DeepshopError
+
+    from ...checkpoint import sha256_of, training_provenance
+    from .export import PairReport, export_msgnet
+    from . import network as mn
+
+    def error(message: str) -> int:
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
+
+    if bool(args.checkpoint) == bool(args.random):
+        return error("give a checkpoint file or --random (not both)")
+    try:
+        if args.random:
+            import torch
+            torch.manual_seed(0)
+            net = mn.MSGNet(ngf=args.ngf)
+            provenance = {"source": "random weights (torch.manual_seed(0))"}
+            name = args.name or "msgnet-random"
+        else:
+            from ...importers.msgnet import load_msgnet_file
+            net = load_msgnet_file(args.checkpoint)
+            provenance = {"source": os.path.basename(args.checkpoint), "source_sha256": sha256_of(args.checkpoint),
+                          **training_provenance(args.checkpoint)}
+            name = args.name or os.path.splitext(os.path.basename(args.checkpoint))[0]
+        report = PairReport(export_msgnet(net, args.output, name=name, provenance=provenance, license=args.license,
+                                          fp16=args.fp16, opset=args.opset, validate=args.validate,
+                                          overwrite=args.overwrite, statistics=args.statistics))
+    except DeepshopError as e:
+        return error(str(e))
+    print(report.summary())
+    return 0
