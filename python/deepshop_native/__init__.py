@@ -55,5 +55,10 @@ __all__ = [
     "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_HARMONIZE", "DEFAULT_MODEL",
     "DeepshopError", "ImageError", "ModelError", "DeviceError", "RuntimeNotFoundError", "OutputError", "OutputExistsError",
     "Cancelled", "ArrayError", "OptionError",
+    "edges", "colorize", "Colorizer",
 ]
 
+# ds.edges and ds.colorize are functions named like their modules (pure Python, nothing native at
+# import): imported here so that the package attribute is the function whichever is imported first.
+from .edges import edges  # noqa: E402
+from .colorize import Colorizer, colorize  # noqa: E402

@@ -242,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import cli_posterize
     cli_posterize.register(sub)
+    from . import cli_lineart
+    cli_lineart.register(sub)
     return parser
 
 

@@ -22,6 +22,7 @@ from ..errors import ModelError
 # family -> (module, class): imported only when a model of that family is opened.
 _FAMILIES: Dict[str, Tuple[str, str]] = {
     "transformer_net": ("deepshop_native.stylizer", "Stylizer"),
+    "lineart": ("deepshop_native.colorize", "Colorizer"),   # line drawing -> colour classes
     # Models whose roles say all there is to know: tiled image-to-image (any channels, aux
     # inputs, class scores) and whole named runs (loss graphs, encoders).
     "generic_tiled": ("deepshop_native.pipelines", "TiledPipeline"),
