@@ -257,3 +257,31 @@ def test_loss_falls_on_tiny_dataset(tmp_path):
     assert prov["data"]["broken_skipped"] == 1 and prov["data"]["held_out_images"] == 2
     ho = prov["held_out"]
     assert ho["photos"] == 2 and 0 <= ho["model"]["accuracy"] <= 1 and ho["majority_baseline"]["delta_e_target"] >= 0
+
+
+# --- command line --------------------------------------------------------------------------
+
+def test_cli_edges_and_colorize(tmp_path, tiny_model, capsys):
+    from PIL import Image
+    from deepshop_native.cli import main
+    _, path = tiny_model
+    src = tmp_path / "photo.jpg"
+    Image.fromarray(photo((64, 80))).save(src, quality=95)
+    assert main(["edges", str(src)]) == 0
+    edges_png = tmp_path / "photo_edges.png"
+    written = np.asarray(Image.open(edges_png).convert("L"))
+    from deepshop_native.image import read_image
+    np.testing.assert_array_equal(written, ds.edges(read_image(src).pixels))
+    assert main(["edges", str(src)]) == 1                       # exists: not replaced without --overwrite
+    assert main(["edges", str(src), "--overwrite", "--invert", "--thickness", "2"]) == 0
+    out = tmp_path / "painted.png"
+    assert main(["colorize", str(edges_png), "--model", path, "--temperature", "0", "-o", str(out)]) == 0
+    painted = np.asarray(Image.open(out).convert("RGB"))
+    expected = ds.Colorizer(path).run(edges_png, temperature=0)["rgb"]
+    np.testing.assert_array_equal(painted, expected)
+    assert set(map(tuple, painted.reshape(-1, 3))) <= set(map(tuple, PALETTE5))
+    capsys.readouterr()
+    assert main(["colorize", str(src), "--model", path, "-o", str(tmp_path / "c.png")]) == 0
+    assert "colour image" in capsys.readouterr().err                # the note
+    assert main(["colorize", str(src), "--model", path, "--temperature", "-2"]) == 1
+    assert main(["colorize", str(tmp_path / "missing.png"), "--model", path, "-o", str(tmp_path / "m.png")]) == 1
