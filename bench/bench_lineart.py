@@ -10,7 +10,8 @@ Groups:
   depth 3, batch 8 of 96 x 96, 27 classes, Adam) on one torch thread, to set the data
   pipeline's samples/s against (extra_info samples_per_step).
 * lineart-inference-512: the bundled model through the engine (tiled runner, argmax decoding) on
-  a 512 x 512 drawing: MP/s = extra_info mpix / time.  Skipped without the bundled model.
+  a 512 x 512 drawing: MP/s = extra_info mpix / time.  $LINEART_MODEL names another model;
+  skipped without either.
 
     python -m pytest bench/bench_lineart.py --benchmark-only --benchmark-json=/tmp/la.json
     python bench/ratios.py /tmp/la.json
@@ -103,9 +104,10 @@ def test_train_step(benchmark):
 
 def test_inference(benchmark):
     from deepshop_native.colorize import DEFAULT_LINEART_MODEL, Colorizer
-    if not os.path.isfile(DEFAULT_LINEART_MODEL):
-        pytest.skip("no bundled line-art model")
-    c = Colorizer(threads=1)
+    model = os.environ.get("LINEART_MODEL", DEFAULT_LINEART_MODEL)
+    if not os.path.isfile(model):
+        pytest.skip("no line-art model (bundled or $LINEART_MODEL)")
+    c = Colorizer(model, threads=1)
     drawing = ds.edges(np.asarray(photo()))
     benchmark.group = "lineart-inference-512"
     benchmark.extra_info["mpix"] = drawing.size / 1e6

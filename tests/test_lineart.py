@@ -232,16 +232,20 @@ def test_rebalancing_weights():
     assert np.isclose((freq * w).sum(), 1.0) and w[3] > w[2] > w[1] > w[0]
 
 
-def test_loss_falls_on_tiny_dataset(tmp_path):
+def tiny_photo_folder(tmp_path):
     from PIL import Image
-    from deepshop_export.families.lineart.train import resolve_settings, run
-    from deepshop_export.train_report import read_jsonl
     data_dir = tmp_path / "photos"
     data_dir.mkdir()
     for i, (y, x) in enumerate([(0, 0), (100, 150), (250, 250), (300, 50), (50, 300)]):
-        Image.fromarray(np.asarray(Image.fromarray(__import__("skimage").data.astronaut()))[y:y + 200, x:x + 200]
-                        ).save(data_dir / f"p{i}.png")
+        Image.fromarray(photo((512, 512))[y:y + 200, x:x + 200]).save(data_dir / f"p{i}.png")
     (data_dir / "broken.png").write_bytes(b"not a png")
+    return data_dir
+
+
+def test_loss_falls_on_tiny_dataset(tmp_path):
+    from deepshop_export.families.lineart.train import resolve_settings, run
+    from deepshop_export.train_report import read_jsonl
+    data_dir = tiny_photo_folder(tmp_path)
     torch.set_num_threads(1)
     out = tmp_path / "run"
     settings = resolve_settings(["--data", str(data_dir), "--out", str(out), "--iterations", "40", "--base", "4",
@@ -285,3 +289,28 @@ def test_cli_edges_and_colorize(tmp_path, tiny_model, capsys):
     assert "colour image" in capsys.readouterr().err                # the note
     assert main(["colorize", str(src), "--model", path, "--temperature", "-2"]) == 1
     assert main(["colorize", str(tmp_path / "missing.png"), "--model", path, "-o", str(tmp_path / "m.png")]) == 1
+
+
+@pytest.mark.slow
+def test_checkpoint_export(tmp_path):
+    """A run's checkpoint exports with its palette, the chosen decoding and the held-out figures
+    (slow: a training run and an ONNX export)."""
+    from deepshop_export.families.lineart.train import resolve_settings, run
+    data_dir = tiny_photo_folder(tmp_path)
+    out = tmp_path / "run"
+    prov = run(resolve_settings(["--data", str(data_dir), "--out", str(out), "--iterations", "3", "--base", "4",
+                                 "--depth", "2", "--image-size", "32", "--batch-size", "2", "--workers", "0",
+                                 "--holdout-every", "3", "--no-progress", "--no-export"]))
+    ho = prov["held_out"]
+    # The checkpoint exports with its palette, the chosen decoding and the held-out figures.
+    from deepshop_export.families.lineart.export import export_checkpoint
+    (data_dir / "manifest.csv").write_text("file,licence\np0.png,CC0-1.0\n")
+    export_checkpoint(str(out / "checkpoint.pt"), str(tmp_path / "m.onnx"), decoding="annealed_mean",
+                      temperature=0.4, license="CC0-1.0", data_manifest=str(data_dir / "manifest.csv"))
+    c = ds.Colorizer(tmp_path / "m.onnx")
+    meta = c.metadata
+    assert c.default_temperature == 0.4 and meta["deepshop.license"] == "CC0-1.0"
+    np.testing.assert_array_equal(c.palette, ds.uniform_palette(3))
+    p = json.loads(meta["deepshop.provenance"])
+    assert p["held_out"] == ho and "manifest_sha256" in p["data"] and "folder" not in p["data"]
+    assert c.run(np.zeros((20, 20), np.uint8))["rgb"].shape == (20, 20, 3)

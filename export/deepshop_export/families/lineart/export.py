@@ -59,3 +59,70 @@ def export_lineart(net: torch.nn.Module, out_path: str | os.PathLike, palette: n
                          provenance={"network": {"family": FAMILY, **net.config()}, **provenance},
                          receptive_field=int(meta["receptive_field"]), fp16=fp16, opset=opset, validate=validate,
                          overwrite=overwrite)
+
+
+def export_checkpoint(checkpoint: str, out_path: str, *, decoding: str = "argmax", temperature: float = 0.0,
+                      license: str | None = None, name: str | None = None, data_manifest: str | None = None,
+                      fp16: bool = False, overwrite: bool = False) -> ExportReport:
+    """Export a ``deepshop-train lineart`` checkpoint.  Provenance: the checkpoint's, the held-out
+    evaluation of the run's model.json when it lies beside the checkpoint, and the sha256 of the
+    training photos' licence manifest when given."""
+    from ...checkpoint import sha256_of
+    from ...train import load_checkpoint
+    from .network import LineArtUNet
+    from .train import CHECKPOINT_FORMAT
+
+    ckpt = load_checkpoint(checkpoint, CHECKPOINT_FORMAT)
+    s = ckpt["settings"]
+    palette = np.asarray(ckpt["palette"], dtype=np.uint8)
+    net = LineArtUNet(len(palette), s["base"], s["depth"])
+    net.load_state_dict(ckpt["model"])
+    prov = dict(ckpt["provenance"])
+    prov["checkpoint"] = {"file": os.path.basename(checkpoint), "sha256": sha256_of(checkpoint)}
+    model_json = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "model.json")
+    if os.path.isfile(model_json):
+        with open(model_json) as f:
+            held = json.load(f).get("held_out")
+        if held:
+            prov["held_out"] = held
+    if data_manifest:
+        prov["data"] = {**prov.get("data", {}), "manifest": os.path.basename(data_manifest),
+                        "manifest_sha256": sha256_of(data_manifest)}
+    prov["data"] = {k: v for k, v in prov.get("data", {}).items() if k != "folder"}   # no local paths
+    return export_lineart(net, out_path, palette, name=name or s.get("name", "lineart"), provenance=prov,
+                          license=license or s.get("license", "unknown"), decoding=decoding,
+                          temperature=temperature, space=s.get("space", "rgb"), fp16=fp16, overwrite=overwrite)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    from deepshop_native.errors import DeepshopError
+    p = argparse.ArgumentParser(prog="python -m deepshop_export.families.lineart.export",
+                                description="Export a 'deepshop-train lineart' checkpoint to ONNX.")
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--out", required=True)
+    p.add_argument("--decoding", choices=DECODINGS, default="argmax", help="the model's default decoding")
+    p.add_argument("--temperature", type=float, default=0.0, help="its temperature (annealed_mean)")
+    p.add_argument("--license", help="licence of the weights (default: the run's)")
+    p.add_argument("--name", help="model name (default: the run's)")
+    p.add_argument("--data-manifest", help="licence manifest of the training photos (its sha256 is recorded)")
+    p.add_argument("--fp16", action="store_true", help="float16 weights")
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    if a.decoding == "annealed_mean" and not a.temperature > 0:
+        p.error("--decoding annealed_mean needs --temperature T > 0")
+    try:
+        rep = export_checkpoint(a.checkpoint, a.out, decoding=a.decoding, temperature=a.temperature,
+                                license=a.license, name=a.name, data_manifest=a.data_manifest, fp16=a.fp16,
+                                overwrite=a.overwrite)
+    except DeepshopError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(rep.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
