@@ -261,6 +261,7 @@ def test_loss_falls_on_tiny_dataset(tmp_path):
     assert prov["data"]["broken_skipped"] == 1 and prov["data"]["held_out_images"] == 2
     ho = prov["held_out"]
     assert ho["photos"] == 2 and 0 <= ho["model"]["accuracy"] <= 1 and ho["majority_baseline"]["delta_e_target"] >= 0
+    assert ho["mean_colour_baseline"]["delta_e_photo"] >= 0
 
 
 # --- command line --------------------------------------------------------------------------
@@ -314,3 +315,23 @@ def test_checkpoint_export(tmp_path):
     p = json.loads(meta["deepshop.provenance"])
     assert p["held_out"] == ho and "manifest_sha256" in p["data"] and "folder" not in p["data"]
     assert c.run(np.zeros((20, 20), np.uint8))["rgb"].shape == (20, 20, 3)
+
+
+def test_bundled_model(tmp_path):
+    """The bundled model runs with no model argument, and its provenance shows it beat the
+    most-frequent-class baseline on the held-out photos (the condition for bundling it)."""
+    from deepshop_native.cli import main
+    from deepshop_native.colorize import DEFAULT_LINEART_MODEL
+    if not os.path.isfile(DEFAULT_LINEART_MODEL):
+        pytest.skip("no bundled line-art model in this installation")
+    c = ds.Colorizer()
+    prov = json.loads(c.metadata["deepshop.provenance"])
+    ho = prov["held_out"]
+    assert ho["model"]["accuracy"] > ho["majority_baseline"]["accuracy"]
+    assert ho["model"]["delta_e_target"] < ho["majority_baseline"]["delta_e_target"]
+    assert c.palette.shape == (prov["targets"]["k"], 3) and c.metadata["deepshop.family"] == "lineart"
+    from PIL import Image
+    src = tmp_path / "d.png"
+    Image.fromarray(np.where(drawing(64, 96) > 0, 0, 255).astype(np.uint8)).save(src)
+    assert main(["colorize", str(src)]) == 0
+    assert np.asarray(Image.open(tmp_path / "d_colorized.png")).shape == (64, 96, 3)

@@ -7,7 +7,9 @@ stride), auto-Canny edges as input, the posterised photo (native kernel) as targ
 * mean colour error ΔE (CIE76: Euclidean distance in CIELAB, D65) of the predicted colours
   against the posterised target and against the photo itself;
 * the same for the baseline "the most frequent training class everywhere", and for the
-  annealed-mean decoding at `temperature` (ΔE only; its colours need not be palette colours).
+  annealed-mean decoding at `temperature` (ΔE only; its colours need not be palette colours),
+  whose fair baseline is the constant "mean colour": the palette averaged under the training
+  class frequencies (what hedging towards grey gives without looking at the drawing).
 """
 from __future__ import annotations
 
@@ -87,7 +89,8 @@ def evaluate(net, files: Sequence[str], palette: np.ndarray, space: str, train_f
     size = max(net.stride_multiple, size // net.stride_multiple * net.stride_multiple)
     pairs = fixed_pairs(files, size, palette, space)
     majority = int(np.argmax(train_frequencies))
-    acc, acc0, de_t, de_p, de0_t, de0_p, de_am_t, de_am_p = ([] for _ in range(8))
+    mean_colour = np.round(np.asarray(train_frequencies, np.float64) @ palette.astype(np.float64)).astype(np.uint8)
+    acc, acc0, de_t, de_p, de0_t, de0_p, de_am_t, de_am_p, dem_t, dem_p = ([] for _ in range(10))
     for e, lab, target, photo in zip(pairs["edges"], pairs["labels"], pairs["target_rgb"], pairs["photo"]):
         s = scores_of(net, e, device)
         pred = s.argmax(0)
@@ -99,6 +102,8 @@ def evaluate(net, files: Sequence[str], palette: np.ndarray, space: str, train_f
         de_t.append(delta_e(colours, target)); de_p.append(delta_e(colours, photo))
         de0_t.append(delta_e(base, target)); de0_p.append(delta_e(base, photo))
         de_am_t.append(delta_e(am, target)); de_am_p.append(delta_e(am, photo))
+        flat = np.broadcast_to(mean_colour, colours.shape)
+        dem_t.append(delta_e(flat, target)); dem_p.append(delta_e(flat, photo))
     mean = lambda v: round(float(np.mean(v)), 4) if v else None
     return {
         "photos": len(acc), "size": size,
@@ -107,4 +112,6 @@ def evaluate(net, files: Sequence[str], palette: np.ndarray, space: str, train_f
                                 "delta_e_photo": mean(de_am_p)},
         "majority_baseline": {"class": majority, "colour": [int(c) for c in palette[majority]],
                               "accuracy": mean(acc0), "delta_e_target": mean(de0_t), "delta_e_photo": mean(de0_p)},
+        "mean_colour_baseline": {"colour": [int(c) for c in mean_colour], "delta_e_target": mean(dem_t),
+                                 "delta_e_photo": mean(dem_p)},
     }
