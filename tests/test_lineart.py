@@ -335,3 +335,24 @@ def test_bundled_model(tmp_path):
     Image.fromarray(np.where(drawing(64, 96) > 0, 0, 255).astype(np.uint8)).save(src)
     assert main(["colorize", str(src)]) == 0
     assert np.asarray(Image.open(tmp_path / "d_colorized.png")).shape == (64, 96, 3)
+
+
+def test_resume_continues_exactly(tmp_path):
+    """6 steps, then --resume to 10, gives the weights of 10 steps straight (same batches, RNG,
+    optimizer state)."""
+    from deepshop_export.families.lineart.train import resolve_settings, run
+    from deepshop_export.train import load_checkpoint
+    data_dir = tiny_photo_folder(tmp_path)
+    torch.set_num_threads(1)
+    common = ["--data", str(data_dir), "--base", "4", "--depth", "2", "--image-size", "32", "--batch-size", "2",
+              "--workers", "0", "--holdout-every", "0", "--no-progress", "--no-export"]
+    run(resolve_settings(common + ["--out", str(tmp_path / "a"), "--iterations", "10"]))
+    run(resolve_settings(common + ["--out", str(tmp_path / "b"), "--iterations", "6"]))
+    run(resolve_settings(["--resume", str(tmp_path / "b" / "checkpoint.pt"), "--iterations", "10"]))
+    a = load_checkpoint(str(tmp_path / "a" / "checkpoint.pt"), "deepshop-train-lineart-1")
+    b = load_checkpoint(str(tmp_path / "b" / "checkpoint.pt"), "deepshop-train-lineart-1")
+    assert a["step"] == b["step"] == 10
+    for k, v in a["model"].items():
+        torch.testing.assert_close(b["model"][k], v, rtol=1e-5, atol=1e-6)
+    with pytest.raises(Exception, match="cannot change --base"):
+        resolve_settings(["--resume", str(tmp_path / "b" / "checkpoint.pt"), "--base", "8"])
