@@ -149,7 +149,8 @@ class Session {
   }
 
   py::dict run_tiled(const py::dict& spatial, const py::dict& aux, const TileOptions& tiles, const py::dict& palettes,
-                     std::optional<std::vector<std::string>> outputs, const std::optional<py::function>& progress) const {
+                     std::optional<std::vector<std::string>> outputs, const std::optional<py::function>& progress,
+                     const py::dict& temperatures) const {
     const ModelInfo& m = model();
     check_tile_options(tiles);
     // Spatial inputs: H x W x C (or H x W) pixel arrays, float32 in [0, 1], all of one size.
@@ -240,8 +241,10 @@ class Session {
           colours[py::str(t.name)] = out;
           rgb = out.mutable_data();
         }
+        // Decoding of the colours: 0 (argmax) unless a temperature is given for this output.
+        const float temperature = temperatures.contains(t.name) ? temperatures[py::str(t.name)].cast<float>() : 0.f;
         sinks.push_back(
-            std::make_unique<ClassesSink>(t.channels(), W, lab.mutable_data(), palette, rgb, m.path));
+            std::make_unique<ClassesSink>(t.channels(), W, lab.mutable_data(), palette, rgb, m.path, temperature));
       }
       call.spatial_outputs.emplace_back(t.name, sinks.back().get());
     }
@@ -419,11 +422,12 @@ void bind_engine(py::module_& m) {
            "`outputs` (None: all) as float32 arrays.")
       .def("run_tiled", &Session::run_tiled, py::kw_only(), py::arg("spatial"), py::arg("aux") = py::dict(),
            py::arg("tiles") = TileOptions{}, py::arg("palettes") = py::dict(), py::arg("outputs") = py::none(),
-           py::arg("progress") = py::none(),
+           py::arg("progress") = py::none(), py::arg("temperatures") = py::dict(),
            "Tile the image inputs (dict of H x W x C float32 pixel arrays in [0, 1]) and pass the aux inputs (dict "
            "of float32 arrays) whole to every tile.  Returns {'images': {name: H x W x C float32 in [0, 1]}, "
            "'labels': {name: H x W int32 argmax of the blended class scores}, 'colours': {name: H x W x 3 uint8, "
-           "for each classes output given a K x 3 palette in `palettes`}, 'whole': {name: [one array per network "
+           "for each classes output given a K x 3 palette in `palettes`: the argmax class's colour, or with "
+           "`temperatures[name]` = T > 0 the annealed mean sum_k softmax(scores / T)_k palette_k}, 'whole': {name: [one array per network "
            "call]} for aux, scalar and features outputs; tile_mask inputs are made for every tile}.");
 
   py::class_<Engine, Session> engine(m, "Engine", "The image path: one RGB image in, one stylized image out.");

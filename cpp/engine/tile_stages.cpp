@@ -1,7 +1,9 @@
 #include "engine/tile_stages.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include "engine/errors.h"
 #include "kernels/label_decode.h"
@@ -101,8 +103,12 @@ void ImageSink<T>::finish_rows(const float* acc, int64_t y_from, int64_t y_to) {
 }
 
 ClassesSink::ClassesSink(int64_t classes, int64_t width, int32_t* labels, const std::vector<uint8_t>& palette,
-                         uint8_t* rgb, std::string model)
-    : classes_(classes), width_(width), labels_(labels), palette_(palette), rgb_(rgb), model_(std::move(model)) {}
+                         uint8_t* rgb, std::string model, float temperature)
+    : classes_(classes), width_(width), labels_(labels), palette_(palette), rgb_(rgb), model_(std::move(model)),
+      temperature_(temperature) {
+  if (!(temperature >= 0.f) || !std::isfinite(temperature))
+    throw std::invalid_argument("temperature must be a finite number >= 0, got " + std::to_string(temperature));
+}
 
 void ClassesSink::take_tile(const float* out, size_t plane, int64_t row_stride, int64_t kh, int64_t kw, int64_t y0,
                             int64_t x0, float* kept) {
@@ -127,8 +133,29 @@ void ClassesSink::finish_rows(const float* acc, int64_t y_from, int64_t y_to) {
         if (s[k] > s[best]) best = k;  // strictly greater: the lowest index wins ties
       lab[x] = static_cast<int32_t>(best);
     }
-    if (!palette_.empty())
+    if (palette_.empty()) continue;
+    if (temperature_ <= 0.f) {
       kernels::decode_labels(lab, W, palette_.data(), static_cast<int>(palette_.size() / 3), rgb_ + y * W * 3);
+      continue;
+    }
+    if (static_cast<int64_t>(palette_.size() / 3) != K)
+      throw std::invalid_argument(model_ + ": the annealed mean needs one palette colour per class (" +
+                                  std::to_string(K) + "), the palette has " + std::to_string(palette_.size() / 3));
+    // Softmax of s / T, shifted by the maximum so that exp never overflows; the colour is the
+    // expectation of the palette under it.
+    const float inv_t = 1.f / temperature_;
+    for (int64_t x = 0; x < W; ++x) {
+      const float* s = a + x * K;
+      const float top = s[lab[x]];
+      double sum = 0.0, rgb[3] = {0.0, 0.0, 0.0};
+      for (int64_t k = 0; k < K; ++k) {
+        const double w = std::exp(static_cast<double>((s[k] - top) * inv_t));
+        sum += w;
+        for (int c = 0; c < 3; ++c) rgb[c] += w * palette_[k * 3 + c];
+      }
+      uint8_t* dst = rgb_ + (y * W + x) * 3;
+      for (int c = 0; c < 3; ++c) dst[c] = static_cast<uint8_t>(std::min(255.0, std::max(0.0, std::round(rgb[c] / sum))));
+    }
   }
 }
 

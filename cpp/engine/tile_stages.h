@@ -5,7 +5,9 @@
 //   ImageSink<T>    decodes an `image` output to pixels, harmonizes the tile if asked, and
 //                   writes finished rows, blended with the input by strength/preserve_colors.
 //   ClassesSink     blends K class scores, then decodes finished rows by argmax (lowest index
-//                   on ties) to labels, and through a palette to RGB when one is given.
+//                   on ties) to labels, and through a palette to RGB when one is given: the
+//                   argmax class's colour, or with a temperature T > 0 the "annealed mean"
+//                   sum_k softmax(s / T)_k * palette_k (Zhang et al. 2016's colourisation decoding).
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -57,9 +59,9 @@ class ImageSink final : public TileSink {
 class ClassesSink final : public TileSink {
  public:
   // `labels`: height x width; `rgb`: height x width x 3, written when `palette` (colors x 3,
-  // 8-bit RGB) is not empty.
+  // 8-bit RGB) is not empty.  `temperature` 0: the argmax colour; > 0: the annealed mean.
   ClassesSink(int64_t classes, int64_t width, int32_t* labels, const std::vector<uint8_t>& palette, uint8_t* rgb,
-              std::string model);
+              std::string model, float temperature = 0.f);
   int64_t channels() const override { return classes_; }
   void take_tile(const float* out, size_t plane, int64_t row_stride, int64_t kh, int64_t kw, int64_t y0, int64_t x0,
                  float* kept) override;
@@ -71,6 +73,7 @@ class ClassesSink final : public TileSink {
   std::vector<uint8_t> palette_;
   uint8_t* rgb_;
   std::string model_;
+  float temperature_;
 };
 
 }  // namespace deepshop

@@ -134,6 +134,12 @@ def _function_ops(node: fx.Node):
         raise NotImplementedError(f"receptive field: {node.name}: functional conv2d (use nn.Conv2d)")
     if fn in _POINTWISE_FUNCTIONS:
         return None
+    if fn is torch.cat:
+        # Concatenating channels (U-Net skip connections) is per-pixel; the branches merge by hull.
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        if dim in (1, -3):
+            return None
+        raise NotImplementedError(f"receptive field: {node.name}: concatenation along dim {dim} (only channels, dim 1)")
     raise NotImplementedError(f"receptive field: {node.name}: function {getattr(fn, '__name__', fn)} is not supported")
 
 

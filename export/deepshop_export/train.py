@@ -136,14 +136,14 @@ def resolve_settings(argv) -> dict:
     return settings
 
 
-def load_checkpoint(path: str) -> dict:
+def load_checkpoint(path: str, fmt: str = CHECKPOINT_FORMAT) -> dict:
     if not os.path.isfile(path):
         raise ModelError(f"{path}: checkpoint not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ModelError(f"{path}: cannot read the checkpoint ({e})") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
         raise ModelError(f"{path}: not a deepshop-train checkpoint (a model-only .pth cannot be resumed)")
     return ckpt
 
@@ -395,6 +395,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["msgnet"]:   # `deepshop-train msgnet ...`: MSG-Net (families/msgnet/train.py)
         from .families.msgnet.train import main as msgnet_main
         return msgnet_main(argv[1:])
+    if argv[:1] == ["lineart"]:  # `deepshop-train lineart ...`: the line-art colouriser's trainer
+        from .families.lineart.train import main as lineart_main
+        return lineart_main(argv[1:])
     try:
         settings = resolve_settings(argv)
         prov = run(settings)

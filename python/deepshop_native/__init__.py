@@ -58,6 +58,11 @@ __all__ = [
     "DeepshopError", "ImageError", "ModelError", "DeviceError", "RuntimeNotFoundError", "OutputError", "OutputExistsError",
     "Cancelled", "ArrayError", "OptionError",
     "gatys", "GatysModel", "GatysResult", "GatysProgress",
+    "edges", "colorize", "Colorizer",
 ]
 __all__ += ["StyleNet", "predict"]
 
+# ds.edges and ds.colorize are functions named like their modules (pure Python, nothing native at
+# import): imported here so that the package attribute is the function whichever is imported first.
+from .edges import edges  # noqa: E402
+from .colorize import Colorizer, colorize  # noqa: E402

@@ -247,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_posterize.register(sub)
     from . import cli_gatys
     cli_gatys.register(sub)
+    from . import cli_lineart
+    cli_lineart.register(sub)
     return parser
 
 

@@ -68,6 +68,16 @@ image; deepshop_export/families/gatys/gradient_graph.py has the full interface) 
 ``style_layers``       JSON object: layer name -> channels, in the order of the style weights
 =====================  =======================================================================
 
+Family ``lineart`` (line drawing -> colour classes; deepshop_export/families/lineart/) also has:
+
+=====================  =======================================================================
+``palette``            JSON list of K [r, g, b] 8-bit colours: the colour of each class score
+``palette_space``      "rgb" or "lab": the space the training targets were posterised in
+``decoding``           "argmax" (the best class's colour) or "annealed_mean" (the expectation of
+                       the palette under softmax(scores / temperature)), the default at run time
+``temperature``        the annealed mean's temperature, e.g. "0.38" ("0" with argmax)
+=====================  =======================================================================
+
 Roles (values of ``inputs`` / ``outputs``):
 
 * inputs: ``image`` = spatial N x C x H x W, pixel-encoded by the engine from the image and
@@ -108,7 +118,8 @@ CORE_KEYS = (
 IO_KEYS = ("inputs", "outputs")
 #: Written only where they apply (several inputs/outputs, statistics graphs, feature networks).
 OPTIONAL_KEYS = IO_KEYS + ("statistics", "features", "pooling",
-                           "feature_network", "feature_weights", "feature_input", "content_layers", "style_layers")
+                           "feature_network", "feature_weights", "feature_input", "content_layers", "style_layers",
+                           "palette", "palette_space", "decoding", "temperature")
 #: Pipelines of several graphs (MSG-Net's encoder and generator).
 OPTIONAL_KEYS += ("pipeline",)
 #: Every key of the contract.

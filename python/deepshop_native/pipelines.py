@@ -123,11 +123,17 @@ class TiledPipeline(SessionPipeline):
 
     def __call__(self, images: Optional[Mapping[str, np.ndarray]] = None, *, aux: Optional[Mapping[str, np.ndarray]] = None,
                  outputs: Optional[Sequence[str]] = None, palettes: Optional[Mapping[str, np.ndarray]] = None,
-                 progress: Optional[Progress] = None, **named: np.ndarray) -> dict:
+                 progress: Optional[Progress] = None, temperatures: Optional[Mapping[str, float]] = None,
+                 **named: np.ndarray) -> dict:
+        """`temperatures` {classes output: T}: decode its colours by the annealed mean (T > 0)
+        instead of the argmax class's colour (0, the default)."""
+        temps = {name: options.check_number(f"temperature of '{name}'", t, 0.0, 1e6)
+                 for name, t in (temperatures or {}).items()}
         spatial = {name: pixels_as_unit_float(name, a) for name, a in {**(images or {}), **named}.items()}
         aux_arrays = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in (aux or {}).items()}
         pal = {**self._palettes, **(palettes or {})}
         result = self._session.run_tiled(spatial=spatial, aux=aux_arrays, tiles=self._tiles,
                                          palettes={k: np.ascontiguousarray(v, dtype=np.uint8) for k, v in pal.items()},
-                                         outputs=None if outputs is None else list(outputs), progress=progress)
+                                         outputs=None if outputs is None else list(outputs), progress=progress,
+                                         temperatures=temps)
         return {part: dict(values) for part, values in result.items()}

@@ -23,6 +23,7 @@ from ..errors import ModelError
 _FAMILIES: Dict[str, Tuple[str, str]] = {
     "transformer_net": ("deepshop_native.stylizer", "Stylizer"),
     "msgnet": ("deepshop_native.stylenet", "StyleNet"),     # style image at run time (either graph of the pair)
+    "lineart": ("deepshop_native.colorize", "Colorizer"),   # line drawing -> colour classes
     # Models whose roles say all there is to know: tiled image-to-image (any channels, aux
     # inputs, class scores) and whole named runs (loss graphs, encoders).
     "generic_tiled": ("deepshop_native.pipelines", "TiledPipeline"),
