@@ -220,21 +220,48 @@ def save_atomically(obj, path: str) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), overwrite=True)
 
 
-def run(settings: dict) -> dict:
-    """Train with resolved ``settings``; returns the final provenance dict."""
+def start_run(settings: dict):
+    """What every trainer (this one, MSG-Net's, line art's) does first: refuse to start over an
+    earlier run in the output folder unless resuming or told to overwrite, make the folder, set
+    the threads and seed every generator.  Returns (checkpoint to resume or None, out, device)."""
     ckpt = settings.pop("_checkpoint", None)
     out = settings["out"]
     if ckpt is None and os.path.exists(os.path.join(out, "checkpoint.pt")) and not settings["overwrite"]:
         raise OutputExistsError(f"{out}: holds a run already (checkpoint.pt); pass --resume {out}/checkpoint.pt "
-                         f"to continue it or --overwrite to start over")
+                                f"to continue it or --overwrite to start over")
     os.makedirs(out, exist_ok=True)
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     device = pick_device(settings["device"])
-
     torch.manual_seed(settings["seed"])
     random.seed(settings["seed"])
     np.random.seed(settings["seed"] % 2**32)
+    return ckpt, out, device
+
+
+def command(prog: str, resolve, run_settings, argv, done=None) -> int:
+    """A trainer's command line: settings, run, one-line errors (exit 1) and interruptions (130),
+    then `done(settings, provenance)` or the standard summary line."""
+    try:
+        settings = resolve(argv)
+        prov = run_settings(settings)
+    except DeepshopError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; the last checkpoint.pt can be resumed with --resume", file=sys.stderr)
+        return 130
+    if done is not None:
+        done(settings, prov)
+    else:
+        print(f"trained {prov['training']['iterations']} steps in {prov['wall_time_s']:.0f} s; "
+              f"model: {os.path.join(settings['out'], 'model.pth')}")
+    return 0
+
+
+def run(settings: dict) -> dict:
+    """Train with resolved ``settings``; returns the final provenance dict."""
+    ckpt, out, device = start_run(settings)
 
     style_layers = [s.strip() for s in settings["style_layers"].split(",") if s.strip()]
     try:
@@ -398,18 +425,7 @@ def main(argv=None) -> int:
     if argv[:1] == ["lineart"]:  # `deepshop-train lineart ...`: the line-art colouriser's trainer
         from .families.lineart.train import main as lineart_main
         return lineart_main(argv[1:])
-    try:
-        settings = resolve_settings(argv)
-        prov = run(settings)
-    except DeepshopError as e:
-        print(f"deepshop-train: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("deepshop-train: interrupted; the last checkpoint.pt can be resumed with --resume", file=sys.stderr)
-        return 130
-    print(f"trained {prov['training']['iterations']} steps in {prov['wall_time_s']:.0f} s; "
-          f"model: {os.path.join(settings['out'], 'model.pth')}")
-    return 0
+    return command("deepshop-train", resolve_settings, run, argv)
 
 
 if __name__ == "__main__":

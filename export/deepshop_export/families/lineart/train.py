@@ -17,18 +17,16 @@ import argparse
 import json
 import os
 import platform
-import random
 import sys
 import time
 
 import numpy as np
 import torch
 
-from deepshop_native.errors import DeepshopError, OutputExistsError
 from deepshop_native.files import atomic_write
 
 from ... import train_data, train_report
-from ...train import TrainError, load_checkpoint, pick_device, rng_state, save_atomically, set_rng_state
+from ...train import TrainError, command, load_checkpoint, rng_state, save_atomically, set_rng_state, start_run
 from . import data, evaluate
 from .export import export_lineart
 from .network import LineArtUNet, parameter_count
@@ -130,18 +128,7 @@ def make_palette(settings: dict, files) -> np.ndarray:
 
 def run(settings: dict) -> dict:
     """Train with resolved settings; returns the provenance (with the held-out evaluation)."""
-    ckpt = settings.pop("_checkpoint", None)
-    out = settings["out"]
-    if ckpt is None and os.path.exists(os.path.join(out, "checkpoint.pt")) and not settings["overwrite"]:
-        raise OutputExistsError(f"{out}: holds a run already (checkpoint.pt); pass --resume {out}/checkpoint.pt "
-                                f"to continue it or --overwrite to start over")
-    os.makedirs(out, exist_ok=True)
-    if settings["threads"]:
-        torch.set_num_threads(settings["threads"])
-    device = pick_device(settings["device"])
-    torch.manual_seed(settings["seed"])
-    random.seed(settings["seed"])
-    np.random.seed(settings["seed"] % 2**32)
+    ckpt, out, device = start_run(settings)
 
     try:
         files = train_data.find_images(settings["data"])
@@ -285,20 +272,11 @@ def run(settings: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    try:
-        prov = run(resolve_settings(argv))
-    except DeepshopError as e:
-        print(f"deepshop-train lineart: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("deepshop-train lineart: interrupted; the last checkpoint.pt can be resumed with --resume",
-              file=sys.stderr)
-        return 130
-    ho = prov.get("held_out")
-    if ho:
-        print(json.dumps(ho, indent=2))
-    print(f"trained {prov['training']['iterations']} steps in {prov['wall_time_s']:.0f} s")
-    return 0
+    def done(_settings, prov):
+        if prov.get("held_out"):
+            print(json.dumps(prov["held_out"], indent=2))
+        print(f"trained {prov['training']['iterations']} steps in {prov['wall_time_s']:.0f} s")
+    return command("deepshop-train lineart", resolve_settings, run, argv, done)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import sys
 import time
 
@@ -34,13 +33,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from deepshop_native.errors import DeepshopError, ImageError, ModelError, OutputExistsError
+from deepshop_native.errors import DeepshopError, ImageError, ModelError
 from deepshop_native.files import atomic_write
 
 from ... import train_data, train_report, vgg
 from ...checkpoint import sha256_of
 from ...losses import PerceptualLoss
-from ...train import TrainError, center_square, fixed_samples, pick_device, rng_state, save_atomically, set_rng_state
+from ...train import (TrainError, center_square, command, fixed_samples, rng_state, save_atomically, set_rng_state,
+                      start_run)
 from . import network as mn
 
 CHECKPOINT_FORMAT = "deepshop-train-msgnet-checkpoint-1"
@@ -175,18 +175,7 @@ def frozen_parameters(net: mn.MSGNet, freeze) -> list[str]:
 
 
 def run(settings: dict) -> dict:
-    ckpt = settings.pop("_checkpoint", None)
-    out = settings["out"]
-    if ckpt is None and os.path.exists(os.path.join(out, "checkpoint.pt")) and not settings["overwrite"]:
-        raise OutputExistsError(f"{out}: holds a run already (checkpoint.pt); --resume {out}/checkpoint.pt to "
-                                "continue it or --overwrite to start over")
-    os.makedirs(out, exist_ok=True)
-    if settings["threads"]:
-        torch.set_num_threads(settings["threads"])
-    device = pick_device(settings["device"])
-    torch.manual_seed(settings["seed"])
-    random.seed(settings["seed"])
-    np.random.seed(settings["seed"] % 2**32)
+    ckpt, out, device = start_run(settings)
 
     style_layers = [s.strip() for s in settings["style_layers"].split(",") if s.strip()]
     try:
@@ -338,18 +327,10 @@ def run(settings: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    try:
-        settings = resolve_settings(argv)
-        prov = run(settings)
-    except DeepshopError as e:
-        print(f"deepshop-train msgnet: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("deepshop-train msgnet: interrupted; checkpoint.pt can be resumed with --resume", file=sys.stderr)
-        return 130
-    print(f"trained {prov['training']['iterations']} steps in {prov['wall_time_s']:.0f} s; "
-          f"model: {os.path.join(settings['out'], 'model.pth')} (deepshop-export msgnet it)")
-    return 0
+    def done(settings, prov):
+        print(f"trained {prov['training']['iterations']} steps in {prov['wall_time_s']:.0f} s; "
+              f"model: {os.path.join(settings['out'], 'model.pth')} (deepshop-export msgnet it)")
+    return command("deepshop-train msgnet", resolve_settings, run, argv, done)
 
 
 if __name__ == "__main__":
