@@ -173,3 +173,24 @@ def test_automatic_tile_of_a_statistics_graph_is_smaller(stats_model):
     _net, stats, plain = stats_model
     assert ds.Stylizer(stats, device="cpu").tile == 1024 < ds.DEFAULT_TILE
     assert ds.Stylizer(plain, device="cpu").tile == ds.DEFAULT_TILE
+
+
+@pytest.fixture(scope="module")
+def odd_photo():
+    """150 x 214: image minus window is no stride multiple for the windows below."""
+    skimage_data = pytest.importorskip("skimage.data")
+    from PIL import Image
+    return np.asarray(Image.fromarray(skimage_data.astronaut()).resize((214, 150), Image.LANCZOS))
+
+
+@pytest.mark.parametrize("mode, tile, bound", [
+    ("thumbnail", 128, 35.0),      # measured 38.4 dB (the thumbnail is the image itself)
+    ("exact", 184, EXACT_PSNR),    # measured 44.6 dB
+])
+def test_windows_moved_inside_an_image_whose_size_is_off_the_stride(stats_model, odd_photo, mode, tile, bound):
+    """The last window, moved inside the image, must still reach its end: with its start rounded
+    down to the stride it stopped short, and the tile mask was written past its buffer (a crash)."""
+    st = ds.Stylizer(stats_model[1], device="cpu", tile=tile, statistics=mode)
+    plan = st.plan(*odd_photo.shape[:2])
+    assert plan["statistics"] == mode and plan["tiles_x"] > 1
+    assert psnr(st(odd_photo), torch_reference(stats_model[0], odd_photo)) >= bound

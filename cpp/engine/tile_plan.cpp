@@ -158,7 +158,11 @@ TilingSummary plan_tiles(const TilingGeometry& model, int64_t height, int64_t wi
   if (options.windows_inside) {
     for (AxisPlan* axis : {&s.rows, &s.cols}) {
       if (axis->window > axis->length) continue;  // one window reflected up to size: nothing to move
-      const int64_t last = (axis->length - axis->window) / stride * stride;
+      // The last window ends at or past the image end: its start rounded *up* to the stride.
+      // Rounded down, a length - window that is no stride multiple left the last kept rows
+      // beyond the window (and the tile mask was written past its buffer).  The few rows past
+      // the end (< stride) are read reflected, as a whole-image run pads to a stride multiple.
+      const int64_t last = (axis->length - axis->window + stride - 1) / stride * stride;
       for (int64_t i = 0; i < axis->count(); ++i)
         axis->inside_starts.push_back(std::clamp<int64_t>(axis->starts[i] - axis->halo, 0, last));
     }
