@@ -17,7 +17,8 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from . import _native
-from ._runtime import available_providers, ensure_runtime, execution_devices, find_openvino_plugin
+from ._runtime import (available_providers, ensure_runtime, execution_devices, find_openvino_library,
+                       find_openvino_plugin)
 from . import options
 from .errors import DeepshopError, ModelError, OptionError
 from .pipelines import session_options, tile_options
@@ -88,9 +89,13 @@ def _openvino_plugin_for(device: str) -> dict:
     """The engine's openvino_library / openvino_missing arguments: the plugin is looked up only
     where the device may use it; the engine checks device and precision."""
     if device in ("cpu", "cuda") or device.startswith("cuda:"):
-        return {"openvino_library": "", "openvino_missing": "not asked for"}
+        return {"openvino_library": "", "openvino_missing": "not asked for",
+                "openvino_direct_library": "", "openvino_direct_missing": "not asked for"}
     library, missing = find_openvino_plugin()
-    return {"openvino_library": library, "openvino_missing": missing}
+    # OpenVINO's own library: called directly where the plugin serves no device (non-Intel CPUs).
+    direct, direct_missing = find_openvino_library()
+    return {"openvino_library": library, "openvino_missing": missing,
+            "openvino_direct_library": direct, "openvino_direct_missing": direct_missing}
 
 
 def _checked_progress(progress: Optional[Progress]) -> Optional[Progress]:
@@ -168,7 +173,8 @@ class Stylizer:
     # --- what the model and the engine are -------------------------------------------------
     @property
     def provider(self) -> str:
-        """The ONNX Runtime execution provider in use, e.g. "OpenVINOExecutionProvider"."""
+        """The ONNX Runtime execution provider in use, e.g. "OpenVINOExecutionProvider", or
+        "OpenVINO" for OpenVINO called directly (where ONNX Runtime's plugin serves no device)."""
         return self._engine.provider
 
     @property
@@ -269,6 +275,13 @@ def _statistics_summary(session) -> str:
         f"{side}x{side} -> {session.plan(height=side, width=side, tiles=tiles)['statistics']}" for side in (1024, 4096))
 
 
+def _openvino_direct_summary() -> str:
+    """OpenVINO called directly (the `openvino` wheel): its version and devices, or why it is off."""
+    from ._runtime import openvino_direct_devices
+    version, devices, why = openvino_direct_devices()
+    return f"OpenVINO {version}: {', '.join(devices) or 'no device'}" if not why else f"unavailable ({why})"
+
+
 def model_info(model=None, *, device: str = "auto", precision: str = "auto") -> dict:
     """What `deepshop info` prints: the model's family, inputs and outputs with their roles, pixel
     format, metadata, the runtime's providers, and the provider the device/precision choose (with
@@ -305,6 +318,7 @@ def model_info(model=None, *, device: str = "auto", precision: str = "auto") -> 
         "onnxruntime_library": _native.runtime_library(),
         "available_providers": available_providers(),
         "devices": [f"{p} {t} ({v})" for p, t, v in execution_devices()],
+        "openvino_direct": _openvino_direct_summary(),
         "cpu_bf16": bool(_native.cpu_has_bf16()),
         "provider": s.provider,
         "device": s.device,
