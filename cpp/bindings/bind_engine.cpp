@@ -316,7 +316,7 @@ void def_session_init(py::class_<Class, Base...>& cls) {
       .def_property_readonly("provider", [](const Class& e) { return e.session().provider(); })
       .def_property_readonly("device", [](const Class& e) { return e.session().device(); })
       .def_property_readonly("precision", [](const Class& e) { return e.session().precision(); })
-      .def_property_readonly("default_tile", [](const Class& e) { return default_tile(e.session().provider()); })
+      .def_property_readonly("default_tile", [](const Class& e) { return default_tile(e.session().provider(), e.session().precision()); })
       .def_property_readonly("fallback_reason", [](const Class& e) { return e.session().fallback_reason(); })
       .def_property_readonly("metadata", [](const Class& e) { return model_metadata(e.session().model()); })
       .def_property_readonly("family", [](const Class& e) { return e.session().model().family; })

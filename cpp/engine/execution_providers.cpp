@@ -300,11 +300,16 @@ Precision resolve_model_precision(const ProviderCandidate& candidate, const std:
   return half_model ? Precision::FP16 : Precision::FP32;
 }
 
-int64_t default_tile(const std::string& provider) {
+int64_t default_tile(const std::string& provider, const std::string& precision) {
+  // OpenVINO called directly: windows whose working memory (OpenVinoNetwork::bytes_per_pixel,
+  // measured on the heavier, global-statistics graph) stays near 1.5 GB, so that 8192 x 8192
+  // keeps within 2 GB beyond the image buffers: 1536 px in bf16, 1088 px in fp32.  A 1080p frame
+  // then runs as two windows.
+  if (provider == kOpenVinoDirectProvider) return precision == "fp32" ? 1088 : 1536;
   // OpenVINO: a 1920 window runs a 1080p frame whole, one shape and no harmonizing thumbnail;
   // measured 16% faster than two 1080 x 1048 windows plus the 512 thumbnail (OpenVINO's CPU
   // plugin, bf16).  It cuts 8192 x 8192 into 25 windows of 1748 px.
-  if (provider == kOpenVino || provider == std::string(kOpenVinoDirectProvider)) return 1920;
+  if (provider == kOpenVino) return 1920;
   return TileOptions{}.tile;  // the CPU and CUDA providers: the engine's default
 }
 

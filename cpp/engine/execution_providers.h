@@ -101,7 +101,8 @@ extern const char* const kOpenVinoDirectProvider;
 
 // The network window (pixels per side) Stylizer(tile="auto") uses on a provider (ORT's name):
 // the fastest measured within the memory bound (README, "Execution providers").
-int64_t default_tile(const std::string& provider);
+// OpenVINO called directly also depends on the precision (its working memory per pixel does).
+int64_t default_tile(const std::string& provider, const std::string& precision = "");
 
 // CPU features OpenVINO uses for bf16 (AVX512-BF16 or AMX-BF16), from cpuid.
 bool cpu_has_bf16();

@@ -108,8 +108,20 @@ std::shared_ptr<OpenVinoNetwork::Compiled> OpenVinoNetwork::compiled_for(
                                    "PERFORMANCE_HINT", "LATENCY");
   runtime_.check(status, path_ + ": OpenVINO could not compile the model for " + options_.device + for_shapes);
   cache_.push_front(std::make_shared<Compiled>(shapes, Owned<ov::CompiledModel>(compiled, api.compiled_model_free)));
-  // Forms in use elsewhere stay alive through their callers' shared_ptr until those finish.
-  while (cache_.size() > kCachedShapes) cache_.pop_back();
+  // Older forms go first while the estimate is over budget (forms in use elsewhere stay alive
+  // through their callers' shared_ptr until those finish).
+  const auto form_bytes = [&](const Compiled& form) {
+    double pixels = 0;  // the largest spatial input's N x H x W
+    for (const auto& shape : form.shapes)
+      if (shape.size() == 4) pixels = std::max(pixels, double(shape[0]) * double(shape[2]) * double(shape[3]));
+    return pixels * bytes_per_pixel(options_.precision_hint);
+  };
+  double total = 0;
+  for (const auto& form : cache_) total += form_bytes(*form);
+  while (cache_.size() > 1 && total > kFormsBudgetBytes) {
+    total -= form_bytes(*cache_.back());
+    cache_.pop_back();
+  }
   return cache_.front();
 }
 

@@ -44,8 +44,14 @@ class OpenVinoNetwork {
   // outputs to return.  Float16 model I/O is converted here.  DeviceError when OpenVINO fails.
   Tensors run(const TensorViews& inputs, const std::vector<const TensorSpec*>& outputs) const;
 
-  // How many compiled forms are kept (each holds its infer requests' working memory).
-  static constexpr size_t kCachedShapes = 3;
+  // OpenVINO's CPU plugin keeps a compiled form's working memory (every intermediate tensor) in
+  // the compiled model until it is freed, not per infer request: forms are kept while their
+  // estimated working memory together stays within this budget (the one in use always kept).
+  static constexpr double kFormsBudgetBytes = 1.5 * (1 << 30);
+  // Working memory per window pixel, measured on the bundled style (a global-statistics graph,
+  // the heavier of the two TransformerNet graphs measured; the plain one needs less than half):
+  // 635 B in bf16, 1162 B in fp32 (OpenVINO 2026.4 CPU plugin), rounded up.
+  static double bytes_per_pixel(const std::string& precision_hint) { return precision_hint == "f32" ? 1300 : 700; }
 
  private:
   struct Compiled;
