@@ -167,8 +167,15 @@ class Stylizer:
         ensure_runtime()
         self._engine = _native.Engine(**{**engine_kwargs, "model": str(self.model_path)}, precision=precision,
                                       **_openvino_plugin_for(engine_kwargs["device"]))
+        self._whole_up_to = 0  # images of at most this many pixels run as one window (tile="auto" only)
         if tile_auto:  # the provider's own window size
             self._tiles = tile_options(tile=self._engine.default_tile, **tiling)
+            if self._engine.provider == "OpenVINO":
+                # OpenVINO called directly: its memory follows the window's pixel count, so an image
+                # no larger in area than one square window (a 1080p frame in bf16) runs whole, in
+                # the same memory: one compiled shape, no thumbnail.
+                self._whole_up_to = self._engine.default_tile ** 2
+                self._whole_tiles = tile_options(tile=0, **tiling)
 
     # --- what the model and the engine are -------------------------------------------------
     @property
@@ -189,7 +196,8 @@ class Stylizer:
 
     @property
     def tile(self) -> int:
-        """The network window in use, pixels per side (0: the whole image)."""
+        """The network window in use, pixels per side (0: the whole image).  OpenVINO called
+        directly with tile="auto" runs images of at most tile x tile pixels in area whole."""
         return self._tiles.tile
 
     @property
@@ -209,7 +217,10 @@ class Stylizer:
         height = options.check_size("height", height, lo=1)
         width = options.check_size("width", width, lo=1)
         with _tiling_errors_as_option_errors():
-            return dict(self._engine.plan(height=height, width=width, tiles=self._tiles))
+            return dict(self._engine.plan(height=height, width=width, tiles=self._tiles_for(height, width)))
+
+    def _tiles_for(self, height: int, width: int):
+        return self._whole_tiles if height * width <= self._whole_up_to else self._tiles
 
     # --- running ----------------------------------------------------------------------------
     def __call__(self, image: ImageLike, *, strength: float = 1.0, preserve_colors: bool = False,
@@ -231,7 +242,7 @@ class Stylizer:
             if alpha is not None:
                 alpha = resize_max_side(alpha, max_side)
         with _tiling_errors_as_option_errors():
-            styled = self._engine.run(image=pixels, tiles=self._tiles, strength=float(strength),
+            styled = self._engine.run(image=pixels, tiles=self._tiles_for(*pixels.shape[:2]), strength=float(strength),
                                       preserve_colors=bool(preserve_colors), progress=progress)
         if out_dtype is not None:
             styled = styled.astype(out_dtype)
