@@ -5,11 +5,11 @@
 // OpenVINO plugin does not serve the device (it serves Intel hardware only; OpenVINO's own CPU
 // plugin runs on any x86-64 CPU, bf16 where the CPU has AVX512-BF16 or AMX).
 //
-// OpenVINO runs fastest on a model compiled for static shapes (fp32 measured about twice as fast
-// as the dynamic-shape compile on this network), and every tile of an image shares one window
-// size: so the model is compiled per set of input shapes, and the last few compiled forms are
-// kept (the tiles' window, the harmonizing or statistics thumbnail, the next image of the same
-// size).  Safe to call from several threads: each call takes an idle infer request of its form
+// OpenVINO runs fastest on a model compiled for static shapes (TransformerNet fp32, 1080p: 9.9 s
+// against 23.2 s for the dynamic-shape compile, one run under load), and every tile of an image
+// shares one window size: so the model is compiled per set of input shapes, and compiled forms
+// are kept within a memory budget (the tiles' window, the statistics or harmonizing thumbnail,
+// the next image of the same size).  Safe to call from several threads: each call takes an idle infer request of its form
 // (or makes one), and outputs are read with the shape of that request's own result.
 #include <list>
 #include <memory>
