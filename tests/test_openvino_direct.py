@@ -191,3 +191,31 @@ def test_two_image_inputs_of_3_and_1_channels(openvino_library, tmp_path):
     y = p({"a": a, "b": b})["images"]["y"]
     # bf16 where auto picks it: 8 bits of mantissa, relative error <= 2^-8.
     np.testing.assert_allclose(y, ref, atol=1e-6 if p._session.precision == "fp32" else 2 ** -8)
+
+
+def test_scalar_outputs_and_a_static_model(openvino_library, tmp_path):
+    """Rank-0 outputs (loss = mean(x^2), total = sum(x)) and a graph without dynamic dimensions."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    from deepshop_native import model_metadata as mm
+    from deepshop_native.pipelines import SessionPipeline
+    from model_factory import save_with_metadata
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, []) for n in ("loss", "total")]
+    nodes = [helper.make_node("Mul", ["x", "x"], ["sq"]),
+             helper.make_node("ReduceMean", ["sq"], ["loss"], keepdims=0),
+             helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0)]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], outs), ir_version=10,
+                              opset_imports=[helper.make_opsetid("", 17)])
+    meta = {mm.key("inputs"): mm.encode_roles({"x": "aux"}, outputs=False),
+            mm.key("outputs"): mm.encode_roles({"loss": "scalar", "total": "scalar"}, outputs=True)}
+    path = save_with_metadata(model, tmp_path / "scalars.onnx", meta)
+    p = SessionPipeline(path, device="openvino")
+    assert p._session.provider == "OpenVINO"
+    v = np.random.default_rng(2).random((1, 3, 8, 8), dtype=np.float32)
+    out = p(x=v)
+    tol = 1e-5 if p._session.precision == "fp32" else 1e-2
+    assert np.shape(out["loss"]) == () and np.shape(out["total"]) == ()
+    np.testing.assert_allclose(float(out["loss"]), float((v.astype(np.float64) ** 2).mean()), rtol=tol)
+    np.testing.assert_allclose(float(out["total"]), float(v.astype(np.float64).sum()), rtol=tol)

@@ -83,18 +83,22 @@ std::shared_ptr<OpenVinoNetwork::Compiled> OpenVinoNetwork::compiled_for(
       cache_.splice(cache_.begin(), cache_, it);
       return cache_.front();
     }
-  // Every input fixed to the shape it is given (static inputs keep theirs).
+  // Every input with a dynamic dimension fixed to the shape it is given (static ones keep theirs).
   PartialShapes partial(api, inputs_.size());
   std::vector<const char*> names;
   for (size_t i = 0; i < inputs_.size(); ++i) {
-    names.push_back(inputs_[i].name.c_str());
+    const auto& declared = inputs_[i].shape;
+    if (std::none_of(declared.begin(), declared.end(), [](int64_t d) { return d <= 0; })) continue;
     runtime_.check(api.partial_shape_create_static(static_cast<int64_t>(shapes[i].size()), shapes[i].data(),
-                                                   &partial.shapes[i]),
+                                                   &partial.shapes[names.size()]),
                    "OpenVINO could not make a shape");
+    names.push_back(inputs_[i].name.c_str());
   }
+  partial.shapes.resize(names.size());
   const std::string for_shapes = " for inputs of shape " + shapes_text(inputs_, shapes);
-  runtime_.check(api.model_reshape(source_.get(), names.data(), partial.shapes.data(), names.size()),
-                 path_ + ": OpenVINO could not reshape the model" + for_shapes);
+  if (!names.empty())
+    runtime_.check(api.model_reshape(source_.get(), names.data(), partial.shapes.data(), names.size()),
+                   path_ + ": OpenVINO could not reshape the model" + for_shapes);
   ov::CompiledModel* compiled = nullptr;
   const char* device = options_.device.c_str();
   const char* hint = options_.precision_hint.c_str();
@@ -160,8 +164,10 @@ Tensors OpenVinoNetwork::run(const TensorViews& inputs, const std::vector<const 
       const TensorSpec& spec = inputs_[i];
       const TensorView& view = inputs.at(spec.name);
       ShapeHolder shape(api);
-      runtime_.check(api.shape_create(static_cast<int64_t>(view.shape.size()), view.shape.data(), &shape.shape),
-                     "OpenVINO could not make a shape");
+      // ov_shape_create refuses rank 0; a scalar is a shape without dims, which needs no allocation.
+      if (!view.shape.empty())
+        runtime_.check(api.shape_create(static_cast<int64_t>(view.shape.size()), view.shape.data(), &shape.shape),
+                       "OpenVINO could not make a shape");
       void* data = const_cast<float*>(view.data);
       ov::ElementType type = ov::kF32;
       if (spec.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
@@ -187,13 +193,16 @@ Tensors OpenVinoNetwork::run(const TensorViews& inputs, const std::vector<const 
                      "OpenVINO has no output '" + spec->name + "'");
       Owned<ov::OvTensor> tensor(raw, api.tensor_free);
       ShapeHolder shape(api);
-      runtime_.check(api.tensor_get_shape(raw, &shape.shape), "OpenVINO could not give the shape of '" + spec->name + "'");
+      // ov_tensor_get_shape refuses rank 0 (it makes the shape with ov_shape_create): a declared
+      // scalar is taken as one.
+      if (!spec->shape.empty())
+        runtime_.check(api.tensor_get_shape(raw, &shape.shape), "OpenVINO could not give the shape of '" + spec->name + "'");
       ov::ElementType type = 0;
       runtime_.check(api.tensor_get_element_type(raw, &type), "OpenVINO could not give the type of '" + spec->name + "'");
       void* data = nullptr;
       runtime_.check(api.tensor_data(raw, &data), "OpenVINO could not give the data of '" + spec->name + "'");
       Tensor& out = result[spec->name];
-      out.shape.assign(shape.shape.dims, shape.shape.dims + shape.shape.rank);
+      if (shape.shape.dims) out.shape.assign(shape.shape.dims, shape.shape.dims + shape.shape.rank);
       const size_t count = static_cast<size_t>(element_count(out.shape));
       out.data.resize(count);
       if (type == ov::kF32) {
