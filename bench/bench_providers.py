@@ -1,8 +1,9 @@
 """Execution providers and precisions on the same TransformerNet weights, against PyTorch eager
 fp32, all in one run: ONNX Runtime's CPU provider called from Python, deepshop with
 device="auto" (whatever it picks here), deepshop on its CPU provider (the engine before
-OpenVINO), deepshop on OpenVINO fp32 / bf16, and OpenVINO called directly (same ONNX file, same
-precision, compiled for the image's shape: the strongest way to call it).
+OpenVINO), deepshop on OpenVINO through ONNX Runtime's plugin fp32 / bf16, deepshop calling
+OpenVINO's C API itself fp32 / bf16, and OpenVINO called directly from Python (same ONNX file,
+same precision, compiled for the image's shape: the strongest way to call it).
 
     python -m pytest bench/bench_providers.py --benchmark-only      # 512x512 and 1920x1080
 
@@ -110,6 +111,24 @@ def test_deepshop_openvino(benchmark, net, model_path, hw, precision):
         st = ds.Stylizer(model_path, device="openvino", precision=precision)
     except ds.DeviceError as e:
         pytest.skip(str(e))
+    _run(benchmark, net, img, lambda: st(img))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("hw", SIZES)
+def test_deepshop_openvino_direct(benchmark, net, model_path, hw, precision, monkeypatch):
+    """deepshop calling OpenVINO's C API itself (what auto takes where the `openvino` wheel is
+    installed, and device="openvino" where the ORT plugin lists no device: hidden here)."""
+    img = _entry(benchmark, hw, f"deepshop-openvino-direct-{precision}")
+    if not _runtime.find_openvino_library()[0]:
+        pytest.skip("the openvino package is not installed")
+    monkeypatch.setenv(_runtime.ENV_OPENVINO_LIBRARY, "none")  # ONNX Runtime's plugin hidden
+    try:
+        st = ds.Stylizer(model_path, device="openvino", precision=precision)
+    except ds.DeviceError as e:
+        pytest.skip(str(e))
+    assert st.provider == "OpenVINO"
+    benchmark.extra_info.update(device=st.device_used, precision=st.precision)
     _run(benchmark, net, img, lambda: st(img))
 
 

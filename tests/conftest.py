@@ -15,6 +15,10 @@ from model_factory import TRANSFORMER_META, export_plain, identity_model, random
 #: would take OpenVINO in bf16.  tests/test_providers.py turns it back on with `openvino_plugin`.
 OPENVINO_PLUGIN = _runtime.find_openvino_plugin()[0]
 os.environ[_runtime.ENV_OPENVINO_LIBRARY] = "/hidden-by-the-test-suite/openvino-plugin.so"
+#: OpenVINO's own library (the `openvino` wheel, called directly), hidden the same way; shown by
+#: the `openvino_library` fixture.
+OPENVINO_LIBRARY = _runtime.find_openvino_library()[0]
+os.environ[_runtime.ENV_OPENVINO_DIRECT_LIBRARY] = "/hidden-by-the-test-suite/libopenvino_c.so"
 
 
 @pytest.fixture
@@ -25,6 +29,16 @@ def openvino_plugin(monkeypatch):
     else:
         monkeypatch.delenv(_runtime.ENV_OPENVINO_LIBRARY, raising=False)
     return OPENVINO_PLUGIN
+
+
+@pytest.fixture
+def openvino_library(monkeypatch):
+    """Shows OpenVINO's own C API library to the test (its path), or skips where the `openvino`
+    package is not installed."""
+    if not OPENVINO_LIBRARY:
+        pytest.skip("the openvino package is not installed (pip install 'deepshop-native[openvino]')")
+    monkeypatch.setenv(_runtime.ENV_OPENVINO_DIRECT_LIBRARY, OPENVINO_LIBRARY)
+    return OPENVINO_LIBRARY
 
 
 @pytest.fixture(scope="session")

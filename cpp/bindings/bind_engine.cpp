@@ -14,6 +14,7 @@
 #include "engine/errors.h"
 #include "engine/image_runner.h"
 #include "engine/inference_session.h"
+#include "engine/openvino_runtime.h"
 #include "engine/limits.h"
 #include "engine/ort_runtime.h"
 #include "engine/statistics_mode.h"
@@ -28,12 +29,14 @@ using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>
 // Options of every constructor, checked here, at the edge, so that a bad value is an OptionError
 // naming the option (pybind11 turns std::invalid_argument into one, see register_errors).
 SessionConfig session_config(const std::string& device, int64_t threads, PixelFormatOverrides overrides,
-                             bool cpu_memory_arena, const std::string& precision, PluginLibrary openvino) {
+                             bool cpu_memory_arena, const std::string& precision, PluginLibrary openvino,
+                             PluginLibrary openvino_direct = {}) {
   SessionConfig config;
   config.cpu_memory_arena = cpu_memory_arena;
   config.device = device;
   config.precision = precision;
   config.openvino = std::move(openvino);
+  config.openvino_direct = std::move(openvino_direct);
   config.intra_op_threads = check_threads(threads);
   if (overrides.stride_multiple) check_range(*overrides.stride_multiple, 1, kMaxPixels, "stride_multiple");
   if (overrides.receptive_field) check_range(*overrides.receptive_field, 0, kMaxPixels, "receptive_field");
@@ -300,23 +303,26 @@ void def_session_init(py::class_<Class, Base...>& cls) {
                       std::optional<std::array<float, 2>> value_range, std::optional<std::string> channel_order,
                       std::optional<std::array<float, 3>> mean, std::optional<int64_t> stride_multiple,
                       std::optional<int64_t> receptive_field, bool cpu_memory_arena, const std::string& precision,
-                      const std::string& openvino_library, const std::string& openvino_missing) {
+                      const std::string& openvino_library, const std::string& openvino_missing,
+                      const std::string& openvino_direct_library, const std::string& openvino_direct_missing) {
             PixelFormatOverrides o{value_range, channel_order, mean, stride_multiple, receptive_field};
             return std::make_unique<Class>(model, session_config(device, threads, o, cpu_memory_arena, precision,
-                                                                 PluginLibrary{openvino_library, openvino_missing}));
+                                                                 PluginLibrary{openvino_library, openvino_missing},
+                                                                 PluginLibrary{openvino_direct_library, openvino_direct_missing}));
           }),
           py::kw_only(), py::arg("model"), py::arg("device") = "auto", py::arg("threads") = 0,
           py::arg("value_range") = py::none(), py::arg("channel_order") = py::none(), py::arg("mean") = py::none(),
           py::arg("stride_multiple") = py::none(), py::arg("receptive_field") = py::none(),
           py::arg("cpu_memory_arena") = false, py::arg("precision") = "auto", py::arg("openvino_library") = "",
-          py::arg("openvino_missing") = "the OpenVINO plugin was not looked for")
+          py::arg("openvino_missing") = "the OpenVINO plugin was not looked for", py::arg("openvino_direct_library") = "",
+          py::arg("openvino_direct_missing") = "the openvino package was not looked for")
       .def_property_readonly("provider", [](const Class& e) { return e.session().provider(); })
       .def_property_readonly("device", [](const Class& e) { return e.session().device(); })
       .def_property_readonly("precision", [](const Class& e) { return e.session().precision(); })
       .def_property_readonly("default_tile",
                              [](const Class& e) {
                                const bool statistics_graph = statistics_layout(e.session().model()).has_value();
-                               return default_tile(e.session().provider(), statistics_graph);
+                               return default_tile(e.session().provider(), e.session().precision(), statistics_graph);
                              })
       .def_property_readonly("fallback_reason", [](const Class& e) { return e.session().fallback_reason(); })
       .def_property_readonly("metadata", [](const Class& e) { return model_metadata(e.session().model()); })
@@ -373,6 +379,12 @@ void bind_engine(py::module_& m) {
         return openvino_load_config(device, parse_precision(precision), threads);
       }, py::arg("device"), py::arg("precision"), py::arg("threads") = 0,
       "The OpenVINO plugin's load_config option (JSON) for an OpenVINO device type, precision and thread count.");
+  m.def("openvino_direct_devices", [](const std::string& path) {
+        py::gil_scoped_release release;  // loading OpenVINO and its plugins takes a moment
+        const OpenVinoRuntime& runtime = OpenVinoRuntime::load(path);
+        return std::make_pair(runtime.version(), runtime.devices());
+      }, py::arg("path"),
+      "Load OpenVINO's C API library (once per process); returns (its version, the devices it serves). DeviceError if it cannot.");
   m.def("cpu_has_bf16", &cpu_has_bf16, "Whether this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16).");
 
   // Statistics modes by name, as the Python API and the CLI spell them.

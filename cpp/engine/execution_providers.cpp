@@ -8,10 +8,14 @@
 #include <unordered_map>
 
 #include "engine/errors.h"
+#include "engine/openvino_runtime.h"
 #include "engine/ort_runtime.h"
 #include "engine/tiled_runner.h"
 
 namespace deepshop {
+
+const char* const kOpenVinoDirectProvider = "OpenVINO";
+
 namespace {
 
 constexpr const char* kCpu = "CPUExecutionProvider";
@@ -76,18 +80,34 @@ class Planner {
 
   void add_openvino() {
     const std::string& ov_device = device_.openvino_device;
-    const std::string missing = register_openvino(request_.openvino);
-    if (!missing.empty()) return refuse("OpenVINO", missing);
-    const auto devices = OrtRuntime::get().ep_devices();
+    // Two ways to OpenVINO: ONNX Runtime's plugin, or OpenVINO's own library called directly
+    // (OpenVinoNetwork).  "auto" takes the direct one wherever the `openvino` wheel serves the
+    // device: it compiles per tile shape, measured faster than the plugin on the same Intel CPU,
+    // and it runs on every x86-64 CPU, where the plugin serves Intel ones only.  An explicit
+    // "openvino" takes the plugin where it lists the device, else the direct one.
+    std::string direct_why;
+    const auto direct_unavailable = [&] {
+      direct_why = openvino_direct_unavailable(request_.openvino_direct.path, request_.openvino_direct.missing, ov_device);
+      // One clause per provider in fallback_reason, which joins them with "; ".
+      for (size_t at; (at = direct_why.find("; ")) != std::string::npos;) direct_why.replace(at, 2, ", ");
+      return !direct_why.empty();
+    };
+    bool direct = plan_.is_auto && !direct_unavailable();
     std::vector<Ort::ConstEpDevice> matching;
-    for (const auto& d : devices)
-      if (std::string(d.EpName()) == kOpenVino && d.Device().Type() == hardware_type(ov_device))
-        matching.push_back(d);
-    if (matching.empty()) {
-      std::string why = "the OpenVINO plugin lists no " + ov_device + " device here";
-      // The plugin serves Intel hardware only (it skips devices of other vendors).
-      if (ov_device == "CPU") why += " (it serves Intel CPUs only, and this CPU is " + cpu_vendor(devices) + ")";
-      return refuse("OpenVINO", why);
+    if (!direct) {
+      const std::string missing = register_openvino(request_.openvino);
+      const auto devices = OrtRuntime::get().ep_devices();
+      for (const auto& d : devices)
+        if (missing.empty() && std::string(d.EpName()) == kOpenVino && d.Device().Type() == hardware_type(ov_device))
+          matching.push_back(d);
+      if (matching.empty()) {
+        std::string why = "the OpenVINO plugin lists no " + ov_device + " device here";
+        // The plugin serves Intel hardware only (it skips devices of other vendors).
+        if (ov_device == "CPU") why += " (it serves Intel CPUs only, and this CPU is " + cpu_vendor(devices) + ")";
+        if ((plan_.is_auto && !direct_why.empty()) || direct_unavailable())
+          return refuse("OpenVINO", (missing.empty() ? why : missing) + ", and called directly: " + direct_why);
+        direct = true;
+      }
     }
 
     Precision precision = precision_;
@@ -107,11 +127,17 @@ class Planner {
     }
     ProviderCandidate c;
     c.label = "OpenVINO";
-    c.provider = kOpenVino;
     c.device = "openvino:" + ov_device;
     c.precision = precision;
-    c.ep_devices = {matching.front()};
-    c.options.emplace_back("load_config", openvino_load_config(ov_device, precision, request_.intra_op_threads));
+    if (direct) {
+      c.provider = kOpenVinoDirectProvider;
+      c.openvino_direct = true;
+      c.openvino_device = ov_device;
+    } else {
+      c.provider = kOpenVino;
+      c.ep_devices = {matching.front()};
+      c.options.emplace_back("load_config", openvino_load_config(ov_device, precision, request_.intra_op_threads));
+    }
     plan_.candidates.push_back(std::move(c));
   }
 
@@ -119,7 +145,7 @@ class Planner {
     if (precision_ == Precision::BF16 || precision_ == Precision::FP16)
       return refuse("CPU", std::string("the CPU provider computes in fp32 only, precision '") +
                                precision_name(precision_) +
-                               "' needs device='openvino' (bf16: pip install deepshop-native[openvino], on an Intel CPU "
+                               "' needs device='openvino' (bf16: pip install deepshop-native[openvino], on a CPU "
                                "with AVX512-BF16 or AMX) or 'cuda' (fp16)");
     ProviderCandidate c;
     c.label = "CPU";
@@ -274,12 +300,17 @@ Precision resolve_model_precision(const ProviderCandidate& candidate, const std:
   return half_model ? Precision::FP16 : Precision::FP32;
 }
 
-int64_t default_tile(const std::string& provider, bool statistics_graph) {
+int64_t default_tile(const std::string& provider, const std::string& precision, bool statistics_graph) {
+  // OpenVINO called directly: windows whose working memory (OpenVinoNetwork::bytes_per_pixel,
+  // measured on the heavier, global-statistics graph) stays near 1.5 GB, so that 8192 x 8192
+  // keeps within 2 GB beyond the image buffers: 1536 px in bf16, 1088 px in fp32.  A 1080p frame
+  // then runs as two windows.
+  if (provider == kOpenVinoDirectProvider) return precision == "fp32" ? 1088 : 1536;
   // A global-statistics graph writes instance norm out in plain operators and measures every
   // layer: on the CPU provider ~920 bytes of working memory per window pixel against ~530 for
-  // the plain network (bench/peak_memory.py --size 1024 --tile 0,
-  // the whole image in one window).  1024 px windows keep 8192 x 8192
-  // under the 2 GB bound (README, "Global statistics"), whatever the provider.
+  // the plain network (bench/peak_memory.py --size 1024 --tile 0: the whole image in one
+  // window).  1024 px windows keep 8192 x 8192 under the 2 GB bound there (README, "Global
+  // statistics").
   constexpr int64_t kStatisticsGraphTile = 1024;
   if (statistics_graph) return kStatisticsGraphTile;
   // OpenVINO: a 1920 window runs a 1080p frame whole, one shape and no harmonizing thumbnail;

@@ -8,7 +8,9 @@
 //
 // OpenVINO comes as an ONNX Runtime *plugin* (the onnxruntime-ep-openvino wheel): its library is
 // registered with the ORT environment once per process, and the devices it serves are taken from
-// GetEpDevices().  The plugin serves Intel devices only: on another CPU it lists none.
+// GetEpDevices().  The plugin serves Intel devices only: on another CPU it lists none, and OpenVINO
+// is then called directly (OpenVinoNetwork, from the `openvino` wheel's C API library), whose own
+// CPU plugin runs on any x86-64 CPU.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -51,6 +53,7 @@ struct ProviderRequest {
   std::string precision = "auto";
   int intra_op_threads = 0;
   PluginLibrary openvino;
+  PluginLibrary openvino_direct;  // OpenVINO's C API library (libopenvino_c.so), for the direct backend
 };
 
 // One provider to try, with everything needed to append it to session options.
@@ -62,6 +65,9 @@ struct ProviderCandidate {
   int cuda_device = 0;
   std::vector<Ort::ConstEpDevice> ep_devices;              // plugin providers: the devices to run on
   std::vector<std::pair<std::string, std::string>> options;  // plugin providers: provider options
+  // OpenVINO called directly, not through ONNX Runtime: provider "OpenVINO", device openvino_device.
+  bool openvino_direct = false;
+  std::string openvino_device;
 };
 
 struct ProviderPlan {
@@ -90,10 +96,14 @@ std::string start_failure(const ProviderCandidate& candidate, const std::string&
 Precision resolve_model_precision(const ProviderCandidate& candidate, const std::map<std::string, std::string>& metadata,
                                   const std::string& model_path);
 
+// The provider name of the direct OpenVINO backend (not an ONNX Runtime provider).
+extern const char* const kOpenVinoDirectProvider;
+
 // The network window (pixels per side) Stylizer(tile="auto") uses on a provider (ORT's name):
 // the fastest measured within the memory bound (README, "Execution providers"), smaller for a
 // global-statistics graph (statistics_mode.h), which needs more memory per window pixel.
-int64_t default_tile(const std::string& provider, bool statistics_graph);
+// OpenVINO called directly also depends on the precision (its working memory per pixel does).
+int64_t default_tile(const std::string& provider, const std::string& precision, bool statistics_graph);
 
 // CPU features OpenVINO uses for bf16 (AVX512-BF16 or AMX-BF16), from cpuid.
 bool cpu_has_bf16();

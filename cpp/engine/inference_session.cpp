@@ -6,6 +6,7 @@
 
 #include "engine/errors.h"
 #include "engine/limits.h"
+#include "engine/openvino_runtime.h"
 #include "engine/ort_runtime.h"
 
 namespace deepshop {
@@ -27,16 +28,28 @@ void check_model_file(const std::string& path) {
 InferenceSession::InferenceSession(const std::string& model_path, const SessionConfig& config) {
   OrtRuntime::get();  // a clear error if the runtime is not loaded, before anything else
   check_model_file(model_path);
-  const ProviderPlan plan = plan_providers({config.device, config.precision, config.intra_op_threads, config.openvino});
+  const ProviderPlan plan = plan_providers(
+      {config.device, config.precision, config.intra_op_threads, config.openvino, config.openvino_direct});
   std::vector<std::string> reasons = plan.skipped;
   const ProviderCandidate* chosen = nullptr;
   for (const ProviderCandidate& candidate : plan.candidates) {
+    std::string failure;
     try {
-      session_ = open(model_path, config, candidate);
+      if (candidate.openvino_direct) {
+        open_openvino(model_path, config, candidate);
+      } else {
+        session_ = open(model_path, config, candidate);
+        model_ = describe_model(*session_, model_path, config.overrides);
+      }
     } catch (const ModelError&) {
       throw;  // the model itself is bad: no point retrying on another provider
     } catch (const Ort::Exception& e) {
-      const std::string why = start_failure(candidate, e.what());
+      failure = e.what();
+    } catch (const DeviceError& e) {  // OpenVINO's own: it could not read the model, or lacks the device
+      failure = e.what();
+    }
+    if (!failure.empty()) {
+      const std::string why = start_failure(candidate, failure);
       if (!plan.is_auto || &candidate == &plan.candidates.back())
         throw DeviceError("device '" + config.device + "' requested, but " + why);
       reasons.push_back(candidate.label + ": " + why);
@@ -46,10 +59,24 @@ InferenceSession::InferenceSession(const std::string& model_path, const SessionC
     break;
   }
   for (const auto& r : reasons) fallback_reason_ += (fallback_reason_.empty() ? "" : "; ") + r;
-  model_ = describe_model(*session_, model_path, config.overrides);
   provider_ = chosen->provider;
   device_ = chosen->device;
   precision_ = precision_name(resolve_model_precision(*chosen, model_.metadata, model_path));
+}
+
+void InferenceSession::open_openvino(const std::string& model_path, const SessionConfig& config,
+                                     const ProviderCandidate& provider) {
+  // ONNX Runtime reads the model's I/O and metadata (and refuses a bad file with a ModelError, as
+  // for every provider); its session is dropped once that is done, OpenVINO runs the network.
+  ProviderCandidate cpu;
+  cpu.provider = "CPUExecutionProvider";
+  model_ = describe_model(*open(model_path, config, cpu), model_path, config.overrides);
+  const OpenVinoRuntime& runtime = OpenVinoRuntime::load(config.openvino_direct.path);
+  OpenVinoOptions options;
+  options.device = provider.openvino_device;
+  options.precision_hint = provider.precision == Precision::BF16 ? "bf16" : provider.precision == Precision::FP16 ? "f16" : "f32";
+  options.threads = config.intra_op_threads;
+  openvino_ = std::make_unique<OpenVinoNetwork>(runtime, model_, options);
 }
 
 std::unique_ptr<Ort::Session> InferenceSession::open(const std::string& model_path, const SessionConfig& config,
@@ -103,18 +130,9 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 }
 
 Tensors InferenceSession::run(const TensorViews& inputs, const std::vector<std::string>& outputs) const {
-  auto cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   for (const auto& [name, view] : inputs)
     if (!model_.find_input(name))
       throw std::invalid_argument(model_.path + ": '" + name + "' is not an input of the model");
-
-  // IO binding with both ends in host memory: on the CPU provider this is zero-copy, on CUDA
-  // ORT does the host<->device copies itself.
-  Ort::IoBinding binding(*session_);
-  std::vector<Ort::Value> input_values;
-  std::vector<std::vector<Ort::Float16_t>> half_buffers;  // alive until Run returns
-  input_values.reserve(model_.inputs.size());
-  half_buffers.reserve(model_.inputs.size());
   for (const TensorSpec& spec : model_.inputs) {
     auto it = inputs.find(spec.name);
     if (it == inputs.end()) throw std::invalid_argument(model_.path + ": input '" + spec.name + "' was not given");
@@ -124,6 +142,30 @@ Tensors InferenceSession::run(const TensorViews& inputs, const std::vector<std::
     if (!fits)
       throw std::invalid_argument(model_.path + ": input '" + spec.name + "' of shape " + shape_string(view.shape) +
                                   " does not fit the model's " + shape_string(spec.shape) + " (-1: any size)");
+  }
+  std::vector<const TensorSpec*> wanted;
+  if (outputs.empty()) {
+    for (const auto& t : model_.outputs) wanted.push_back(&t);
+  } else {
+    for (const auto& name : outputs) {
+      const TensorSpec* t = model_.find_output(name);
+      if (!t) throw std::invalid_argument(model_.path + ": '" + name + "' is not an output of the model");
+      wanted.push_back(t);
+    }
+  }
+  if (openvino_) return openvino_->run(inputs, wanted);
+
+  auto cpu = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+
+  // IO binding with both ends in host memory: on the CPU provider this is zero-copy, on CUDA
+  // ORT does the host<->device copies itself.
+  Ort::IoBinding binding(*session_);
+  std::vector<Ort::Value> input_values;
+  std::vector<std::vector<Ort::Float16_t>> half_buffers;  // alive until Run returns
+  input_values.reserve(model_.inputs.size());
+  half_buffers.reserve(model_.inputs.size());
+  for (const TensorSpec& spec : model_.inputs) {
+    const TensorView& view = inputs.at(spec.name);
     const size_t count = static_cast<size_t>(element_count(view.shape));
     // Half-precision IO is converted here, so that the rest of the engine only sees float32.
     if (spec.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
@@ -137,16 +179,6 @@ Tensors InferenceSession::run(const TensorViews& inputs, const std::vector<std::
                                                              view.shape.data(), view.shape.size()));
     }
     binding.BindInput(spec.name.c_str(), input_values.back());
-  }
-  std::vector<const TensorSpec*> wanted;
-  if (outputs.empty()) {
-    for (const auto& t : model_.outputs) wanted.push_back(&t);
-  } else {
-    for (const auto& name : outputs) {
-      const TensorSpec* t = model_.find_output(name);
-      if (!t) throw std::invalid_argument(model_.path + ": '" + name + "' is not an output of the model");
-      wanted.push_back(t);
-    }
   }
   for (const TensorSpec* t : wanted) binding.BindOutput(t->name.c_str(), cpu);
 

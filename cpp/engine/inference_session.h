@@ -1,6 +1,7 @@
 #pragma once
-// One ONNX Runtime session on one execution provider: builds it, and runs named float32 host
-// tensors through it (float16 model I/O is converted inside).  Safe to call from several threads
+// One ONNX Runtime session on one execution provider, or OpenVINO called directly (OpenVinoNetwork,
+// where ONNX Runtime's OpenVINO plugin does not serve the device): builds it, and runs named
+// float32 host tensors through it (float16 model I/O is converted inside).  Safe to call from several threads
 // at once (OrtSession::Run is thread-safe and every call owns its buffers).
 #include <memory>
 #include <string>
@@ -8,6 +9,7 @@
 
 #include "engine/execution_providers.h"
 #include "engine/model_info.h"
+#include "engine/openvino_network.h"
 #include "engine/ort_api.h"
 #include "engine/tensor.h"
 
@@ -18,6 +20,7 @@ struct SessionConfig {
   std::string precision = "auto";  // "auto", "fp32", "bf16", "fp16" (see execution_providers.h)
   int intra_op_threads = 0;        // 0: ONNX Runtime's default (one per physical core)
   PluginLibrary openvino;          // the OpenVINO plugin library, if installed
+  PluginLibrary openvino_direct;   // OpenVINO's own C API library (the `openvino` wheel), if installed
   // ORT's CPU arena keeps every block it ever allocated for reuse: runs are faster (about 15%
   // at 512x512: no fresh pages to fault in), but with large tiles it held memory far above the
   // live set (2.3 GB against 1.1 GB for a 1536 tile).  Off by default: memory bounded first.
@@ -30,7 +33,8 @@ class InferenceSession {
   InferenceSession(const std::string& model_path, const SessionConfig& config);
 
   const ModelInfo& model() const { return model_; }
-  // ORT's name of the provider in use: "CPUExecutionProvider", "CUDAExecutionProvider", ...
+  // ORT's name of the provider in use: "CPUExecutionProvider", "CUDAExecutionProvider", ...; or
+  // "OpenVINO" for OpenVINO called directly.
   const std::string& provider() const { return provider_; }
   // Ours: "cpu", "cuda:0", "openvino:CPU".
   const std::string& device() const { return device_; }
@@ -48,7 +52,11 @@ class InferenceSession {
   std::unique_ptr<Ort::Session> open(const std::string& model_path, const SessionConfig& config,
                                      const ProviderCandidate& provider);
 
-  std::unique_ptr<Ort::Session> session_;
+  // OpenVINO called directly: the model described by a CPU session, then run by OpenVINO.
+  void open_openvino(const std::string& model_path, const SessionConfig& config, const ProviderCandidate& provider);
+
+  std::unique_ptr<Ort::Session> session_;          // null when OpenVINO is called directly
+  std::unique_ptr<OpenVinoNetwork> openvino_;      // the direct backend, else null
   ModelInfo model_;
   std::string provider_;
   std::string device_;

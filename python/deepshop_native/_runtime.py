@@ -23,6 +23,9 @@ ENV_LIBRARY = "DEEPSHOP_ORT_LIBRARY"
 #: exist (e.g. "none") to hide the plugin.
 ENV_OPENVINO_LIBRARY = "DEEPSHOP_OPENVINO_EP_LIBRARY"
 OPENVINO_PLUGIN_FILE = "libonnxruntime_providers_openvino_plugin.so"
+#: OpenVINO's own C API library (the direct backend, used where the plugin serves no device) to use
+#: instead of the `openvino` wheel's; a path that does not exist (e.g. "none") turns it off.
+ENV_OPENVINO_DIRECT_LIBRARY = "DEEPSHOP_OPENVINO_LIBRARY"
 _lock = threading.Lock()
 
 
@@ -62,6 +65,39 @@ def find_openvino_plugin() -> tuple[str, str]:
                 return str(library), ""
     return "", ("the OpenVINO plugin is not installed (pip install 'deepshop-native[openvino]', or point "
                 f"${ENV_OPENVINO_LIBRARY} at {OPENVINO_PLUGIN_FILE})")
+
+
+def find_openvino_library() -> tuple[str, str]:
+    """(path, "") of OpenVINO's C API library (libopenvino_c.so) for calling OpenVINO directly, or
+    ("", why it is unavailable): $DEEPSHOP_OPENVINO_LIBRARY when set, else the `openvino` wheel's
+    (``openvino/libs/libopenvino_c.so.<version>``).  The module is not imported."""
+    explicit = os.environ.get(ENV_OPENVINO_DIRECT_LIBRARY)
+    if explicit:
+        if Path(explicit).is_file():
+            return explicit, ""
+        return "", f"${ENV_OPENVINO_DIRECT_LIBRARY} is {explicit!r}, which is not a file (so direct OpenVINO is off)"
+    spec = importlib.util.find_spec("openvino")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            libs = [p for p in (Path(folder) / "libs").glob("libopenvino_c.so*") if p.is_file()]
+            if libs:
+                return str(max(libs, key=_version_key)), ""
+    return "", ("the openvino package is not installed (pip install 'deepshop-native[openvino]', or point "
+                f"${ENV_OPENVINO_DIRECT_LIBRARY} at libopenvino_c.so)")
+
+
+def openvino_direct_devices() -> tuple[str, list[str], str]:
+    """(OpenVINO's version, the devices it serves, "") when OpenVINO can be called directly here,
+    else ("", [], why not)."""
+    from .errors import DeviceError
+    path, missing = find_openvino_library()
+    if not path:
+        return "", [], missing
+    try:
+        version, devices = _native.openvino_direct_devices(path)
+    except DeviceError as e:
+        return "", [], str(e)
+    return version, list(devices), ""
 
 
 def ensure_runtime() -> str:

@@ -125,11 +125,12 @@ def _suffix(value: Optional[str]) -> Optional[str]:
 def _faster_provider_installed(stylizer) -> bool:
     """Whether a provider faster than the one in use is installed (a CUDA-capable onnxruntime, the
     OpenVINO plugin) and so could not be used: then auto's reason is news; "not installed" is not."""
-    from ._runtime import available_providers, find_openvino_plugin
+    from ._runtime import available_providers, find_openvino_library, find_openvino_plugin
     if stylizer.device_used.startswith("cuda"):
         return False
     cuda = "CUDAExecutionProvider" in available_providers()
-    openvino = bool(find_openvino_plugin()[0]) and not stylizer.device_used.startswith("openvino")
+    openvino = ((bool(find_openvino_plugin()[0]) or bool(find_openvino_library()[0]))
+                and not stylizer.device_used.startswith("openvino"))
     return cuda or openvino
 
 

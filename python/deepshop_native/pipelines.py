@@ -70,8 +70,14 @@ class SessionPipeline:
     def __init__(self, model, *, device: str = "auto", threads: int = 0, memory_arena: bool = False, **pixel_format):
         self.model_path = os.fspath(model)
         ensure_runtime()
-        self._session = _native.Session(**session_options(model, device=device, threads=threads,
-                                                          memory_arena=memory_arena, **pixel_format))
+        engine_kwargs = session_options(model, device=device, threads=threads, memory_arena=memory_arena,
+                                        **pixel_format)
+        # OpenVINO only where asked for by name: "auto" stays ONNX Runtime's here (fp32), as the
+        # pipelines' outputs are not all images whose bf16 error is documented.
+        if engine_kwargs["device"].lower().startswith("openvino"):
+            from .stylizer import _openvino_plugin_for
+            engine_kwargs.update(_openvino_plugin_for(engine_kwargs["device"]))
+        self._session = _native.Session(**engine_kwargs)
 
     @property
     def inputs(self) -> list:

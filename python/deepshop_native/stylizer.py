@@ -17,7 +17,8 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from . import _native
-from ._runtime import available_providers, ensure_runtime, execution_devices, find_openvino_plugin
+from ._runtime import (available_providers, ensure_runtime, execution_devices, find_openvino_library,
+                       find_openvino_plugin)
 from . import options
 from .errors import DeepshopError, ModelError, OptionError
 from .pipelines import session_options, tile_options
@@ -88,9 +89,13 @@ def _openvino_plugin_for(device: str) -> dict:
     """The engine's openvino_library / openvino_missing arguments: the plugin is looked up only
     where the device may use it; the engine checks device and precision."""
     if device in ("cpu", "cuda") or device.startswith("cuda:"):
-        return {"openvino_library": "", "openvino_missing": "not asked for"}
+        return {"openvino_library": "", "openvino_missing": "not asked for",
+                "openvino_direct_library": "", "openvino_direct_missing": "not asked for"}
     library, missing = find_openvino_plugin()
-    return {"openvino_library": library, "openvino_missing": missing}
+    # OpenVINO's own library: called directly where the plugin serves no device (non-Intel CPUs).
+    direct, direct_missing = find_openvino_library()
+    return {"openvino_library": library, "openvino_missing": missing,
+            "openvino_direct_library": direct, "openvino_direct_missing": direct_missing}
 
 
 def _checked_progress(progress: Optional[Progress]) -> Optional[Progress]:
@@ -162,13 +167,21 @@ class Stylizer:
         ensure_runtime()
         self._engine = _native.Engine(**{**engine_kwargs, "model": str(self.model_path)}, precision=precision,
                                       **_openvino_plugin_for(engine_kwargs["device"]))
+        self._whole_up_to = 0  # images of at most this many pixels run as one window (tile="auto" only)
         if tile_auto:  # the provider's own window size
             self._tiles = tile_options(tile=self._engine.default_tile, **tiling)
+            if self._engine.provider == "OpenVINO":
+                # OpenVINO called directly: its memory follows the window's pixel count, so an image
+                # no larger in area than one square window (a 1080p frame in bf16) runs whole, in
+                # the same memory: one compiled shape, no thumbnail.
+                self._whole_up_to = self._engine.default_tile ** 2
+                self._whole_tiles = tile_options(tile=0, **tiling)
 
     # --- what the model and the engine are -------------------------------------------------
     @property
     def provider(self) -> str:
-        """The ONNX Runtime execution provider in use, e.g. "OpenVINOExecutionProvider"."""
+        """The ONNX Runtime execution provider in use, e.g. "OpenVINOExecutionProvider", or
+        "OpenVINO" for OpenVINO called directly (where ONNX Runtime's plugin serves no device)."""
         return self._engine.provider
 
     @property
@@ -183,7 +196,8 @@ class Stylizer:
 
     @property
     def tile(self) -> int:
-        """The network window in use, pixels per side (0: the whole image)."""
+        """The network window in use, pixels per side (0: the whole image).  OpenVINO called
+        directly with tile="auto" runs images of at most tile x tile pixels in area whole."""
         return self._tiles.tile
 
     @property
@@ -203,7 +217,10 @@ class Stylizer:
         height = options.check_size("height", height, lo=1)
         width = options.check_size("width", width, lo=1)
         with _tiling_errors_as_option_errors():
-            return dict(self._engine.plan(height=height, width=width, tiles=self._tiles))
+            return dict(self._engine.plan(height=height, width=width, tiles=self._tiles_for(height, width)))
+
+    def _tiles_for(self, height: int, width: int):
+        return self._whole_tiles if height * width <= self._whole_up_to else self._tiles
 
     # --- running ----------------------------------------------------------------------------
     def __call__(self, image: ImageLike, *, strength: float = 1.0, preserve_colors: bool = False,
@@ -225,7 +242,7 @@ class Stylizer:
             if alpha is not None:
                 alpha = resize_max_side(alpha, max_side)
         with _tiling_errors_as_option_errors():
-            styled = self._engine.run(image=pixels, tiles=self._tiles, strength=float(strength),
+            styled = self._engine.run(image=pixels, tiles=self._tiles_for(*pixels.shape[:2]), strength=float(strength),
                                       preserve_colors=bool(preserve_colors), progress=progress)
         if out_dtype is not None:
             styled = styled.astype(out_dtype)
@@ -279,6 +296,13 @@ def _statistics_summary(session) -> str:
         f"{side}x{side} -> {session.plan(height=side, width=side, tiles=tiles)['statistics']}" for side in (1024, 4096))
 
 
+def _openvino_direct_summary() -> str:
+    """OpenVINO called directly (the `openvino` wheel): its version and devices, or why it is off."""
+    from ._runtime import openvino_direct_devices
+    version, devices, why = openvino_direct_devices()
+    return f"OpenVINO {version}: {', '.join(devices) or 'no device'}" if not why else f"unavailable ({why})"
+
+
 def model_info(model=None, *, device: str = "auto", precision: str = "auto") -> dict:
     """What `deepshop info` prints: the model's family, inputs and outputs with their roles, pixel
     format, metadata, the runtime's providers, and the provider the device/precision choose (with
@@ -315,6 +339,7 @@ def model_info(model=None, *, device: str = "auto", precision: str = "auto") -> 
         "onnxruntime_library": _native.runtime_library(),
         "available_providers": available_providers(),
         "devices": [f"{p} {t} ({v})" for p, t, v in execution_devices()],
+        "openvino_direct": _openvino_direct_summary(),
         "cpu_bf16": bool(_native.cpu_has_bf16()),
         "provider": s.provider,
         "device": s.device,
