@@ -25,6 +25,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+# Reflection padding then convolution, with the state_dict names (reflection_pad, conv2d) the
+# published MSG-Net weights use too: the same layer as TransformerNet's.
+from ..transformer_net.network import ConvLayer  # noqa: E402
+
 VALUE_RANGE = (0.0, 255.0)
 CHANNEL_ORDER = "BGR"
 MEAN = (0.0, 0.0, 0.0)
@@ -32,16 +36,6 @@ MEAN = (0.0, 0.0, 0.0)
 STRIDE_MULTIPLE = 4
 EXPANSION = 4
 N_BLOCKS = 6
-
-
-class ConvLayer(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int):
-        super().__init__()
-        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
-        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
-
-    def forward(self, x):
-        return self.conv2d(self.reflection_pad(x))
 
 
 class UpsampleConvLayer(nn.Module):
