@@ -86,6 +86,13 @@ def test_openvino_takes_direct_where_the_plugin_lists_no_device(transformer_onnx
     assert (st.provider, st.device_used, st.precision, st.fallback_reason) == ("OpenVINO", "openvino:CPU", "fp32", "")
 
 
+def test_openvino_cpu_takes_direct_even_where_the_plugin_lists_the_cpu(transformer_onnx, openvino_library,
+                                                                       openvino_plugin):
+    # Called directly, a statistics graph needs a quarter of the plugin's memory per window.
+    st = ds.Stylizer(transformer_onnx, device="openvino", precision="fp32")
+    assert (st.provider, st.device_used) == ("OpenVINO", "openvino:CPU")
+
+
 def test_neither_plugin_nor_library_is_one_line(transformer_onnx, monkeypatch):
     monkeypatch.setenv(_runtime.ENV_OPENVINO_DIRECT_LIBRARY, "/nonexistent/libopenvino_c.so")
     with pytest.raises(ds.DeviceError, match=r"device 'openvino' requested, but .*called directly: "

@@ -84,7 +84,10 @@ class Planner {
     // (OpenVinoNetwork).  "auto" takes the direct one wherever the `openvino` wheel serves the
     // device: it compiles per tile shape, measured faster than the plugin on the same Intel CPU,
     // and it runs on every x86-64 CPU, where the plugin serves Intel ones only.  An explicit
-    // "openvino" takes the plugin where it lists the device, else the direct one.
+    // "openvino" (the CPU device) does too: through the plugin, a global-statistics graph (the
+    // bundled style is one) holds ~2.5 GB for one 1024 px window, called directly ~650 MiB
+    // (README, "Global statistics"); "openvino:GPU|NPU" take the plugin where it lists the
+    // device, else the direct one.
     std::string direct_why;
     const auto direct_unavailable = [&] {
       direct_why = openvino_direct_unavailable(request_.openvino_direct.path, request_.openvino_direct.missing, ov_device);
@@ -92,7 +95,8 @@ class Planner {
       for (size_t at; (at = direct_why.find("; ")) != std::string::npos;) direct_why.replace(at, 2, ", ");
       return !direct_why.empty();
     };
-    bool direct = plan_.is_auto && !direct_unavailable();
+    const bool direct_first = plan_.is_auto || ov_device == "CPU";
+    bool direct = direct_first && !direct_unavailable();
     std::vector<Ort::ConstEpDevice> matching;
     if (!direct) {
       const std::string missing = register_openvino(request_.openvino);
@@ -104,7 +108,7 @@ class Planner {
         std::string why = "the OpenVINO plugin lists no " + ov_device + " device here";
         // The plugin serves Intel hardware only (it skips devices of other vendors).
         if (ov_device == "CPU") why += " (it serves Intel CPUs only, and this CPU is " + cpu_vendor(devices) + ")";
-        if ((plan_.is_auto && !direct_why.empty()) || direct_unavailable())
+        if (direct_first ? !direct_why.empty() : direct_unavailable())
           return refuse("OpenVINO", (missing.empty() ? why : missing) + ", and called directly: " + direct_why);
         direct = true;
       }
