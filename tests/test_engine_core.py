@@ -508,3 +508,16 @@ except Exception as e:
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0, done.stderr[-500:]
+
+
+def test_overlap_is_capped_at_half_the_kept_span(transformer_onnx):
+    """tile 128 with the 28 px halo keeps 72 px: the default 64 px overlap would step tiles 8 px
+    apart (24 x 24 tiles for 256 x 256); capped at half the kept span (36 px), neighbours step at
+    least kept - 36 px and still overlap by 36 px or more."""
+    st = ds.Stylizer(transformer_onnx, device="cpu", tile=128, halo=28)
+    plan = st.plan(256, 256)
+    kept = plan["kept"][0]
+    steps = np.diff(plan["row_starts"])
+    assert plan["tiles_y"] == len(plan["row_starts"]) <= 8
+    assert (kept - steps >= 32).all() and (steps >= kept - 40).all(), plan
+    assert plan["row_starts"][-1] + kept >= 256

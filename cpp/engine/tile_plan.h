@@ -56,7 +56,8 @@ struct TileOptions {
   // 8192x8192 run to about 1.9 GB beyond its input and output (README: figures).
   int64_t tile = 1536;
   int64_t halo = -1;     // context around each tile; < 0: from the model's receptive field
-  int64_t overlap = 64;  // least overlap of neighbouring kept spans, blended with linear ramps
+  int64_t overlap = 64;  // least overlap of neighbouring kept spans (at most half a kept span),
+                         // blended with linear ramps
   int64_t batch = 1;     // tiles per network call
   // Instance-norm networks normalise each tile with its own statistics, which gives each tile
   // its own colour cast.  When > 0 and the image needs several tiles, the whole image is first

@@ -64,7 +64,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tile", type=int, default=None,
                    help="network window in pixels per side; 0 runs the whole image at once (default: the "
                         f"provider's own, {DEFAULT_TILE} on the CPU provider)")
-    g.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="least blended overlap between tiles")
+    g.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="least blended overlap between tiles (at most half a tile's kept span)")
     g.add_argument("--halo", type=int, default=None, help="context pixels around each tile (default: from the model)")
     g.add_argument("--batch", type=int, default=1, help="tiles per network call")
     g.add_argument("--harmonize", type=int, default=DEFAULT_HARMONIZE,

@@ -121,7 +121,8 @@ class Stylizer:
     tile: network window in pixels per side ("auto": the provider's fastest within the memory
     bound, DEFAULT_TILE on the CPU provider; 0 or None: the whole image in one run, which needs
     memory in proportion to its area).  halo: context pixels around each tile (None: derived
-    from the model's receptive field).  overlap: least blended overlap between tiles.
+    from the model's receptive field).  overlap: least blended overlap between tiles (capped at half a
+    tile's kept span).
     batch: tiles per network call.  threads: ONNX Runtime intra-op threads (0: its default).
     device: "auto" (the fastest provider usable here: CUDA, then OpenVINO, then ONNX Runtime's CPU
     provider; `provider`, `device_used` and `fallback_reason` say what it chose and why not the
