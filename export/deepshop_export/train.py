@@ -115,16 +115,7 @@ def resolve_settings(argv) -> dict:
     options of the command line on top.  Raises TrainError on a conflict."""
     given = {k: v for k, v in vars(build_parser().parse_args(argv)).items() if v is not None}
     if "resume" in given:
-        ckpt = load_checkpoint(given["resume"])
-        settings = dict(DEFAULTS, **ckpt["settings"])
-        for k, v in given.items():
-            if k in RUN_CONTROL:
-                settings[k] = v
-            elif settings.get(k) != v:
-                raise TrainError(f"{given['resume']}: cannot change --{k.replace('_', '-')} when resuming "
-                                 f"(checkpoint has {settings.get(k)!r}, command line {v!r})")
-        settings["_checkpoint"] = ckpt
-        return settings
+        return resumed_settings(given, DEFAULTS, RUN_CONTROL, load_checkpoint(given["resume"]))
     settings = dict(DEFAULTS, **given)
     for k in ("style", "data", "out"):
         if settings[k] is None:
@@ -218,6 +209,20 @@ def set_rng_state(st: dict) -> None:
 
 def save_atomically(obj, path: str) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), overwrite=True)
+
+
+def resumed_settings(given: dict, defaults: dict, run_control, ckpt: dict) -> dict:
+    """Every trainer's --resume: the checkpoint's settings, with the command line's run-control
+    options (how long and where it runs) on top; TrainError for any other option that differs."""
+    settings = dict(defaults, **ckpt["settings"])
+    for k, v in given.items():
+        if k in run_control:
+            settings[k] = v
+        elif settings.get(k) != v:
+            raise TrainError(f"{given['resume']}: cannot change --{k.replace('_', '-')} when resuming "
+                             f"(checkpoint has {settings.get(k)!r}, command line {v!r})")
+    settings["_checkpoint"] = ckpt
+    return settings
 
 
 def start_run(settings: dict):

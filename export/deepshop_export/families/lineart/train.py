@@ -26,7 +26,8 @@ import torch
 from deepshop_native.files import atomic_write
 
 from ... import train_data, train_report
-from ...train import TrainError, command, load_checkpoint, rng_state, save_atomically, set_rng_state, start_run
+from ...train import (TrainError, command, load_checkpoint, resumed_settings, rng_state, save_atomically, set_rng_state,
+                      start_run)
 from . import data, evaluate
 from .export import export_lineart
 from .network import LineArtUNet, parameter_count
@@ -90,16 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_settings(argv) -> dict:
     given = {k: v for k, v in vars(build_parser().parse_args(argv)).items() if v is not None}
     if "resume" in given:
-        ckpt = load_checkpoint(given["resume"], CHECKPOINT_FORMAT)
-        settings = dict(DEFAULTS, **ckpt["settings"])
-        for k, v in given.items():
-            if k in RUN_CONTROL:
-                settings[k] = v
-            elif settings.get(k) != v:
-                raise TrainError(f"{given['resume']}: cannot change --{k.replace('_', '-')} when resuming "
-                                 f"(checkpoint has {settings.get(k)!r}, command line {v!r})")
-        settings["_checkpoint"] = ckpt
-        return settings
+        return resumed_settings(given, DEFAULTS, RUN_CONTROL, load_checkpoint(given["resume"], CHECKPOINT_FORMAT))
     settings = dict(DEFAULTS, **given)
     for k in ("data", "out"):
         if settings[k] is None:

@@ -33,14 +33,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from deepshop_native.errors import DeepshopError, ImageError, ModelError
+from deepshop_native.errors import DeepshopError, ImageError
 from deepshop_native.files import atomic_write
 
 from ... import train_data, train_report, vgg
 from ...checkpoint import sha256_of
 from ...losses import PerceptualLoss
-from ...train import (TrainError, center_square, command, fixed_samples, rng_state, save_atomically, set_rng_state,
-                      start_run)
+from ...train import (TrainError, center_square, command, fixed_samples, load_checkpoint, resumed_settings, rng_state,
+                      save_atomically, set_rng_state, start_run)
 from . import network as mn
 
 CHECKPOINT_FORMAT = "deepshop-train-msgnet-checkpoint-1"
@@ -101,30 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_checkpoint(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise ModelError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ModelError(f"{path}: cannot read the checkpoint ({e})") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(f"{path}: not a deepshop-train msgnet checkpoint")
-    return ckpt
-
-
 def resolve_settings(argv) -> dict:
     given = {k: v for k, v in vars(build_parser().parse_args(argv)).items() if v is not None}
     if "resume" in given:
-        ckpt = load_checkpoint(given["resume"])
-        settings = dict(DEFAULTS, **ckpt["settings"])
-        for k, v in given.items():
-            if k in RUN_CONTROL:
-                settings[k] = v
-            elif settings.get(k) != v:
-                raise TrainError(f"{given['resume']}: cannot change --{k.replace('_', '-')} when resuming")
-        settings["_checkpoint"] = ckpt
-        return settings
+        return resumed_settings(given, DEFAULTS, RUN_CONTROL, load_checkpoint(given["resume"], CHECKPOINT_FORMAT))
     settings = dict(DEFAULTS, **given)
     for k in ("style", "data", "out"):
         if settings[k] is None:
