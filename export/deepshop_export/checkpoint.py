@@ -2,7 +2,6 @@
 no such file, not a torch checkpoint at all, or a checkpoint of another network."""
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Mapping
 
@@ -10,16 +9,9 @@ import torch
 
 from deepshop_native.errors import ModelError
 
+from deepshop_native.files import sha256_of  # noqa: F401  (re-exported: the export side's callers)
+
 from .families.transformer_net.network import TransformerNet, clean_state_dict
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (recorded in provenance)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _state_dict_in(obj):

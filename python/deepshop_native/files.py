@@ -15,6 +15,7 @@ This module imports neither the C++ extension nor Pillow: the export side uses i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -174,3 +175,12 @@ def _fsync_directory(directory: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def sha256_of(path: "str | os.PathLike") -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (provenance, and the pairing of a model's graphs)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -49,6 +49,7 @@ import numpy as np
 from . import model_metadata as mm
 from . import options
 from .errors import Cancelled, ImageError, ModelError, OptionError
+from .models import read_model_metadata
 
 __all__ = ["gatys", "GatysModel", "GatysResult", "GatysProgress", "resolve_model", "pink_noise",
            "transfer_luminance", "MODELS_ENV", "MODEL_NAMES"]
@@ -121,7 +122,7 @@ class GatysModel:
         from .pipelines import SessionPipeline
 
         self.model_path = os.fspath(model)
-        meta = _read_metadata(self.model_path)
+        meta = read_model_metadata(self.model_path)
         if meta.get(mm.key("family")) != FAMILY:
             raise ModelError(f"{self.model_path}: not a Gatys loss-and-gradient graph (family "
                              f"{meta.get(mm.key('family'))!r}, expected {FAMILY!r}; export one with deepshop-export gatys)")
@@ -174,17 +175,6 @@ class GatysModel:
         m = self.stride_multiple
         if h % m or w % m or h < m or w < m:
             raise OptionError(f"{self.model_path}: image size {w}x{h} is not a positive multiple of {m}")
-
-
-def _read_metadata(path: str) -> Dict[str, str]:
-    try:
-        return mm.read_metadata(path)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such model file") from None
-    except OSError as e:
-        raise ModelError(f"{path}: cannot be read ({e.strerror or e})") from None
-    except mm.MetadataReadError as e:
-        raise ModelError(f"{path}: not an ONNX model ({e})") from None
 
 
 # ---------------------------------------------------------------------------------------------

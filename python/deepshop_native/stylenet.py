@@ -21,7 +21,6 @@ images with a thumbnail's instance-norm statistics instead (thumbnail mode; exac
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -34,6 +33,7 @@ from . import _native, options
 from . import model_metadata as mm
 from ._runtime import ensure_runtime
 from .errors import ImageError, ModelError, OptionError
+from .files import sha256_of
 from .image import read_image, resize_to, to_depth, to_rgb_array, write_image
 from .kernels import gram
 from .pipelines import pixels_as_unit_float, session_options, tile_options
@@ -76,14 +76,6 @@ def _pipeline_of(path: Path) -> dict:
     return pipe
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def resolve_pair(model) -> tuple:
     """(encoder path, generator path, generator's pipeline entry) from either file of the pair."""
     from .stylizer import resolve_model
@@ -100,7 +92,7 @@ def resolve_pair(model) -> tuple:
     if not pipe.get("encoder") or not encoder.is_file():
         raise ModelError(f"{path}: the MSG-Net generator needs its encoder {pipe.get('encoder')!r} beside it "
                          "(deepshop-export msgnet writes both)")
-    if pipe.get("encoder_sha256") and _sha256(encoder) != pipe["encoder_sha256"]:
+    if pipe.get("encoder_sha256") and sha256_of(encoder) != pipe["encoder_sha256"]:
         raise ModelError(f"{encoder}: is not the encoder {path.name} was exported with (sha256 differs); "
                          "re-export the pair")
     return encoder, path, pipe

@@ -51,10 +51,10 @@ def pipeline_class(family: str, path="") -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def family_of(path) -> str:
-    """The family a model file runs as (see the module doc), from its metadata alone."""
+def read_model_metadata(path) -> Dict[str, str]:
+    """A model file's metadata; ModelError naming the file and why it cannot be read."""
     try:
-        metadata = mm.read_metadata(path)
+        return mm.read_metadata(path)
     except FileNotFoundError:
         raise ModelError(f"{path}: no such model file") from None
     except IsADirectoryError:
@@ -63,6 +63,11 @@ def family_of(path) -> str:
         raise ModelError(f"{path}: cannot be read ({e.strerror or e})") from None
     except mm.MetadataReadError as e:
         raise ModelError(f"{path}: not an ONNX model ({e})") from None
+
+
+def family_of(path) -> str:
+    """The family a model file runs as (see the module doc), from its metadata alone."""
+    metadata = read_model_metadata(path)
     family = metadata.get(mm.key("family"))
     if family:
         return family

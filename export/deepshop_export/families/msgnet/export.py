@@ -12,7 +12,6 @@ other file's name, and on the generator the encoder's sha256 so that a mismatche
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -23,6 +22,8 @@ from torch import nn
 from deepshop_native import model_metadata as mm
 from deepshop_native.errors import ModelError, OptionError, OutputExistsError
 from deepshop_native.files import output_exists_message
+
+from deepshop_native.files import sha256_of
 
 from ...onnx.export import ExportReport, GraphInterface, export_module
 from ...receptive_field import receptive_field
@@ -69,14 +70,6 @@ def generator_interface(channels: int) -> GraphInterface:
                           dynamic_dims=[{0: "batch", 2: "height", 3: "width"}, {}], make_inputs=make_inputs)
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def export_msgnet(net: mn.MSGNet, out_path: str | os.PathLike, *, name: str, provenance: dict,
                   license: str = "unknown", fp16: bool = False, opset: int = 17, validate: bool = True,
                   overwrite: bool = False, statistics: bool = False) -> tuple[ExportReport, ExportReport]:
@@ -119,7 +112,7 @@ def export_msgnet(net: mn.MSGNet, out_path: str | os.PathLike, *, name: str, pro
         gen_meta["inputs"] = mm.encode_roles({"input": mm.ROLE_IMAGE, "gram": mm.ROLE_AUX}, outputs=False)
         gen_meta["outputs"] = mm.encode_roles({"output": mm.ROLE_IMAGE}, outputs=True)
     gen_meta["pipeline"] = json.dumps({"part": "generator", "encoder": os.path.basename(enc_path),
-                                       "encoder_sha256": _sha256(enc_path), "gram_input": "gram",
+                                       "encoder_sha256": sha256_of(enc_path), "gram_input": "gram",
                                        "feature_channels": channels, "gram_normalize": GRAM_NORMALIZE},
                                       sort_keys=True)
     try:
