@@ -521,3 +521,23 @@ def test_overlap_is_capped_at_half_the_kept_span(transformer_onnx):
     assert plan["tiles_y"] == len(plan["row_starts"]) <= 8
     assert (kept - steps >= 32).all() and (steps >= kept - 40).all(), plan
     assert plan["row_starts"][-1] + kept >= 256
+
+
+# --- pixel stages split over threads --------------------------------------------------------------
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_pixel_stages_on_several_threads_equal_numpy(two_image_model, classes_model, identity_onnx, threads):
+    """Images large enough that cutting, decoding, blending and finishing are split into row ranges
+    on several threads (at least 2**16 values per range): every pixel as numpy computes it, with the
+    tiles' seams (tile 160) falling inside and across the ranges."""
+    a, b = rng_image(301, 419, 3, 7), rng_image(301, 419, 1, 8)
+    ref = np.clip(0.5 * reflect_mean3x3(a) + 0.5 * b, 0, 1)
+    for tile in (0, 160):
+        y = open_model(two_image_model, device="cpu", tile=tile, threads=threads)(a=a, b=b)["images"]["y"]
+        np.testing.assert_allclose(y, ref, atol=2e-6)
+    e = rng_image(301, 419, 1, 9)
+    labels = open_model(classes_model, device="cpu", tile=160, threads=threads)(e=e)["labels"]["scores"]
+    np.testing.assert_array_equal(labels, (e[..., 0, None] * W_CLASSES + B_CLASSES).argmax(axis=2))
+    img = np.random.default_rng(10).integers(0, 256, (517, 389, 3), dtype=np.uint8)
+    for tile in (0, 160):
+        np.testing.assert_array_equal(ds.Stylizer(identity_onnx, device="cpu", tile=tile, threads=threads)(img), img)

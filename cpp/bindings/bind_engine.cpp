@@ -151,11 +151,12 @@ class Session {
     return d;
   }
 
-  py::dict run_tiled(const py::dict& spatial, const py::dict& aux, const TileOptions& tiles, const py::dict& palettes,
-                     std::optional<std::vector<std::string>> outputs, const std::optional<py::function>& progress,
-                     const py::dict& temperatures) const {
+  py::dict run_tiled(const py::dict& spatial, const py::dict& aux, const TileOptions& requested,
+                     const py::dict& palettes, std::optional<std::vector<std::string>> outputs,
+                     const std::optional<py::function>& progress, const py::dict& temperatures) const {
     const ModelInfo& m = model();
-    check_tile_options(tiles);
+    check_tile_options(requested);
+    const TileOptions tiles = with_session_threads(requested);
     // Spatial inputs: H x W x C (or H x W) pixel arrays, float32 in [0, 1], all of one size.
     std::vector<FloatArray> keep;
     std::vector<std::unique_ptr<ImageSource<float>>> sources;
@@ -271,11 +272,12 @@ class Session {
   }
 
   template <typename T>
-  py::array_t<T> run_image(py::array_t<T, py::array::c_style> image, const TileOptions& tiles, const PostOptions& post,
-                           const std::optional<py::function>& progress) const {
+  py::array_t<T> run_image(py::array_t<T, py::array::c_style> image, const TileOptions& requested,
+                           const PostOptions& post, const std::optional<py::function>& progress) const {
     if (image.ndim() != 3 || image.shape(2) != 3)
       throw std::invalid_argument("image must be a contiguous H x W x 3 array");
-    check_tile_options(tiles);
+    check_tile_options(requested);
+    const TileOptions tiles = with_session_threads(requested);
     const int64_t h = image.shape(0), w = image.shape(1);
     py::array_t<T> result({h, w, int64_t(3)});
     ImageView<const T> in{image.data(), h, w, 3};
@@ -287,6 +289,12 @@ class Session {
   }
 
  private:
+  // The engine's pixel stages run on as many threads as the user gave the session.
+  TileOptions with_session_threads(TileOptions tiles) const {
+    tiles.pixel_threads = session_->threads();
+    return tiles;
+  }
+
   std::unique_ptr<InferenceSession> session_;
 };
 

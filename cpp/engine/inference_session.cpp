@@ -25,7 +25,8 @@ void check_model_file(const std::string& path) {
 
 }  // namespace
 
-InferenceSession::InferenceSession(const std::string& model_path, const SessionConfig& config) {
+InferenceSession::InferenceSession(const std::string& model_path, const SessionConfig& config)
+    : threads_(config.intra_op_threads) {
   OrtRuntime::get();  // a clear error if the runtime is not loaded, before anything else
   check_model_file(model_path);
   const ProviderPlan plan = plan_providers(

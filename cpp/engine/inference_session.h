@@ -42,6 +42,9 @@ class InferenceSession {
   const std::string& precision() const { return precision_; }
   // Why device="auto" did not pick each faster provider, one clause each ("" when it took the fastest).
   const std::string& fallback_reason() const { return fallback_reason_; }
+  // The thread count the session was made with (0: the provider's default); the engine's own
+  // pixel stages use as many.
+  int threads() const { return threads_; }
 
   // Runs the model on `inputs` (every model input, by name) and returns the outputs named in
   // `outputs` (empty: all of them).  A wrong name, rank or fixed dimension is the caller's
@@ -62,6 +65,7 @@ class InferenceSession {
   std::string device_;
   std::string precision_;
   std::string fallback_reason_;
+  int threads_ = 0;
 };
 
 }  // namespace deepshop

@@ -204,12 +204,12 @@ Tensors OpenVinoNetwork::run(const TensorViews& inputs, const std::vector<const 
       Tensor& out = result[spec->name];
       if (shape.shape.dims) out.shape.assign(shape.shape.dims, shape.shape.dims + shape.shape.rank);
       const size_t count = static_cast<size_t>(element_count(out.shape));
-      out.data.resize(count);
       if (type == ov::kF32) {
         const float* values = static_cast<const float*>(data);
-        std::copy(values, values + count, out.data.begin());
+        out.data.assign(values, values + count);  // one pass: no zero fill before the copy
       } else if (type == ov::kF16) {
         const uint16_t* bits = static_cast<const uint16_t*>(data);
+        out.data.resize(count);
         for (size_t k = 0; k < count; ++k) out.data[k] = Ort::Float16_t::FromBits(bits[k]).ToFloat();
       } else {
         throw DeviceError("output '" + spec->name + "' came back in an element type other than float32 or float16 (" +

@@ -73,6 +73,10 @@ struct TileOptions {
   // reflected: the network then pads at the image border exactly as a whole-image run does.
   // Set by the statistics modes, whose tiled output is meant to equal the whole-image one.
   bool windows_inside = false;
+  // Threads of the pixel stages (cutting windows, decoding, blending and finishing rows): memory-
+  // bound loops that took ~12% of a 1080p OpenVINO bf16 run on one thread.  0: all hardware
+  // threads.  The engine sets it to the session's thread count.
+  int pixel_threads = 0;
 };
 
 // Throws std::invalid_argument naming the option when a value is out of its range.

@@ -25,8 +25,8 @@ bool all_finite(const float* v, size_t n) {
 }
 
 [[noreturn]] void non_finite(const std::string& model, int64_t y0, int64_t x0) {
-  throw ModelError(model + ": the model's output holds NaN or infinite values (in the tile at row " +
-                   std::to_string(y0) + ", column " + std::to_string(x0) +
+  throw ModelError(model + ": the model's output holds NaN or infinite values (in a tile's rows from image row " +
+                   std::to_string(y0) + " on, columns from " + std::to_string(x0) +
                    "); the weights or the value range may be wrong, or fp16 overflowed");
 }
 
@@ -65,6 +65,10 @@ void ImageSink<T>::take_tile(const float* out, size_t plane, int64_t row_stride,
     }
   }
   if (!all_finite(kept, static_cast<size_t>(kh * kw * C))) non_finite(model_, y0, x0);
+}
+
+template <typename T>
+void ImageSink<T>::finish_tile(float* kept, int64_t kh, int64_t kw, int64_t y0, int64_t x0) {
   if (reference_) harmonize_tile(kept, kh, kw, y0, x0, *reference_);
 }
 

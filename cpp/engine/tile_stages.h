@@ -45,6 +45,7 @@ class ImageSink final : public TileSink {
   int64_t channels() const override { return output_.channels; }
   void take_tile(const float* out, size_t plane, int64_t row_stride, int64_t kh, int64_t kw, int64_t y0, int64_t x0,
                  float* kept) override;
+  void finish_tile(float* kept, int64_t kh, int64_t kw, int64_t y0, int64_t x0) override;
   void finish_rows(const float* acc, int64_t y_from, int64_t y_to) override;
 
  private:

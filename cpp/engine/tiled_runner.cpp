@@ -6,6 +6,7 @@
 
 #include "engine/errors.h"
 #include "engine/limits.h"
+#include "kernels/parallel.h"
 
 namespace deepshop {
 namespace {
@@ -15,6 +16,21 @@ std::vector<int64_t> window_indices(const AxisPlan& axis, int64_t i) {
   std::vector<int64_t> idx(axis.window);
   for (int64_t k = 0; k < axis.window; ++k) idx[k] = reflect_index(axis.window_start(i) + k, axis.length);
   return idx;
+}
+
+// Each pixel stage is a memory-bound loop over rows, split here into contiguous row ranges, one
+// per thread, but only as many as give every range this many values: starting a thread costs
+// tens of microseconds, which small tiles would not pay back.
+constexpr int64_t kMinValuesPerRange = int64_t{1} << 16;
+
+// Runs fn(begin, end) on contiguous ranges of [0, rows) on up to `threads` threads.
+template <class Fn>
+void for_row_ranges(int threads, int64_t rows, int64_t values_per_row, Fn&& fn) {
+  const int64_t by_work = std::max<int64_t>(1, rows * values_per_row / kMinValuesPerRange);
+  const int ranges = static_cast<int>(std::min<int64_t>(threads, by_work));
+  kernels::parallel_parts(rows, ranges, [&](int, int64_t begin, int64_t end) {
+    if (begin < end) fn(begin, end);
+  });
 }
 
 // acc += wy[y] * wx[x] * kept over kh x kw pixels of C channels.  kChannels > 0 fixes C at compile
@@ -62,6 +78,7 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
   const int64_t wh = rows.window, ww = cols.window;
   const int64_t batch = model.fixed_batch > 0 ? model.fixed_batch : std::min(options.batch, cols.count());
   const size_t plane = static_cast<size_t>(checked_mul(wh, ww, "tile window"));
+  const int threads = kernels::resolve_threads(options.pixel_threads);
 
   // Network input buffers, N x C x window for every spatial input.
   std::vector<std::vector<float>> net_inputs(call.spatial_inputs.size());
@@ -109,9 +126,16 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
         // Cut the windows out of the image, straight into the network's N x C x H x W layout.
         for (int64_t b = 0; b < n; ++b) {
           const int64_t col0 = cols.starts[tx0 + b];
-          const TileWindow window{row_src, col_src[tx0 + b], rows.halo, rows.halo + row_end - row0, cols.halo,
-                                  cols.halo + std::min(col0 + cols.kept, W) - col0};
-          source->cut(window, &net_inputs[i][b * C * plane], plane);
+          const int64_t kept_col1 = cols.halo + std::min(col0 + cols.kept, W) - col0;
+          float* dst = &net_inputs[i][b * C * plane];
+          for_row_ranges(threads, wh, ww * C, [&](int64_t y0, int64_t y1) {
+            // Rows [y0, y1) of the window: a window of their own, written at their place in the planes.
+            const std::vector<int64_t> part_rows(row_src.begin() + y0, row_src.begin() + y1);
+            const auto clip = [&](int64_t r) { return std::min(std::max(r - y0, int64_t{0}), y1 - y0); };
+            const TileWindow window{part_rows, col_src[tx0 + b], clip(rows.halo), clip(rows.halo + row_end - row0),
+                                    cols.halo, kept_col1};
+            source->cut(window, dst + y0 * ww, plane);
+          });
         }
         inputs[name] = TensorView{net_inputs[i].data(), {run_n, C, wh, ww}};
       }
@@ -145,9 +169,15 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
           const int64_t col0 = cols.starts[tx];
           const int64_t kw = std::min(col0 + cols.kept, W) - col0, kh = row_end - row0;
           const float* o = &t.data[b * C * plane + static_cast<size_t>(rows.kept_offset(ty)) * ww + cols.kept_offset(tx)];
-          band.sink->take_tile(o, plane, ww, kh, kw, row0, col0, band.kept.data());
-          blend(C, &band.acc[(row0 - acc_begin) * band.row_stride + col0 * C], band.row_stride, band.kept.data(), kh,
-                kw, rows.weights[ty].data(), cols.weights[tx].data());
+          float* kept = band.kept.data();
+          for_row_ranges(threads, kh, kw * C, [&](int64_t y0, int64_t y1) {
+            band.sink->take_tile(o + y0 * ww, plane, ww, y1 - y0, kw, row0 + y0, col0, kept + y0 * kw * C);
+          });
+          band.sink->finish_tile(kept, kh, kw, row0, col0);
+          for_row_ranges(threads, kh, kw * C, [&](int64_t y0, int64_t y1) {
+            blend(C, &band.acc[(row0 - acc_begin + y0) * band.row_stride + col0 * C], band.row_stride, kept + y0 * kw * C,
+                  y1 - y0, kw, rows.weights[ty].data() + y0, cols.weights[tx].data());
+          });
         }
       }
       for (const auto& name : call.whole_outputs) whole[name].push_back(std::move(out.at(name)));
@@ -158,7 +188,9 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
     const int64_t next_begin = ty + 1 < rows.count() ? rows.starts[ty + 1] : H;
     const int64_t carried = std::max<int64_t>(row_end - next_begin, 0);
     for (OutputBand& band : bands) {
-      band.sink->finish_rows(band.acc.data(), acc_begin, next_begin);
+      for_row_ranges(threads, next_begin - acc_begin, static_cast<int64_t>(band.row_stride), [&](int64_t y0, int64_t y1) {
+        band.sink->finish_rows(&band.acc[y0 * band.row_stride], acc_begin + y0, acc_begin + y1);
+      });
       if (carried > 0)
         std::memmove(band.acc.data(), &band.acc[(next_begin - acc_begin) * band.row_stride],
                      carried * band.row_stride * sizeof(float));

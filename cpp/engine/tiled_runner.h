@@ -32,7 +32,8 @@ class TileSource {
  public:
   virtual ~TileSource() = default;
   virtual int64_t channels() const = 0;
-  // `dst` holds channels() planes of rows x cols values, `plane` apart.
+  // `dst` holds channels() planes of rows x cols values, `plane` apart.  The runner may cut one
+  // window in several row ranges at once, from several threads.
   virtual void cut(const TileWindow& window, float* dst, size_t plane) const = 0;
 };
 
@@ -43,10 +44,15 @@ class TileSink {
   virtual int64_t channels() const = 0;  // network output channels, and accumulator channels per pixel
   // Converts a tile's kept span (`out`: top-left value of channel 0; channels `plane` apart,
   // rows `row_stride` apart) into `kept`, kh x kw x channels() interleaved.  (y0, x0) is the
-  // span's place in the image.  Throws ModelError when the network gave NaN or infinity.
+  // span's place in the image.  Throws ModelError when the network gave NaN or infinity.  The
+  // runner may call it on several row ranges of one tile at once, from several threads.
   virtual void take_tile(const float* out, size_t plane, int64_t row_stride, int64_t kh, int64_t kw, int64_t y0,
                          int64_t x0, float* kept) = 0;
-  // Image rows [y_from, y_to) are complete: `acc` holds them, width x channels() each.
+  // Work on a whole tile's kept span once take_tile has converted all of it (harmonize: it
+  // measures the tile's colour over areas that cross row ranges).
+  virtual void finish_tile(float* /*kept*/, int64_t /*kh*/, int64_t /*kw*/, int64_t /*y0*/, int64_t /*x0*/) {}
+  // Image rows [y_from, y_to) are complete: `acc` holds them, width x channels() each.  May be
+  // called on several row ranges at once, from several threads.
   virtual void finish_rows(const float* acc, int64_t y_from, int64_t y_to) = 0;
 };
 
