@@ -49,41 +49,39 @@ def find_onnxruntime_library() -> str:
     return ""
 
 
-def find_openvino_plugin() -> tuple[str, str]:
-    """(path, "") of the OpenVINO execution-provider plugin, or ("", why it is unavailable):
-    $DEEPSHOP_OPENVINO_EP_LIBRARY when set, else the onnxruntime-ep-openvino wheel's library."""
-    explicit = os.environ.get(ENV_OPENVINO_LIBRARY)
+def _find_library(env_var: str, package: str, pattern: str, turned_off: str, not_installed: str) -> tuple[str, str]:
+    """(path, "") of a library, or ("", why it is unavailable): $env_var when set (a path that is not
+    a file turns the library off), else the newest file matching `pattern` in the installed
+    `package`'s folder, found without importing it."""
+    explicit = os.environ.get(env_var)
     if explicit:
         if Path(explicit).is_file():
             return explicit, ""
-        return "", f"${ENV_OPENVINO_LIBRARY} is {explicit!r}, which is not a file (so the OpenVINO plugin is off)"
-    spec = importlib.util.find_spec("onnxruntime_ep_openvino")
+        return "", f"${env_var} is {explicit!r}, which is not a file (so {turned_off} is off)"
+    spec = importlib.util.find_spec(package)
     if spec is not None and spec.submodule_search_locations:
         for folder in spec.submodule_search_locations:
-            library = Path(folder) / OPENVINO_PLUGIN_FILE
-            if library.is_file():
-                return str(library), ""
-    return "", ("the OpenVINO plugin is not installed (pip install 'deepshop-native[openvino]', or point "
-                f"${ENV_OPENVINO_LIBRARY} at {OPENVINO_PLUGIN_FILE})")
+            libs = [p for p in Path(folder).glob(pattern) if p.is_file()]
+            if libs:
+                return str(max(libs, key=_version_key)), ""
+    return "", not_installed
+
+
+def find_openvino_plugin() -> tuple[str, str]:
+    """(path, "") of the OpenVINO execution-provider plugin, or ("", why it is unavailable):
+    $DEEPSHOP_OPENVINO_EP_LIBRARY when set, else the onnxruntime-ep-openvino wheel's library."""
+    return _find_library(ENV_OPENVINO_LIBRARY, "onnxruntime_ep_openvino", OPENVINO_PLUGIN_FILE, "the OpenVINO plugin",
+                         "the OpenVINO plugin is not installed (pip install 'deepshop-native[openvino]', or point "
+                         f"${ENV_OPENVINO_LIBRARY} at {OPENVINO_PLUGIN_FILE})")
 
 
 def find_openvino_library() -> tuple[str, str]:
     """(path, "") of OpenVINO's C API library (libopenvino_c.so) for calling OpenVINO directly, or
     ("", why it is unavailable): $DEEPSHOP_OPENVINO_LIBRARY when set, else the `openvino` wheel's
-    (``openvino/libs/libopenvino_c.so.<version>``).  The module is not imported."""
-    explicit = os.environ.get(ENV_OPENVINO_DIRECT_LIBRARY)
-    if explicit:
-        if Path(explicit).is_file():
-            return explicit, ""
-        return "", f"${ENV_OPENVINO_DIRECT_LIBRARY} is {explicit!r}, which is not a file (so direct OpenVINO is off)"
-    spec = importlib.util.find_spec("openvino")
-    if spec is not None and spec.submodule_search_locations:
-        for folder in spec.submodule_search_locations:
-            libs = [p for p in (Path(folder) / "libs").glob("libopenvino_c.so*") if p.is_file()]
-            if libs:
-                return str(max(libs, key=_version_key)), ""
-    return "", ("the openvino package is not installed (pip install 'deepshop-native[openvino]', or point "
-                f"${ENV_OPENVINO_DIRECT_LIBRARY} at libopenvino_c.so)")
+    (``openvino/libs/libopenvino_c.so.<version>``)."""
+    return _find_library(ENV_OPENVINO_DIRECT_LIBRARY, "openvino", "libs/libopenvino_c.so*", "direct OpenVINO",
+                         "the openvino package is not installed (pip install 'deepshop-native[openvino]', or point "
+                         f"${ENV_OPENVINO_DIRECT_LIBRARY} at libopenvino_c.so)")
 
 
 def openvino_direct_devices() -> tuple[str, list[str], str]:
