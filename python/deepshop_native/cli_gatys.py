@@ -72,7 +72,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="iterations of each finer level (default: a quarter of --iterations)")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also write the image every N iterations")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise start (default: 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino (default: auto)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino (default: auto: OpenVINO "
+                                                    "where the openvino package is installed, else cpu)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="precision of the loss and gradient (default: auto, bf16 on OpenVINO where the CPU has "
+                        "it, else fp32)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     p.add_argument("-o", "--out", default=None, metavar="FILE|DIR",
                    help="output file, or folder for a name recording model, ratio and iterations "
@@ -124,7 +128,8 @@ def run(args) -> int:
     # Inputs first (a clear error naming the file), then the model, then the output: all before the work.
     for image in [args.content] + args.style:
         read_image(image)
-    model = GatysModel(resolve_model(args.model, args.pooling), device=args.device, threads=args.threads)
+    model = GatysModel(resolve_model(args.model, args.pooling), device=args.device, precision=args.precision,
+                       threads=args.threads)
     model_tag = f"{Path(args.model).stem if args.model.lower().endswith('.onnx') else args.model}-{model.pooling}"
     dst = output_path(args, model_tag)
     if dst.exists() and not args.overwrite:
@@ -157,5 +162,5 @@ def run(args) -> int:
         bar.close()
     write_image(dst, result.image, quality=args.quality, overwrite=args.overwrite)
     levels = ", ".join(f"{l['size'][1]}x{l['size'][0]}: {l['iterations']} it {l['seconds']:.1f} s" for l in result.levels)
-    print(f"{dst}: loss {result.loss:.4g} ({levels}; {result.provider}, {result.seconds:.1f} s)", file=sys.stderr)
+    print(f"{dst}: loss {result.loss:.4g} ({levels}; {result.provider} {result.precision}, {result.seconds:.1f} s)", file=sys.stderr)
     return 0

@@ -111,6 +111,31 @@ def resolve_model(model: Union[str, os.PathLike] = "hed", pooling: Optional[str]
     return path
 
 
+#: Precisions GatysModel / gatys(precision=...) take.
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def gradient_precision(precision: str) -> str:
+    """The engine precision for the loss-and-gradient graph (checked; "auto": AUTO_PRECISION)."""
+    if not isinstance(precision, str) or precision.lower() not in PRECISIONS:
+        raise OptionError(f"precision: {precision!r} is not one of " + ", ".join(repr(p) for p in PRECISIONS))
+    precision = precision.lower()
+    return AUTO_PRECISION if precision == "auto" else precision
+
+
+# precision="auto" is fp32 on every route, bf16 only when asked for.  bf16 is much faster where
+# the CPU has AMX or AVX512-BF16 (OpenVINO direct, 192 px, HED VGG16: 0.12 against 0.55 s per
+# evaluation under load ~3 on 2 cores) and L-BFGS-B's line search copes with it: astronaut photo,
+# composition_vii, 200 iterations from the photo, loss 11.43 (bf16, re-evaluated in fp32) against
+# 11.39 (fp32), the same 201 evaluations; 256 px, 40 iterations: 13.03 bf16, 13.31 OpenVINO fp32,
+# 13.18 ONNX Runtime fp32.  But the style gradient is (G - A) F, and bf16 rounds the Gram matrix
+# G to 8 significant bits: where G nears its target A, which is where the optimisation goes, the
+# rounding is most of G - A (tests/test_gatys_providers.py: 0.83 relative L2 on style-only
+# weights for images whose Grams agree to ~0.2%; 0.12 at the start of the run above).  A default
+# should not depend on that luck.
+AUTO_PRECISION = "fp32"
+
+
 class GatysModel:
     """An exported Gatys loss-and-gradient graph (family ``gatys_vgg``) on one device.
 
@@ -118,7 +143,8 @@ class GatysModel:
     ``evaluate(x, ...)`` the loss, its terms and the gradient with respect to ``x``.  Images are
     (1, 3, H, W) float32 RGB 0..255 with H and W multiples of ``stride_multiple``."""
 
-    def __init__(self, model, *, device: str = "auto", threads: int = 0, memory_arena: bool = True):
+    def __init__(self, model, *, device: str = "auto", precision: str = "auto", threads: int = 0,
+                 memory_arena: bool = True):
         from .pipelines import SessionPipeline
 
         self.model_path = os.fspath(model)
@@ -136,11 +162,27 @@ class GatysModel:
         self.pooling = {"average": "avg"}.get(meta.get(mm.key("pooling"), ""), meta.get(mm.key("pooling"), ""))
         self.name = meta.get(mm.key("name"), Path(self.model_path).stem)
         self.feature_network = meta.get(mm.key("feature_network"), "")
-        self._pipeline = SessionPipeline(self.model_path, device=device, threads=threads, memory_arena=memory_arena)
+        device = options.check_device(device)
+        if not _openvino_safe(meta):
+            # Older graphs' ConvTranspose adjoints give OpenVINO a wrong gradient
+            # (deepshop_export.families.gatys.gradient_graph): ONNX Runtime only.
+            if device.lower().startswith("openvino"):
+                raise ModelError(f"{self.model_path}: this graph's gradient is wrong on OpenVINO (exported before "
+                                 f"deepshop-export gatys wrote flipped-convolution adjoints); export it again, or use "
+                                 f"device='cpu'")
+            if device == "auto":
+                device = "cpu"
+        self._pipeline = SessionPipeline(self.model_path, device=device, threads=threads, memory_arena=memory_arena,
+                                         precision=gradient_precision(precision), auto_openvino=True)
 
     @property
     def provider(self) -> str:
         return self._pipeline.provider
+
+    @property
+    def precision(self) -> str:
+        """The precision the provider computes the loss and gradient in: "fp32" or "bf16"."""
+        return self._pipeline.precision
 
     def _feeds(self, x, content_targets, style_targets, content_weights, style_weights, tv_weight) -> dict:
         feeds = {_IMAGE: np.ascontiguousarray(x, dtype=np.float32),
@@ -175,6 +217,15 @@ class GatysModel:
         m = self.stride_multiple
         if h % m or w % m or h < m or w < m:
             raise OptionError(f"{self.model_path}: image size {w}x{h} is not a positive multiple of {m}")
+
+
+def _openvino_safe(meta: dict) -> bool:
+    """Whether the graph's backward convolutions are flipped Convs (its provenance says so)."""
+    try:
+        provenance = json.loads(meta.get(mm.key("provenance"), "{}"))
+    except ValueError:
+        return False
+    return isinstance(provenance, dict) and provenance.get("adjoint_convolution") == "flipped-conv"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,6 +350,7 @@ class GatysResult:
     model: str
     provider: str
     seconds: float
+    precision: str = "fp32"
 
 
 def _style_list(style) -> list:
@@ -344,14 +396,17 @@ def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = "hed",
           seed: int = 0, coarse_to_fine: bool = True, coarse_length: int = DEFAULT_COARSE_LENGTH,
           refine_iterations: Optional[int] = None,
           callback: Optional[Callable[[GatysProgress], Optional[bool]]] = None, callback_every: int = 1,
-          device: str = "auto", threads: int = 0) -> GatysResult:
+          device: str = "auto", precision: str = "auto", threads: int = 0) -> GatysResult:
     """Style transfer by optimisation (module doc).  ``content``/``style``: anything the package
     reads as an image (path, numpy array, PIL image, bytes); ``style`` may be a list, blended by
     ``style_weights`` (normalised to sum 1).  ``model``: hed, vgg16, vgg19 (exported graphs, see
     resolve_model), an .onnx path or a GatysModel; ``pooling`` picks the named model's graph
     (a file's pooling is what it was exported with: a different ``pooling`` is an error).
     ``callback(progress)`` runs every ``callback_every`` iterations and after each level's last;
-    returning False (or raising) stops the run: Cancelled (or the exception) is raised."""
+    returning False (or raising) stops the run: Cancelled (or the exception) is raised.
+    ``device``/``precision``: where the graph runs ("auto": OpenVINO called directly where the
+    openvino package is installed, in bf16 where the CPU has it, else ONNX Runtime's CPU provider;
+    "cpu", "openvino", ...; "fp32", "bf16"); ignored when ``model`` is a GatysModel."""
     started = time.perf_counter()
     ratio = options.check_number("ratio", ratio, 0.0, 1e30)
     iterations = options.check_integer("iterations", iterations, 1, 10 ** 7)
@@ -371,8 +426,9 @@ def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = "hed",
     styles = _style_list(style)
     blend = _blend_weights(len(styles), style_weights)
 
+    gradient_precision(precision)
     net = model if isinstance(model, GatysModel) else GatysModel(resolve_model(model, pooling), device=device,
-                                                                 threads=threads)
+                                                                 precision=precision, threads=threads)
     if pooling is not None and net.pooling != pooling:
         raise OptionError(f"{net.model_path}: the graph was exported with {net.pooling} pooling, not {pooling} "
                           f"(export another with deepshop-export gatys --pooling {pooling})")
@@ -454,7 +510,7 @@ def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = "hed",
     if original_colors:
         image = transfer_luminance(image, _resize(content_rgb, out_h, out_w))
     return GatysResult(image=np.clip(np.rint(image), 0, 255).astype(np.uint8), loss=report[-1]["loss"],
-                       levels=report, model=net.model_path, provider=net.provider,
+                       levels=report, model=net.model_path, provider=net.provider, precision=net.precision,
                        seconds=time.perf_counter() - started, **last)
 
 

@@ -126,6 +126,7 @@ def export_gatys(out_path: str | os.PathLike, *, model: str = "hed", weights: st
         "exported_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "opset": gg.OPSET, "onnx": onnx.__version__,
         "weights_file": os.path.basename(net.weights_file),
+        "adjoint_convolution": gg.ADJOINT_CONVOLUTION,
         "loss": "content mean((F-P)^2); style mean((G-A)^2), G = FF'/(C*h*w); tv 0.5*sum(dx^2+dy^2) on RGB 0..255",
     }
     meta = {

@@ -6,8 +6,9 @@ ordinary operators, each the adjoint (transpose) of its forward layer:
 ==================  ==========================  ==============================================
 forward             backward (adjoint)          why
 ==================  ==========================  ==============================================
-Conv 3x3, pad 1     ConvTranspose, same weight  a convolution is a linear map W; its transpose
-                                                is the transposed convolution with W
+Conv 3x3, pad 1     Conv 3x3, pad 1 with the    a convolution is a linear map W; its transpose
+                    weight's in/out swapped     is the transposed convolution with W, which for
+                    and kernel flipped          stride 1 and pad 1 is this convolution (*)
 ReLU                Where(relu_out > 0, g, 0)   ReLU's derivative is 1 where the output is
                                                 positive, 0 elsewhere (also at 0, as torch)
 MaxPool 2x2 /2      Where(x == up(pool(x)),     the gradient goes to the maximum of each window;
@@ -16,6 +17,13 @@ MaxPool 2x2 /2      Where(x == up(pool(x)),     the gradient goes to the maximum
 AveragePool 2x2 /2  up(g) / 4                   each input holds a quarter of the mean
 (x - shift) * s     g * s                       channel reorder (RGB->BGR) is its own adjoint
 ==================  ==========================  ==============================================
+
+(*) Not ConvTranspose on the forward weight: OpenVINO's CPU plugin (2026.4) computes a wrong
+gradient when one weight initializer feeds both a Conv and a ConvTranspose (relative L2 error ~1
+in fp32), and ConvTranspose with its own copy is still wrong in bf16 (~0.9); the flipped Conv is
+right on every provider (~4e-7 fp32, ~4e-2 bf16 against ONNX Runtime's CPU provider), and as fast
+on ONNX Runtime's.  It stores every weight twice.  Graphs say so in their provenance
+(``ADJOINT_CONVOLUTION``): deepshop_native runs older ones on ONNX Runtime only.
 
 ``up`` is a nearest-neighbour 2x upsampling.  Height and width stay dynamic; they must be
 multiples of ``2 ** pools`` (``FeatureNetwork.stride_multiple``) so that pooling halves exactly.
@@ -48,6 +56,8 @@ from onnx import TensorProto, helper, numpy_helper
 from .feature_network import FeatureNetwork
 
 OPSET = 17
+#: Provenance entry ("adjoint_convolution") of graphs whose backward convolutions are flipped Convs.
+ADJOINT_CONVOLUTION = "flipped-conv"
 #: IR version 8 (ONNX 1.10): loadable by every ONNX Runtime that runs opset 17.
 IR_VERSION = 8
 
@@ -133,7 +143,7 @@ def build_gradient_graph(net: FeatureNetwork, content_layers: Sequence[str], sty
     # ---- forward ------------------------------------------------------------------------
     x = b.op("Gather", [IMAGE, bgr_order], axis=1) if net.bgr else IMAGE
     h = b.op("Mul", [b.op("Sub", [x, shift]), scale], "network_input")
-    activations, pool_inputs, pool_outputs, weights = {}, {}, {}, {}
+    activations, pool_inputs, pool_outputs, adjoint_weights = {}, {}, {}, {}
     for conv in net.convs:
         if conv.pool_before:
             pool_inputs[conv.name] = h
@@ -141,7 +151,8 @@ def build_gradient_graph(net: FeatureNetwork, content_layers: Sequence[str], sty
             h = b.op(pool_op, [h], kernel_shape=[2, 2], strides=[2, 2])
             pool_outputs[conv.name] = h
         w = b.const(conv.weight, f"{conv.name}_weight")
-        weights[conv.name] = w
+        adjoint_weights[conv.name] = b.const(np.ascontiguousarray(conv.weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]),
+                                     f"{conv.name}_adjoint_weight")
         h = b.op("Relu", [b.op("Conv", [h, w, b.const(conv.bias, f"{conv.name}_bias")], kernel_shape=[3, 3],
                                 pads=[1, 1, 1, 1])], conv.name)
         activations[conv.name] = h
@@ -217,7 +228,7 @@ def build_gradient_graph(net: FeatureNetwork, content_layers: Sequence[str], sty
         for term_grad in layer_grads.get(conv.name, []):
             g = term_grad if g is None else b.op("Add", [g, term_grad])
         g = b.op("Where", [b.op("Greater", [activations[conv.name], zero]), g, zero])          # ReLU
-        g = b.op("ConvTranspose", [g, weights[conv.name]], kernel_shape=[3, 3], pads=[1, 1, 1, 1])   # Conv
+        g = b.op("Conv", [g, adjoint_weights[conv.name]], kernel_shape=[3, 3], pads=[1, 1, 1, 1])   # Conv's adjoint
         if conv.pool_before:
             if net.pooling == "max":
                 winner = b.op("Equal", [pool_inputs[conv.name], upsample(pool_outputs[conv.name])])
