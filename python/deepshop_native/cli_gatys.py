@@ -70,6 +70,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                         f"(default: {DEFAULT_COARSE_LENGTH}); 0: one level")
     p.add_argument("--refine-iterations", type=int, default=None,
                    help="iterations of each finer level (default: a quarter of --iterations)")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="evaluate levels larger than N x N pixels tile by tile (needs the tile graph beside the "
+                        "graph, NAME-tiled.onnx from deepshop-export gatys --tiled); 0: never; default: tiles of "
+                        "1024 for levels over 2048 x 2048 pixels where the tile graph is there")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also write the image every N iterations")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise start (default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino (default: auto: OpenVINO "
@@ -157,10 +161,13 @@ def run(args) -> int:
                        tv_weight=args.tv_weight, style_scale=args.style_scale, original_colors=args.original_colors,
                        optimizer=args.optimizer, learning_rate=args.learning_rate, seed=args.seed,
                        coarse_to_fine=args.coarse_length > 0, coarse_length=coarse,
-                       refine_iterations=args.refine_iterations, callback=callback, callback_every=1)
+                       refine_iterations=args.refine_iterations, callback=callback, callback_every=1,
+                       tile=args.tile)
     finally:
         bar.close()
     write_image(dst, result.image, quality=args.quality, overwrite=args.overwrite)
-    levels = ", ".join(f"{l['size'][1]}x{l['size'][0]}: {l['iterations']} it {l['seconds']:.1f} s" for l in result.levels)
+    levels = ", ".join(f"{l['size'][1]}x{l['size'][0]}: {l['iterations']} it"
+                       + (f" in {l['tiles']} tiles" if l['tiles'] > 1 else "") + f" {l['seconds']:.1f} s"
+                       for l in result.levels)
     print(f"{dst}: loss {result.loss:.4g} ({levels}; {result.provider} {result.precision}, {result.seconds:.1f} s)", file=sys.stderr)
     return 0
