@@ -146,3 +146,27 @@ def test_tile_errors(graphs, tmp_path):
         ds.gatys(a, a, model=path, iterations=1, length=W, tile=2, device="cpu")
     with pytest.raises(ModelError, match="not a Gatys tile graph"):
         gt.TiledGatysModel(path, device="cpu")
+
+
+def test_export_cli_tiled_graph_metadata_and_roles(tmp_path, capsys):
+    import json
+
+    import onnx
+
+    from deepshop_export.cli import main
+    from deepshop_export.onnx.metadata import read_metadata
+
+    weights = random_torchvision_vgg(str(tmp_path / "vgg16.pth"), arch="vgg16")
+    out = tmp_path / "g-tiled.onnx"
+    assert main(["gatys", "--model", "vgg16", "--weights", weights, "--content-layers", "relu2_2", "--style-layers",
+                 "relu1_1,relu2_2", "--tiled", "-o", str(out)]) == 0
+    assert "checked against torch.autograd" in capsys.readouterr().out
+    meta = read_metadata(out)
+    assert meta["family"] == "gatys_vgg_tiled" and meta["stride_multiple"] == "2"
+    inputs, outputs = json.loads(meta["inputs"]), json.loads(meta["outputs"])
+    model = onnx.load(str(out))
+    assert set(inputs) == {i.name for i in model.graph.input} == {
+        "image", "content_target_relu2_2", "content_scales", "style_gradient_relu1_1", "style_gradient_relu2_2"}
+    assert set(outputs) == {o.name for o in model.graph.output} == {"gradient", "features_relu2_2", "features_relu1_1"}
+    opened = ds.open_model(out, device="cpu")
+    assert isinstance(opened, gt.TiledGatysModel) and opened.halo == 2 * (14 // 2 + 2)
