@@ -73,7 +73,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="evaluate levels larger than N x N pixels tile by tile (needs the tile graph beside the "
                         "graph, NAME-tiled.onnx from deepshop-export gatys --tiled); 0: never; default: tiles of "
-                        "1024 for levels over 2048 x 2048 pixels where the tile graph is there")
+                        "768 for levels over 1536 x 1536 pixels where the tile graph is there")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also write the image every N iterations")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise start (default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino (default: auto: OpenVINO "

@@ -33,6 +33,9 @@ quarter, ...: the largest halving not above ``coarse_length``) for ``iterations`
 and refined at each doubling for ``refine_iterations`` (default a quarter of ``iterations``: a
 level of twice the side costs four times as much per iteration).  The targets are recomputed at
 every level from the photo and the style images resized to it.
+
+Tiles: a level too large for one run of the graph is evaluated tile by tile in two passes
+(TiledGatysModel, the "Tiled evaluation" comment below; ``tile=``).
 """
 from __future__ import annotations
 
@@ -241,11 +244,12 @@ class GatysModel:
 # the whole image.  Each evaluation costs two runs per tile plus the halos' area.
 
 TILED_FAMILY = FAMILY + "_tiled"
-#: Kept tile side of tile="auto" (rounded to the stride multiple).
-DEFAULT_TILE = 1024
-#: tile="auto" tiles a level with more pixels than this (when the tiled graph is there).  The
-#: untiled graph holds every activation and its gradient at once: several GB at 2048 x 2048.
-AUTO_TILE_PIXELS = 2048 * 2048
+# The whole graph holds every activation and its gradient at once: 4.2 GB peak RSS at 1024 x 1024
+# (HED VGG16 to relu5_1, ONNX Runtime CPU; ~4 KB per pixel), so ~17 GB at 2048 x 2048.
+#: tile="auto" tiles a level with more pixels than this (~10 GB whole) where the tile graph is there.
+AUTO_TILE_PIXELS = 1536 * 1536
+#: Kept tile side of tile="auto": 768 + 2 x 176 halo = 1120 px regions, ~5 GB.
+DEFAULT_TILE = 768
 
 
 def tiled_model_path(model_path) -> Path:
