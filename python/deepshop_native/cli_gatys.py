@@ -3,7 +3,7 @@
     deepshop gatys -c CONTENT -s STYLE [-s STYLE2 --style-weights 0.7,0.3] [-r RATIO -n ITERS -l LENGTH
                    --init content|mixed|noise --model hed|vgg16|vgg19|FILE.onnx --pooling max|avg
                    --tv-weight W --style-scale S --original-colors --optimizer lbfgs|adam --save-every N
-                   --seed N --device D --out FILE|DIR --overwrite]
+                   --seed N --device D --precision auto|fp32|bf16 --tile N --out FILE|DIR --overwrite]
 
 Model names resolve to exported graphs (deepshop_native.gatys_transfer.resolve_model; nothing downloads).
 With ``--out`` a folder (or without ``--out``: the content photo's folder) the output is named
