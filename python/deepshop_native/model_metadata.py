@@ -68,6 +68,10 @@ image; deepshop_export/families/gatys/gradient_graph.py has the full interface) 
 ``style_layers``       JSON object: layer name -> channels, in the order of the style weights
 =====================  =======================================================================
 
+Family ``gatys_vgg_tiled`` (the tile graph of a ``gatys_vgg`` graph for its tiled evaluation,
+``deepshop-export gatys --tiled``: a tile's features and its gradient given dloss/dF; see
+gradient_graph.build_tiled_gradient_graph) has the same keys.
+
 Family ``lineart`` (line drawing -> colour classes; deepshop_export/families/lineart/) also has:
 
 =====================  =======================================================================

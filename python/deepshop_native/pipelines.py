@@ -67,17 +67,26 @@ def pixels_as_unit_float(name: str, array) -> np.ndarray:
 class SessionPipeline:
     """One model on one device, run whole on named float32 arrays: ``outputs = p(x=..., g=...)``."""
 
-    def __init__(self, model, *, device: str = "auto", threads: int = 0, memory_arena: bool = False, **pixel_format):
+    def __init__(self, model, *, device: str = "auto", threads: int = 0, memory_arena: bool = False,
+                 precision: str = "auto", auto_openvino: bool = False, **pixel_format):
         self.model_path = os.fspath(model)
         ensure_runtime()
         engine_kwargs = session_options(model, device=device, threads=threads, memory_arena=memory_arena,
                                         **pixel_format)
         # OpenVINO only where asked for by name: "auto" stays ONNX Runtime's here (fp32), as the
-        # pipelines' outputs are not all images whose bf16 error is documented.
-        if engine_kwargs["device"].lower().startswith("openvino"):
+        # pipelines' outputs are not all images whose bf16 error is documented; a family whose
+        # error is measured (auto_openvino: the Gatys graph) lets "auto" take it too.
+        device_name = engine_kwargs["device"].lower()
+        if device_name.startswith("openvino") or (auto_openvino and device_name == "auto"):
             from .stylizer import _openvino_plugin_for
             engine_kwargs.update(_openvino_plugin_for(engine_kwargs["device"]))
-        self._session = _native.Session(**engine_kwargs)
+        from .stylizer import _checked_precision
+        self._session = _native.Session(**engine_kwargs, precision=_checked_precision(precision))
+
+    @property
+    def precision(self) -> str:
+        """The precision the provider computes in: "fp32", "bf16" or "fp16"."""
+        return self._session.precision
 
     @property
     def inputs(self) -> list:

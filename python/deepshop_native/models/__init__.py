@@ -30,6 +30,7 @@ _FAMILIES: Dict[str, Tuple[str, str]] = {
     "generic_session": ("deepshop_native.pipelines", "SessionPipeline"),
     # Gatys loss-and-gradient graphs (deepshop-export gatys): targets, loss and gradient.
     "gatys_vgg": ("deepshop_native.gatys_transfer", "GatysModel"),
+    "gatys_vgg_tiled": ("deepshop_native.gatys_transfer", "TiledGatysModel"),   # its tile graph
 }
 
 

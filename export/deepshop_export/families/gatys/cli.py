@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--license", default="unknown", help="licence of the weights (default: unknown)")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="skip the check of the gradient against torch.autograd (onnx.checker still runs)")
+    p.add_argument("--tiled", action="store_true",
+                   help="write the tile graph of the tiled evaluation (outputs too large for one step; "
+                        "deepshop gatys looks for it beside the graph as NAME-tiled.onnx)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     return p
 
@@ -46,7 +49,8 @@ def main(argv: list[str]) -> int:
     try:
         report = export_gatys(args.output, model=args.model, weights=args.weights, pooling=args.pooling,
                               content_layers=args.content_layers, style_layers=args.style_layers, name=args.name,
-                              license=args.license, validate=args.validate, overwrite=args.overwrite)
+                              license=args.license, validate=args.validate, overwrite=args.overwrite,
+                              tiled=args.tiled)
     except DeepshopError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

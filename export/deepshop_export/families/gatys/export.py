@@ -54,6 +54,16 @@ def io_roles(content_layers: Sequence[str], style_layers: Sequence[str]) -> tupl
     return inputs, outputs
 
 
+def tiled_io_roles(content_layers: Sequence[str], style_layers: Sequence[str]) -> tuple[dict, dict]:
+    """The role maps of the tiled variant (gradient_graph.build_tiled_gradient_graph)."""
+    inputs = {gg.IMAGE: "image", gg.CONTENT_SCALES: "aux"}
+    inputs.update({gg.content_target_name(l): "aux" for l in content_layers})
+    inputs.update({gg.style_gradient_name(l): "aux" for l in style_layers})
+    outputs = {gg.GRADIENT: "gradient"}
+    outputs.update({gg.features_name(l): "features" for l in gg.tiled_feature_layers(content_layers, style_layers)})
+    return inputs, outputs
+
+
 def _torch_reference(net: FeatureNetwork, feeds: dict, content_layers, style_layers) -> np.ndarray:
     """dloss/dimage of the same objective written in torch and differentiated by autograd."""
     import torch
@@ -108,30 +118,78 @@ def _validate(model: onnx.ModelProto, net: FeatureNetwork, content_layers, style
     return float(np.linalg.norm(grad - expected) / max(np.linalg.norm(expected), 1e-30))
 
 
+def _validate_tiled(model: onnx.ModelProto, net: FeatureNetwork, content_layers, style_layers) -> float:
+    """Relative L2 error against torch.autograd of the tiled graph's gradient run on a whole small
+    image as one tile: its features give the Gram matrices, S and s are formed from them as the
+    tiled driver does, and the reference is the objective without total variation."""
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelError(f"validation: ONNX Runtime {ort.__version__} cannot load the graph: {e}") from e
+    rng = np.random.default_rng(1234)
+    side = net.stride_multiple * 2
+    image = rng.uniform(0, 255, (1, 3, side, side)).astype(np.float32)
+    cw, sw = np.ones(len(content_layers)), np.full(len(style_layers), 1e3)
+    names = [c.name for c in net.convs]
+    targets = {}
+    for l in content_layers:
+        h = side >> sum(c.pool_before for c in net.convs[:names.index(l) + 1])
+        targets[l] = rng.uniform(0, 1, (1, net.channels(l), h, h)).astype(np.float32)
+    feeds = {gg.IMAGE: image, gg.CONTENT_SCALES: np.zeros(len(content_layers), np.float32)}
+    feeds.update({gg.content_target_name(l): t for l, t in targets.items()})
+    feeds.update({gg.style_gradient_name(l): np.zeros((net.channels(l),) * 2, np.float32) for l in style_layers})
+    features = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    scales = []
+    for i, l in enumerate(content_layers):
+        scales.append(2 * cw[i] / features[gg.features_name(l)].size)
+    feeds[gg.CONTENT_SCALES] = np.array(scales, np.float32)
+    for i, l in enumerate(style_layers):
+        f = features[gg.features_name(l)].astype(np.float64).reshape(net.channels(l), -1)
+        c, m = f.shape
+        error = f @ f.T / (c * m)                      # the targets are zero: E = G
+        feeds[gg.style_gradient_name(l)] = (2 * sw[i] * (error + error.T) / (c * c * c * m)).astype(np.float32)
+    (grad,) = sess.run([gg.GRADIENT], feeds)
+    reference = {gg.IMAGE: image, gg.CONTENT_WEIGHTS: cw, gg.STYLE_WEIGHTS: sw, gg.TV_WEIGHT: np.zeros(1)}
+    reference.update({gg.content_target_name(l): t for l, t in targets.items()})
+    reference.update({gg.style_target_name(l): np.zeros((net.channels(l),) * 2, np.float32) for l in style_layers})
+    expected = _torch_reference(net, reference, content_layers, style_layers)
+    return float(np.linalg.norm(grad - expected) / max(np.linalg.norm(expected), 1e-30))
+
+
 def export_gatys(out_path: str | os.PathLike, *, model: str = "hed", weights: str | None = None, pooling: str = "max",
                  content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS,
                  style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS, name: str | None = None,
-                 license: str = "unknown", validate: bool = True, overwrite: bool = False) -> GatysExportReport:
+                 license: str = "unknown", validate: bool = True, overwrite: bool = False,
+                 tiled: bool = False) -> GatysExportReport:
     """Write the loss-and-gradient graph of the VGG named by ``model`` (see
-    ``feature_network.load_feature_network``) for the given layers to ``out_path``."""
+    ``feature_network.load_feature_network``) for the given layers to ``out_path``; ``tiled``: its
+    tile graph for outputs evaluated tile by tile instead (family gatys_vgg_tiled,
+    gradient_graph.build_tiled_gradient_graph)."""
     out_path = os.fspath(out_path)
     if os.path.exists(out_path) and not overwrite:
         raise OutputExistsError(output_exists_message(out_path))
     content_layers, style_layers = list(content_layers), list(style_layers)
     net = load_feature_network(model, content_layers + style_layers, pooling, weights)
-    graph = gg.build_gradient_graph(net, content_layers, style_layers)
-    inputs, outputs = io_roles(content_layers, style_layers)
+    if tiled:
+        graph = gg.build_tiled_gradient_graph(net, content_layers, style_layers)
+        inputs, outputs = tiled_io_roles(content_layers, style_layers)
+    else:
+        graph = gg.build_gradient_graph(net, content_layers, style_layers)
+        inputs, outputs = io_roles(content_layers, style_layers)
     provenance = {
         "exporter": f"deepshop_export {EXPORTER_VERSION}",
         "exported_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "opset": gg.OPSET, "onnx": onnx.__version__,
         "weights_file": os.path.basename(net.weights_file),
+        "adjoint_convolution": gg.ADJOINT_CONVOLUTION,
         "loss": "content mean((F-P)^2); style mean((G-A)^2), G = FF'/(C*h*w); tv 0.5*sum(dx^2+dy^2) on RGB 0..255",
     }
     meta = {
         "format": FORMAT_VERSION,
-        "family": FAMILY,
-        "name": name or f"gatys-{net.arch}-{net.source}-{pooling}",
+        "family": FAMILY + (gg.TILED_FAMILY_SUFFIX if tiled else ""),
+        "name": name or f"gatys-{net.arch}-{net.source}-{pooling}" + ("-tiled" if tiled else ""),
         "input_layout": "NCHW",
         "value_range": "0,255",
         "channel_order": "RGB",
@@ -158,7 +216,7 @@ def export_gatys(out_path: str | os.PathLike, *, model: str = "hed", weights: st
         raise ModelError(f"{out_path}: the graph fails onnx.checker: {e}") from e
     report = GatysExportReport(path=out_path, metadata=meta, layers=[c.name for c in net.convs])
     if validate:
-        report.validation_error = _validate(graph, net, content_layers, style_layers)
+        report.validation_error = (_validate_tiled if tiled else _validate)(graph, net, content_layers, style_layers)
         if not report.validation_error < 1e-4:
             raise ModelError(f"{out_path}: not written: the graph's gradient differs from torch.autograd's "
                              f"(relative L2 error {report.validation_error:.3g})")
