@@ -30,6 +30,8 @@ _FAMILIES: Dict[str, Tuple[str, str]] = {
     "generic_session": ("deepshop_native.pipelines", "SessionPipeline"),
     # Gatys loss-and-gradient graphs (deepshop-export gatys): targets, loss and gradient.
     "gatys_vgg": ("deepshop_native.gatys_transfer", "GatysModel"),
+    # HED edge detection (deepshop-export hed): photo -> edge probability.
+    "hed": ("deepshop_native.hed", "HedEdges"),
 }
 
 
@@ -80,6 +82,21 @@ def family_of(path) -> str:
     except ValueError:
         roles = {}  # the engine names the bad value when the session is built
     return "generic_tiled" if mm.ROLE_IMAGE in getattr(roles, "values", lambda: ())() else "generic_session"
+
+
+def user_models_dir(env: str, folder: str) -> Path:
+    """Where models the user exports (not bundled: too large, or made from weights on their
+    machine) are looked up by name: the folder in $``env`` when set, else ~/.cache/deepshop/``folder``.
+    Nothing is ever downloaded there."""
+    value = os.environ.get(env)
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "deepshop" / folder
+
+
+def missing_export_error(path, what: str, command: str, env: str) -> ModelError:
+    """The error for a named model that has not been exported yet: the file looked for, and the
+    command that writes it."""
+    return ModelError(f"{path}: no exported {what}; make it with\n  {command}\n(or set ${env} to the folder "
+                      f"that holds it)")
 
 
 def open_model(path, **options):
