@@ -183,3 +183,25 @@ def test_cli_hed(hed_model, tmp_path, monkeypatch):
     assert main(["edges", str(tmp_path / "p.png"), "--method", "hed", "--low", "3", "-o",
                  str(tmp_path / "x.png")]) == 1                      # a Canny option
     assert not (tmp_path / "x.png").exists()
+
+
+@needs_weights
+def test_receptive_field_in_the_metadata_is_measured(hed_model):
+    """deepshop.receptive_field (212, analytic) equals the extent of the non-zero input gradient of
+    the fused logits (random float64 weights) for output pixels at all 16 phases of the stride."""
+    import torch
+    from deepshop_export.families.hed.network import HED
+    from deepshop_export.receptive_field import numeric_input_spans
+    from deepshop_native.model_metadata import key, read_metadata
+
+    class Logits(torch.nn.Module):            # before the sigmoid, which saturates with random weights
+        def __init__(self, hed_net):
+            super().__init__()
+            self.hed = hed_net
+
+        def forward(self, x):
+            return self.hed.fuse(torch.cat(self.hed.side_logits(x), 1))
+
+    torch.set_num_threads(1)
+    spans = numeric_input_spans(Logits(HED(WEIGHTS)), 3, (16, 448), 1, list(range(216, 232)))
+    assert max(hi - lo + 1 for lo, hi in spans) == int(read_metadata(str(hed_model))[key("receptive_field")]) == 212
