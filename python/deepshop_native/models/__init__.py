@@ -24,14 +24,13 @@ _FAMILIES: Dict[str, Tuple[str, str]] = {
     "transformer_net": ("deepshop_native.stylizer", "Stylizer"),
     "msgnet": ("deepshop_native.stylenet", "StyleNet"),     # style image at run time (either graph of the pair)
     "lineart": ("deepshop_native.colorize", "Colorizer"),   # line drawing -> colour classes
+    "hed": ("deepshop_native.hed", "HedEdges"),             # photo -> edge probability (deepshop-export hed)
     # Models whose roles say all there is to know: tiled image-to-image (any channels, aux
     # inputs, class scores) and whole named runs (loss graphs, encoders).
     "generic_tiled": ("deepshop_native.pipelines", "TiledPipeline"),
     "generic_session": ("deepshop_native.pipelines", "SessionPipeline"),
     # Gatys loss-and-gradient graphs (deepshop-export gatys): targets, loss and gradient.
     "gatys_vgg": ("deepshop_native.gatys_transfer", "GatysModel"),
-    # HED edge detection (deepshop-export hed): photo -> edge probability.
-    "hed": ("deepshop_native.hed", "HedEdges"),
 }
 
 
