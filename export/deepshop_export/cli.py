@@ -22,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_importers_help(),
         description="Convert a network file to an ONNX model with dynamic height/width and deepshop metadata, "
                     "then check it against torch.  The format is chosen by the file's extension (see below).  "
-                    "`deepshop-export gatys --help`: the loss-and-gradient graph for Gatys style transfer.")
+                    "`deepshop-export gatys --help`: the loss-and-gradient graph for Gatys style transfer; "
+                    "`deepshop-export hed --help`: the HED edge network.")
     p.add_argument("checkpoint", help="the network file: .pth, .t7 or .caffemodel")
     p.add_argument("-o", "--output", required=True, help="output .onnx path")
     p.add_argument("--name", help="model name stored in the metadata (default: the checkpoint's file stem)")
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["gatys"]:   # `deepshop-export gatys ...`: the Gatys loss-and-gradient graph
         from .families.gatys.cli import main as gatys_main
         return gatys_main(argv[1:])
+    if argv[:1] == ["hed"]:     # `deepshop-export hed ...`: the HED edge network (deepshop edges --method hed)
+        from .families.hed.export import main as hed_main
+        return hed_main(argv[1:])
     if argv[:1] == ["msgnet"]:  # `deepshop-export msgnet ...`: MSG-Net's encoder + generator pair
         from .families.msgnet.cli import main as msgnet_main
         return msgnet_main(argv[1:])

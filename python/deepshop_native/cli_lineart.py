@@ -1,6 +1,7 @@
 """`deepshop edges` and `deepshop colorize`: photos to line drawings, line drawings to paintings.
 
     deepshop edges INPUT... [-o FILE|DIR] [--sigma S --low L --high H --no-smooth --thickness N --invert]
+                   [--method canny|hed --threshold P --no-thin --model M --device D --tile N]
     deepshop colorize DRAWING... [-o FILE|DIR] [--model M] [--temperature T] [--input auto|photo|edges]
                       [--threshold V] [--device D] [--tile N]
 
@@ -23,7 +24,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "edges", help="line drawings from photos (auto-Canny: the line-art colouriser's input)",
         description="Edges of photos: grayscale, bilateral filter (d=3, 60, 120), Canny with thresholds from "
-                    "the median (m * (1 -+ sigma)).  White lines on black unless --invert.")
+                    "the median (m * (1 -+ sigma)); or --method hed: the HED network's edge probability, thinned "
+                    "and thresholded.  White lines on black unless --invert.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("-o", "--out", metavar="FILE|DIR", help="output file (one input) or folder "
                    f"(default: next to each input as NAME{EDGES_SUFFIX}.png)")
@@ -33,6 +35,16 @@ def register(subparsers) -> None:
     p.add_argument("--no-smooth", dest="smooth", action="store_false", help="skip the bilateral filter")
     p.add_argument("--thickness", type=int, default=1, help="line width in pixels (default 1)")
     p.add_argument("--invert", action="store_true", help="dark lines on white, like a drawing on paper")
+    p.add_argument("--method", choices=["canny", "hed"], default="canny",
+                   help="canny (default: the tutorial's auto-Canny) or hed (the learned HED network; export it once "
+                        "with: deepshop-export hed)")
+    p.add_argument("--threshold", type=float, help="hed: edge probability from which a pixel is a line (default 0.5)")
+    p.add_argument("--no-thin", dest="thin", action="store_false",
+                   help="hed: keep HED's wide ridges instead of thinning them to one-pixel lines")
+    p.add_argument("--model", help="hed: the HED .onnx (default: hed.onnx in $DEEPSHOP_HED_MODELS or "
+                                   "~/.cache/deepshop/hed)")
+    p.add_argument("--device", help="hed: auto, cpu, cuda, cuda:N, openvino (default auto)")
+    p.add_argument("--tile", type=int, help="hed: largest window in pixels (default 512)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run_edges)
 
@@ -70,14 +82,22 @@ def run_edges(args) -> int:
     from .edges import edges
     from .image import write_image
 
+    method_options = dict(method=args.method, threshold=args.threshold, thin=args.thin, model=args.model,
+                          tile=args.tile, device=args.device or "auto")
+    if args.method == "hed":
+        # The network is loaded once (or its export command printed) before any file is touched.
+        from .hed import DEFAULT_TILE, HedEdges
+        from .options import check_size
+        tile = DEFAULT_TILE if args.tile is None else check_size("--tile", args.tile)
+        method_options.update(model=HedEdges(args.model, device=method_options.pop("device"), tile=tile), tile=None)
     # Option values checked before any file is touched (edges() checks them again per image).
-    edges(np.zeros((8, 8), np.uint8), sigma=args.sigma, low=args.low, high=args.high,
-          smooth=args.smooth, thickness=args.thickness)
+    edges(np.zeros((16, 16), np.uint8), sigma=args.sigma, low=args.low, high=args.high,
+          smooth=args.smooth, thickness=args.thickness, **method_options)
     jobs, problems = _outputs(args, EDGES_SUFFIX)
 
     def process(src: Path, dst: Path) -> None:
         e = edges(src, sigma=args.sigma, low=args.low, high=args.high, smooth=args.smooth, thickness=args.thickness,
-                  invert=args.invert)
+                  invert=args.invert, **method_options)
         write_image(dst, e, overwrite=args.overwrite)
 
     report = batch.run_batch(jobs, process, overwrite=args.overwrite, desc="edges", problems=problems)

@@ -14,6 +14,9 @@ network sees them); ``invert=True`` gives dark lines on white, as a drawing on p
 OpenCV (``opencv-python-headless``) is an optional dependency of the runtime: the filter and
 Canny are OpenCV's, so the result equals what the tutorial computed.  Without it, edges() raises
 a DeepshopError saying what to install.
+
+``method="hed"``: the learned HED edge network run tiled by the engine, its probability thinned
+and thresholded (deepshop_native.hed; the model is exported once with ``deepshop-export hed``).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import numpy as np
 from . import options
 from .errors import DeepshopError, OptionError
 
-METHODS = ("canny",)
+METHODS = ("canny", "hed")
 #: The tutorial's parameters.
 BILATERAL_DIAMETER, BILATERAL_SIGMA_COLOR, BILATERAL_SIGMA_SPACE = 3, 60.0, 120.0
 DEFAULT_SIGMA = 0.33
@@ -70,7 +73,9 @@ def _thicken(edge_map: np.ndarray, thickness: int) -> np.ndarray:
 
 
 def edges(image, method: str = "canny", *, sigma: float = DEFAULT_SIGMA, low: Optional[float] = None,
-          high: Optional[float] = None, smooth: bool = True, thickness: int = 1, invert: bool = False) -> np.ndarray:
+          high: Optional[float] = None, smooth: bool = True, thickness: int = 1, invert: bool = False,
+          threshold: Optional[float] = None, thin: bool = True, model=None, device: str = "auto",
+          tile: Optional[int] = None) -> np.ndarray:
     """Edge map of `image` (numpy array, PIL image, path, bytes): H x W uint8, 255 on edges.
 
     * ``method="canny"``: the tutorial's auto-Canny (see the module doc).
@@ -78,12 +83,23 @@ def edges(image, method: str = "canny", *, sigma: float = DEFAULT_SIGMA, low: Op
     * ``low`` / ``high``: fixed hysteresis thresholds (0..255) instead of the automatic ones
       (give both, or one and the other stays automatic).
     * ``smooth=False`` skips the bilateral filter (more, noisier edges).
-    * ``thickness``: line width in pixels (1: Canny's one-pixel lines; more: dilated).
+    * ``method="hed"``: the HED network (deepshop_native.hed).  ``threshold``: edge probability
+      from which a pixel is a line (default 0.5); ``thin=False`` keeps HED's wide ridges instead
+      of thinning them to one pixel; ``model``: an .onnx path or a ``HedEdges`` (default: hed.onnx
+      in the models folder); ``device``, ``tile``: as for the stylizer (tile default 512).
+    * ``thickness``: line width in pixels (1: one-pixel lines; more: dilated).
     * ``invert=True``: dark lines on white (0 on edges, 255 elsewhere).
     """
     if method not in METHODS:
-        raise OptionError(f"method: must be one of {', '.join(METHODS)}, got {method!r} (the learned HED "
-                          f"edge detector is not available in this build)")
+        raise OptionError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "hed":
+        return _hed_edges(image, sigma=sigma, low=low, high=high, smooth=smooth, thickness=thickness, invert=invert,
+                          threshold=threshold, thin=thin, model=model, device=device, tile=tile)
+    given = [name for name, value in (("threshold", threshold), ("model", model), ("tile", tile)) if value is not None]
+    given += ["thin=False"] if not thin else []
+    given += ["device"] if device != "auto" else []
+    if given:
+        raise OptionError(f"{', '.join(given)}: only for method='hed' (Canny has --low/--high thresholds)")
     sigma = options.check_number("sigma", sigma, 0.0, 1.0)
     thickness = options.check_integer("thickness", thickness, 1, 64)
     if low is not None:
@@ -100,4 +116,19 @@ def edges(image, method: str = "canny", *, sigma: float = DEFAULT_SIGMA, low: Op
     if lo > hi:
         raise OptionError(f"low ({lo:g}) must not exceed high ({hi:g})")
     out = _thicken(cv2.Canny(gray, lo, hi), thickness)
+    return 255 - out if invert else out
+
+
+def _hed_edges(image, *, sigma, low, high, smooth, thickness, invert, threshold, thin, model, device, tile):
+    from . import hed
+    given = [name for name, value in (("low", low), ("high", high)) if value is not None]
+    given += ["sigma"] if sigma != DEFAULT_SIGMA else []
+    given += ["smooth=False"] if not smooth else []
+    if given:
+        raise OptionError(f"{', '.join(given)}: only for method='canny' (HED takes a probability threshold)")
+    threshold = hed.check_threshold(hed.DEFAULT_THRESHOLD if threshold is None else threshold)
+    thickness = options.check_integer("thickness", thickness, 1, 64)
+    net = model if isinstance(model, hed.HedEdges) else hed.HedEdges(
+        model, device=device, tile=hed.DEFAULT_TILE if tile is None else tile)
+    out = hed.lines_from_probability(net(image), threshold=threshold, thin=thin, thickness=thickness)
     return 255 - out if invert else out

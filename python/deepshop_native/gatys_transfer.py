@@ -52,7 +52,7 @@ import numpy as np
 from . import model_metadata as mm
 from . import options
 from .errors import Cancelled, ImageError, ModelError, OptionError
-from .models import read_model_metadata
+from .models import missing_export_error, read_model_metadata, user_models_dir
 
 __all__ = ["gatys", "GatysModel", "TiledGatysModel", "GatysResult", "GatysProgress", "resolve_model", "pink_noise",
            "transfer_luminance", "MODELS_ENV", "MODEL_NAMES"]
@@ -78,8 +78,7 @@ _CONTENT_WEIGHTS, _STYLE_WEIGHTS, _TV_WEIGHT = "content_weights", "style_weights
 # Model files
 
 def default_models_dir() -> Path:
-    env = os.environ.get(MODELS_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "deepshop" / "gatys"
+    return user_models_dir(MODELS_ENV, "gatys")
 
 
 def model_file_name(name: str, pooling: str) -> str:
@@ -102,9 +101,8 @@ def resolve_model(model: Union[str, os.PathLike] = "hed", pooling: Optional[str]
     if text in MODEL_NAMES:
         path = default_models_dir() / model_file_name(text, pooling or "max")
         if not path.is_file():
-            raise ModelError(f"{path}: no exported {text} graph for Gatys style transfer; make it with\n  "
-                             f"{export_command(text, pooling or 'max', path)}\n(or set ${MODELS_ENV} to the folder "
-                             f"that holds it)")
+            raise missing_export_error(path, f"{text} graph for Gatys style transfer",
+                                       export_command(text, pooling or 'max', path), MODELS_ENV)
         return path
     path = Path(text).expanduser()
     if not path.is_file():

@@ -24,6 +24,7 @@ _FAMILIES: Dict[str, Tuple[str, str]] = {
     "transformer_net": ("deepshop_native.stylizer", "Stylizer"),
     "msgnet": ("deepshop_native.stylenet", "StyleNet"),     # style image at run time (either graph of the pair)
     "lineart": ("deepshop_native.colorize", "Colorizer"),   # line drawing -> colour classes
+    "hed": ("deepshop_native.hed", "HedEdges"),             # photo -> edge probability (deepshop-export hed)
     # Models whose roles say all there is to know: tiled image-to-image (any channels, aux
     # inputs, class scores) and whole named runs (loss graphs, encoders).
     "generic_tiled": ("deepshop_native.pipelines", "TiledPipeline"),
@@ -81,6 +82,21 @@ def family_of(path) -> str:
     except ValueError:
         roles = {}  # the engine names the bad value when the session is built
     return "generic_tiled" if mm.ROLE_IMAGE in getattr(roles, "values", lambda: ())() else "generic_session"
+
+
+def user_models_dir(env: str, folder: str) -> Path:
+    """Where models the user exports (not bundled: too large, or made from weights on their
+    machine) are looked up by name: the folder in $``env`` when set, else ~/.cache/deepshop/``folder``.
+    Nothing is ever downloaded there."""
+    value = os.environ.get(env)
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "deepshop" / folder
+
+
+def missing_export_error(path, what: str, command: str, env: str) -> ModelError:
+    """The error for a named model that has not been exported yet: the file looked for, and the
+    command that writes it."""
+    return ModelError(f"{path}: no exported {what}; make it with\n  {command}\n(or set ${env} to the folder "
+                      f"that holds it)")
 
 
 def open_model(path, **options):

@@ -75,6 +75,8 @@ def export_checkpoint(checkpoint: str, out_path: str, *, decoding: str = "argmax
     ckpt = load_checkpoint(checkpoint, CHECKPOINT_FORMAT)
     s = ckpt["settings"]
     palette = np.asarray(ckpt["palette"], dtype=np.uint8)
+    if s.get("arch", "unet") != "unet":
+        raise OptionError(f"{checkpoint}: a '--arch {s['arch']}' run is a fixed-size baseline, not exportable")
     net = LineArtUNet(len(palette), s["base"], s["depth"])
     net.load_state_dict(ckpt["model"])
     prov = dict(ckpt["provenance"])

@@ -69,3 +69,69 @@ class LineArtUNet(nn.Module):
 
 def parameter_count(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
+
+
+#: The tutorial network's fixed input side and the channels of its 1 x 1 bottleneck (3^7).
+TUTORIAL_SIZE, TUTORIAL_BOTTLENECK = 128, 2187
+#: Encoder channels at 64, 32, 16, 8, 4, 2 px (full width); the decoder mirrors them.
+TUTORIAL_WIDTHS = (64, 128, 256, 512, 1024, 2048)
+
+
+class TutorialNet(nn.Module):
+    """The baseline of issue 11: the line-drawing tutorial's network in form, a fixed 128 x 128
+    single-channel input squeezed to 1 x 1 x 2187 and expanded back to 128 x 128 x K, with no skip
+    connections.  Encoder: seven 4 x 4 stride-2 convolutions (128 -> 1 px; channels
+    TUTORIAL_WIDTHS x ``width``, then 2187), decoder: seven 4 x 4 stride-2 transposed convolutions
+    back (the last to the K class scores); batch norm + ReLU between, as in LineArtUNet.  The
+    tutorial's exact layer list is not available here; at full width this is 233 M parameters
+    (the tutorial states 290 M), and ``width`` < 1 narrows every layer but the bottleneck.
+
+    Being fixed-size, it sees a larger input (sides multiples of 128) as independent 128 x 128
+    blocks, which is how such a network is used on a larger image; the engine cannot tile it
+    (no export)."""
+
+    def __init__(self, classes: int = 27, width: float = 1.0, in_channels: int = 1):
+        super().__init__()
+        if classes < 2 or not 0 < width <= 1:
+            raise ValueError(f"TutorialNet: classes >= 2 and 0 < width <= 1 (got {classes}, {width})")
+        self.classes, self.width, self.in_channels = classes, width, in_channels
+        chans = [in_channels] + [max(1, round(c * width)) for c in TUTORIAL_WIDTHS] + [TUTORIAL_BOTTLENECK]
+
+        def block(layer, cout):
+            return nn.Sequential(layer, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+        self.encoder = nn.Sequential(*[block(nn.Conv2d(a, b, 4, 2, 1, bias=False), b)
+                                       for a, b in zip(chans[:-1], chans[1:])])
+        back = chans[::-1][:-1] + [classes]        # 2187, 2048w, ..., 64w, K
+        layers = [block(nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), b) for a, b in zip(back[:-2], back[1:-1])]
+        layers.append(nn.ConvTranspose2d(back[-2], back[-1], 4, 2, 1))
+        self.decoder = nn.Sequential(*layers)
+
+    @property
+    def stride_multiple(self) -> int:
+        return TUTORIAL_SIZE
+
+    def config(self) -> dict:
+        return {"arch": "tutorial", "classes": self.classes, "width": self.width, "in_channels": self.in_channels,
+                "bottleneck": TUTORIAL_BOTTLENECK, "input_size": TUTORIAL_SIZE}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        s = TUTORIAL_SIZE
+        if h % s or w % s:
+            raise ValueError(f"TutorialNet takes {s} x {s} inputs (or multiples, as blocks), got {h} x {w}")
+        by, bx = h // s, w // s
+        blocks = x.reshape(n, c, by, s, bx, s).permute(0, 2, 4, 1, 3, 5).reshape(n * by * bx, c, s, s)
+        out = self.decoder(self.encoder(blocks))
+        k = out.shape[1]
+        return out.reshape(n, by, bx, k, s, s).permute(0, 3, 1, 4, 2, 5).reshape(n, k, h, w)
+
+
+ARCHITECTURES = ("unet", "tutorial")
+
+
+def build_network(settings: dict, classes: int) -> nn.Module:
+    """The network a run's settings ask for (runs from before --arch are U-Nets)."""
+    if settings.get("arch", "unet") == "tutorial":
+        return TutorialNet(classes, settings.get("width", 1.0))
+    return LineArtUNet(classes, settings["base"], settings["depth"])

@@ -1,7 +1,8 @@
 """Train the line-art colouriser: ``deepshop-train lineart --data photos/ --out runs/lineart``.
 
 Photos become (auto-Canny edges, posterised class labels) pairs in worker processes (data.py);
-a LineArtUNet (network.py) learns per-pixel classification with cross-entropy, optionally
+a LineArtUNet (network.py; --arch tutorial: the tutorial-style baseline TutorialNet) learns
+per-pixel classification with cross-entropy, optionally
 rebalanced by class frequency.  Every Nth photo (--holdout-every, sorted by path) is held out of
 training and only evaluated on (evaluate.py).
 
@@ -30,7 +31,7 @@ from ...train import (TrainError, command, load_checkpoint, resumed_settings, rn
                       start_run)
 from . import data, evaluate
 from .export import export_lineart
-from .network import LineArtUNet, parameter_count
+from .network import ARCHITECTURES, TUTORIAL_SIZE, build_network, parameter_count
 
 CHECKPOINT_FORMAT = "deepshop-train-lineart-1"
 
@@ -39,7 +40,7 @@ DEFAULTS = dict(
     image_size=128, batch_size=8, lr=2e-3, iterations=None, epochs=4, max_minutes=None, seed=42,
     holdout_every=10, checkpoint_interval=200, log_interval=10, workers=2, threads=None, device="auto",
     resume=None, overwrite=False, progress=True, name="lineart", license="unknown", fp16=False,
-    eval_size=256, export=True,
+    eval_size=256, export=True, arch="unet", width=1.0,
 )
 RUN_CONTROL = {"out", "iterations", "epochs", "max_minutes", "checkpoint_interval", "log_interval", "device",
                "workers", "threads", "resume", "progress", "overwrite", "name", "license", "fp16", "eval_size", "export"}
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--space", choices=["rgb", "lab"], help="colour distance of the posterised targets (default: rgb)")
     a("--rebalance", action="store_const", const=True,
       help="weight the loss by inverse class frequency (rare colours otherwise vanish)")
+    a("--arch", choices=ARCHITECTURES, help="unet (default: ours) or tutorial (the baseline: the tutorial's fixed "
+      "128 x 128 network squeezed to 1 x 1 x 2187, for comparison only; needs --image-size 128 --no-export)")
+    a("--width", type=float, help="--arch tutorial: channel multiplier of every layer but the 2187-channel "
+      "bottleneck (default 1: 233 M parameters; 0.125: 19 M)")
     a("--base", type=int, help="channels of the U-Net's first level (default 24: ~1.0 M parameters)")
     a("--depth", type=int, help="U-Net levels (default 3: inputs multiples of 8)")
     a("--image-size", type=int, help="training crop size, a multiple of 2^depth (default 128)")
@@ -96,10 +101,19 @@ def resolve_settings(argv) -> dict:
     for k in ("data", "out"):
         if settings[k] is None:
             raise TrainError(f"--{k} is required (unless resuming with --resume)")
+    if settings["arch"] == "tutorial":
+        if settings["image_size"] != TUTORIAL_SIZE:
+            raise TrainError(f"--arch tutorial: the network's input is fixed at {TUTORIAL_SIZE} x {TUTORIAL_SIZE}; "
+                             f"use --image-size {TUTORIAL_SIZE}")
+        if settings["export"]:
+            raise TrainError("--arch tutorial is a baseline for comparison, not exported (a fixed-size network "
+                             "cannot be tiled by the engine): add --no-export")
+        if not 0 < settings["width"] <= 1:
+            raise TrainError(f"--width {settings['width']}: must be in (0, 1]")
     stride = 2 ** settings["depth"]
     if settings["depth"] < 1 or settings["depth"] > 6:
         raise TrainError(f"--depth {settings['depth']}: must be 1..6")
-    if settings["image_size"] % stride or settings["image_size"] < 2 * stride:
+    if settings["arch"] == "unet" and (settings["image_size"] % stride or settings["image_size"] < 2 * stride):
         raise TrainError(f"--image-size {settings['image_size']}: must be a multiple of {stride} (2^depth), "
                          f"at least {2 * stride}")
     if settings["batch_size"] < 1 or settings["base"] < 1:
@@ -143,7 +157,7 @@ def run(settings: dict) -> dict:
     steps_per_epoch = max(1, len(dataset) // settings["batch_size"])
     total = settings["iterations"] or settings["epochs"] * steps_per_epoch
 
-    net = LineArtUNet(classes, settings["base"], settings["depth"]).to(device)
+    net = build_network(settings, classes).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=settings["lr"])
     criterion = torch.nn.CrossEntropyLoss(weight=None if weights is None else torch.from_numpy(weights).to(device))
     step, elapsed, broken = 0, 0.0, set()
