@@ -1,0 +1,106 @@
+"""MSG-Net: the Gram of a style image too large to encode whole, accumulated window by window
+(StyleNet style_tile / style_statistics), against torch references computed here: the same
+windows run through the torch encoder (plain encoder, each window its own instance-norm
+statistics), and the whole image's Gram (encoder exported with --statistics, exact statistics)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+import deepshop_native as ds  # noqa: E402
+from deepshop_export.families.msgnet.export import export_msgnet  # noqa: E402
+from deepshop_export.families.msgnet.network import MSGNet  # noqa: E402
+
+torch.set_num_threads(1)
+
+# A 96 x 72 style (no resize at style_size 96) in windows of 56 px: the encoder's receptive field
+# is 13 px, so the halo is 8 (its radius 7 rounded up to the stride 4) and the kept spans at most
+# 40 px: rows 0-36-72, columns 0-32-64-96 (near-equal multiples of 4), worked out by hand.
+ROWS = [(0, 36), (36, 72)]
+COLS = [(0, 32), (32, 64), (64, 96)]
+HALO = 8
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(5)
+    return MSGNet(ngf=8, n_blocks=2).eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, net):
+    """The encoder as a statistics graph (exact style statistics), the generator plain; one export
+    (~25 s of the exporter's tracing) serves every test here.  The statistics encoder with its
+    statistics "off" is the plain encoder (mix 0), so it also stands in for it."""
+    path = tmp_path_factory.mktemp("msgnet_style_tiles") / "msg.onnx"
+    export_msgnet(net, path, name="test", provenance={"source": "test"}, validate=False, encoder_statistics=True)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def style(photos):
+    return np.asarray(Image.fromarray(photos["coffee"]).resize((96, 72), Image.LANCZOS))
+
+
+def _bgr(rgb):
+    return torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1], dtype=np.float32)).permute(2, 0, 1)[None]
+
+
+def _relative(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_windows_add_up_to_the_windowed_torch_gram(exported, net, style):
+    sn = ds.StyleNet(exported, device="cpu", style_size=96, style_tile=56, style_statistics="off")
+    got = sn.style_gram(style)
+    x = _bgr(style)
+    total, positions = 0, 0
+    with torch.no_grad():
+        for y0, y1 in ROWS:
+            for x0, x1 in COLS:
+                wy0, wx0 = max(0, y0 - HALO), max(0, x0 - HALO)
+                f = net.encode(x[..., wy0:min(72, y1 + HALO), wx0:min(96, x1 + HALO)])[0]
+                f = f[:, (y0 - wy0) // 4:(y1 - wy0) // 4, (x0 - wx0) // 4:(x1 - wx0) // 4].reshape(f.shape[0], -1)
+                total = total + (f.double() @ f.double().T).numpy()
+                positions += f.shape[1]
+        whole = net.style_gram(x)[0].double().numpy()
+    channels = f.shape[0]
+    assert channels == 32
+    want = total / (channels * positions)                 # F F^T / (C h w), as MSG-Net normalises
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
+    # Not the whole image's Gram: instance norm saw each window's statistics.
+    off = _relative(got, whole)
+    print(f"\nwindows with their own statistics: {off:.3f} relative (Frobenius) from the whole image's Gram")
+    assert off > 1e-3
+
+
+def test_exact_statistics_give_the_whole_images_gram(exported, net, style):
+    stats = exported
+    with torch.no_grad():
+        whole = net.style_gram(_bgr(style))[0].double().numpy()
+    exact = ds.StyleNet(stats, device="cpu", style_size=96, style_tile=56)
+    assert exact.style_statistics == "exact"
+    own = ds.StyleNet(stats, device="cpu", style_size=96, style_tile=56, style_statistics="off")
+    untiled = ds.StyleNet(stats, device="cpu", style_size=96, style_tile=0)
+    e_exact, e_own = _relative(exact.style_gram(style), whole), _relative(own.style_gram(style), whole)
+    print(f"\nrelative error against the whole image's Gram: exact statistics {e_exact:.1e}, own {e_own:.3f}")
+    assert e_exact < 1e-3 and e_own > 10 * e_exact
+    # Untiled, the statistics encoder is the plain network (mix 0).
+    np.testing.assert_allclose(untiled.style_gram(style), whole, rtol=1e-4, atol=1e-5 * np.abs(whole).max())
+
+
+def test_style_tile_options(exported, style):
+    plain = exported
+    with pytest.raises(ds.OptionError, match="style_statistics"):
+        ds.StyleNet(plain, device="cpu", style_statistics="thumbnail")
+    with pytest.raises(ds.OptionError, match="style_tile: 24 px leaves no room"):
+        ds.StyleNet(plain, device="cpu", style_tile=24)
+    with pytest.raises(ds.OptionError, match="style_tile"):
+        ds.StyleNet(plain, device="cpu", style_tile="big")
+    # A style that fits in one window runs whole: the same Gram as with tiling off.
+    a = ds.StyleNet(plain, device="cpu", style_size=96, style_tile=96).style_gram(style)
+    b = ds.StyleNet(plain, device="cpu", style_size=96, style_tile=0).style_gram(style)
+    np.testing.assert_array_equal(a, b)
