@@ -56,6 +56,8 @@ def open_stylizer(args, engine: dict):
         raise OptionError(f"--style: {path} is an MSG-Net model, which takes the style image at run time: "
                           "give --style IMAGE")
     weights = _weights(args.style_weights, len(styles))
+    if getattr(args, "harmonize", None) is None:
+        engine = {k: v for k, v in engine.items() if k != "harmonize"}    # StyleNet's own default (off)
     size = DEFAULT_STYLE_SIZE if args.style_size is None else args.style_size
     try:
         net = StyleNet(path, style_size=size, style_tile="auto" if args.style_tile is None else args.style_tile,

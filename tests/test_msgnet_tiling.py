@@ -1,7 +1,8 @@
-"""MSG-Net: the Gram of a style image too large to encode whole, accumulated window by window
-(StyleNet style_tile / style_statistics), against torch references computed here: the same
-windows run through the torch encoder (plain encoder, each window its own instance-norm
-statistics), and the whole image's Gram (encoder exported with --statistics, exact statistics)."""
+"""MSG-Net and tiles.  The Gram of a style image too large to encode whole, accumulated window by
+window (StyleNet style_tile / style_statistics), against torch references computed here: the same
+windows run through the torch encoder (each window its own instance-norm statistics), and the
+whole image's Gram (encoder exported as a statistics graph, exact statistics).  Harmonize for a
+content image cut into tiles, against the whole-image run."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,9 +26,18 @@ HALO = 8
 
 
 @pytest.fixture(scope="module")
-def net():
+def net(photos):
+    """A random tiny MSG-Net whose last convolution is scaled to give a 0..255 image (mean 128,
+    std 50 on a photo): at random initialisation the output is ~0 +- 0.4, clipped to black, which
+    would hide every difference between tiles."""
     torch.manual_seed(5)
-    return MSGNet(ngf=8, n_blocks=2).eval()
+    net = MSGNet(ngf=8, n_blocks=2).eval()
+    with torch.no_grad():
+        y = net(_bgr(photos["astronaut"][::4, ::4]), net.style_gram(_bgr(photos["coffee"][::4, ::4])))
+        last = net.model[-1].conv2d
+        last.weight.mul_(50.0 / y.std())
+        last.bias.mul_(50.0 / y.std()).add_(128.0)
+    return net
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +114,28 @@ def test_style_tile_options(exported, style):
     a = ds.StyleNet(plain, device="cpu", style_size=96, style_tile=96).style_gram(style)
     b = ds.StyleNet(plain, device="cpu", style_size=96, style_tile=0).style_gram(style)
     np.testing.assert_array_equal(a, b)
+
+
+def test_harmonize_pulls_tiles_to_the_thumbnails_colour(exported, style, photos):
+    """The engine's harmonize (cpp/engine/harmonize.h) for MSG-Net: the thumbnail is stylized with
+    the same Gram.  With a thumbnail of the image's own size the low-frequency colour is the whole
+    image's; the detail stays each tile's own (its instance norm's), so full-band PSNR moves little."""
+    from scipy.ndimage import gaussian_filter
+    photo = np.asarray(Image.fromarray(photos["astronaut"]).resize((192, 192), Image.LANCZOS))
+    whole = ds.StyleNet(exported, device="cpu", tile=0, style_size=96).set_style(style)(photo).astype(np.float64)
+    plain = ds.StyleNet(exported, device="cpu", tile=96, overlap=32, style_size=96)
+    harmonized = ds.StyleNet(exported, device="cpu", tile=96, overlap=32, style_size=96, harmonize=192)
+    assert plain.plan(192, 192)["tiles_x"] > 1
+    assert not plain.plan(192, 192)["harmonize"] and harmonized.plan(192, 192)["harmonize"]
+    off, on = (n.set_style(style)(photo).astype(np.float64) for n in (plain, harmonized))
+
+    def psnr(a, b):
+        return 10 * np.log10(255.0 ** 2 / np.mean((a - b) ** 2))
+
+    def low(a):
+        return gaussian_filter(a, (6, 6, 0))        # scales above ~1/32 of the image
+    full = psnr(off, whole), psnr(on, whole)
+    lowpass = psnr(low(off), low(whole)), psnr(low(on), low(whole))
+    print(f"\ntiled vs whole: {full[0]:.2f} -> {full[1]:.2f} dB with harmonize; low-pass {lowpass[0]:.2f} -> "
+          f"{lowpass[1]:.2f} dB")
+    assert lowpass[1] > lowpass[0] + 5 and full[1] > full[0]
