@@ -2,7 +2,8 @@
 image's (relative Frobenius error), through the engine: StyleNet with style_tile=0 (the whole
 image in one encoder run) against style_tile=T with each window's own instance-norm statistics
 (style_statistics="off") and with the whole image's (exact; the encoder exported as a statistics
-graph).  Networks: random weights (--ngf, --seed) or a checkpoint (--weights, any layout the
+graph); with --thumbnail F also with the statistics of a 1/F-size thumbnail (the engine's
+thumbnail mode, which StyleNet does not offer for styles: this measures why).  Networks: random weights (--ngf, --seed) or a checkpoint (--weights, any layout the
 importers read).  Prints one row per (style, size, tile) and the times.
 
     python bench/msgnet_style_tiles.py --styles ../shared/styles/starry_night.jpg --sizes 1024 2048 \
@@ -33,6 +34,24 @@ def _resized(style: str, size: int) -> tuple:
     return max(4, int(round(h * scale / 4)) * 4), max(4, int(round(w * scale / 4)) * 4)
 
 
+def _thumbnail_gram(path: str, style: str, size: int, tile: int, factor: int) -> np.ndarray:
+    """The windowed Gram with every window normalised with the statistics a box-averaged 1/factor
+    thumbnail measured (its own, mix 0), through the statistics encoder."""
+    from deepshop_native.stylenet import _box_resize, _style_pixels
+    sn = ds.StyleNet(path, device="cpu", style_size=size, style_tile=tile, style_statistics="exact")
+    pixels, _ = _style_pixels(style, size)
+    h, w = pixels.shape[:2]
+    thumb = _box_resize(pixels, h // factor // 4 * 4, w // factor // 4 * 4)
+    total = int(sn._enc_stats["total_channels"])
+    outs = sn._enc_stat_outputs
+    r = sn._encoder.run(inputs=sn._window_inputs(thumb, None, (np.zeros(total, np.float32), np.ones(total, np.float32)),
+                                                 0.0), outputs=[outs["count"], outs["mean"], outs["m2"]])
+    count = np.repeat(r[outs["count"]][0], sn._enc_stat_channels)
+    statistics = (r[outs["mean"]][0].astype(np.float32), (r[outs["m2"]][0] / count).astype(np.float32))
+    sn._exact_style_statistics = lambda _pixels, _windows: statistics     # the windows' pass, those statistics
+    return sn._encoded_gram(pixels)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--styles", nargs="+", required=True)
@@ -42,6 +61,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--weights", default=None, help="a checkpoint instead of random weights")
     p.add_argument("--modes", nargs="+", default=["off", "exact"], choices=["off", "exact"])
+    p.add_argument("--thumbnail", nargs="*", type=int, default=[], metavar="F",
+                   help="also windows normalised with a 1/F-size thumbnail's statistics")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.weights:
@@ -77,6 +98,10 @@ def main() -> None:
                     print(f"| {os.path.basename(style)} | {size} | {tile} | {windows} | {row.get('off', float('nan')):.2e} | "
                           f"{row.get('exact', float('nan')):.2e} | {t_whole:.1f} s | {times.get('off', 0):.1f} s | "
                           f"{times.get('exact', 0):.1f} s |", flush=True)
+                    for factor in args.thumbnail:
+                        g = _thumbnail_gram(path, style, size, tile, factor).astype(np.float64)
+                        print(f"|   thumbnail 1/{factor} statistics | | | | "
+                              f"{np.linalg.norm(g - whole) / np.linalg.norm(whole):.2e} | | | | |", flush=True)
 
 
 if __name__ == "__main__":

@@ -139,3 +139,19 @@ def test_harmonize_pulls_tiles_to_the_thumbnails_colour(exported, style, photos)
     print(f"\ntiled vs whole: {full[0]:.2f} -> {full[1]:.2f} dB with harmonize; low-pass {lowpass[0]:.2f} -> "
           f"{lowpass[1]:.2f} dB")
     assert lowpass[1] > lowpass[0] + 5 and full[1] > full[0]
+
+
+def test_command_line_style_tile_and_harmonize(tmp_path, exported, net, style, capsys):
+    from deepshop_native.cli import main
+    Image.fromarray(style).save(tmp_path / "style.png")
+    Image.fromarray(style).save(tmp_path / "photo.png")
+    rc = main(["stylize", str(tmp_path / "photo.png"), "--model", exported, "--style", str(tmp_path / "style.png"),
+               "--style-tile", "24", "--device", "cpu", "-o", str(tmp_path / "a.png"), "-q"])
+    assert rc == 1 and "--style-tile: 24 px leaves no room" in capsys.readouterr().err
+    rc = main(["stylize", str(tmp_path / "photo.png"), "--model", exported, "--style", str(tmp_path / "style.png"),
+               "--style-size", "96", "--style-tile", "56", "--style-statistics", "exact", "--tile", "64",
+               "--overlap", "16", "--harmonize", "96", "--device", "cpu", "-o", str(tmp_path / "b.png"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert Image.open(tmp_path / "b.png").size == (96, 72)
+    assert not (tmp_path / "a.png").exists()
