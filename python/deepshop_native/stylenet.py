@@ -11,7 +11,11 @@ The model is a pipeline of two graphs written by ``deepshop-export msgnet`` (met
 ``deepshop.pipeline``): the encoder (image -> features) and the generator (image + Gram -> image).
 Between them the Gram matrix G = F F^T / (C h w) of the style's features is computed by the
 native kernel (ds.gram), and handed to every tile of the content image as a non-spatial aux input.
-A new style costs one encoder pass and one Gram, not a model reload.
+A new style costs one encoder pass and one Gram, not a model reload.  Style images larger than
+``style_tile`` (default 1024, after resizing to ``style_size``) go through the encoder window by
+window, the Gram summed over the windows' kept spans (ds.GramAccumulator); with an encoder exported
+with ``--statistics`` the windows are normalised with the whole image's statistics (one measuring
+pass per encoder layer), which makes the Gram the whole image's.
 
 Tiling: instance norm sees each tile's own statistics, so a tiled image differs from a whole-image
 run as it does for the feedforward stylizer (see README); images up to the tile size (1536 px on
