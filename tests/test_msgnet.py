@@ -184,3 +184,10 @@ def test_statistics_graph_tiles_like_the_whole_image(tmp_path, msgnet, images):
     p_stats, p_own = psnr(tiled(photo.astype(np.float32) / 255)), psnr(own(photo.astype(np.float32) / 255))
     print(f"\ntiled vs torch whole image: thumbnail statistics {p_stats:.1f} dB, each tile its own {p_own:.1f} dB")
     assert p_stats > 40 and p_stats > p_own
+
+
+def test_exact_style_statistics_need_a_statistics_encoder(pair):
+    net = ds.StyleNet(pair, device="cpu")
+    assert net.style_statistics == "off" and net.style_tile == 1024     # large styles: windows, own statistics
+    with pytest.raises(ds.OptionError, match="style_statistics: 'exact' needs an encoder exported with"):
+        ds.StyleNet(pair, device="cpu", style_statistics="exact")

@@ -162,6 +162,7 @@ class Session {
     std::vector<std::unique_ptr<ImageSource<float>>> sources;
     TiledCall call;
     int64_t H = -1, W = -1;
+    ImageView<const float> rgb_input{};  // the image input when it is the only one and RGB (harmonize)
     for (const TensorSpec* t : m.inputs_with(Role::image)) {
       if (!spatial.contains(t->name))
         throw std::invalid_argument(m.path + ": image input '" + t->name + "' was not given (spatial=...)");
@@ -177,6 +178,7 @@ class Session {
         throw std::invalid_argument("spatial input '" + t->name + "' has " + std::to_string(c) + " channels; the model " +
                                     "takes " + std::to_string(t->channels()));
       keep.push_back(a);
+      if (c == 3 && m.inputs_with(Role::image).size() == 1) rgb_input = ImageView<const float>{a.data(), h, w, c};
       sources.push_back(std::make_unique<ImageSource<float>>(ImageView<const float>{a.data(), h, w, c}, m.pixels));
       call.spatial_inputs.emplace_back(t->name, sources.back().get());
     }
@@ -208,6 +210,15 @@ class Session {
         if (!m.find_output(name)) throw std::invalid_argument(m.path + ": '" + name + "' is not an output of the model");
     py::dict images, labels, colours, whole;
     std::vector<std::unique_ptr<TileSink>> sinks;
+    // Harmonize, as the image path does (README, Tiling): an instance-norm model with one RGB image
+    // input and one RGB image output, cut into several tiles, pulls each tile's low-frequency colour
+    // to a stylized thumbnail's.  The thumbnail pass gets the same aux inputs (MSG-Net's style
+    // Gram); the reference is made once the GIL is released, below, and read by the image sink.
+    const auto image_outputs = m.outputs_with(Role::image);
+    const bool harmonize = tiles.harmonize > 0 && m.instance_norm && rgb_input.data && image_outputs.size() == 1 &&
+                           image_outputs[0]->channels() == 3 && wanted(image_outputs[0]->name) &&
+                           plan_tiles(m.geometry(), H, W, tiles).tiles() > 1;
+    ColourReference reference;
     for (const TensorSpec& t : m.outputs) {
       if (!wanted(t.name)) continue;
       if (!t.spatial()) {
@@ -229,8 +240,8 @@ class Session {
         py::array_t<float> out({H, W, t.channels()});
         images[py::str(t.name)] = out;
         sinks.push_back(std::make_unique<ImageSink<float>>(ImageView<float>{out.mutable_data(), H, W, t.channels()},
-                                                           m.pixels, ImageView<const float>{}, PostOptions{}, nullptr,
-                                                           m.path));
+                                                           m.pixels, ImageView<const float>{}, PostOptions{},
+                                                           harmonize ? &reference : nullptr, m.path));
       } else {
         py::array_t<int32_t> lab({H, W});
         labels[py::str(t.name)] = lab;
@@ -256,6 +267,21 @@ class Session {
     const InferenceSession& s = *session_;
     const NetworkFn network = [&s](const TensorViews& in, const std::vector<std::string>& out) { return s.run(in, out); };
     run_with_progress(progress, [&](const ProgressFn& on_progress) {
+      if (harmonize)
+        reference = make_colour_reference<float>(rgb_input, tiles.harmonize, [&](ImageView<const float> in,
+                                                                                  ImageView<float> out) {
+          const ImageSource<float> source(in, m.pixels);
+          ImageSink<float> sink(out, m.pixels, ImageView<const float>{}, PostOptions{}, nullptr, m.path);
+          TiledCall thumbnail;
+          thumbnail.spatial_inputs = {{m.inputs_with(Role::image)[0]->name, &source}};
+          thumbnail.spatial_outputs = {{image_outputs[0]->name, &sink}};
+          thumbnail.aux_inputs = call.aux_inputs;
+          thumbnail.tile_mask_input = call.tile_mask_input;
+          TileOptions one_window;
+          one_window.tile = 0;
+          one_window.harmonize = 0;
+          deepshop::run_tiled(network, m.geometry(), in.height, in.width, one_window, thumbnail, nullptr);
+        });
       per_call = deepshop::run_tiled(network, m.geometry(), H, W, tiles, call, on_progress);
     });
     for (auto& [name, list] : per_call) {

@@ -67,9 +67,9 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="least blended overlap between tiles (at most half a tile's kept span)")
     g.add_argument("--halo", type=int, default=None, help="context pixels around each tile (default: from the model)")
     g.add_argument("--batch", type=int, default=1, help="tiles per network call")
-    g.add_argument("--harmonize", type=int, default=DEFAULT_HARMONIZE,
+    g.add_argument("--harmonize", type=int, default=None,
                    help="thumbnail side whose colours the tiles of instance-norm models take; 0: off "
-                        f"(default {DEFAULT_HARMONIZE})")
+                        f"(default {DEFAULT_HARMONIZE}; MSG-Net models: 0)")
     g.add_argument("--statistics", choices=STATISTICS_MODES, default="auto",
                    help="models with a global-statistics graph: normalise tiles with a thumbnail's statistics, "
                         "the full image's (exact: one pass per layer), or each its own (off: harmonized); "
@@ -84,12 +84,18 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--stride-multiple", type=int)
 
 
+def _default_harmonize() -> int:
+    from .stylizer import DEFAULT_HARMONIZE
+    return DEFAULT_HARMONIZE
+
+
 def _engine_kwargs(args) -> dict:
     """The engine options, validated (OptionError names the command-line option)."""
     try:
         o = options.engine_options(
             device=args.device, tile=0 if args.tile is None else args.tile, overlap=args.overlap, halo=args.halo,
-            batch=args.batch, harmonize=args.harmonize, statistics=args.statistics,
+            batch=args.batch, harmonize=_default_harmonize() if args.harmonize is None else args.harmonize,
+            statistics=args.statistics,
             statistics_size=args.statistics_size, threads=args.threads, value_range=args.value_range,
             channel_order=args.channel_order, mean=args.mean, stride_multiple=args.stride_multiple)
     except OptionError as e:

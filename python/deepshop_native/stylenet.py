@@ -11,13 +11,20 @@ The model is a pipeline of two graphs written by ``deepshop-export msgnet`` (met
 ``deepshop.pipeline``): the encoder (image -> features) and the generator (image + Gram -> image).
 Between them the Gram matrix G = F F^T / (C h w) of the style's features is computed by the
 native kernel (ds.gram), and handed to every tile of the content image as a non-spatial aux input.
-A new style costs one encoder pass and one Gram, not a model reload.
+A new style costs one encoder pass and one Gram, not a model reload.  Style images larger than
+``style_tile`` (default 1024, after resizing to ``style_size``) go through the encoder window by
+window, the Gram summed over the windows' kept spans (ds.GramAccumulator); with an encoder exported
+with ``--statistics`` the windows are normalised with the whole image's statistics (one measuring
+pass per encoder layer), which makes the Gram the whole image's.
 
 Tiling: instance norm sees each tile's own statistics, so a tiled image differs from a whole-image
 run as it does for the feedforward stylizer (see README); images up to the tile size (1536 px on
 the CPU provider) run whole.  A generator exported with ``--statistics`` runs the tiles of larger
 images with a thumbnail's instance-norm statistics instead (thumbnail mode; exact mode would need
-33 tiled passes and is not offered); the harmonize pass is not applied to MSG-Net.
+33 tiled passes and is not offered).  Otherwise (plain generators, or statistics="off") tiles can be
+harmonized as the stylizer's are (``harmonize=N``, off by default for MSG-Net; see StyleNet): each
+tile's low-frequency colour is pulled to that of a stylized thumbnail, which the engine runs with
+the same style Gram.
 """
 from __future__ import annotations
 
@@ -35,12 +42,18 @@ from ._runtime import ensure_runtime
 from .errors import ImageError, ModelError, OptionError
 from .files import sha256_of
 from .image import read_image, resize_to, to_depth, to_rgb_array, write_image
-from .kernels import gram
+from .kernels import GramAccumulator, gram
 from .pipelines import pixels_as_unit_float, session_options, tile_options
 
 FAMILY = "msgnet"
 #: Longer side the style image is resized to before the encoder (upstream MSG-Net: 512).
 DEFAULT_STYLE_SIZE = 512
+#: Style images larger than this (after resizing to style_size) go through the encoder in windows
+#: of at most this many pixels a side, and their Gram is accumulated over the windows' kept spans
+#: (ds.GramAccumulator), so that a large style_size does not need the encoder's activations of the
+#: whole image at once.  The encoder's instance norm then sees each window's statistics, not the
+#: image's: the Gram differs from the whole image's by a few 1e-3 relative (README, MSG-Net).
+DEFAULT_STYLE_TILE = 1024
 #: The smallest style image side accepted: below it there is no texture to speak of, and the
 #: encoder's 1/4-resolution features would be a few pixels.
 MIN_STYLE_SIDE = 16
@@ -130,37 +143,66 @@ def _style_pixels(style, style_size: int) -> tuple:
     return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32), name
 
 
-def _cache_key(style, style_size: int):
+def _cache_key(style, style_size: int, style_tile: int):
     if isinstance(style, (str, os.PathLike)):
         p = os.path.abspath(os.fspath(style))
         try:
             st = os.stat(p)
         except OSError:
             return None
-        return (p, st.st_mtime_ns, st.st_size, style_size)
+        return (p, st.st_mtime_ns, st.st_size, style_size, style_tile)
     return None
+
+
+def style_spans(length: int, kept: int, align: int) -> list:
+    """[(start, end)] cutting 0..length (a multiple of align) into the fewest spans of at most
+    ``kept`` pixels, of near-equal lengths that are multiples of align (no sliver at the end, whose
+    instance-norm statistics would be a few pixels')."""
+    kept = max(align, kept // align * align)
+    n = -(-length // kept)
+    edges = [int(round(i * length / n / align)) * align for i in range(n + 1)]
+    edges[-1] = length
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
 class StyleNet:
     """An MSG-Net model: ``set_style`` then call on photos.  Options as for Stylizer (device,
     tile, halo, overlap, batch, threads, memory_arena; precision "auto"/"fp32"); style_size: the
-    longer side the style image is resized to (default 512).  statistics: for generators exported
+    longer side the style image is resized to (default 512); style_tile: styles larger than this
+    (after resizing) run the encoder in windows of at most style_tile px with a halo of the
+    encoder's receptive-field radius, the Gram summed over the windows' kept spans ("auto":
+    DEFAULT_STYLE_TILE; 0 or None: always whole); style_statistics: how those windows are
+    normalised: "exact" (the whole style image's instance-norm statistics, measured over the
+    windows in one pass per encoder layer: the Gram is the whole image's; needs an encoder exported
+    with --statistics), "off" (each window its own: one pass, the Gram differs by several per cent)
+    or "auto" (exact where the encoder allows it).  statistics: for generators exported
     with --statistics, "auto"/"thumbnail" (tiles normalised with the instance-norm statistics of a
     thumbnail whose longer side is statistics_size, default 1024) or "off" (each tile its own);
-    harmonize is accepted for the command line's sake and has no effect (not implemented for
-    MSG-Net).  Thread-safe for calls; set_style swaps the Gram atomically."""
+    harmonize: when tiles run with their own statistics (plain generators, statistics="off"), the
+    longer side of the stylized thumbnail whose low-frequency colour every tile is pulled to, as
+    Stylizer's; 0 (the default here): off.  Measured on a random MSG-Net (README): it helps only
+    when the thumbnail is at least half the image's size; at 512 px for a 2048 px image it lowered
+    PSNR against the whole image, the thumbnail rendering colours differently at that scale.
+    Thread-safe for calls; set_style swaps the Gram atomically."""
 
     def __init__(self, model, *, device: str = "auto", precision: str = "auto",
                  tile: Union[int, str, None] = "auto", halo: Optional[int] = None, overlap: int = 64,
                  batch: int = 1, threads: int = 0, memory_arena: bool = False,
-                 style_size: int = DEFAULT_STYLE_SIZE, harmonize: int = 0, statistics: Optional[str] = "auto",
+                 style_size: int = DEFAULT_STYLE_SIZE, style_tile: Union[int, str, None] = "auto",
+                 style_statistics: Optional[str] = "auto", harmonize: int = 0, statistics: Optional[str] = "auto",
                  statistics_size: Optional[int] = None, **pixel_format):
         from .stylizer import _checked_precision, _openvino_plugin_for
         tile_auto = isinstance(tile, str) and tile.lower() == "auto"
         if isinstance(tile, str) and not tile_auto:
             raise OptionError(f"tile: must be 'auto', a window size in pixels, or 0/None for the whole image, got {tile!r}")
         self.style_size = options.check_size("style_size", style_size, lo=MIN_STYLE_SIDE)
-        self._tiling = dict(halo=halo, overlap=overlap, batch=batch)
+        if isinstance(style_tile, str) and style_tile.lower() == "auto":
+            style_tile = DEFAULT_STYLE_TILE
+        elif isinstance(style_tile, str):
+            raise OptionError(f"style_tile: must be 'auto', a window size in pixels, or 0/None for the whole style "
+                              f"image, got {style_tile!r}")
+        self.style_tile = 0 if style_tile is None else options.check_size("style_tile", style_tile)
+        self._tiling = dict(halo=halo, overlap=overlap, batch=batch, harmonize=harmonize)
         self._tiles = tile_options(tile=0 if tile_auto else tile, **self._tiling)
         precision = _checked_precision(precision)
         kw = session_options("", device=device, threads=threads, memory_arena=memory_arena, **pixel_format)
@@ -173,7 +215,7 @@ class StyleNet:
         self.channels = int(pipe.get("feature_channels", 0)) or None
         if tile_auto:
             self._tiles = tile_options(tile=self._generator.default_tile, **self._tiling)
-        self._whole = tile_options(tile=0, **{**self._tiling, "halo": None})
+        self._whole = tile_options(tile=0, **{**self._tiling, "halo": None, "harmonize": 0})
         self._init_statistics(statistics, statistics_size, halo, tile_auto)
         self._output = next((t["name"] for t in self._generator.outputs if t["role"] == mm.ROLE_IMAGE), None)
         if self._output is None:
@@ -181,10 +223,42 @@ class StyleNet:
         self._features = next((t["name"] for t in self._encoder.outputs if t["role"] == mm.ROLE_FEATURES), None)
         if self._features is None:
             raise ModelError(f"{self.encoder_path}: the MSG-Net encoder has no features output")
+        # Style windows: a halo of the encoder's receptive-field radius (13 px for MSG-Net's) on the
+        # stride grid, so that each kept span's features are what the whole image gives them, but
+        # for instance norm's statistics.
+        stride = max(1, int(self._encoder.stride_multiple))
+        self._style_stride = stride
+        self._style_halo = -(-((int(self._encoder.receptive_field) + 1) // 2) // stride) * stride
+        if self.style_tile and self.style_tile - 2 * self._style_halo < 4 * stride:
+            raise OptionError(f"style_tile: {self.style_tile} px leaves no room inside the encoder's halo of "
+                              f"{self._style_halo} px on each side; give at least {2 * self._style_halo + 4 * stride}, "
+                              "or 0 for the whole style image")
+        self._init_style_statistics(style_statistics)
         self._cache: dict = {}
         self._lock = threading.Lock()
         self._gram: Optional[np.ndarray] = None
         self.style_names: list = []
+
+    def _init_style_statistics(self, style_statistics) -> None:
+        """Encoders exported with --statistics are global-statistics graphs (families/msgnet/
+        statistics.py): windows of a large style image can be normalised with the whole image's
+        statistics."""
+        mode = "auto" if style_statistics is None else str(style_statistics).lower()
+        if mode not in ("auto", "exact", "off"):
+            raise OptionError(f"style_statistics: must be 'auto', 'exact' or 'off', got {style_statistics!r}")
+        text = self._encoder.metadata.get(mm.key("statistics"))
+        self._enc_stats = None
+        if text:
+            try:
+                self._enc_stats = json.loads(text)
+                self._enc_stat_channels = [int(layer["channels"]) for layer in self._enc_stats["layers"]]
+                self._enc_stat_names, self._enc_stat_outputs = self._enc_stats["inputs"], self._enc_stats["outputs"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise ModelError(f"{self.encoder_path}: bad {mm.key('statistics')} metadata ({e})") from None
+        if mode == "exact" and self._enc_stats is None:
+            raise OptionError(f"style_statistics: 'exact' needs an encoder exported with deepshop-export msgnet "
+                              f"--statistics; {self.encoder_path} is the plain graph")
+        self.style_statistics = "exact" if self._enc_stats is not None and mode != "off" else "off"
 
     def _init_statistics(self, statistics, statistics_size, halo, tile_auto) -> None:
         """Generators exported with --statistics: tiles normalised with a thumbnail's instance-norm
@@ -212,7 +286,10 @@ class StyleNet:
             # only if its halo covers the receptive field's radius (not the quarter taken otherwise).
             radius = (int(self._generator.receptive_field) + 1) // 2
             self._tiling = {**self._tiling, "halo": radius}
-            self._tiles = tile_options(tile=self._tiles.tile, **self._tiling)
+        if self._thumbnail_statistics:
+            # Tiles normalised with the thumbnail's statistics agree already: no harmonize pass.
+            self._tiling = {**self._tiling, "harmonize": 0}
+        self._tiles = tile_options(tile=self._tiles.tile, **self._tiling)
 
     def _statistics_inputs(self, unit: np.ndarray, g: np.ndarray) -> dict:
         """The statistics aux inputs for an image: the plain network's (mix 0) when it runs in
@@ -275,16 +352,103 @@ class StyleNet:
     def style_gram(self, style) -> np.ndarray:
         """The Gram matrix of one style image (path, array, PIL image), cached per style file
         (path, modification time, size and style_size)."""
-        key = _cache_key(style, self.style_size)
+        key = _cache_key(style, self.style_size, self.style_tile)
         if key is not None and key in self._cache:
             return self._cache[key]
         pixels, _name = _style_pixels(style, self.style_size)
-        result = self._encoder.run_tiled(spatial={"input": pixels}, tiles=self._whole, outputs=[self._features])
-        features = result["whole"][self._features][0]
-        g = gram(features[0], normalize="CN")
+        g = self._encoded_gram(pixels)
         if key is not None:
             self._cache[key] = g
         return g
+
+    def _plain_encoder_statistics(self) -> dict:
+        """A statistics encoder's aux inputs that make it the plain network (mix 0)."""
+        if self._enc_stats is None:
+            return {}
+        total = int(self._enc_stats["total_channels"])
+        return {self._enc_stat_names["mean"]: np.zeros(total, np.float32),
+                self._enc_stat_names["var"]: np.ones(total, np.float32),
+                self._enc_stat_names["mix"]: np.zeros(1, np.float32)}
+
+    def _encode(self, pixels: np.ndarray) -> np.ndarray:
+        result = self._encoder.run_tiled(spatial={"input": np.ascontiguousarray(pixels)}, tiles=self._whole,
+                                         aux=self._plain_encoder_statistics(), outputs=[self._features])
+        return result["whole"][self._features][0][0]          # C x h x w
+
+    def _network_input(self, pixels: np.ndarray) -> np.ndarray:
+        """Unit RGB H x W x 3 -> the encoder's 1 x 3 x H x W input (its value range, channel order
+        and mean), as the engine encodes tiles."""
+        lo, hi = self._encoder.value_range
+        x = pixels[..., ::-1] if self._encoder.channel_order == "BGR" else pixels
+        x = (np.float32(hi - lo) * x + np.float32(lo)) - np.asarray(self._encoder.mean, np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+
+    def _encoded_gram(self, pixels: np.ndarray) -> np.ndarray:
+        """The Gram of the encoder's features of a style image (H, W multiples of the stride):
+        one encoder run when it fits in style_tile, else window by window, each window's kept span
+        (its halo cropped off, on the feature grid) added to a GramAccumulator."""
+        h, w = pixels.shape[:2]
+        if not self.style_tile or max(h, w) <= self.style_tile:
+            return gram(self._encode(pixels), normalize="CN")
+        s, halo = self._style_stride, self._style_halo
+        kept = self.style_tile - 2 * halo
+        # Windows stop at the image's edges (no reflected context there): the encoder pads at the
+        # image border as it does on the whole image.  Each: (window slice, kept span in it).
+        windows = []
+        for y0, y1 in style_spans(h, kept, s):
+            for x0, x1 in style_spans(w, kept, s):
+                wy0, wy1, wx0, wx1 = max(0, y0 - halo), min(h, y1 + halo), max(0, x0 - halo), min(w, x1 + halo)
+                windows.append(((slice(wy0, wy1), slice(wx0, wx1)), (y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0)))
+        statistics = self._exact_style_statistics(pixels, windows) if self.style_statistics == "exact" else None
+        acc = GramAccumulator(normalize="CN")
+        for window, (ky0, ky1, kx0, kx1) in windows:
+            if statistics is None:
+                features = self._encode(pixels[window])
+            else:
+                features = self._encoder.run(inputs=self._window_inputs(pixels[window], None, statistics, 1.0),
+                                             outputs=[self._features])[self._features][0]
+            wh, ww = window[0].stop - window[0].start, window[1].stop - window[1].start
+            if features.shape[1] * s != wh or features.shape[2] * s != ww:
+                raise ModelError(f"{self.encoder_path}: features of {features.shape[1]}x{features.shape[2]} for "
+                                 f"a {wh}x{ww} window; expected 1/{s} of it")
+            acc.add(features, crop=(ky0 // s, ky1 // s, kx0 // s, kx1 // s))
+        return acc.result()
+
+    def _window_inputs(self, window_pixels: np.ndarray, kept, statistics, mix: float) -> dict:
+        """A statistics encoder's inputs for one window: the pixels, the statistics (mean, var) to
+        normalise with at ``mix``, and the mask measured over (1 on the kept span; None: all)."""
+        x = self._network_input(window_pixels)
+        mask = np.ones((1, 1) + x.shape[2:], np.float32)
+        if kept is not None:
+            mask[:] = 0
+            mask[..., kept[0]:kept[1], kept[2]:kept[3]] = 1
+        names = self._enc_stat_names
+        return {"input": x, names["mean"]: statistics[0], names["var"]: statistics[1],
+                names["mix"]: np.full(1, mix, np.float32), names["mask"]: mask}
+
+    def _exact_style_statistics(self, pixels: np.ndarray, windows: list) -> tuple:
+        """The whole style image's instance-norm statistics (packed means and biased variances),
+        measured window by window: pass 0 runs every window with its own statistics, which makes
+        layer 0's measurement (over the kept spans, added up) exact and gives the other layers a
+        first guess; pass k runs with layers < k exact and makes layer k exact.  One pass per layer
+        (7 for MSG-Net's encoder); the packing follows the network's order (statistics.py)."""
+        total = int(self._enc_stats["total_channels"])
+        mean, var = np.zeros(total, np.float32), np.ones(total, np.float32)
+        offsets = np.cumsum([0] + self._enc_stat_channels)
+        outs = self._enc_stat_outputs
+        for k in range(len(self._enc_stat_channels)):
+            counts, means, m2s = [], [], []
+            for window, kept in windows:
+                r = self._encoder.run(inputs=self._window_inputs(pixels[window], kept, (mean, var), 0.0 if k == 0 else 1.0),
+                                      outputs=[outs["count"], outs["mean"], outs["m2"]])
+                counts.append(np.repeat(r[outs["count"]][0].astype(np.float64), self._enc_stat_channels))
+                means.append(r[outs["mean"]][0].astype(np.float64))
+                m2s.append(r[outs["m2"]][0].astype(np.float64))
+            n, m_, m2 = _combine_statistics(np.stack(counts), np.stack(means), np.stack(m2s))
+            layer = slice(0, total) if k == 0 else slice(offsets[k], offsets[k + 1])
+            mean[layer] = m_[layer]
+            var[layer] = (m2 / np.maximum(n, 1e-12))[layer]
+        return mean, var
 
     def set_style(self, style, weights: Optional[Sequence[float]] = None) -> "StyleNet":
         """Use one style image, or several blended: the Gram is the weights' weighted mean of the
@@ -380,6 +544,15 @@ class StyleNet:
                 out = np.ascontiguousarray(np.concatenate([out[..., 2::-1], out[..., 3:]], axis=2))
             results.append(out)
         return results
+
+
+def _combine_statistics(counts: np.ndarray, means: np.ndarray, m2s: np.ndarray) -> tuple:
+    """The (count, mean, M2) of the union of P parts' (P x C each, float64), the parallel-variance
+    identity in closed form: M2 = sum M2_i + sum n_i (mean_i - mean)^2."""
+    n = counts.sum(axis=0)
+    mean = (counts * means).sum(axis=0) / np.maximum(n, 1e-12)
+    m2 = m2s.sum(axis=0) + (counts * (means - mean) ** 2).sum(axis=0)
+    return n, mean, m2
 
 
 def _box_resize(unit: np.ndarray, height: int, width: int) -> np.ndarray:

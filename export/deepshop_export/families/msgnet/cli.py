@@ -29,7 +29,8 @@ def parser() -> argparse.ArgumentParser:
                    help="skip the numeric comparison with torch (onnx.checker still runs)")
     p.add_argument("--statistics", action="store_true",
                    help="write the generator as a global-statistics graph: tiles of large images are normalised "
-                        "with a thumbnail's instance-norm statistics instead of their own")
+                        "with a thumbnail's instance-norm statistics instead of their own; and the encoder too: "
+                        "style images larger than the style tile get the whole image's Gram (exact statistics)")
     p.add_argument("--overwrite", action="store_true", help="replace the output files if they exist")
     return p
 

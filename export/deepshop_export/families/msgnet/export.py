@@ -72,11 +72,15 @@ def generator_interface(channels: int) -> GraphInterface:
 
 def export_msgnet(net: mn.MSGNet, out_path: str | os.PathLike, *, name: str, provenance: dict,
                   license: str = "unknown", fp16: bool = False, opset: int = 17, validate: bool = True,
-                  overwrite: bool = False, statistics: bool = False) -> tuple[ExportReport, ExportReport]:
+                  overwrite: bool = False, statistics: bool = False,
+                  encoder_statistics: bool | None = None) -> tuple[ExportReport, ExportReport]:
     """Write the encoder graph (``encoder_path_for(out_path)``) and the generator graph
     (``out_path``); returns their reports (encoder, generator).  Neither file is replaced without
-    ``overwrite``; the encoder is written first and the generator records its sha256."""
-    if statistics and fp16:
+    ``overwrite``; the encoder is written first and the generator records its sha256.
+    ``statistics``: both graphs as global-statistics graphs; ``encoder_statistics`` (default: as
+    ``statistics``) decides for the encoder alone."""
+    encoder_statistics = statistics if encoder_statistics is None else encoder_statistics
+    if (statistics or encoder_statistics) and fp16:
         raise OptionError("--statistics with --fp16: not supported yet (the statistics graph is float32 only)")
     out_path = os.fspath(out_path)
     enc_path = encoder_path_for(out_path)
@@ -97,7 +101,14 @@ def export_msgnet(net: mn.MSGNet, out_path: str | os.PathLike, *, name: str, pro
     enc_meta["pipeline"] = json.dumps({"part": "encoder", "generator": os.path.basename(out_path),
                                        "feature_channels": channels, "gram_normalize": GRAM_NORMALIZE},
                                       sort_keys=True)
-    enc_report = export_module(mn.Encoder(net), encoder_interface(), enc_path, metadata=enc_meta,
+    enc_module, enc_io = mn.Encoder(net), encoder_interface()
+    if encoder_statistics:
+        # The encoder as a global-statistics graph too: style images larger than StyleNet's
+        # style_tile get the whole image's Gram from window-by-window runs (exact statistics).
+        from .statistics import encoder_statistics_graph
+        enc_module, enc_io, enc_stats_meta = encoder_statistics_graph(net)
+        enc_meta.update(enc_stats_meta)
+    enc_report = export_module(enc_module, enc_io, enc_path, metadata=enc_meta,
                                receptive_field=int(enc_meta["receptive_field"]), **common)
 
     gen_meta = image_metadata(name, license, receptive_field_px=rf, **base)
