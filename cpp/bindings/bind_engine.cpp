@@ -280,6 +280,7 @@ class Session {
           TileOptions one_window;
           one_window.tile = 0;
           one_window.harmonize = 0;
+          one_window.pixel_threads = tiles.pixel_threads;
           deepshop::run_tiled(network, m.geometry(), in.height, in.width, one_window, thumbnail, nullptr);
         });
       per_call = deepshop::run_tiled(network, m.geometry(), H, W, tiles, call, on_progress);

@@ -74,6 +74,7 @@ void run_image(const InferenceSession& session, ImageView<const T> input, ImageV
       TileOptions whole;
       whole.tile = 0;
       whole.harmonize = 0;
+      whole.pixel_threads = tiles.pixel_threads;
       run_image<float>(session, in, out, whole, PostOptions{}, nullptr);
     });
   }
