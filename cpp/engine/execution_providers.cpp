@@ -307,8 +307,8 @@ Precision resolve_model_precision(const ProviderCandidate& candidate, const std:
 int64_t default_tile(const std::string& provider, const std::string& precision, bool statistics_graph) {
   // OpenVINO called directly: windows whose working memory (OpenVinoNetwork::bytes_per_pixel,
   // measured on the heavier, global-statistics graph) stays near 1.5 GB, so that 8192 x 8192
-  // keeps within 2 GB beyond the image buffers: 1536 px in bf16, 1088 px in fp32.  A 1080p frame
-  // then runs as two windows.
+  // keeps within 2 GB beyond the image buffers: 1536 px in bf16, 1088 px in fp32.  A Stylizer runs
+  // an image no larger in area than one window whole: a 1080p frame in bf16, two windows in fp32.
   if (provider == kOpenVinoDirectProvider) return precision == "fp32" ? 1088 : 1536;
   // A global-statistics graph writes instance norm out in plain operators and measures every
   // layer: on the CPU provider ~920 bytes of working memory per window pixel against ~530 for
