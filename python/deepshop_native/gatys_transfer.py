@@ -137,6 +137,16 @@ def gradient_precision(precision: str) -> str:
 AUTO_PRECISION = "fp32"
 
 
+def _layers_and_multiple(path: str, meta: dict, what: str):
+    """({content layer: channels}, {style layer: channels}, stride multiple) from a graph's metadata."""
+    try:
+        content_layers: Dict[str, int] = json.loads(meta[mm.key("content_layers")])
+        style_layers: Dict[str, int] = json.loads(meta[mm.key("style_layers")])
+        return content_layers, style_layers, int(meta[mm.key("stride_multiple")])
+    except (KeyError, ValueError) as e:
+        raise ModelError(f"{path}: {what} metadata incomplete or invalid ({e})") from None
+
+
 class GatysModel:
     """An exported Gatys loss-and-gradient graph (family ``gatys_vgg``) on one device.
 
@@ -153,12 +163,8 @@ class GatysModel:
         if meta.get(mm.key("family")) != FAMILY:
             raise ModelError(f"{self.model_path}: not a Gatys loss-and-gradient graph (family "
                              f"{meta.get(mm.key('family'))!r}, expected {FAMILY!r}; export one with deepshop-export gatys)")
-        try:
-            self.content_layers: Dict[str, int] = json.loads(meta[mm.key("content_layers")])
-            self.style_layers: Dict[str, int] = json.loads(meta[mm.key("style_layers")])
-            self.stride_multiple = int(meta[mm.key("stride_multiple")])
-        except (KeyError, ValueError) as e:
-            raise ModelError(f"{self.model_path}: Gatys graph metadata incomplete or invalid ({e})") from None
+        self.content_layers, self.style_layers, self.stride_multiple = _layers_and_multiple(
+            self.model_path, meta, "Gatys graph")
         # The contract spells it "average"; the options say "avg".
         self.pooling = {"average": "avg"}.get(meta.get(mm.key("pooling"), ""), meta.get(mm.key("pooling"), ""))
         self.name = meta.get(mm.key("name"), Path(self.model_path).stem)
@@ -280,10 +286,9 @@ class TiledGatysModel:
         if meta.get(mm.key("family")) != TILED_FAMILY:
             raise ModelError(f"{self.model_path}: not a Gatys tile graph (family {meta.get(mm.key('family'))!r}, "
                              f"expected {TILED_FAMILY!r}; export one with deepshop-export gatys --tiled)")
+        self.content_layers, self.style_layers, self.stride_multiple = _layers_and_multiple(
+            self.model_path, meta, "Gatys tile graph")
         try:
-            self.content_layers: Dict[str, int] = json.loads(meta[mm.key("content_layers")])
-            self.style_layers: Dict[str, int] = json.loads(meta[mm.key("style_layers")])
-            self.stride_multiple = int(meta[mm.key("stride_multiple")])
             receptive_field = int(meta[mm.key("receptive_field")])
         except (KeyError, ValueError) as e:
             raise ModelError(f"{self.model_path}: Gatys tile graph metadata incomplete or invalid ({e})") from None

@@ -93,15 +93,20 @@ def _torch_reference(net: FeatureNetwork, feeds: dict, content_layers, style_lay
     return x.grad.numpy()
 
 
-def _validate(model: onnx.ModelProto, net: FeatureNetwork, content_layers, style_layers) -> float:
-    """Relative L2 error of the graph's gradient (ONNX Runtime, CPU) against torch.autograd on the
-    same objective, on a small random image with random targets."""
+def _cpu_session(model: onnx.ModelProto):
+    """An ONNX Runtime CPU session of a graph being validated (a ModelError when it cannot load)."""
     import onnxruntime as ort
 
     try:
-        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     except Exception as e:
         raise ModelError(f"validation: ONNX Runtime {ort.__version__} cannot load the graph: {e}") from e
+
+
+def _validate(model: onnx.ModelProto, net: FeatureNetwork, content_layers, style_layers) -> float:
+    """Relative L2 error of the graph's gradient (ONNX Runtime, CPU) against torch.autograd on the
+    same objective, on a small random image with random targets."""
+    sess = _cpu_session(model)
     rng = np.random.default_rng(1234)
     side = net.stride_multiple * 2
     feeds = {gg.IMAGE: rng.uniform(0, 255, (1, 3, side, side)).astype(np.float32),
@@ -122,12 +127,7 @@ def _validate_tiled(model: onnx.ModelProto, net: FeatureNetwork, content_layers,
     """Relative L2 error against torch.autograd of the tiled graph's gradient run on a whole small
     image as one tile: its features give the Gram matrices, S and s are formed from them as the
     tiled driver does, and the reference is the objective without total variation."""
-    import onnxruntime as ort
-
-    try:
-        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise ModelError(f"validation: ONNX Runtime {ort.__version__} cannot load the graph: {e}") from e
+    sess = _cpu_session(model)
     rng = np.random.default_rng(1234)
     side = net.stride_multiple * 2
     image = rng.uniform(0, 255, (1, 3, side, side)).astype(np.float32)
