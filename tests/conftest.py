@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from deepshop_native import _runtime
+from deepshop_native import _native, _runtime
 
 from model_factory import TRANSFORMER_META, export_plain, identity_model, random_transformer_net
 
@@ -19,6 +19,12 @@ os.environ[_runtime.ENV_OPENVINO_LIBRARY] = "/hidden-by-the-test-suite/openvino-
 #: the `openvino_library` fixture.
 OPENVINO_LIBRARY = _runtime.find_openvino_library()[0]
 os.environ[_runtime.ENV_OPENVINO_DIRECT_LIBRARY] = "/hidden-by-the-test-suite/libopenvino_c.so"
+
+
+#: Whether this CPU computes bf16 (AVX512-BF16 or AMX).  CI runs on whatever CPU the machine has:
+#: bf16 cases skip where it is missing, and tests check the DeviceError there instead.
+CPU_HAS_BF16 = bool(_native.cpu_has_bf16())
+needs_bf16 = pytest.mark.skipif(not CPU_HAS_BF16, reason="this CPU has no AVX512-BF16 or AMX")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import deepshop_native as ds
 from deepshop_native import gatys_transfer as gt
 from deepshop_native.errors import ModelError, OptionError
 
+from conftest import CPU_HAS_BF16, needs_bf16
 from test_gatys_export import images, random_torchvision_vgg, rel_l2, torch_objective
 
 CONTENT_LAYERS, STYLE_LAYERS = ["relu2_2"], ["relu1_1", "relu2_1", "relu3_1"]
@@ -42,7 +43,8 @@ def exported(tmp_path_factory):
 WEIGHTINGS = [([1.0], [1e3, 1e4, 1e5], 1e-3), ([0.0], [1e5, 1e6, 1e7], 0.0)]
 
 
-@pytest.mark.parametrize("device,precision", [("openvino", "fp32"), ("openvino", "bf16"), ("auto", "auto")])
+@pytest.mark.parametrize("device,precision", [("openvino", "fp32"), pytest.param("openvino", "bf16", marks=needs_bf16),
+                                              ("auto", "auto")])
 def test_gradient_graph_on_openvino_agrees_with_ort_cpu_and_autograd(exported, openvino_library, device, precision):
     path, net = exported
     ort_cpu = gt.GatysModel(path, device="cpu")
@@ -90,7 +92,7 @@ def test_driver_and_cli_on_openvino(exported, openvino_library, tmp_path, capsys
     from test_gatys import picture
 
     path, _ = exported
-    for precision in ("fp32", "bf16"):
+    for precision in ("fp32", "bf16") if CPU_HAS_BF16 else ("fp32",):
         seen = []
         result = ds.gatys(picture(32, 40, 1), picture(40, 32, 2), model=path, iterations=8, length=40,
                           init="noise", device="openvino", precision=precision, callback=seen.append)
@@ -102,6 +104,26 @@ def test_driver_and_cli_on_openvino(exported, openvino_library, tmp_path, capsys
                      "openvino", "--precision", "fp32", "--out", str(tmp_path / "o.png")])
     assert code == 0 and "OpenVINO fp32" in capsys.readouterr().err
     assert (tmp_path / "o.png").is_file()
+
+
+@pytest.mark.skipif(CPU_HAS_BF16, reason="this CPU computes bf16: the refusal is for CPUs without it")
+def test_bf16_refused_where_the_cpu_lacks_it(exported, openvino_library, tmp_path, capsys):
+    """Without AVX512-BF16 or AMX, asking for bf16 is a DeviceError naming what is missing, from
+    the API and the command line alike (exit status 1, one line)."""
+    from PIL import Image
+
+    from deepshop_native import cli
+    from test_gatys import picture
+
+    path, _ = exported
+    with pytest.raises(ds.DeviceError, match="precision 'bf16' needs a CPU with AVX512-BF16 or AMX"):
+        gt.GatysModel(path, device="openvino", precision="bf16")
+    c = tmp_path / "photo.png"
+    Image.fromarray(picture(32, 32, 3)).save(c)
+    code = cli.main(["gatys", "-c", str(c), "-s", str(c), "-m", path, "-n", "1", "-l", "32", "-q", "--device",
+                     "openvino", "--precision", "bf16", "--out", str(tmp_path / "o.png")])
+    assert code == 1 and "AVX512-BF16 or AMX" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
 
 
 def test_precision_option_is_checked(exported):

@@ -18,12 +18,11 @@ from deepshop_native import _native, _runtime
 from deepshop_native.models import open_model
 from deepshop_native.stylizer import AUTO_PRECISION_BOUND
 
-from conftest import OPENVINO_LIBRARY
+from conftest import OPENVINO_LIBRARY, needs_bf16
 
 #: fp32 against fp32 on 0..255: only the summation order differs.
 FP32_BOUND = (0.02, 0.05)
-PRECISIONS = ["fp32", pytest.param("bf16", marks=pytest.mark.skipif(
-    not _native.cpu_has_bf16(), reason="this CPU has no AVX512-BF16 or AMX"))]
+PRECISIONS = ["fp32", pytest.param("bf16", marks=needs_bf16)]
 # 150 x 214 with 128 px windows (halo 28, overlap 16): the last tiles of each row and column keep
 # fewer pixels than the others, and the bottom-right tile is short both ways.
 H, W, TILE, OVERLAP = 150, 214, 128, 16
