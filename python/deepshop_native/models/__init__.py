@@ -5,7 +5,7 @@
 The family is the model's ``deepshop.family`` metadata (deepshop_native.model_metadata), read
 from the file without building a session.  A model without a family is a feedforward stylizer
 when it declares no I/O roles (one image in, one image out), and otherwise a generic pipeline
-(tiled when it has an image input).  Add a family with register_family (docs/engine.md).
+(tiled when it has an image input).  Add a family with register_family (docs/design/engine.md).
 
 This folder also holds the bundled default style model (default_style.onnx).
 """
