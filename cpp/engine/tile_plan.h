@@ -12,6 +12,7 @@
 // image on the same sampling grid as a whole-image run would.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace deepshop {
@@ -30,6 +31,12 @@ struct AxisPlan {
   int64_t window_start(int64_t i) const { return inside_starts.empty() ? starts[i] - halo : inside_starts[i]; }
   // Where tile i's kept span begins inside its window.
   int64_t kept_offset(int64_t i) const { return starts[i] - window_start(i); }
+  // The image span tile i alone accounts for, [first, second): from its start to the next tile's
+  // (the last one's to the image end).  The owned spans partition the image, so quantities summed
+  // over pixels (Gram matrices, loss terms, a stitched gradient) add up over them to the image's.
+  std::pair<int64_t, int64_t> owned(int64_t i) const {
+    return {starts[i], i + 1 < count() ? starts[i + 1] : length};
+  }
 };
 
 // What the planner needs to know of a model (see ModelInfo::geometry()).

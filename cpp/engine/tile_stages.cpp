@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "engine/colour_transfer.h"
 #include "engine/errors.h"
 #include "kernels/label_decode.h"
 
@@ -95,12 +96,7 @@ void ImageSink<T>::finish_rows(const float* acc, int64_t y_from, int64_t y_to) {
         s[ch] = std::min(std::max(a[x * 3 + ch], 0.f), 1.f);
         c[ch] = static_cast<float>(src[x * 3 + ch]) / PixelCodec<T>::kMax;
       }
-      if (post_.preserve_colors) {
-        // Luminance transfer in YCbCr (BT.601): keep the input's Cb/Cr, take the stylized Y.
-        // Changing only Y moves R, G and B by the same amount.
-        const float dy = (0.299f * s[0] + 0.587f * s[1] + 0.114f * s[2]) - (0.299f * c[0] + 0.587f * c[1] + 0.114f * c[2]);
-        for (int ch = 0; ch < 3; ++ch) s[ch] = c[ch] + dy;
-      }
+      if (post_.preserve_colors) transfer_luminance(s.data(), c.data(), s.data());  // the input's colour
       for (int ch = 0; ch < 3; ++ch) dst[x * 3 + ch] = from_unit<T>(post_.strength * s[ch] + (1.f - post_.strength) * c[ch]);
     }
   }
