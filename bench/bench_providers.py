@@ -10,7 +10,7 @@ same precision, compiled for the image's shape: the strongest way to call it).
 Entries that cannot run here skip themselves (no OpenVINO plugin device, no `openvino`
 package).  Each entry also records its error against torch fp32 on 0..255 (mean and max abs,
 uint8 outputs), printed after the speed ratios; deepshop's auto entry fails if that error is
-beyond the documented bound (deepshop_native.stylizer.AUTO_PRECISION_BOUND).
+beyond the documented bound (deepshop_native.pipelines.stylizer.AUTO_PRECISION_BOUND).
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import deepshop_native as ds
-from deepshop_native import _runtime
-from deepshop_native.stylizer import AUTO_PRECISION_BOUND
+from deepshop_native.core import runtime as _runtime
+from deepshop_native.pipelines.stylizer import AUTO_PRECISION_BOUND
 
 torch = pytest.importorskip("torch")
 

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from deepshop_native import _native, _runtime
+from deepshop_native import _native
+from deepshop_native.core import runtime as _runtime
 
 from model_factory import TRANSFORMER_META, export_plain, identity_model, random_transformer_net
 

@@ -37,8 +37,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 import deepshop_native as ds  # noqa: E402
-from deepshop_native import image as dimage, options  # noqa: E402
-from deepshop_native.errors import DeepshopError, OptionError  # noqa: E402
+from deepshop_native import image as dimage  # noqa: E402
+from deepshop_native.core import options  # noqa: E402
+from deepshop_native.core.errors import DeepshopError, OptionError  # noqa: E402
 from model_factory import TRANSFORMER_META, export_plain, identity_model  # noqa: E402
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
@@ -80,7 +81,7 @@ _WORKER = textwrap.dedent(r'''
     import json, sys, traceback
     import numpy as np
     import deepshop_native as ds
-    from deepshop_native.errors import DeepshopError
+    from deepshop_native.core.errors import DeepshopError
     from deepshop_native.image import read_image
 
     def check_image(img):

@@ -1,4 +1,4 @@
-"""The Gatys driver (deepshop_native.gatys_transfer, `deepshop gatys`) on a small random-weight VGG exported
+"""The Gatys driver (deepshop_native.pipelines.gatys, `deepshop gatys`) on a small random-weight VGG exported
 on the fly by deepshop-export gatys: the loss falls; the native run's loss after N L-BFGS-B
 iterations against SciPy's L-BFGS-B on torch's float64 objective and gradient from the same start;
 original colours against scikit-image's YCbCr; the 1/f noise spectrum; CLI errors and no-overwrite."""
@@ -11,8 +11,8 @@ pytest.importorskip("onnxruntime")
 
 import deepshop_native as ds
 from deepshop_native import cli
-from deepshop_native import gatys_transfer as gt
-from deepshop_native.errors import ImageError, ModelError, OptionError
+from deepshop_native.pipelines import gatys as gt
+from deepshop_native.core.errors import ImageError, ModelError, OptionError
 
 from test_gatys_export import random_torchvision_vgg
 

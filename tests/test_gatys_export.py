@@ -11,7 +11,7 @@ ort = pytest.importorskip("onnxruntime")
 from deepshop_export import vgg
 from deepshop_export.families.gatys import gradient_graph as gg
 from deepshop_export.families.gatys.feature_network import load_feature_network
-from deepshop_native.errors import ModelError, OptionError
+from deepshop_native.core.errors import ModelError, OptionError
 
 
 def random_torchvision_vgg(path, arch="vgg19", seed=0):
@@ -197,7 +197,7 @@ def test_cli_writes_the_graph_with_its_metadata_and_refuses_to_overwrite(tmp_pat
 
     from deepshop_export.cli import main
     from deepshop_export.onnx.metadata import read_metadata
-    from deepshop_native.model_metadata import CORE_KEYS, INPUT_ROLES, OUTPUT_ROLES
+    from deepshop_native.core.metadata import CORE_KEYS, INPUT_ROLES, OUTPUT_ROLES
 
     weights = random_torchvision_vgg(str(tmp_path / "vgg16.pth"), arch="vgg16")
     out = tmp_path / "gatys.onnx"

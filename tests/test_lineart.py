@@ -16,7 +16,7 @@ cv2 = pytest.importorskip("cv2")
 torch = pytest.importorskip("torch")
 
 import deepshop_native as ds  # noqa: E402
-from deepshop_native.errors import ModelError, OptionError  # noqa: E402
+from deepshop_native.core.errors import ModelError, OptionError  # noqa: E402
 
 PALETTE5 = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]], np.uint8)
 
@@ -176,7 +176,7 @@ def test_bad_and_odd_inputs(tiny_model):
     colour = photo((48, 64))
     out = c.run(colour)
     assert any("colour image" in n for n in out["notes"]) and out["rgb"].shape == (48, 64, 3)
-    from deepshop_native.colorize import ColorizeNote
+    from deepshop_native.pipelines.colorize import ColorizeNote
     with pytest.warns(ColorizeNote):
         c(colour)
     for shape in ((1, 1), (3, 2), (7, 9)):   # tiny images: reflected up by the engine, cropped back
@@ -323,7 +323,7 @@ def test_bundled_model(tmp_path):
     accuracy, and in ΔE the fair baseline of its default decoding (argmax: the most frequent
     class; annealed mean: the constant mean colour, which hedging towards grey alone matches)."""
     from deepshop_native.cli import main
-    from deepshop_native.colorize import DEFAULT_LINEART_MODEL
+    from deepshop_native.pipelines.colorize import DEFAULT_LINEART_MODEL
     if not os.path.isfile(DEFAULT_LINEART_MODEL):
         pytest.skip("no bundled line-art model in this installation")
     c = ds.Colorizer()

@@ -13,7 +13,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 import deepshop_native as ds  # noqa: E402
-from deepshop_native import model_metadata as mm  # noqa: E402
+from deepshop_native.core import metadata as mm  # noqa: E402
 from deepshop_native.cli import main  # noqa: E402
 from deepshop_export.families.msgnet.export import encoder_path_for, export_msgnet  # noqa: E402
 from deepshop_export.families.msgnet.network import MSGNet  # noqa: E402

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from deepshop_export import losses, train, train_data, train_report, vgg
-from deepshop_native.errors import ModelError
+from deepshop_native.core.errors import ModelError
 from deepshop_export.families.transformer_net import TransformerNet
 
 
@@ -320,7 +320,7 @@ def test_checkpoint_exports_and_engine_matches_torch(tiny_run):
     exporter and a built engine; skipped on a branch that has neither."""
     onnx_export = pytest.importorskip("deepshop_export.families.transformer_net.export")
     pytest.importorskip("deepshop_native._native")
-    stylizer = pytest.importorskip("deepshop_native.stylizer")
+    stylizer = pytest.importorskip("deepshop_native.pipelines.stylizer")
     from deepshop_export.checkpoint import load_checkpoint
     tmp, args = tiny_run
     out = tmp / "run"

@@ -344,9 +344,9 @@ void bind_engine(py::module_& m) {
 }
 
 void register_errors(py::module_& m) {
-  // The exception classes live in Python (deepshop_native.errors) so that Python code and the
+  // The exception classes live in Python (deepshop_native.core.errors) so that Python code and the
   // core raise the very same types.
-  py::module_ errors = py::module_::import("deepshop_native.errors");
+  py::module_ errors = py::module_::import("deepshop_native.core.errors");
   // Held for the life of the process (released, never decref'ed at exit after the interpreter).
   static py::handle model_error = py::object(errors.attr("ModelError")).release();
   static py::handle device_error = py::object(errors.attr("DeviceError")).release();

@@ -77,10 +77,12 @@ void bind_pipelines(py::module_& m) {
                for (int64_t tx = 0; tx < p.cols.count(); ++tx) {
                  const auto [y0, y1] = p.rows.owned(ty);
                  const auto [x0, x1] = p.cols.owned(tx);
-                 tiles.append(py::make_tuple(y0, y1, x0, x1));
+                 const auto r = GatysTiles::region(p, ty, tx);
+                 tiles.append(py::make_tuple(py::make_tuple(r[0], r[1], r[2], r[3]), py::make_tuple(y0, y1, x0, x1)));
                }
              return tiles;
-           }, py::arg("height"), py::arg("width"), py::arg("tile"), "Every tile's owned span (y0, y1, x0, x1).")
+           }, py::arg("height"), py::arg("width"), py::arg("tile"),
+           "Every tile as ((y0, y1, x0, x1) region run, (y0, y1, x0, x1) owned span), in raster order.")
       .def("targets", [](const GatysTiles& g, const FloatArray& image, int64_t tile,
                          const std::optional<py::function>& progress) {
              GatysTargets t;

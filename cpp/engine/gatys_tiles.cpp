@@ -9,9 +9,10 @@
 namespace deepshop {
 namespace {
 
-// A tile's region of the image along one axis: its window, clipped to the image (a single window
-// may be padded past a short axis; the graph takes the image as it is).
-std::pair<int64_t, int64_t> region(const AxisPlan& axis, int64_t i) {
+// A tile's region of the image along one axis: its window clipped to the image, so that the graph
+// sees only the image (no reflected border), as a whole-image run does; a border tile's region is
+// shorter by the halo it would have read outside.
+std::pair<int64_t, int64_t> axis_region(const AxisPlan& axis, int64_t i) {
   const int64_t start = std::max<int64_t>(0, axis.window_start(i));
   return {start, std::min(axis.length, axis.window_start(i) + axis.window)};
 }
@@ -54,11 +55,11 @@ TilingSummary GatysTiles::plan(int64_t height, int64_t width, int64_t tile) cons
   TilingGeometry geometry = session_.model().geometry();
   geometry.stride = graph_.stride_multiple;
   TileOptions o;
-  o.tile = tile + 2 * graph_.halo;
+  o.tile = tile;
+  o.tile_is_kept = true;
   o.halo = graph_.halo;
   o.overlap = 0;
   o.harmonize = 0;
-  o.windows_inside = true;
   return plan_tiles(geometry, height, width, o);
 }
 
@@ -67,8 +68,8 @@ Tensors GatysTiles::run_tile(const TilingSummary& p, int64_t ty, int64_t tx, con
                              const std::vector<std::vector<float>>& style_gradients,
                              const std::vector<std::string>& wanted) const {
   const int64_t H = x.shape[2], W = x.shape[3];
-  const auto [ry0, ry1] = region(p.rows, ty);
-  const auto [rx0, rx1] = region(p.cols, tx);
+  const auto [ry0, ry1] = axis_region(p.rows, ty);
+  const auto [rx0, rx1] = axis_region(p.cols, tx);
   std::vector<std::vector<float>> keep;
   keep.reserve(1 + graph_.content.size());
   TensorViews feeds;
@@ -111,7 +112,7 @@ GatysTiles::Features GatysTiles::features_pass(const TilingSummary& p, const Ten
   for (int64_t ty = 0; ty < p.rows.count(); ++ty)
     for (int64_t tx = 0; tx < p.cols.count(); ++tx) {
       const Tensors out = run_tile(p, ty, tx, x, content_targets, zero_scales, zero_gradients, wanted);
-      const int64_t ry0 = region(p.rows, ty).first, rx0 = region(p.cols, tx).first;
+      const int64_t ry0 = axis_region(p.rows, ty).first, rx0 = axis_region(p.cols, tx).first;
       const auto [oy0, oy1] = p.rows.owned(ty);
       const auto [ox0, ox1] = p.cols.owned(tx);
       for (size_t i = 0; i < graph_.style.size(); ++i) {
@@ -152,6 +153,12 @@ GatysTiles::Features GatysTiles::features_pass(const TilingSummary& p, const Ten
     }
   for (size_t i = 0; i < graph_.style.size(); ++i) kernels::symmetrize_lower(sums.grams[i].data(), graph_.style[i].channels);
   return sums;
+}
+
+std::array<int64_t, 4> GatysTiles::region(const TilingSummary& plan, int64_t ty, int64_t tx) {
+  const auto [y0, y1] = axis_region(plan.rows, ty);
+  const auto [x0, x1] = axis_region(plan.cols, tx);
+  return {y0, y1, x0, x1};
 }
 
 GatysTargets GatysTiles::targets(const TensorView& image, int64_t tile, const ProgressFn& progress) const {
@@ -228,8 +235,8 @@ GatysEvaluation GatysTiles::evaluate(const TensorView& x, const std::vector<Tens
   for (int64_t ty = 0; ty < p.rows.count(); ++ty)
     for (int64_t tx = 0; tx < p.cols.count(); ++tx) {
       const Tensor g = std::move(run_tile(p, ty, tx, x, &content_targets, scales, style_gradients, {"gradient"}).at("gradient"));
-      const auto [ry0, ry1] = region(p.rows, ty);
-      const auto [rx0, rx1] = region(p.cols, tx);
+      const auto [ry0, ry1] = axis_region(p.rows, ty);
+      const auto [rx0, rx1] = axis_region(p.cols, tx);
       const auto [oy0, oy1] = p.rows.owned(ty);
       const auto [ox0, ox1] = p.cols.owned(tx);
       const int64_t gh = ry1 - ry0, gw = rx1 - rx0;

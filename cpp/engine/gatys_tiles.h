@@ -4,8 +4,9 @@
 // fit in memory.
 //
 // The style loss couples every position through the image's Gram matrices, so an evaluation is
-// two passes over the tiles of the one tile planner (windows inside the image, no blending; each
-// tile accounts for its owned span, AxisPlan::owned, and the owned spans partition the image):
+// two passes over the tiles of the one tile planner (kept spans of at most `tile` pixels, regions
+// of the kept span and the halo clipped to the image, no blending; each tile accounts for its owned
+// span, AxisPlan::owned, and the owned spans partition the image):
 //   (a) every tile's features: their owned positions go into the Gram matrix of each style layer
 //       and into the content sums, which makes both the whole image's;
 //   (b) every tile's gradient given, per style layer, S = 2 w (E + E') / (C^3 M) (E = G - A, the
@@ -15,6 +16,7 @@
 // the gradient there sums contributions from features up to `reach` away: hence the caller's
 // halo of twice the reach.  Windows start on multiples of the graph's stride multiple, so every
 // pooling grid is the whole image's.  The total variation term is the whole image's, here too.
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -52,8 +54,10 @@ class GatysTiles {
  public:
   GatysTiles(const InferenceSession& session, GatysTileGraph graph);
 
-  // The tiles of an H x W image with kept spans of at most about `tile` pixels a side.
+  // The tiles of an H x W image with kept spans of at most `tile` pixels a side.
   TilingSummary plan(int64_t height, int64_t width, int64_t tile) const;
+  // Tile (ty, tx)'s region of the image, (y0, y1, x0, x1).
+  static std::array<int64_t, 4> region(const TilingSummary& plan, int64_t ty, int64_t tx);
   // `image`: 1 x 3 x H x W, RGB 0..255.
   GatysTargets targets(const TensorView& image, int64_t tile, const ProgressFn& progress) const;
   // Targets in the layers' order; weights as many as layers.

@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         from .families.msgnet.cli import main as msgnet_main
         return msgnet_main(argv[1:])
     args = _parser().parse_args(argv)
-    from deepshop_native.errors import DeepshopError
-    from deepshop_native.files import output_exists_message
+    from deepshop_native.core.errors import DeepshopError
+    from deepshop_native.core.files import output_exists_message
 
     from .checkpoint import load_checkpoint, sha256_of, training_provenance
     from .families.transformer_net.export import export_transformer_net

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from deepshop_native.errors import DeepshopError, DeviceError, ImageError, ModelError, OutputExistsError
-from deepshop_native.files import atomic_write
+from deepshop_native.core.errors import DeepshopError, DeviceError, ImageError, ModelError, OutputExistsError
+from deepshop_native.core.files import atomic_write
 
 from . import train_data, train_report, vgg
 from .checkpoint import sha256_of

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from deepshop_native.files import atomic_write
+from deepshop_native.core.files import atomic_write
 
 CURVE_COLOURS = {"total": (0, 0, 0), "content": (31, 119, 180), "style": (214, 39, 40), "tv": (44, 160, 44)}
 

@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from deepshop_native.errors import ModelError
+from deepshop_native.core.errors import ModelError
 
 #: Convolutions per block; a 2x2 max-pool separates the blocks.
 BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}

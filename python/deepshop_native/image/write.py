@@ -8,8 +8,8 @@ from typing import Any, BinaryIO, Optional, Union
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageError, OutputExistsError
-from ..files import atomic_write, output_exists_message
+from ..core.errors import ImageError, OutputExistsError
+from ..core.files import atomic_write, output_exists_message
 from .arrays import as_alpha, to_depth, to_rgb_array
 from .exif import normalise_exif
 from .formats import WRITE_EXTENSIONS

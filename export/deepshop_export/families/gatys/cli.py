@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    from deepshop_native.errors import DeepshopError
+    from deepshop_native.core.errors import DeepshopError
 
     from .export import export_gatys
     try:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from deepshop_native.errors import ModelError, OptionError
+from deepshop_native.core.errors import ModelError, OptionError
 
 from ... import vgg
 

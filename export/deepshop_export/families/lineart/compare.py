@@ -15,7 +15,7 @@ import numpy as np
 
 
 def main(argv=None) -> int:
-    from deepshop_native.files import atomic_write
+    from deepshop_native.core.files import atomic_write
     from PIL import Image
 
     from ... import train_data

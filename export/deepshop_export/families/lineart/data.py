@@ -3,7 +3,7 @@
 Each item is a random resized crop of a photo (train_data.random_resized_crop, horizontal flips),
 then, at the crop's own resolution (so line density matches what users feed at run time):
 
-* edges: deepshop_native.edges (the tutorial's auto-Canny: bilateral filter, median thresholds),
+* edges: deepshop_native.pipelines.edges (the tutorial's auto-Canny: bilateral filter, median thresholds),
   as float32 in [0, 1], 1 x S x S;
 * labels: the crop posterised by the native kernel (deepshop_native.posterize, nearest palette
   colour in RGB or CIELAB, ties to the lowest index), int64 S x S.
@@ -30,7 +30,7 @@ MIN_SIDE = 64   # photos smaller than this on their shorter side are skipped as 
 
 def edges_unit(rgb: np.ndarray) -> np.ndarray:
     """H x W x 3 uint8 -> H x W float32 auto-Canny edges in {0, 1} (the network's input)."""
-    from deepshop_native.edges import edges
+    from deepshop_native.pipelines.edges import edges
     return edges(rgb).astype(np.float32) / np.float32(255)
 
 

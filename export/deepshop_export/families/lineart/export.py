@@ -9,7 +9,7 @@ import os
 import numpy as np
 import torch
 
-from deepshop_native.errors import OptionError
+from deepshop_native.core.errors import OptionError
 
 from ...onnx.export import ExportReport, GraphInterface, export_module
 from ...receptive_field import receptive_field
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     import argparse
     import sys
 
-    from deepshop_native.errors import DeepshopError
+    from deepshop_native.core.errors import DeepshopError
     p = argparse.ArgumentParser(prog="python -m deepshop_export.families.lineart.export",
                                 description="Export a 'deepshop-train lineart' checkpoint to ONNX.")
     p.add_argument("checkpoint")

@@ -24,7 +24,7 @@ import time
 import numpy as np
 import torch
 
-from deepshop_native.files import atomic_write
+from deepshop_native.core.files import atomic_write
 
 from ... import train_data, train_report
 from ...train import (TrainError, command, load_checkpoint, resumed_settings, rng_state, save_atomically, set_rng_state,

@@ -10,7 +10,7 @@ Two adaptations, neither changing what the network computes:
 
 Graph inputs: ``input`` (image), ``gram`` (aux), ``stat_mean``, ``stat_var``, ``stat_mix`` (aux),
 ``stat_mask`` (tile_mask); outputs ``output`` and the ``measured_*`` statistics.  The runtime
-(deepshop_native.stylenet) uses it in thumbnail mode: one untiled run of a thumbnail with mix 0
+(deepshop_native.pipelines.stylenet) uses it in thumbnail mode: one untiled run of a thumbnail with mix 0
 measures every layer, then every tile runs with mix 1 and those statistics.
 """
 from __future__ import annotations

@@ -14,7 +14,7 @@ From probability to lines (all vectorised numpy):
    0/45/90/135 degrees, and a pixel is kept when it is above one neighbour in that direction and not below the other
    (of a pair of equal pixels across a ridge centred between them, one is kept).
 2. ``threshold``: pixels whose (thinned) probability is at least this are lines (default 0.5).
-3. ``thickness``: lines dilated by a disc of that diameter (as the Canny path; needs OpenCV).
+3. ``thickness``: lines dilated by a disc of that diameter (pipelines/edges.py, as the Canny path).
 """
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ from typing import Optional, Union
 
 import numpy as np
 
-from . import model_metadata as mm
-from . import options
-from .errors import ModelError, OptionError
-from .models import missing_export_error, user_models_dir
+from ..core import metadata as mm
+from ..core import options
+from ..core.errors import ModelError, OptionError
+from ..core.paths import missing_export_error, user_models_dir
+from ..image import to_rgb_array
+from .generic import TiledPipeline
 
 FAMILY = "hed"
 MODELS_ENV = "DEEPSHOP_HED_MODELS"
@@ -61,39 +63,25 @@ def resolve_model(model: Union[str, os.PathLike, None] = None) -> Path:
     return path
 
 
-class HedEdges:
+class HedEdges(TiledPipeline):
     """A HED graph on one device: ``HedEdges(model)(photo) -> H x W float32 edge probability``."""
 
     def __init__(self, model=None, *, device: str = "auto", tile: Optional[int] = DEFAULT_TILE,
                  halo: Optional[int] = None, overlap: int = 64, threads: int = 0):
-        from .pipelines import TiledPipeline
-        self.model_path = resolve_model(model)
-        self._pipe = TiledPipeline(self.model_path, device=device, tile=tile, halo=halo, overlap=overlap,
-                                   threads=threads)
-        family = self._pipe.metadata.get(mm.key("family"))
-        outputs = [t for t in self._pipe.outputs if t["role"] == mm.ROLE_IMAGE]
+        path = resolve_model(model)
+        super().__init__(path, device=device, tile=tile, halo=halo, overlap=overlap, threads=threads)
+        family = self.metadata.get(mm.key("family"))
+        outputs = [t for t in self.outputs if t["role"] == mm.ROLE_IMAGE]
         if family != FAMILY or len(outputs) != 1:
             raise ModelError(f"{self.model_path}: not a HED edge model (family {family!r}; expected {FAMILY!r} with "
                              f"one image output); export one with {export_command(self.model_path)}")
         self._output = outputs[0]["name"]
-        self._input = next(t["name"] for t in self._pipe.inputs if t["role"] == mm.ROLE_IMAGE)
-
-    @property
-    def provider(self) -> str:
-        return self._pipe.provider
-
-    @property
-    def metadata(self) -> dict:
-        return self._pipe.metadata
-
-    def plan(self, height: int, width: int) -> dict:
-        return self._pipe.plan(height, width)
+        self._input = next(t["name"] for t in self.inputs if t["role"] == mm.ROLE_IMAGE)
 
     def __call__(self, image, progress=None) -> np.ndarray:
         """The fused edge probability of `image` (array, PIL image, path, bytes), H x W float32 0..1."""
-        from .image import to_rgb_array
         rgb, _alpha = to_rgb_array(image)
-        out = self._pipe({self._input: rgb}, progress=progress)["images"][self._output]
+        out = self.run_images({self._input: rgb}, progress=progress)["images"][self._output]
         return np.ascontiguousarray(out[..., 0] if out.ndim == 3 else out, dtype=np.float32)
 
 
@@ -134,14 +122,11 @@ def thin_lines(prob: np.ndarray) -> np.ndarray:
     return np.where(keep, p, 0).astype(np.float32)
 
 
-def lines_from_probability(prob: np.ndarray, *, threshold: float = DEFAULT_THRESHOLD, thin: bool = True,
-                           thickness: int = 1) -> np.ndarray:
-    """H x W uint8, 255 on lines: the probability map thinned (optionally), thresholded, dilated."""
-    from .edges import _thicken
+def lines_from_probability(prob: np.ndarray, *, threshold: float = DEFAULT_THRESHOLD, thin: bool = True) -> np.ndarray:
+    """H x W uint8, 255 on lines: the probability map thinned (optionally) and thresholded."""
     threshold = check_threshold(threshold)
-    thickness = options.check_integer("thickness", thickness, 1, 64)
     p = thin_lines(prob) if thin else np.asarray(prob, dtype=np.float32)
-    return _thicken(np.where(p >= threshold, 255, 0).astype(np.uint8), thickness)
+    return np.where(p >= threshold, 255, 0).astype(np.uint8)
 
 
 def check_threshold(threshold) -> float:

@@ -7,7 +7,7 @@
 
 Without ``-o`` each result goes next to its input as ``NAME_edges.png`` / ``NAME_colorized.png``.
 Batch conventions (inputs, output planning, no overwriting unless ``--overwrite``, a failure list
-and exit status 1) come from :mod:`deepshop_native.batch`.
+and exit status 1) come from :mod:`deepshop_native.cli.batch`.
 """
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from ..core import options
+from ..image import write_image
+from . import batch
 
 EDGES_SUFFIX, COLORIZE_SUFFIX = "_edges", "_colorized"
 
@@ -70,7 +74,6 @@ def register(subparsers) -> None:
 
 
 def _outputs(args, suffix):
-    from . import batch
     own = (lambda name: Path(name).stem.endswith(suffix)) if args.out is None else None
     inputs, problems = batch.collect_inputs(args.inputs, skip_dirs=[args.out] if args.out else [],
                                             is_own_output=own)
@@ -78,17 +81,14 @@ def _outputs(args, suffix):
 
 
 def run_edges(args) -> int:
-    from . import batch
-    from .edges import edges
-    from .image import write_image
+    from ..pipelines.edges import edges
 
     method_options = dict(method=args.method, threshold=args.threshold, thin=args.thin, model=args.model,
                           tile=args.tile, device=args.device or "auto")
     if args.method == "hed":
         # The network is loaded once (or its export command printed) before any file is touched.
-        from .hed import DEFAULT_TILE, HedEdges
-        from .options import check_size
-        tile = DEFAULT_TILE if args.tile is None else check_size("--tile", args.tile)
+        from ..pipelines.hed import DEFAULT_TILE, HedEdges
+        tile = DEFAULT_TILE if args.tile is None else options.check_size("--tile", args.tile)
         method_options.update(model=HedEdges(args.model, device=method_options.pop("device"), tile=tile), tile=None)
     # Option values checked before any file is touched (edges() checks them again per image).
     edges(np.zeros((16, 16), np.uint8), sigma=args.sigma, low=args.low, high=args.high,
@@ -106,9 +106,7 @@ def run_edges(args) -> int:
 
 
 def run_colorize(args) -> int:
-    from . import batch, options
-    from .colorize import Colorizer
-    from .image import write_image
+    from ..pipelines.colorize import Colorizer
 
     if args.temperature is not None:
         options.check_number("--temperature", args.temperature, 0.0, 1e6)

@@ -5,7 +5,7 @@
                        [--space rgb|lab] [--dither] [--labels] [--overwrite] [--quality Q] [--seed S]
 
 Batch conventions (input expansion, output planning, no overwriting unless asked, a summary and
-an exit code) come from :mod:`deepshop_native.batch`; image reading and atomic writing from
+an exit code) come from :mod:`deepshop_native.cli.batch`; image reading and atomic writing from
 :mod:`deepshop_native.image`.  With ``--labels`` the label map (palette index per pixel) is
 also written next to each output as ``<name>_labels.png`` (8-bit grey for up to 256 colours,
 16-bit grey up to 65536).
@@ -18,9 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import options
-from .errors import ArrayError, OptionError, OutputExistsError
-from .files import output_exists_message
+from ..core import options
+from ..core.errors import ArrayError, OptionError, OutputExistsError
+from ..core.files import atomic_write, output_exists_message
+from ..image import read_image, write_image
+from ..kernels import palette_from_image, posterize
+from . import batch
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -58,7 +61,6 @@ def write_label_map(path: Path, labels: np.ndarray, overwrite: bool) -> None:
     """Writes the label map as a grey PNG (8-bit up to 256 colours, else 16-bit), atomically."""
     from PIL import Image
 
-    from .files import atomic_write
 
     if labels.max(initial=0) < 256:
         img = Image.fromarray(labels.astype(np.uint8), mode="L")
@@ -85,9 +87,6 @@ def _check_options(args) -> None:
 
 
 def run(args) -> int:
-    from . import batch
-    from .image import read_image, write_image
-    from .kernels import palette_from_image, posterize
 
     _check_options(args)
     palette = None

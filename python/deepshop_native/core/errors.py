@@ -41,3 +41,7 @@ class Cancelled(DeepshopError):
 
 class ArrayError(DeepshopError, ValueError):
     """An array given to a kernel (features, image, palette, labels) has the wrong dtype, shape or values."""
+
+
+class MissingDependencyError(DeepshopError, ImportError):
+    """An optional package a feature needs is not installed (message names it and how to get it)."""

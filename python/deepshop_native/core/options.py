@@ -6,7 +6,7 @@ the option and the reason, never a pybind11 signature dump, a crash or thousands
 
 Every size is bounded by :data:`MAX_SIDE` (2^20 pixels: far beyond any image the pixel limit
 lets through, and small enough that no tile arithmetic can overflow int64), threads by
-:data:`THREADS_PER_CORE` times the cores.  Imports nothing but the errors (no C++ extension).
+:data:`THREADS_PER_CORE` times the cores.  Imports nothing of the package but the errors (no C++ extension).
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import os
 import re
 from typing import Any, Optional, Sequence, Tuple
 
+import numpy as np
+
 from .errors import OptionError
 
 #: Largest tile, overlap, halo, harmonize size, max side and stride multiple (pixels).
@@ -23,7 +25,7 @@ MAX_SIDE = 1 << 20
 #: Most tiles per network call.
 MAX_BATCH = 256
 #: Threads are refused beyond this many per core (more only thrash, and thousands of threads
-#: exhaust the address space: issue 14).
+#: exhaust the address space).
 THREADS_PER_CORE = 4
 #: Pixel-format values (value range ends, means) are refused beyond this magnitude.
 MAX_PIXEL_VALUE = 1e6
@@ -178,3 +180,20 @@ def engine_options(*, device: Any = "auto", tile: Any = None, halo: Any = None, 
         mean=check_mean(mean),
         stride_multiple=None if stride_multiple is None else check_integer("stride_multiple", stride_multiple, 1, 1 << 16),
     )
+
+
+def check_blend_weights(count: int, weights: Optional[Sequence[float]]) -> np.ndarray:
+    """Blend weights of ``count`` styles, normalised to sum 1 (None: equal): one finite weight
+    >= 0 per style, not all 0; OptionError naming style_weights otherwise."""
+    import numpy as np
+    if weights is None:
+        return np.full(count, 1.0 / count)
+    try:
+        w = np.asarray([float(v) for v in weights], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise OptionError(f"style_weights: expected numbers, got {weights!r}") from None
+    if len(w) != count:
+        raise OptionError(f"style_weights: {len(w)} weight(s) for {count} style image(s); give one weight per style")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise OptionError(f"style_weights: must be finite, >= 0 and not all 0, got {list(w)}")
+    return w / w.sum()

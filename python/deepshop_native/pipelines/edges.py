@@ -1,7 +1,7 @@
 """Line drawings from photos: ``ds.edges(image, method="canny")``.
 
 The default is the line-drawing tutorial's "auto-Canny", the input the line-art colouriser
-(deepshop_native.colorize) was trained on:
+(pipelines/colorize.py) was trained on:
 
 1. grayscale (ITU-R BT.601 luma, OpenCV's RGB2GRAY),
 2. a bilateral filter, d=3, sigmaColor=60, sigmaSpace=120 (smooths texture, keeps contours),
@@ -16,7 +16,7 @@ Canny are OpenCV's, so the result equals what the tutorial computed.  Without it
 a DeepshopError saying what to install.
 
 ``method="hed"``: the learned HED edge network run tiled by the engine, its probability thinned
-and thresholded (deepshop_native.hed; the model is exported once with ``deepshop-export hed``).
+and thresholded (pipelines/hed.py; the model is exported once with ``deepshop-export hed``).
 """
 from __future__ import annotations
 
@@ -24,17 +24,15 @@ from typing import Optional
 
 import numpy as np
 
-from . import options
-from .errors import DeepshopError, OptionError
+from ..core import options
+from ..core.errors import MissingDependencyError, OptionError
+from ..image import to_depth, to_rgb_array
+from . import hed
 
 METHODS = ("canny", "hed")
 #: The tutorial's parameters.
 BILATERAL_DIAMETER, BILATERAL_SIGMA_COLOR, BILATERAL_SIGMA_SPACE = 3, 60.0, 120.0
 DEFAULT_SIGMA = 0.33
-
-
-class MissingDependencyError(DeepshopError, ImportError):
-    """An optional package a feature needs is not installed (message names it)."""
 
 
 def _cv2():
@@ -50,7 +48,6 @@ def _cv2():
 def gray8(image) -> np.ndarray:
     """An image (array, PIL image, path, ...) as H x W uint8 luma (OpenCV's RGB2GRAY weights).
     16-bit and float images are reduced to 8 bits first (Canny's thresholds are 8-bit values)."""
-    from .image import to_depth, to_rgb_array
     rgb, _alpha = to_rgb_array(image)
     rgb8 = np.ascontiguousarray(to_depth(rgb, 8) if rgb.dtype != np.uint8 else rgb)
     return _cv2().cvtColor(rgb8, _cv2().COLOR_RGB2GRAY)
@@ -63,7 +60,7 @@ def auto_thresholds(gray: np.ndarray, sigma: float = DEFAULT_SIGMA):
     return int(max(0.0, (1.0 - sigma) * m)), int(min(255.0, (1.0 + sigma) * m))
 
 
-def _thicken(edge_map: np.ndarray, thickness: int) -> np.ndarray:
+def thicken(edge_map: np.ndarray, thickness: int) -> np.ndarray:
     """Lines `thickness` pixels wide: a dilation by a disc of that diameter (1: unchanged)."""
     if thickness <= 1:
         return edge_map
@@ -83,7 +80,7 @@ def edges(image, method: str = "canny", *, sigma: float = DEFAULT_SIGMA, low: Op
     * ``low`` / ``high``: fixed hysteresis thresholds (0..255) instead of the automatic ones
       (give both, or one and the other stays automatic).
     * ``smooth=False`` skips the bilateral filter (more, noisier edges).
-    * ``method="hed"``: the HED network (deepshop_native.hed).  ``threshold``: edge probability
+    * ``method="hed"``: the HED network (pipelines/hed.py).  ``threshold``: edge probability
       from which a pixel is a line (default 0.5); ``thin=False`` keeps HED's wide ridges instead
       of thinning them to one pixel; ``model``: an .onnx path or a ``HedEdges`` (default: hed.onnx
       in the models folder); ``device``, ``tile``: as for the stylizer (tile default 512).
@@ -115,12 +112,11 @@ def edges(image, method: str = "canny", *, sigma: float = DEFAULT_SIGMA, low: Op
     hi = auto_high if high is None else high
     if lo > hi:
         raise OptionError(f"low ({lo:g}) must not exceed high ({hi:g})")
-    out = _thicken(cv2.Canny(gray, lo, hi), thickness)
+    out = thicken(cv2.Canny(gray, lo, hi), thickness)
     return 255 - out if invert else out
 
 
 def _hed_edges(image, *, sigma, low, high, smooth, thickness, invert, threshold, thin, model, device, tile):
-    from . import hed
     given = [name for name, value in (("low", low), ("high", high)) if value is not None]
     given += ["sigma"] if sigma != DEFAULT_SIGMA else []
     given += ["smooth=False"] if not smooth else []
@@ -130,5 +126,5 @@ def _hed_edges(image, *, sigma, low, high, smooth, thickness, invert, threshold,
     thickness = options.check_integer("thickness", thickness, 1, 64)
     net = model if isinstance(model, hed.HedEdges) else hed.HedEdges(
         model, device=device, tile=hed.DEFAULT_TILE if tile is None else tile)
-    out = hed.lines_from_probability(net(image), threshold=threshold, thin=thin, thickness=thickness)
+    out = thicken(hed.lines_from_probability(net(image), threshold=threshold, thin=thin), thickness)
     return 255 - out if invert else out

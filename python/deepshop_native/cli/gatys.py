@@ -1,11 +1,11 @@
-"""`deepshop gatys`: Gatys et al.'s optimisation-based style transfer (deepshop_native.gatys_transfer).
+"""`deepshop gatys`: Gatys et al.'s optimisation-based style transfer (deepshop_native.pipelines.gatys).
 
     deepshop gatys -c CONTENT -s STYLE [-s STYLE2 --style-weights 0.7,0.3] [-r RATIO -n ITERS -l LENGTH
                    --init content|mixed|noise --model hed|vgg16|vgg19|FILE.onnx --pooling max|avg
                    --tv-weight W --style-scale S --original-colors --optimizer lbfgs|adam --save-every N
                    --seed N --device D --precision auto|fp32|bf16 --tile N --out FILE|DIR --overwrite]
 
-Model names resolve to exported graphs (deepshop_native.gatys_transfer.resolve_model; nothing downloads).
+Model names resolve to exported graphs (deepshop_native.pipelines.gatys.resolve_model; nothing downloads).
 With ``--out`` a folder (or without ``--out``: the content photo's folder) the output is named
 ``CONTENT-STYLE-MODEL-POOLING-rRATIO-nITERS.jpg``; ``--save-every N`` writes the image every N
 iterations beside it as ``...-iterK.jpg``.  Every output is checked before the optimisation starts
@@ -17,9 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import options
-from .errors import OptionError, OutputExistsError
-from .files import output_exists_message
+from ..core import options
+from ..core.errors import OptionError, OutputExistsError
+from ..core.files import output_exists_message
+from ..image import is_image_name, is_writable_name, read_image, write_image
 
 
 def _weights(text: str):
@@ -33,7 +34,7 @@ def _weights(text: str):
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from .gatys_transfer import (DEFAULT_COARSE_LENGTH, DEFAULT_TV_WEIGHT, INITS, MODEL_NAMES, MODELS_ENV, OPTIMIZERS,
+    from ..pipelines.gatys import (DEFAULT_COARSE_LENGTH, DEFAULT_TV_WEIGHT, INITS, MODEL_NAMES, MODELS_ENV, OPTIMIZERS,
                         POOLINGS)
     p = subparsers.add_parser(
         "gatys", help="style transfer by optimisation (Gatys et al.): slow, any style image, no training",
@@ -99,7 +100,6 @@ def output_name(args, model_tag: str) -> str:
 
 def output_path(args, model_tag: str) -> Path:
     """--out as a file when it has an image extension and is not a folder; else a folder."""
-    from .image import is_image_name, is_writable_name
 
     if args.out is None:
         return Path(args.content).parent / output_name(args, model_tag)
@@ -118,8 +118,7 @@ def snapshot_path(dst: Path, iteration: int) -> Path:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from .gatys_transfer import GatysModel, gatys, level_sizes, resolve_model
-    from .image import read_image, write_image
+    from ..pipelines.gatys import GatysModel, gatys, level_sizes, resolve_model
 
     options.check_quality(args.quality)
     options.check_integer("--save-every", args.save_every, 0, 10 ** 7)

@@ -15,7 +15,7 @@ import re
 import threading
 from pathlib import Path
 
-from . import _native
+from .. import _native
 from .errors import RuntimeNotFoundError
 
 ENV_LIBRARY = "DEEPSHOP_ORT_LIBRARY"

@@ -27,16 +27,18 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from . import model_metadata as mm
-from . import options
-from .errors import ModelError, OptionError
+from ..core import metadata as mm
+from ..core import options
+from ..core.errors import ModelError, OptionError
+from ..core.paths import DEFAULT_LINEART_MODEL
+from ..image import to_depth, to_rgb_array, write_image
+from .edges import edges
+from .generic import TiledPipeline
 
-DEFAULT_LINEART_MODEL = str(Path(__file__).with_name("models") / "lineart.onnx")
 INPUT_KINDS = ("auto", "photo", "edges")
 DEFAULT_THRESHOLD = 128
 #: A colour image: some pixel's channels differ by more than this (8-bit levels).
@@ -49,7 +51,6 @@ class ColorizeNote(UserWarning):
 
 def _gray_and_alpha(image):
     """(H x W float32 gray in 0..255 with transparency composited on white, is_colour)."""
-    from .image import to_depth, to_rgb_array
     rgb, alpha = to_rgb_array(image)
     rgb8 = to_depth(rgb, 8) if rgb.dtype != np.uint8 else rgb
     spread = int((rgb8.max(axis=2).astype(np.int16) - rgb8.min(axis=2)).max(initial=0))
@@ -67,7 +68,6 @@ def drawing_to_edges(image, input: str = "auto", threshold: Optional[float] = No
     thr = DEFAULT_THRESHOLD if threshold is None else options.check_number("threshold", threshold, 0, 255)
     notes = []
     if input == "photo":
-        from .edges import edges
         e = edges(image).astype(np.float32) / 255
     else:
         gray, is_colour = _gray_and_alpha(image)
@@ -88,28 +88,26 @@ def drawing_to_edges(image, input: str = "auto", threshold: Optional[float] = No
     return e, notes
 
 
-class Colorizer:
+class Colorizer(TiledPipeline):
     """A line-art model run tiled through the engine: ``Colorizer(model)(drawing) -> H x W x 3 uint8``.
 
     ``model``: a ``lineart``-family ONNX file (default: the bundled one).  ``device``, ``tile``,
-    ``halo``, ``overlap``, ``threads`` as for :class:`deepshop_native.pipelines.TiledPipeline`."""
+    ``halo``, ``overlap``, ``threads`` as for :class:`deepshop_native.pipelines.generic.TiledPipeline`."""
 
     def __init__(self, model=None, *, device: str = "auto", tile: Optional[int] = None, halo: Optional[int] = None,
                  overlap: int = 64, threads: int = 0):
-        from .pipelines import TiledPipeline
-        path = os.fspath(model) if model is not None else DEFAULT_LINEART_MODEL
+        path = os.fspath(model) if model is not None else str(DEFAULT_LINEART_MODEL)
         if model is None and not os.path.isfile(path):
             raise ModelError(f"{path}: no bundled line-art model in this installation; pass a model "
                              f"(model=... / --model M) trained with 'deepshop-train lineart'")
-        self.model_path = path
-        self._pipe = TiledPipeline(path, device=device, tile=tile, halo=halo, overlap=overlap, threads=threads)
-        meta = self._pipe.metadata
+        super().__init__(path, device=device, tile=tile, halo=halo, overlap=overlap, threads=threads)
+        meta = self.metadata
         try:
             self.palette = np.asarray(json.loads(meta[mm.key("palette")]), dtype=np.uint8)
         except (KeyError, ValueError) as e:
             raise ModelError(f"{path}: not a line-art model: no readable {mm.key('palette')} metadata ({e})") from None
-        outputs = [t for t in self._pipe.outputs if t["role"] == mm.ROLE_CLASSES]
-        inputs = [t for t in self._pipe.inputs if t["role"] == mm.ROLE_IMAGE]
+        outputs = [t for t in self.outputs if t["role"] == mm.ROLE_CLASSES]
+        inputs = [t for t in self.inputs if t["role"] == mm.ROLE_IMAGE]
         if len(outputs) != 1 or len(inputs) != 1:
             raise ModelError(f"{path}: a line-art model has one image input and one classes output")
         self._input, self._output = inputs[0]["name"], outputs[0]["name"]
@@ -119,17 +117,6 @@ class Colorizer:
                              f"{classes} classes")
         decoding = meta.get(mm.key("decoding"), "argmax")
         self.default_temperature = float(meta.get(mm.key("temperature"), "0")) if decoding == "annealed_mean" else 0.0
-
-    @property
-    def provider(self) -> str:
-        return self._pipe.provider
-
-    @property
-    def metadata(self) -> dict:
-        return self._pipe.metadata
-
-    def plan(self, height: int, width: int) -> dict:
-        return self._pipe.plan(height, width)
 
     def run(self, drawing, *, temperature: Optional[float] = None, palette=None, input: str = "auto",
             threshold: Optional[float] = None, progress=None) -> dict:
@@ -144,8 +131,8 @@ class Colorizer:
         if palette is not None and (pal.dtype.kind not in "ui" or pal.min() < 0 or pal.max() > 255):
             raise OptionError("palette: expected integer colours 0..255")
         e, notes = drawing_to_edges(drawing, input, threshold)
-        result = self._pipe({self._input: e}, palettes={self._output: pal.astype(np.uint8)},
-                            temperatures={self._output: t}, progress=progress)
+        result = self.run_images({self._input: e}, palettes={self._output: pal.astype(np.uint8)},
+                                 temperatures={self._output: t}, progress=progress)
         return {"rgb": result["colours"][self._output], "labels": result["labels"][self._output], "edges": e,
                 "notes": notes}
 
@@ -166,6 +153,5 @@ def colorize(drawing, model=None, temperature: Optional[float] = None, *, palett
     rgb = Colorizer(model, device=device, tile=tile)(drawing, temperature=temperature, palette=palette,
                                                       input=input, threshold=threshold)
     if out is not None:
-        from .image import write_image
         write_image(out, rgb, overwrite=overwrite)
     return rgb

@@ -18,12 +18,13 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import tempfile
 import threading
 import time
 from typing import BinaryIO, Callable, Type
 
-from .errors import DeepshopError, OutputError, OutputExistsError
+from .errors import DeepshopError, ImageError, OutputError, OutputExistsError
 
 __all__ = ["atomic_write", "output_exists_message", "remove_stale_temporaries", "TEMP_SUFFIX"]
 
@@ -184,3 +185,25 @@ def sha256_of(path: "str | os.PathLike") -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def check_regular_file(name: str, what: str = "image", error: type = ImageError) -> os.stat_result:
+    """``os.stat(name)`` when it is a non-empty regular file (symbolic links followed), else
+    ``error`` naming the file and what it is instead."""
+    if "\0" in name:
+        raise error(f"{name!r}: the {what} path contains a NUL byte, which no file name can")
+    try:
+        st = os.stat(name)
+    except FileNotFoundError:
+        raise error(f"{name}: no such {what} file") from None
+    except OSError as e:
+        raise error(f"{name}: cannot access ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{name}: is a directory, not {'an' if what[0] in 'aeiou' else 'a'} {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise error(f"{name}: is {kind}, not {'an' if what[0] in 'aeiou' else 'a'} {what} file")
+    if st.st_size == 0:
+        raise error(f"{name}: empty file (0 bytes)")
+    return st

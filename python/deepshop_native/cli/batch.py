@@ -19,9 +19,9 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TextI
 
 from tqdm import tqdm
 
-from .errors import DeepshopError
-from .files import output_exists_message
-from .image.formats import FALLBACK_EXTENSION, READ_EXTENSIONS, WRITE_EXTENSIONS, is_image_name
+from ..core.errors import DeepshopError
+from ..core.files import output_exists_message
+from ..image.formats import FALLBACK_EXTENSION, READ_EXTENSIONS, WRITE_EXTENSIONS, is_image_name
 
 __all__ = [
     "IMAGE_EXTENSIONS", "WRITABLE_EXTENSIONS", "InputPath", "collect_inputs", "expand_inputs", "plan_outputs",
@@ -319,7 +319,7 @@ def run_batch(jobs: Iterable[Tuple[StrPath, StrPath]], process: Callable[[Path, 
 
     ``problems`` (command-line items that gave no input, from :func:`collect_inputs`) start the
     report as failures: the batch goes on with the inputs that were found.
-    An existing ``dst`` is a failure (:func:`~deepshop_native.files.output_exists_message`) unless
+    An existing ``dst`` is a failure (:func:`~deepshop_native.core.files.output_exists_message`) unless
     ``overwrite``, and ``process`` is not called for it.  :class:`DeepshopError`, ``OSError``, ``ValueError``,
     ``RuntimeError`` and ``MemoryError`` raised by ``process`` are failures; anything else (a
     bug) propagates.  Ctrl-C stops the batch: the KeyboardInterrupt is re-raised with the report
@@ -355,19 +355,31 @@ def run_batch(jobs: Iterable[Tuple[StrPath, StrPath]], process: Callable[[Path, 
 
 
 @contextlib.contextmanager
-def tile_progress(total: int, desc: str = "tiles", *, stream: Optional[TextIO] = None,
+def tile_progress(total: Optional[int] = None, desc: str = "tiles", *, stream: Optional[TextIO] = None,
                   disable: Optional[bool] = None) -> Iterator[Callable[[int, int], None]]:
     """A nested progress bar (below the batch's) for the tiles of one image.
 
-    Yields ``update(done, total)``, the engine's progress callback: ``done`` tiles of
-    ``total`` are finished (``total`` may differ from the one given here).  The bar disappears
-    when the image is done.
+    Yields ``update(done, total)``, the engine's progress callback: ``done`` tiles of ``total``
+    are finished.  With ``total`` None the bar appears on the first update that announces more
+    than one tile (the engine knows the plan: nothing is planned twice to size the bar); the
+    engine may announce another total later.  The bar disappears when the image is done.
     """
     stream = sys.stderr if stream is None else stream
-    bar = tqdm(total=total, desc=desc, unit="tile", position=1, leave=False, file=stream,
-               disable=disable, dynamic_ncols=True)
+    bar = None
+
+    def make(n: int):
+        return tqdm(total=n, desc=desc, unit="tile", position=1, leave=False, file=stream, disable=disable,
+                    dynamic_ncols=True)
+
+    if total is not None:
+        bar = make(total)
 
     def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            if total <= 1:
+                return
+            bar = make(total)
         if total and bar.total != total:
             bar.total = total
             bar.refresh()
@@ -378,4 +390,5 @@ def tile_progress(total: int, desc: str = "tiles", *, stream: Optional[TextIO] =
     try:
         yield update
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()

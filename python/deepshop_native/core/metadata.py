@@ -99,7 +99,7 @@ Sizes (stride_multiple, receptive_field) are plain decimal integers of at most M
 ``tile_mask`` input is 1 on the tile's kept span inside the image and 0 on its halo and on the
 padding beyond the image.
 
-This module imports nothing else of the package (no C++ extension): the exporter uses it.  The
+This module imports nothing of the package but its errors (no C++ extension): the exporter uses it.  The
 C++ side keeps the key strings it reads in ONE header, cpp/engine/metadata_keys.h, which a test
 checks against this module.
 """
@@ -109,6 +109,8 @@ import json
 import os
 import stat
 from typing import Dict
+
+from .errors import ModelError
 
 PREFIX = "deepshop."
 FORMAT_VERSION = "1"
@@ -227,3 +229,17 @@ def read_metadata(path) -> Dict[str, str]:
             else:
                 raise MetadataReadError(f"unexpected wire type {wire}")
     return metadata
+
+
+def read_model_metadata(path) -> Dict[str, str]:
+    """A model file's metadata; ModelError naming the file and why it cannot be read."""
+    try:
+        return read_metadata(path)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a directory, not an ONNX model file") from None
+    except OSError as e:
+        raise ModelError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except MetadataReadError as e:
+        raise ModelError(f"{path}: not an ONNX model ({e})") from None
