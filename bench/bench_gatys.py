@@ -35,7 +35,7 @@ TV = 1e-2 / (3 * SIDE * SIDE)   # the driver's default tv_weight, per pixel valu
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from deepshop_export import vgg
+    from deepshop_export.training import loss_networks as vgg
     from deepshop_export.families.gatys.export import export_gatys
     from deepshop_export.families.gatys.feature_network import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS,
                                                                 load_feature_network)

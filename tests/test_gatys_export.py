@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from deepshop_export import vgg
+from deepshop_export.training import loss_networks as vgg
 from deepshop_export.families.gatys import gradient_graph as gg
 from deepshop_export.families.gatys.feature_network import load_feature_network
 from deepshop_native.errors import ModelError, OptionError

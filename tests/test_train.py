@@ -1,4 +1,4 @@
-"""Perceptual-loss training (deepshop_export.train and its parts), on tiny generated data with a
+"""Perceptual-loss training (deepshop_export.training and the TransformerNet trainer), on tiny generated data with a
 random-weight VGG16 saved in torchvision format, so nothing here needs the network or a GPU.
 
 References are independent of the code under test: torch's own Sequential in torchvision's
@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from deepshop_export import losses, train, train_data, train_report, vgg
+from deepshop_export.training import cli, data as train_data, loss_networks as vgg, losses, report as train_report
 from deepshop_native.errors import ModelError
 from deepshop_export.families.transformer_net import TransformerNet
 
@@ -26,7 +26,7 @@ VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512,
 
 def torchvision_layout_vgg16(cfg=VGG16_CFG) -> torch.nn.Sequential:
     """VGG ``features`` laid out as torchvision does (conv, ReLU, ..., MaxPool), built here
-    independently of deepshop_export.vgg."""
+    independently of deepshop_export.training.loss_networks."""
     layers, in_ch = [], 3
     for v in cfg:
         if v == "M":
@@ -206,7 +206,7 @@ def test_step_batches_do_not_depend_on_where_a_run_starts():
 def test_training_lowers_the_loss(tiny_run):
     tmp, args = tiny_run
     out = tmp / "run"
-    assert train.main(args + ["--out", str(out), "--iterations", "40", "--lr", "1e-2",
+    assert cli.main(args + ["--out", str(out), "--iterations", "40", "--lr", "1e-2",
                               "--checkpoint-interval", "20"]) == 0
     log = train_report.read_jsonl(out / "log.jsonl")
     assert [r["step"] for r in log] == list(range(1, 41))
@@ -229,11 +229,11 @@ def test_training_lowers_the_loss(tiny_run):
 def test_resume_continues_exactly(tiny_run):
     tmp, args = tiny_run
     a, b = tmp / "a", tmp / "b"
-    assert train.main(args + ["--out", str(a), "--iterations", "6", "--checkpoint-interval", "3",
+    assert cli.main(args + ["--out", str(a), "--iterations", "6", "--checkpoint-interval", "3",
                               "--keep-checkpoints", "--style-delay", "2", "--style-warmup", "2"]) == 0
     mid = a / "checkpoints" / "step_000003.pt"
     assert mid.is_file()
-    assert train.main(["--resume", str(mid), "--out", str(b), "--no-progress"]) == 0
+    assert cli.main(["--resume", str(mid), "--out", str(b), "--no-progress"]) == 0
     log_b = train_report.read_jsonl(b / "log.jsonl")
     assert [r["step"] for r in log_b] == [4, 5, 6]
     full_a = train_report.read_jsonl(a / "log.jsonl")
@@ -247,9 +247,9 @@ def test_resume_continues_exactly(tiny_run):
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-5)
     # changing what is learnt on resume is refused, naming the checkpoint
-    assert train.main(["--resume", str(mid), "--out", str(tmp / "c"), "--lr", "0.5", "--no-progress"]) == 1
+    assert cli.main(["--resume", str(mid), "--out", str(tmp / "c"), "--lr", "0.5", "--no-progress"]) == 1
     # an existing run is not overwritten without being asked
-    assert train.main(args + ["--out", str(a), "--iterations", "1"]) == 1
+    assert cli.main(args + ["--out", str(a), "--iterations", "1"]) == 1
 
 
 def test_broken_images_are_skipped_and_counted(tiny_run):
@@ -258,7 +258,7 @@ def test_broken_images_are_skipped_and_counted(tiny_run):
     (tmp / "data" / "sub1" / "empty.png").write_bytes(b"")
     out = tmp / "run"
     # a worker process: broken files found there reach the count through the batches
-    assert train.main(args + ["--out", str(out), "--iterations", "6", "--batch-size", "3", "--workers", "1"]) == 0
+    assert cli.main(args + ["--out", str(out), "--iterations", "6", "--batch-size", "3", "--workers", "1"]) == 0
     prov = json.loads((out / "model.json").read_text())
     assert prov["data"]["images"] == 6
     assert prov["data"]["broken_skipped"] == 2
@@ -266,15 +266,15 @@ def test_broken_images_are_skipped_and_counted(tiny_run):
 
 def test_bad_inputs_give_clear_errors(tiny_run, capsys):
     tmp, args = tiny_run
-    assert train.main(args + ["--out", str(tmp / "r"), "--style", str(tmp / "missing.png")]) == 1
+    assert cli.main(args + ["--out", str(tmp / "r"), "--style", str(tmp / "missing.png")]) == 1
     assert "missing.png: style image not found" in capsys.readouterr().err
-    assert train.main(args + ["--out", str(tmp / "r"), "--vgg", str(tmp / "nothere.pth")]) == 1
+    assert cli.main(args + ["--out", str(tmp / "r"), "--vgg", str(tmp / "nothere.pth")]) == 1
     assert "nothere.pth" in capsys.readouterr().err
-    assert train.main(args + ["--out", str(tmp / "r"), "--image-size", "30"]) == 1
+    assert cli.main(args + ["--out", str(tmp / "r"), "--image-size", "30"]) == 1
     assert "multiple of 4" in capsys.readouterr().err
-    assert train.main(args + ["--out", str(tmp / "r"), "--data", str(tmp / "nodata")]) == 1
+    assert cli.main(args + ["--out", str(tmp / "r"), "--data", str(tmp / "nodata")]) == 1
     assert "nodata: training data folder not found" in capsys.readouterr().err
-    assert train.main(["--resume", str(tmp / "style.png"), "--no-progress"]) == 1
+    assert cli.main(["--resume", str(tmp / "style.png"), "--no-progress"]) == 1
     assert "style.png: cannot read the checkpoint" in capsys.readouterr().err
 
 
@@ -324,7 +324,7 @@ def test_checkpoint_exports_and_engine_matches_torch(tiny_run):
     from deepshop_export.checkpoint import load_checkpoint
     tmp, args = tiny_run
     out = tmp / "run"
-    assert train.main(args + ["--out", str(out), "--iterations", "3"]) == 0
+    assert cli.main(args + ["--out", str(out), "--iterations", "3"]) == 0
     net = load_checkpoint(str(out / "checkpoint.pt"))
     prov = json.loads((out / "model.json").read_text())
     onnx_path = tmp / "m.onnx"
@@ -346,7 +346,7 @@ def test_preview_runs_a_checkpoint_like_torch(tiny_run):
     from deepshop_export import preview
     tmp, args = tiny_run
     out = tmp / "run"
-    assert train.main(args + ["--out", str(out), "--iterations", "2"]) == 0
+    assert cli.main(args + ["--out", str(out), "--iterations", "2"]) == 0
     photo = tmp / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 42, 3), dtype=np.uint8)).save(photo)
     assert preview.main([str(out / "checkpoint.pt"), str(photo), str(tmp / "p.png")]) == 0
