@@ -179,7 +179,7 @@ def test_extended_and_all_optimisation_levels_agree(hed_setup):
 
 def test_bad_model_arguments_are_refused(tmp_path):
     with pytest.raises(ModelError, match="needs its torchvision weights"):
-        load_feature_network("vgg19", ["relu1_1"])
+        load_feature_network("vgg16", ["relu1_1"])
     with pytest.raises(ModelError, match="no such weights file"):
         load_feature_network(str(tmp_path / "missing.pth"), ["relu1_1"])
     with pytest.raises(OptionError, match="pooling"):

@@ -8,8 +8,8 @@ As upstream (Zhang & Dana's ``main.py train``): the style of step s is style s m
 file names), set as the network's target (its Gram through the shared encoder); the loss is
 content weight x MSE of the loss network's relu2_2 features + style weight x the sum over
 relu1_2..relu4_3 of the MSE of Gram matrices (C h w normalised), content 1 and style 5 with a
-Caffe-style VGG16 (upstream's was converted from Caffe; here HED's, or by default the ImageNet
-VGG19 with weights scaled to it, docs/guides/vgg19.md).  MSG-Net takes BGR 0..255;
+Caffe-style VGG16 (upstream's was converted from Caffe; here by default the ImageNet VGG19, which
+takes the same input, else HED's).  MSG-Net takes BGR 0..255;
 the loss network RGB 0..255: the batch is flipped on the way in and out.
 
 ``--freeze encoder`` keeps the siamese encoder (model1: its 18 parameter tensors) fixed;
@@ -42,11 +42,11 @@ from ...training.losses import PerceptualLoss
 from . import network as mn
 
 CHECKPOINT_FORMAT = "deepshop-train-msgnet-checkpoint-1"
-#: Upstream's content/style weights (1 and 5) are for a Caffe-style VGG16 (BGR minus mean, 0..255),
-#: kept for HED's.  With a torchvision VGG (pixels / 255 / std, ~58x smaller activations) the MSE
-#: terms shrink by ~58^2 and ~58^4: the torchvision defaults are scaled by those factors.  The
-#: ImageNet VGG19's are HED's scaled by the measured ratio of the two networks' loss terms
-#: (docs/guides/vgg19.md).
+#: Upstream's content/style weights (1 and 5) are for a Caffe ImageNet VGG16 (BGR minus the mean,
+#: 0..255): kept for the ImageNet VGG19, which takes the same input and was trained on the same data
+#: (docs/guides/vgg19.md), and for HED's VGG16 as before.  With a torchvision VGG (pixels / 255 /
+#: std, ~58x smaller activations) the MSE terms shrink by ~58^2 and ~58^4: the torchvision
+#: defaults are scaled by those factors.
 DEFAULT_WEIGHTS = {"keras_imagenet": {"content_weight": 1.0, "style_weight": 5.0},
                    "torchvision": {"content_weight": 3.4e3, "style_weight": 5.6e7},
                    "hed": {"content_weight": 1.0, "style_weight": 5.0}}

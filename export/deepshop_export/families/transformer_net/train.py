@@ -40,11 +40,12 @@ CHECKPOINT_FORMAT = "deepshop-train-checkpoint-1"
 #: Loss weights by loss network (loss_networks.SOURCES).  The torchvision values are those of the
 #: PyTorch fast_neural_style example.  Caffe-style nets (HED, the ImageNet VGG19) see pixels not
 #: divided by 255*std (about 58x larger activations), so content MSE is ~58^2 and Gram MSE ~58^4
-#: larger; HED's values were tuned by eye on the bundled stained-glass style, and the VGG19's are
-#: HED's scaled by the ratio of the two networks' loss terms on the same photos and styles
-#: (docs/guides/vgg19.md).
+#: larger; HED's values were tuned by eye on the bundled stained-glass style.  The ImageNet VGG19's
+#: are HED's times the ratio of HED's loss terms to the VGG19's on the same photos and styles
+#: (tools/loss_weight_scale.py: content 0.0111, style 0.00714), so content and style keep HED's
+#: balance (docs/guides/vgg19.md).
 DEFAULT_WEIGHTS = {
-    "keras_imagenet": {"content_weight": 30.0, "style_weight": 2e3, "tv_weight": 0.0},
+    "keras_imagenet": {"content_weight": 0.33, "style_weight": 14.0, "tv_weight": 0.0},
     "torchvision": {"content_weight": 1e5, "style_weight": 1e10, "tv_weight": 0.0},
     "hed": {"content_weight": 30.0, "style_weight": 2e3, "tv_weight": 0.0},
 }
