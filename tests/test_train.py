@@ -337,6 +337,19 @@ def test_loss_net_choices_and_their_errors(tiny_run, capsys):
     assert "reads HED's Keras .h5 weights" in capsys.readouterr().err
 
 
+def test_a_checkpoint_from_before_loss_net_resumes_on_what_it_used(tiny_run):
+    from deepshop_export.families.transformer_net.train import resolve_settings
+    tmp, args = tiny_run
+    assert cli.main(args + ["--out", str(tmp / "a"), "--iterations", "1"]) == 0
+    ckpt = torch.load(tmp / "a" / "checkpoint.pt", weights_only=True)
+    del ckpt["settings"]["loss_net"]                     # as written before --loss-net existed
+    torch.save(ckpt, tmp / "with_vgg.pt")
+    assert resolve_settings(["--resume", str(tmp / "with_vgg.pt")])["loss_net"] is None    # its --vgg file
+    ckpt["settings"]["vgg"] = None
+    torch.save(ckpt, tmp / "default.pt")
+    assert resolve_settings(["--resume", str(tmp / "default.pt")])["loss_net"] == "hed"     # the old default
+
+
 # ---------------------------------------------------------------- reports
 
 def test_loss_plot_and_jsonl(tmp_path):

