@@ -4,6 +4,7 @@
                      --preserve-colors --max-side --quality --overwrite --statistics]
     deepshop info [MODEL]
     deepshop posterize INPUT... --levels N | --palette-from IMAGE -k K  --out FILE|DIR
+    deepshop serve [--host 127.0.0.1] [--port 8000] [--workers N] [--model FILE ...]
 
 Inputs are files, directories (searched recursively) and globs.  Outputs are written
 atomically and never replace an existing file (nor any input) without --overwrite.  A batch
@@ -256,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_gatys.register(sub)
     from . import cli_lineart
     cli_lineart.register(sub)
+    from .serve import cli as cli_serve
+    cli_serve.register(sub)
     return parser
 
 
