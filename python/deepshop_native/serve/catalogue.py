@@ -96,6 +96,10 @@ def open_style_model(path, origin: str, **engine) -> Model:
         family = type(pipeline).__name__
         raise ds.ModelError(f"{path}: a {family} model, not a style model (the server runs feedforward style "
                             "models and MSG-Net)")
+    try:
+        pipeline.plan(2048, 2048)       # a window too small for the model's halo: told at start, not per request
+    except ds.OptionError as e:
+        raise ds.OptionError(f"--tile: {path.name}: {str(e).removeprefix('tile: ')}") from None
     return Model(name=path.stem, description=_describe(pipeline, origin), open=_loaded(pipeline),
                  takes_style_image=callable(getattr(pipeline, "set_style", None)))
 

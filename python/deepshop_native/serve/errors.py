@@ -101,8 +101,10 @@ for _folder in (os.path.dirname(os.path.dirname(os.path.abspath(ds.__file__))), 
 
 
 def strip_paths(text: str) -> str:
+    """The text with every server path cut to its last component.  Inside a known folder a path may
+    hold spaces: it runs to the next ':', quote, parenthesis or line end ("{path}: reason")."""
     for folder in _SERVER_DIRS:
-        text = text.replace(folder + os.sep, "")
+        text = re.sub(re.escape(folder) + r"""[/\\](?:[^:'"()\n]*[/\\])?""", "", text)
     return _PATH.sub(lambda m: m.group(1) or "<path>", text)
 
 

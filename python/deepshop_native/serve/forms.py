@@ -163,7 +163,7 @@ def _number(name: str, text: str, lo: float, hi: float) -> float:
 
 
 def _integer(name: str, text: str, lo: int, hi: int) -> int:
-    if not re.fullmatch(r"[+-]?\d{1,12}", text):
+    if not re.fullmatch(r"[+-]?\d{1,19}", text):
         raise HTTPError(400, f"{name}: expected an integer, got {text[:40]!r}")
     value = int(text)
     if not lo <= value <= hi:
