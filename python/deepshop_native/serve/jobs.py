@@ -1,8 +1,9 @@
 """Jobs: ``workers`` threads take work from a bounded queue; each job reports its progress, can be
 cancelled, and is stopped past the time limit.
 
-* The queue holds at most ``queue_size`` waiting jobs; :meth:`JobRunner.submit` past that raises
-  :class:`~.errors.Busy` (HTTP 503) with a Retry-After estimated from the recent run times.
+* At most ``workers + queue_size`` jobs are in the server at once (running or waiting); a job's place
+  is given back the moment it finishes (before its client hears of it), and :meth:`JobRunner.submit`
+  past that raises :class:`~.errors.Busy` (HTTP 503) with a Retry-After estimated from recent run times.
 * A job's work gets a progress callback ``progress(done, total) -> bool``: the engine calls it after
   each tile, and a False answer stops the run (ds.Cancelled).  It answers False once the job is
   cancelled (DELETE, or the client of a synchronous request went away) or has run longer than the
@@ -52,6 +53,7 @@ class Job:
         self.version = 0
         self.future: Future = Future()
         self._cancel = threading.Event()
+        self._on_finish: Optional[Callable[[], None]] = None      # gives the job's place back (once)
         self._deadline: Optional[float] = None
         self._timed_out = False
         self._lock = threading.Lock()
@@ -103,6 +105,9 @@ class Job:
         self.finished = time.time()
         self.version += 1
         self.work = None            # the request's pixels go with it
+        release, self._on_finish = self._on_finish, None
+        if release is not None:
+            release()
         if not self.future.done():
             if status == DONE:
                 self.future.set_result(result)
@@ -149,10 +154,11 @@ class JobRunner:
                  result_ttl: float = 600.0, max_kept: int = 64):
         self.workers, self.queue_size = int(workers), int(queue_size)
         self.time_limit, self.result_ttl, self.max_kept = time_limit, float(result_ttl), int(max_kept)
-        self._queue: "queue.Queue[Optional[Job]]" = queue.Queue(maxsize=self.queue_size)
+        self._queue: "queue.Queue[Optional[Job]]" = queue.Queue()
         self._jobs: Dict[str, Job] = {}
         self._lock = threading.Lock()
         self._running = 0
+        self._active: set = set()       # jobs submitted and not finished (running or waiting)
         self._mean_seconds = 5.0        # running mean of run times, for Retry-After
         self._closed = False
         self._threads: List[threading.Thread] = []
@@ -162,30 +168,40 @@ class JobRunner:
             self._threads.append(t)
 
     # --- submitting ----------------------------------------------------------------------------
+    @property
+    def waiting(self) -> int:
+        return max(0, len(self._active) - self._running)
+
     def retry_after(self) -> int:
-        """Seconds until a place in the queue is likely free: a run's mean time times the queue's
-        rounds ahead, within 1..120."""
-        rounds = self._queue.qsize() / max(1, self.workers) + 1
+        """Seconds until a place is likely free: a run's mean time times the rounds of waiting jobs
+        ahead, within 1..120."""
+        rounds = self.waiting / max(1, self.workers) + 1
         return max(1, min(120, int(math.ceil(self._mean_seconds * rounds))))
 
+    def _full(self) -> bool:
+        return self._closed or len(self._active) >= self.workers + self.queue_size
+
     def check_room(self) -> None:
-        """Busy (503) when the queue is full, so that a request is refused before its body is read."""
-        if self._closed or self._queue.full():
-            raise Busy(self.retry_after(), self._queue.qsize())
+        """Busy (503) when every place is taken, so that a request is refused before its body is read."""
+        if self._full():
+            raise Busy(self.retry_after(), self.waiting)
+
+    def _release(self, job: Job) -> None:
+        with self._lock:
+            self._active.discard(job)
 
     def submit(self, job: Job, *, keep: bool = True) -> Job:
-        """Queues ``job``; Busy when the queue is full.  ``keep``: list it for /v1/jobs/{id} (a
+        """Queues ``job``; Busy when every place is taken.  ``keep``: list it for /v1/jobs/{id} (a
         synchronous request's job is not)."""
         self.sweep()
-        if self._closed:
-            raise Busy(self.retry_after(), self._queue.qsize())
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            raise Busy(self.retry_after(), self._queue.qsize()) from None
-        if keep:
-            with self._lock:
+        with self._lock:
+            if self._full():
+                raise Busy(self.retry_after(), self.waiting)
+            self._active.add(job)
+            job._on_finish = lambda: self._release(job)
+            if keep:
                 self._jobs[job.id] = job
+        self._queue.put_nowait(job)
         return job
 
     def get(self, job_id: str) -> Optional[Job]:
@@ -198,7 +214,7 @@ class JobRunner:
             return self._jobs.pop(job_id, None)
 
     def stats(self) -> dict:
-        return {"workers": self.workers, "running": self._running, "queued": self._queue.qsize(),
+        return {"workers": self.workers, "running": self._running, "queued": self.waiting,
                 "queue_size": self.queue_size, "kept_jobs": len(self._jobs)}
 
     # --- housekeeping --------------------------------------------------------------------------
@@ -217,21 +233,11 @@ class JobRunner:
         notice) and drops every kept result."""
         self._closed = True
         with self._lock:
-            jobs = list(self._jobs.values())
+            jobs = list(self._active)
         for job in jobs:
             job.cancel()
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job.cancel()
         for _ in self._threads:
-            try:
-                self._queue.put_nowait(None)
-            except queue.Full:
-                break
+            self._queue.put_nowait(None)
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -243,6 +249,8 @@ class JobRunner:
             job = self._queue.get()
             if job is None:
                 return
+            if job.status != QUEUED:           # cancelled while it waited: its place is free already
+                continue
             with self._lock:
                 self._running += 1
             t0 = time.monotonic()

@@ -108,9 +108,16 @@ async function loadCatalogue() {
   const drop = $("painting-drop");
   $("painting-input").disabled = !state.paintingModel;
   drop.classList.toggle("disabled", !state.paintingModel);
-  $("painting-text").textContent = state.paintingModel
-    ? "Or drop a painting to use as the style"
-    : "A painting as the style: this server has no model for it (start it with --model and an MSG-Net model)";
+  const text = $("painting-text");
+  if (state.paintingModel) {
+    text.textContent = "Or drop a painting to use as the style";
+  } else {
+    const option = document.createElement("code");
+    option.className = "nowrap";
+    option.textContent = "--model";
+    text.replaceChildren("A painting as the style: this server has no model for it (start it with ", option,
+                         " and an MSG-Net model)");
+  }
 }
 
 // --- drag and drop -------------------------------------------------------------------------------
