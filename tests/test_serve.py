@@ -287,6 +287,8 @@ def test_catalogue_names_by_stem_and_refuses_clashes_and_non_style_models(tmp_pa
     lineart = ds.__path__[0] + "/models/lineart.onnx"
     with pytest.raises(ds.ModelError, match="not a style model"):
         default_catalogue([lineart], include_default=False, device="cpu")
+    with pytest.raises(ds.OptionError, match="--tile: identity.onnx: tile size 64 is too small for a halo"):
+        default_catalogue([ident], include_default=False, device="cpu", tile=64)
 
 
 def test_serve_command_without_the_extra_says_how_to_install(monkeypatch, capsys):
