@@ -316,3 +316,28 @@ def test_serve_command_starts_uvicorn_on_localhost(monkeypatch, capsys, models):
     assert "every machine" not in capsys.readouterr().err
     assert main(["serve", "--host", "0.0.0.0", "--device", "cpu"]) == 0
     assert "every machine that can reach this one may use the server" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ image.encode_image (the results' bytes)
+
+@pytest.mark.parametrize("fmt, ext", [("PNG", ".png"), ("jpeg", ".jpg"), (".webp", ".webp"), ("TIFF", ".tif")])
+def test_encode_image_gives_the_bytes_write_image_writes(tmp_path, fmt, ext):
+    from deepshop_native.image import encode_image, write_image
+    arr = photo(21, 34, seed=9)
+    data = encode_image(arr, fmt, quality=85)
+    write_image(tmp_path / f"x{ext}", arr, quality=85)
+    assert data == (tmp_path / f"x{ext}").read_bytes()
+    if ext in (".png", ".tif"):
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), arr)    # Pillow: lossless
+
+
+def test_encode_image_16_bits_and_errors():
+    from deepshop_native.image import encode_image, read_image
+    arr16 = np.random.default_rng(2).integers(0, 65536, (9, 7, 3), dtype=np.uint16)
+    back = read_image(encode_image(arr16, "PNG"))
+    assert back.bit_depth == 16
+    np.testing.assert_array_equal(back.pixels, arr16)
+    with pytest.raises(ds.ImageError, match="result: cannot encode 'gif'"):
+        encode_image(photo(), "gif", name="result")
+    with pytest.raises(ds.ImageError, match="result: cannot encode as WEBP"):
+        encode_image(np.zeros((1, 16384, 3), np.uint8), "WEBP", name="result")     # WebP's 16383 px limit
