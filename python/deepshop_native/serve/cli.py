@@ -16,7 +16,7 @@ import ipaddress
 import os
 import sys
 
-from ..errors import DeepshopError, OptionError
+import deepshop_native as ds
 
 DEFAULT_PORT = 8000
 #: Default pixel limit of uploads: the same as `deepshop stylize` (2^26, e.g. 8192 x 8192).
@@ -59,32 +59,32 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def _check(args) -> dict:
     """The options checked (OptionError naming the option), as ServerConfig and engine arguments."""
-    from ..image import MAX_PIXELS_ENV, effective_max_pixels
+    from deepshop_native.image import MAX_PIXELS_ENV, effective_max_pixels
 
     def integer(name, value, lo, hi):
         if not lo <= value <= hi:
-            raise OptionError(f"--{name}: must be from {lo} to {hi}, got {value}")
+            raise ds.OptionError(f"--{name}: must be from {lo} to {hi}, got {value}")
         return value
 
     def seconds(name, value, zero_ok):
         if value != value or value < 0 or (value == 0 and not zero_ok) or value > 7 * 86400:
-            raise OptionError(f"--{name}: must be {'0 (no limit) or ' if zero_ok else ''}a number of seconds up to "
+            raise ds.OptionError(f"--{name}: must be {'0 (no limit) or ' if zero_ok else ''}a number of seconds up to "
                               f"a week, got {value:g}")
         return value
 
     if not args.host or any(c.isspace() for c in args.host):
-        raise OptionError(f"--host: expected an address or a host name, got {args.host!r}")
+        raise ds.OptionError(f"--host: expected an address or a host name, got {args.host!r}")
     integer("port", args.port, 1, 65535)
     workers = integer("workers", args.workers, 1, 64)
     queue = integer("queue", args.queue, 1, 1000)
     mb = args.max_upload_mb
     if mb != mb or not 0 < mb <= 4096:
-        raise OptionError(f"--max-upload-mb: must be more than 0 and at most 4096, got {mb:g}")
+        raise ds.OptionError(f"--max-upload-mb: must be more than 0 and at most 4096, got {mb:g}")
     if args.max_pixels is None:
         max_pixels = effective_max_pixels() if os.environ.get(MAX_PIXELS_ENV, "").strip() else SERVE_MAX_PIXELS
     else:
         if args.max_pixels < 0:
-            raise OptionError(f"--max-pixels: must be >= 0 (0 = no limit), got {args.max_pixels}")
+            raise ds.OptionError(f"--max-pixels: must be >= 0 (0 = no limit), got {args.max_pixels}")
         max_pixels = args.max_pixels or None
     timeout = seconds("timeout", args.timeout, True)
     ttl = seconds("result-ttl", args.result_ttl, False)
@@ -111,7 +111,7 @@ def run(args) -> int:
     settings = _check(args)             # options first: a typo is told before anything loads
     missing = [m for m in ("fastapi", "uvicorn", "python_multipart") if importlib.util.find_spec(m) is None]
     if missing:
-        raise DeepshopError(INSTALL_HINT)
+        raise ds.DeepshopError(INSTALL_HINT)
     import uvicorn
 
     from .app import ServerConfig, create_app

@@ -55,7 +55,7 @@ def status_of(e: BaseException) -> int:
         return 400
     if isinstance(e, (ds.OptionError, ds.ArrayError)):
         return 400
-    if isinstance(e, (TimeLimit, ds.DeviceError, MemoryError)):
+    if isinstance(e, (TimeLimit, ds.Cancelled, ds.DeviceError, MemoryError)):   # Cancelled: the server shut down
         return 503
     if isinstance(e, ds.DeepshopError):     # ModelError and the like: the server's side
         return 500
