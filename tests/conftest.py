@@ -69,3 +69,23 @@ def photos():
     """Sample photos shipped with scikit-image (RGB uint8)."""
     data = pytest.importorskip("skimage.data")
     return {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "coffee": data.coffee()}
+
+
+@pytest.fixture(scope="session")
+def msgnet_net():
+    """A small random MSG-Net (ngf=8), seeded: torch's reference of the exported pair."""
+    torch = pytest.importorskip("torch")
+    from deepshop_export.families.msgnet.network import MSGNet
+    torch.manual_seed(5)
+    return MSGNet(ngf=8, n_blocks=2).eval()
+
+
+@pytest.fixture(scope="session")
+def msgnet_pair(tmp_path_factory, msgnet_net):
+    """msgnet_net exported as the encoder + generator pair (the generator's path).  Session-wide: the
+    export takes tens of seconds on a small machine, and test_msgnet and test_serve share it."""
+    from deepshop_export.families.msgnet.export import export_msgnet
+    out = tmp_path_factory.mktemp("msgnet") / "msg.onnx"
+    # No export-time validation: test_msgnet's test_engine_matches_torch_end_to_end is the stronger check.
+    export_msgnet(msgnet_net, out, name="test", provenance={"source": "test"}, validate=False)
+    return str(out)

@@ -16,6 +16,7 @@ Every case is derived from fixed seeds (hypothesis derandomised), so the figures
 from __future__ import annotations
 
 import collections
+import importlib.util
 import io
 import json
 import math
@@ -290,6 +291,49 @@ def test_malformed_images_give_an_image_error_or_a_valid_image(tmp_path):
     assert all(results[c["id"]] != "ok" for c in cases if c["category"] == "zero-byte and tiny")
 
 
+_HTTP_WORKER = textwrap.dedent(r'''
+    import json, sys, warnings
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+    import deepshop_native as ds
+    from deepshop_native.serve.app import ServerConfig, create_app
+    from deepshop_native.serve.catalogue import Catalogue, Style, open_style_model
+    setup = json.loads(sys.stdin.readline())
+    model = open_style_model(setup["model"], "test", device="cpu", tile=0)
+    app = create_app(ServerConfig(catalogue=Catalogue([Style("identity", "", model)], [model]),
+                                  max_pixels=setup["max_pixels"], queue_size=8))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for case in map(json.loads, sys.stdin):
+            print("START", case["id"], flush=True)
+            name = "upload_" + case["id"] + ".img"      # the client's name: the server never sees the path
+            r = client.post("/v1/stylize", files={"photo": (name, open(case["path"], "rb").read())})
+            text = r.text
+            clean = r.status_code == 200 or (r.status_code in (400, 413, 415) and r.json()["error"].startswith(name + ": ")
+                                             and "Traceback" not in text and setup["folder"] not in text)
+            print("RESULT", case["id"], ("ok" if r.status_code == 200 else f"error:HTTP{r.status_code}") if clean
+                  else f"WRONG:{r.status_code}:{text[:300]}", flush=True)
+''')
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("httpx") is None,
+                    reason="deepshop serve's extra (fastapi, httpx for its TestClient) is not installed")
+def test_malformed_images_through_http(tmp_path, identity_onnx):
+    """The corpus POSTed to deepshop serve: 200 with an image, or 400/413/415 whose JSON message names
+    the client's file name (no traceback, no server path).  In a subprocess, as the readers above."""
+    files = _image_corpus(tmp_path)
+    cases = [{"id": str(n), "path": str(path), "category": category} for n, (category, path) in enumerate(files)]
+    setup = {"model": identity_onnx, "max_pixels": 1 << 22, "folder": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", _HTTP_WORKER], capture_output=True, text=True, timeout=600,
+                       input="\n".join(json.dumps(c) for c in [setup, *cases]) + "\n")
+    results = {line.split(" ", 2)[1]: line.split(" ", 2)[2] for line in r.stdout.splitlines() if line.startswith("RESULT")}
+    if r.returncode != 0 or len(results) != len(cases):
+        _record("http: images", "CRASH")
+        pytest.fail(f"HTTP worker died with status {r.returncode}\n{r.stderr[-3000:]}")
+    _check_results(cases, results, lambda c: "http: " + c["category"])
+    assert all(results[c["id"]] == "ok" for c in cases if c["category"] == "valid")
+    assert all(results[c["id"]] != "ok" for c in cases if c["category"] in ("zero-byte and tiny", "huge declared size"))
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
 def test_special_files_are_refused_without_hanging(tmp_path, identity_onnx):
     special = tmp_path / "special"
@@ -538,6 +582,25 @@ def test_posterize_command_lines_never_give_a_traceback(tmp_path_factory, opts, 
     for name, value in opts:
         argv.append(f"{name}={value}")
     _record("command lines: posterize", _cli_outcome(main, argv))
+
+
+_SERVE_OPTIONS = ["--host", "--port", "--workers", "--queue", "--max-upload-mb", "--max-pixels", "--timeout",
+                  "--result-ttl", "--threads", "--tile", "--device", "--model"]
+
+
+@settings(FUZZ, max_examples=60)
+@given(opts=st.lists(st.tuples(st.sampled_from(_SERVE_OPTIONS), _OPTION_TEXT), max_size=3))
+def test_serve_command_lines_never_give_a_traceback(opts):
+    """deepshop serve's options: refused with one line (exit 1 or 2), or the server is set up (uvicorn
+    replaced by a stub that returns at once: nothing listens)."""
+    pytest.importorskip("uvicorn")
+    import uvicorn
+    from deepshop_native.cli import main
+    real, uvicorn.run = uvicorn.run, lambda app, **kw: None
+    try:
+        _record("command lines: serve", _cli_outcome(main, ["serve", *(f"{n}={v}" for n, v in opts)]))
+    finally:
+        uvicorn.run = real
 
 
 def _cli_outcome(main, argv, stderr=None) -> str:

@@ -5,6 +5,7 @@
     deepshop posterize INPUT... --levels N | --palette-from IMAGE -k K --out FILE|DIR          (posterize.py)
     deepshop gatys -c CONTENT -s STYLE [...]                                                  (gatys.py)
     deepshop edges INPUT... / deepshop colorize DRAWING...                                    (lineart.py)
+    deepshop serve [--host 127.0.0.1 --port 8000 --workers N --model FILE ...]                (serve/cli.py)
 
 Inputs are files, directories (searched recursively) and globs (batch.py).  Outputs are written
 atomically and never replace an existing file (nor any input) without --overwrite.  A batch
@@ -24,10 +25,11 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from ..core.errors import DeepshopError
+from ..serve import cli as serve
 from . import gatys, info, lineart, posterize, stylize
 
 #: The subcommands, in the order `deepshop --help` lists them.
-SUBCOMMANDS = (stylize, info, posterize, gatys, lineart)
+SUBCOMMANDS = (stylize, info, posterize, gatys, lineart, serve)
 
 
 class Terminated(KeyboardInterrupt):
