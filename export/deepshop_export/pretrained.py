@@ -283,15 +283,18 @@ def run(out: Path, names, *, overwrite: bool = False, validate: bool = True, ech
     subclasses name the file and the reason."""
     from deepshop_native.errors import ModelError, OptionError, OutputExistsError
     from deepshop_native.files import atomic_write, output_exists_message
+    try:
+        if out.exists() and not out.is_dir():
+            raise OptionError(f"--out {out}: is a file, not a folder")
+        resolved = out.resolve()
+        existing = [out / name for name in planned_files(names) if os.path.lexists(out / name)]
+    except (OSError, ValueError) as e:    # a name too long, a NUL byte, a folder that cannot be read
+        raise OptionError(f"--out {out!r}: not a usable folder ({e})") from e
     carrier = find_carrier()
-    if out.exists() and not out.is_dir():
-        raise OptionError(f"--out {out}: is a file, not a folder")
-    source_dir = carrier.folder.resolve() if carrier.folder.exists() else carrier.folder
-    if out.resolve() == source_dir:
+    if resolved == carrier.folder.resolve():
         raise OptionError(f"--out {out}: is the {CARRIER_DIST} package's own folder (the input); choose another")
-    for name in planned_files(names):
-        if (out / name).exists() and not overwrite:
-            raise OutputExistsError(output_exists_message(str(out / name)))
+    if existing and not overwrite:
+        raise OutputExistsError(output_exists_message(str(existing[0])))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
