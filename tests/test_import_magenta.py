@@ -156,6 +156,19 @@ def test_multistyle_matches_its_source_at_several_sizes(carrier, nets):
     _report("26 styles, max abs difference vs source on 0..255", seen, 255.0)
 
 
+def test_dequantize_per_tensor_and_per_axis_hand_worked():
+    from deepshop_export.importers.onnx_graph import dequantize
+    q = np.array([[-128, 0, 127], [5, -5, 10]], np.int8)
+    np.testing.assert_array_equal(dequantize(q, np.float32(0.5), np.int8(-2)),
+                                  [[-63.0, 1.0, 64.5], [3.5, -1.5, 6.0]])          # (q + 2) / 2
+    np.testing.assert_array_equal(dequantize(q, np.array([0.5, 2.0], np.float32), np.array([0, 1], np.int8), axis=0),
+                                  [[-64.0, 0.0, 63.5], [8.0, -12.0, 18.0]])        # row 1: (q - 1) * 2
+    np.testing.assert_array_equal(dequantize(np.array([7, -3], np.int32), np.array([0.25, 4.0], np.float32),
+                                             np.zeros(2, np.int32), axis=0), [1.75, -12.0])   # int32 biases
+    with pytest.raises(ValueError):
+        dequantize(q, np.array([1.0, 2.0, 3.0], np.float32), None, axis=0)
+
+
 def test_tensorflow_same_padding_hand_worked():
     """SAME: total = max((ceil(n / s) - 1) * s + k - n, 0), the odd pixel after."""
     from deepshop_export.families.arbitrary_style.network import same_padding
@@ -282,10 +295,10 @@ def test_statistics_module_mix_0_is_the_network_and_whole_statistics_tile_exactl
 @pytest.mark.parametrize("which", ["transfer", "multistyle"])
 def test_statistics_module_thumbnail_then_exact_passes(nets, vectors, which):
     """Thumbnail mode, then the per-layer exact passes (each layer's statistics Chan-combined
-    from the tiles' kept spans): the last pass reproduces the whole image.  Measured on 256x192:
-    the half-size thumbnail's statistics give 24.9 dB (transfer) and 15.5 dB (multistyle),
-    below each tile's own (28.3, 17.1 dB): for these networks thumbnail mode alone is no gain;
-    after the exact passes 138 and 89 dB."""
+    from the tiles' kept spans): the last pass reproduces the whole image.  Measured on 192x128:
+    the half-size thumbnail's statistics give 21.1 dB (transfer) and 12.8 dB (multistyle),
+    below each tile's own (33.1, 24.7 dB): for these networks thumbnail mode alone is no gain;
+    after the exact passes 138.8 and 96.7 dB."""
     from deepshop_export.families.transformer_net.statistics import combine
     net, snet, aux, x = _stats_setup(nets, vectors, which)
     layers = snet.metadata()["layers"]

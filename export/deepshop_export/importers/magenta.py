@@ -135,8 +135,7 @@ def read_transfer(path: str) -> ConditionalStyleNet:
     graph = Graph(load(path), path)
     if len(graph.inputs) != 2:
         raise graph.fail(f"the transfer network has two inputs (image, style vector), not {graph.inputs}")
-    image, style = graph.inputs
-    if len(graph.shapes.get(image, ())) != 4 or len(graph.shapes.get(style, ())) == 4 and graph.shapes[style][1] != 1:
-        image, style = style, image
+    # The image is the larger input (1 x 384 x 384 x 3 against the 1 x 1 x 1 x 100 vector).
+    image, style = sorted(graph.inputs, key=lambda n: -int(np.prod([d or 1 for d in graph.shapes.get(n, ())])))
     blocks, style_dim, _ = ConditionalNetReader(graph, image, style).read()
     return ConditionalStyleNet(blocks, style_dim).eval()

@@ -53,8 +53,8 @@ def dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, 
     q = np.asarray(q)
     scale = np.asarray(scale, dtype=np.float32)
     zp = np.zeros((), dtype=np.int64) if zero_point is None else np.asarray(zero_point).astype(np.int64)
-    if scale.ndim == 0 or scale.size == 1 and q.ndim == 0:
-        return ((q.astype(np.int64) - zp.reshape(())) .astype(np.float32) * scale.reshape(())).astype(np.float32)
+    if scale.ndim == 0:
+        return ((q.astype(np.int64) - zp.reshape(())).astype(np.float32) * scale).astype(np.float32)
     if scale.ndim != 1:
         raise ValueError(f"blocked quantization (scale of shape {scale.shape}) is not supported")
     axis = axis % q.ndim

@@ -87,13 +87,14 @@ def _base(net, name, license, family=FAMILY, **kw):
 
 def export_arbitrary_style(predictor: nw.StylePredictor, transfer: ConditionalStyleNet, out_path: str | os.PathLike,
                            *, name: str, provenance: dict, license: str, statistics: bool = True, opset: int = 17,
-                           validate: bool = True, overwrite: bool = False) -> list[ExportReport]:
+                           validate: bool = True, overwrite: bool = False, on_written=None) -> list[ExportReport]:
     """Write the predictor (``predictor_path_for(out_path)``), the generator (``out_path``) and,
     with ``statistics``, the statistics generator (``statistics_path_for(out_path)``); returns
     their reports in that order.  ``provenance``: {"predictor": {...}, "generator": {...}}, the
     source of each (both generators share the transfer network's).  No file is replaced without
     ``overwrite``; the predictor is written first, and one failing generator leaves no file of
-    this pipeline behind."""
+    this pipeline behind.  ``on_written(report)`` is called after each file."""
+    on_written = on_written or (lambda report: None)
     out_path = os.fspath(out_path)
     pred_path, stats_path = predictor_path_for(out_path), statistics_path_for(out_path)
     paths = [pred_path, out_path] + ([stats_path] if statistics else [])
@@ -120,6 +121,7 @@ def export_arbitrary_style(predictor: nw.StylePredictor, transfer: ConditionalSt
     reports = [export_module(predictor, predictor_interface(), pred_path, metadata=pred_meta,
                              provenance=provenance["predictor"], receptive_field=int(pred_meta["receptive_field"]),
                              **common)]
+    on_written(reports[-1])
 
     rf = receptive_field(transfer.spatial())
     gen_pipeline = json.dumps({"part": "generator", "predictor": os.path.basename(pred_path),
@@ -132,6 +134,7 @@ def export_arbitrary_style(predictor: nw.StylePredictor, transfer: ConditionalSt
         meta["pipeline"] = gen_pipeline
         reports.append(export_module(transfer, generator_interface(style_dim), out_path, metadata=meta,
                                      provenance=provenance["generator"], receptive_field=rf, **common))
+        on_written(reports[-1])
         if statistics:
             from ..transformer_net.statistics import aux_statistics_graph
             module, io_, stats_meta = aux_statistics_graph(transfer, STYLE_INPUT,
@@ -141,6 +144,7 @@ def export_arbitrary_style(predictor: nw.StylePredictor, transfer: ConditionalSt
             meta["pipeline"] = gen_pipeline
             reports.append(export_module(module, io_, stats_path, metadata=meta, provenance=provenance["generator"],
                                          receptive_field=rf, **common))
+            on_written(reports[-1])
     except BaseException:
         for report in reports:      # no half pipeline: the files written by this call go
             try:
