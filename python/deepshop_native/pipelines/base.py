@@ -134,6 +134,8 @@ class StylePipeline(Pipeline):
     STYLE: Optional[str] = None
     #: The family's working size (working_size=None): 0 runs the network at full size.
     DEFAULT_WORKING_SIZE = 0
+    #: Options of the family's own (beyond the engine's), e.g. MSG-Net's style_size.
+    FAMILY_OPTIONS: tuple = ()
 
     def __init__(self, model=None, *, device: str = "auto", precision: str = "auto",
                  tile: Union[int, str, None] = "auto", halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP,
@@ -210,8 +212,14 @@ class StylePipeline(Pipeline):
             progress: Optional[Progress] = None, working_size: Optional[int] = None) -> np.ndarray:
         """The engine's image path on H x W x 3 pixels (uint8, uint16 or float32 in [0, 1], no
         alpha); the result has their dtype.  Options as checked by __call__."""
+        return self.run_with(pixels, self.style_inputs(), strength=strength, preserve_colors=preserve_colors,
+                             progress=progress, working_size=working_size)
+
+    def run_with(self, pixels: np.ndarray, style_inputs: dict, *, strength: float = 1.0, preserve_colors: bool = False,
+                 progress: Optional[Progress] = None, working_size: Optional[int] = None) -> np.ndarray:
+        """run() with the generator's style inputs given (the aux arrays)."""
         size = self.working_size if working_size is None else options.check_size("working_size", working_size)
-        aux = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in self.style_inputs().items()}
+        aux = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in style_inputs.items()}
         h, w = _native.working_shape(height=pixels.shape[0], width=pixels.shape[1], working_size=size)
         with tiling_errors_as_option_errors():
             return self._session.run(image=pixels, tiles=self._tiles_for(h, w), strength=float(strength),

@@ -102,7 +102,7 @@ def _crops(first, out: str, box=(160, 256, 288, 384), zoom=3) -> None:
     sheet = Image.new("RGB", (tiles[0].width * 2 + gap, tiles[0].height), "white")
     sheet.paste(tiles[0], (0, 0))
     sheet.paste(tiles[1], (tiles[0].width + gap, 0))
-    from deepshop_native.files import atomic_write
+    from deepshop_native.core.files import atomic_write
     atomic_write(out, lambda f: sheet.save(f, format="JPEG", quality=90), overwrite=True)
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from deepshop_native import model_metadata as mm
-from deepshop_native.errors import OutputExistsError
-from deepshop_native.files import output_exists_message, sha256_of
+from deepshop_native.core import metadata as mm
+from deepshop_native.core.errors import OutputExistsError
+from deepshop_native.core.files import output_exists_message, sha256_of
 
 from ...onnx.export import ExportReport, GraphInterface, export_module
 from ...receptive_field import receptive_field

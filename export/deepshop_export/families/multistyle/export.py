@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from deepshop_native import model_metadata as mm
+from deepshop_native.core import metadata as mm
 
 from ...onnx.export import ExportReport, GraphInterface, export_module
 from ...receptive_field import receptive_field
@@ -30,10 +30,36 @@ FAMILY = "multistyle"
 STYLE_INPUT = "style_weights"
 #: The styles of TensorFlow's Android stylize demo (the ``stylize_quantized.pb`` model), in the
 #: order of the network's style_weights.  The demo shows a thumbnail of each and publishes no
-#: titles or artists, so none are invented here: names are positions.
-STYLES = [{"name": f"style_{i:02d}",
-           "description": f"style {i} of the 26 learned by TensorFlow's Android stylize demo network "
-                          "(a thumbnail in the demo; no title or artist published)"} for i in range(26)]
+#: titles or artists; the names and descriptions here say what each looks like on a photo (a
+#: contact sheet rendered with `deepshop styles --sheet`), nothing more.
+STYLES = [{"name": name, "description": description} for name, description in [
+    ('pastel', 'soft pastel: pale blues and warm yellows, gentle strokes'),
+    ('bold-ink', 'heavy black ink outlines over flat yellow and white'),
+    ('charcoal', 'grey charcoal and ink wash on pale paper'),
+    ('fauve', 'vivid red, blue and orange brush strokes on black'),
+    ('red-pastel', 'red, white and pale blue pastel patches'),
+    ('rosy-oil', 'warm oil paint in rose, orange and blue'),
+    ('indigo-spots', 'deep indigo ground scattered with dark spots'),
+    ('blue-gold', 'dark blue and gold, heavy expressive strokes'),
+    ('white-sketch', 'mostly white paper with fine coloured scribbles'),
+    ('teal-mosaic', 'teal and red fragments, like broken tiles'),
+    ('sepia-oil', 'brown and sepia oil paint, old-master tones'),
+    ('yellow-lines', 'brown line drawing on warm yellow'),
+    ('watercolour', 'pale, washed-out watercolour'),
+    ('green-expression', 'green, yellow and teal expressionist strokes'),
+    ('pale-blue', 'light, airy blue-grey wash'),
+    ('leaded-glass', 'pastel panes separated by dark lead lines'),
+    ('pointillism', 'blue and violet dabs with yellow highlights'),
+    ('bauhaus-grid', 'red, orange and blue blocks on a rectilinear grid'),
+    ('woodgrain', "beige and brown, like a woodcut's grain"),
+    ('swirls', "swirling blue and yellow strokes, after Van Gogh's night skies"),
+    ('red-oil', 'almost monochrome red oil paint'),
+    ('cubist', 'black, white and pink planes, cubist fragments'),
+    ('graphic-blue', 'black, white and blue, poster-like graphic shapes'),
+    ('dusk', 'dark grey and black with a pale glow'),
+    ('etching', 'pale blue and cream, fine etched lines'),
+    ('mosaic', 'brown, blue and ochre fragments, a stone mosaic'),
+]]
 
 
 def _random_weights(n: int, gen: torch.Generator) -> torch.Tensor:
