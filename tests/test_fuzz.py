@@ -33,7 +33,7 @@ import pytest
 from PIL import Image
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 import deepshop_native as ds  # noqa: E402
@@ -566,8 +566,38 @@ def test_pretrained_command_lines_never_give_a_traceback(opts):
     _record("command lines: deepshop-export pretrained", outcome)
 
 
-def _cli_outcome(main, argv) -> str:
-    """main() returns a status or argparse exits with 2; any exception escaping is a traceback."""
+_STYLES_OPTIONS = ["--json", "--sheet", "-o", "--size", "--columns", "--quality", "--max-pixels", "--device",
+                   "--tile", "--overwrite"]
+
+
+@settings(FUZZ, max_examples=60)
+@given(opts=st.lists(st.tuples(st.sampled_from(_STYLES_OPTIONS), _OPTION_TEXT), max_size=4), sheet=st.booleans())
+def test_styles_command_lines_never_give_a_traceback(tmp_path_factory, tiny_pretrained, opts, sheet):
+    """`deepshop styles` (list, --sheet) with hostile options, on the tiny stand-in networks."""
+    from deepshop_native.cli import main
+    from deepshop_native.core.paths import PRETRAINED_ENV
+    base = tmp_path_factory.getbasetemp()
+    photo = base / "fuzz_styles_photo.png"
+    if not photo.exists():
+        Image.new("RGB", (24, 16), (90, 160, 30)).save(photo)
+    argv = ["styles", "-q"] + (["--sheet", str(photo), "-o", str(base / "fuzz_sheet.png"), "--overwrite",
+                                "--size", "16"] if sheet else [])
+    for name, value in opts:
+        argv.append(f"{name}={value}" if name not in ("--json", "--overwrite") else name)
+    saved = os.environ.get(PRETRAINED_ENV)
+    os.environ[PRETRAINED_ENV] = str(tiny_pretrained[0])
+    try:
+        _record("command lines: styles", _cli_outcome(main, argv))
+    finally:
+        if saved is None:
+            del os.environ[PRETRAINED_ENV]
+        else:
+            os.environ[PRETRAINED_ENV] = saved
+
+
+def _cli_outcome(main, argv, stderr=None) -> str:
+    """main() returns a status or argparse exits with 2; any exception escaping is a traceback.
+    ``stderr``: a list that gets what was written there."""
     err = io.StringIO()
     saved = sys.stderr
     sys.stderr = err
@@ -579,4 +609,55 @@ def _cli_outcome(main, argv) -> str:
         sys.stderr = saved
     assert rc in (0, 1, 2), (argv, rc, err.getvalue())
     assert "Traceback" not in err.getvalue()
+    if stderr is not None:
+        stderr.append(err.getvalue())
     return {0: "ok", 1: "error (exit 1)", 2: "usage (exit 2)"}[rc]
+
+
+# ------------------------------------------------------------------ deepshop-train command lines
+
+_TRAIN_VALUES = {  # each option's edge values (tests/test_train.py checks the named refusals one by one)
+    "--lr": ["nan", "inf", "-1", "0", "1e-3", "abc", "1e309"], "--threads": ["-4", "0", "1", "2", "x"],
+    "--iterations": ["-1", "0", "1", "2", "1.5"], "--max-minutes": ["-1", "0", "nan", "inf", "0.001"],
+    "--epochs": ["-2", "0", "1"], "--batch-size": ["-1", "0", "1", "2"], "--image-size": ["-4", "0", "15", "16", "32"],
+    "--log-interval": ["-1", "0", "1"], "--checkpoint-interval": ["-1", "0", "1"], "--workers": ["-1", "0"],
+    "--seed": ["-1", "0", str(2**70)], "--style-size": ["-3", "0", "16"], "--style-delay": ["-1", "0", "1"],
+    "--style-warmup": ["-1", "1"], "--content-weight": ["nan", "-1", "0", "1"], "--style-weight": ["inf", "1e3"],
+    "--tv-weight": ["-1", "0.5"], "--content-layer": ["relu1_1", "relu9_9", ""],
+    "--style-layers": ["relu1_2", "", ",", "relu5_3,relu1_1"], "--loss-net": ["vgg16", "hed", "alexnet"],
+    "--device": ["cpu", "cuda", "tpu"], "--out": ["/sys/deepshop-fuzz-run"],
+}
+
+
+@settings(FUZZ, max_examples=40)
+@given(opts=st.lists(st.sampled_from(sorted(_TRAIN_VALUES)).flatmap(
+    lambda name: st.tuples(st.just(name), st.sampled_from(_TRAIN_VALUES[name]))), max_size=3))
+# Each gave a traceback or trained anyway (-1: 0 steps, an untrained model; 0: 8 steps; --max-minutes -1: 1 step).
+@example(opts=[("--lr", "nan")])
+@example(opts=[("--threads", "-4")])
+@example(opts=[("--iterations", "-1")])
+@example(opts=[("--iterations", "0")])
+@example(opts=[("--max-minutes", "-1")])
+@example(opts=[("--out", "/sys/deepshop-fuzz-run")])       # no folder can be made there, even by root
+def test_train_command_lines_never_give_a_traceback(tmp_path_factory, opts):
+    torch = pytest.importorskip("torch")
+    from deepshop_export.training.cli import main
+    from test_train import torchvision_layout_vgg16, write_photos
+    base = tmp_path_factory.getbasetemp() / "fuzz_train"
+    if not (base / "vgg16.pth").exists():
+        base.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        torch.save({f"features.{k}": v for k, v in torchvision_layout_vgg16().state_dict().items()}, base / "vgg16.pth")
+        write_photos(base / "photos")
+        Image.new("RGB", (24, 24), (200, 40, 90)).save(base / "style.png")
+    argv = ["--style", str(base / "style.png"), "--data", str(base / "photos"), "--vgg", str(base / "vgg16.pth"),
+            "--content-layer", "relu1_2", "--style-layers", "relu1_2", "--image-size", "16", "--batch-size", "1",
+            "--workers", "0", "--threads", "1", "--no-progress", "--iterations", "1", "--overwrite",
+            "--out", str(base / "run")] + [f"{name}={value}" for name, value in opts]
+    # Whatever the fuzz asks, a valid run stops after its first step (a huge --iterations too).
+    argv += [] if any(name == "--max-minutes" for name, _ in opts) else ["--max-minutes=0.0001"]
+    stderr = []
+    outcome = _cli_outcome(main, argv, stderr)
+    _record("command lines: deepshop-train", outcome)
+    if outcome == "error (exit 1)":                    # one line: "deepshop-train: error: ..."
+        assert stderr[0].count("\n") == 1 and stderr[0].startswith("deepshop-train"), (argv, stderr)

@@ -21,24 +21,12 @@ import deepshop_native as ds  # noqa: E402
 from deepshop_native.cli import main  # noqa: E402
 from deepshop_native.core.paths import PRETRAINED_ENV, made_on_first_use  # noqa: E402
 
-from model_factory import tiny_style_nets  # noqa: E402
-
-STYLES = [{"name": f"tiny-{i}", "description": f"tiny style {i}"} for i in range(5)]
+from conftest import TINY_STYLES as STYLES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """The pretrained folder with tiny networks under the converted files' names."""
-    from deepshop_export.families.arbitrary_style.export import export_arbitrary_style
-    from deepshop_export.families.multistyle.export import export_multistyle
-    out = tmp_path_factory.mktemp("pretrained")
-    predictor, transfer = tiny_style_nets(2)
-    export_arbitrary_style(predictor, transfer, out / "arbitrary_style.onnx", name="tiny", license="test",
-                           provenance={"predictor": {}, "generator": {}}, statistics=True)
-    _, multi = tiny_style_nets(3)
-    export_multistyle(multi, out / "multistyle26.onnx", name="tiny", provenance={}, license="test", styles=STYLES,
-                      statistics=False)
-    return out, predictor, transfer, multi
+def folder(tiny_pretrained):
+    return tiny_pretrained
 
 
 @pytest.fixture(autouse=True)
