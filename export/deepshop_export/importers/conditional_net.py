@@ -77,18 +77,8 @@ class ConditionalNetReader:
             blocks.append(layer)
 
     def _residual(self, t: str, first, add) -> tuple[ResidualSpec, str]:
-        layers, node = [], first
-        while True:
-            layer, y = self._layer(node, 0)
-            layers.append(layer)
-            users = self.g.users(y)
-            if len(users) == 1 and users[0] is add:
-                if set(add.input) != {t, y}:
-                    raise self.g.fail(f"{add.output[0]!r}: a residual Add of something else")
-                return ResidualSpec(layers=layers, name=add.output[0]), add.output[0]
-            if len(users) != 1 or len(layers) > 8:
-                raise self.g.fail(f"the residual branch from {t!r} does not end in its Add")
-            node = users[0]
+        layers = self.g.residual_branch(t, first, add, lambda node: self._layer(node, 0))
+        return ResidualSpec(layers=layers, name=add.output[0]), add.output[0]
 
     def _layer(self, node, pad: int) -> tuple[LayerSpec, str]:
         g = self.g

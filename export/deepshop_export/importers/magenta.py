@@ -61,21 +61,13 @@ class _PredictorReader:
                 raise g.fail(f"{t!r} feeds {kinds}: not a layer of the style predictor")
 
     def _residual(self, t: str, node, add) -> tuple[ResidualConvs, str]:
-        convs = []
-        while True:
-            conv, y = self._conv(node)
-            convs.append(conv)
-            users = self.g.users(y)
-            if len(users) == 1 and users[0] is add:
-                if set(add.input) != {t, y}:
-                    raise self.g.fail(f"{add.output[0]!r}: a residual Add of something else")
-                return ResidualConvs(convs=convs, name=add.output[0]), add.output[0]
-            if len(users) != 1 or users[0].op_type != "Conv" or len(convs) > 8:
-                raise self.g.fail(f"the residual branch from {t!r} does not end in its Add")
-            node = users[0]
+        convs = self.g.residual_branch(t, node, add, self._conv)
+        return ResidualConvs(convs=convs, name=add.output[0]), add.output[0]
 
     def _conv(self, node) -> tuple[ConvSpec, str]:
         g = self.g
+        if node.op_type != "Conv" or len(node.input) < 2:
+            raise g.fail(f"{node.output[0]!r}: expected a Conv of the style predictor, found {node.op_type}")
         a = g.attrs(node)
         weight = g.const(node.input[1], "convolution weights")
         bias = g.const(node.input[2], "a convolution bias") if len(node.input) > 2 and node.input[2] else None

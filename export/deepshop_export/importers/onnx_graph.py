@@ -241,6 +241,23 @@ class Graph:
     def made_by(self, tensor: str) -> onnx.NodeProto | None:
         return self.producer.get(tensor)
 
+    def residual_branch(self, t: str, first: onnx.NodeProto, add: onnx.NodeProto, read, max_layers: int = 8) -> list:
+        """The layers of a residual branch from ``t`` (starting at the node ``first``) to the
+        ``add`` that sums it with ``t``: ``read(node)`` reads one layer, returning (layer, its
+        output tensor); the branch must be a chain that ends in ``add``."""
+        layers, node = [], first
+        while True:
+            layer, y = read(node)
+            layers.append(layer)
+            users = self.users(y)
+            if len(users) == 1 and users[0] is add:
+                if set(add.input) != {t, y}:
+                    raise self.fail(f"{add.output[0]!r}: a residual Add of something else")
+                return layers
+            if len(users) != 1 or len(layers) >= max_layers:
+                raise self.fail(f"the residual branch from {t!r} does not end in its Add")
+            node = users[0]
+
     def depends_on(self, tensor: str, source: str, _memo: dict | None = None) -> bool:
         """Whether ``tensor`` is computed from the graph input ``source``."""
         memo = {} if _memo is None else _memo
