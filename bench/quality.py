@@ -167,10 +167,16 @@ class Routes:
         return self.builtin(arg).run(small, working_size=0)
 
 
-def images_in(folder: str, count: int) -> list:
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+def images_in(folder: str, count: int, least: int) -> list:
+    """``count`` photos of the folder whose longer side is at least ``least`` (none is enlarged)."""
+    files = []
+    for p in sorted(Path(folder).rglob("*")):
+        if p.suffix.lower() in IMAGE_EXTENSIONS:
+            with Image.open(p) as im:
+                if max(im.size) >= least:
+                    files.append(p)
     if len(files) < count:
-        raise SystemExit(f"quality: {folder} has {len(files)} images, fewer than --count {count}")
+        raise SystemExit(f"quality: {folder} has {len(files)} images of {least} px or more, fewer than --count {count}")
     step = len(files) / count            # spread over the folder (its sources are sorted together)
     return [files[int(i * step)] for i in range(count)]
 
@@ -188,7 +194,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="write every measurement here")
     args = p.parse_args(argv)
-    photos = images_in(args.photos, args.count)
+    photos = images_in(args.photos, args.count, max(args.sizes))
     paintings = sorted(str(p) for p in Path(args.styles).glob("*.jpg"))
     m, routes = Measures(), Routes(args.device)
     painting_grams = {s: m.grams(m.features(Image.open(s).convert("RGB"))) for s in paintings}

