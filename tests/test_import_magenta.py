@@ -544,3 +544,19 @@ def test_exported_statistics_graphs_tile_like_the_whole_image(converted, vectors
             y, _ = run(x[..., y0:y1, x0:x1].copy(), mean, (m2 / count).astype(np.float32), 1.0)
             tiled[..., ky:ky + KEPT, kx:kx + KEPT] = y[..., ky - y0:ky - y0 + KEPT, kx - x0:kx - x0 + KEPT]
     assert _psnr(tiled, whole) >= 40.0
+
+
+@needs_carrier
+def test_notice_covers_every_network_in_the_folder(tmp_path, monkeypatch):
+    """A run with --only one network keeps the other's entry in NOTICE.md when its files are there."""
+    monkeypatch.setattr(pretrained, "convert_arbitrary_style", lambda *a, **k: [])
+    monkeypatch.setattr(pretrained, "convert_multistyle", lambda *a, **k: [])
+    for name in pretrained.planned_files(["arbitrary_style"])[:-2]:
+        (tmp_path / name).write_bytes(b"converted earlier")
+    pretrained.run(tmp_path, ("multistyle",), overwrite=True, validate=False, echo=lambda line: None)
+    notice = (tmp_path / "NOTICE.md").read_text()
+    assert "arbitrary_style.predictor.onnx" in notice and "multistyle26.onnx" in notice
+    for name in pretrained.planned_files(["arbitrary_style"])[:-2]:
+        (tmp_path / name).unlink()
+    pretrained.run(tmp_path, ("multistyle",), overwrite=True, validate=False, echo=lambda line: None)
+    assert "arbitrary_style" not in (tmp_path / "NOTICE.md").read_text()

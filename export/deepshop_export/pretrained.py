@@ -307,7 +307,9 @@ def run(out: Path, names, *, overwrite: bool = False, validate: bool = True, ech
         reports += convert_arbitrary_style(carrier, out, overwrite=overwrite, validate=validate, echo=echo)
     if "multistyle" in names:
         reports += convert_multistyle(carrier, out, overwrite=overwrite, validate=validate, echo=echo)
-    for name, data in ((LICENSE_FILE, licence_text()), ("NOTICE.md", notice_text(carrier, names).encode())):
+    # The notice covers every network in the folder: this run's, and any an earlier run left there.
+    present = [n for n in NAMES if n in names or all((out / f).is_file() for f in planned_files([n])[:-2])]
+    for name, data in ((LICENSE_FILE, licence_text()), ("NOTICE.md", notice_text(carrier, present).encode())):
         t = time.monotonic()
         atomic_write(str(out / name), lambda f, d=data: f.write(d), overwrite)
         echo(f"wrote {out / name} ({len(data) / 1e3:.1f} kB, {time.monotonic() - t:.1f} s)")

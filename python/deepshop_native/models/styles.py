@@ -121,7 +121,7 @@ def open_styled(model=None, styles: Sequence = (), weights: Optional[Sequence[fl
                                  "time); leave out --model to use the built-in styles and style images")
             return _opened(cls, path, engine_options, family_options)
         if not styles:
-            raise OptionError(f"style: {path} takes its style at run time: give one (--style)")
+            raise OptionError(f"style: {path} takes its style at run time: give --style IMAGE (style= in Python)")
         pipeline = _opened(cls, path, engine_options, family_options)
         return pipeline.set_style(styles if len(styles) > 1 else styles[0], weights)
     if not styles:
