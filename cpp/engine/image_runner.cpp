@@ -1,10 +1,16 @@
 #include "engine/image_runner.h"
 
+#include <algorithm>
+#include <cmath>
 #include <optional>
 #include <set>
 #include <stdexcept>
 
+#include "engine/colour_transfer.h"
 #include "engine/errors.h"
+#include "kernels/guided_upsample.h"
+#include "kernels/parallel.h"
+#include "kernels/resample.h"
 
 namespace deepshop {
 
@@ -61,6 +67,70 @@ int64_t default_tile(const InferenceSession& session) {
   return default_tile(session.provider(), session.precision(), statistics_layout(session.model()).has_value());
 }
 
+std::pair<int64_t, int64_t> working_shape(int64_t height, int64_t width, int64_t working_size) {
+  if (working_size <= 0 || std::max(height, width) <= working_size) return {height, width};
+  const double scale = static_cast<double>(working_size) / static_cast<double>(std::max(height, width));
+  return {std::max<int64_t>(1, std::llround(height * scale)), std::max<int64_t>(1, std::llround(width * scale))};
+}
+
+namespace {
+
+// The image path at a working size (PostOptions::working_size): the photo area-downscaled, run
+// there, and the result guided-upsampled to full size with the photo's luma (its edges and
+// texture; the colours are the painting's), then blended with the photo as the sink would.
+template <typename T>
+void run_at_working_size(const InferenceSession& session, ImageView<const T> input, ImageView<T> output,
+                         const TileOptions& options, const PostOptions& post, const TensorViews& aux,
+                         const ProgressFn& progress) {
+  const int64_t H = input.height, W = input.width;
+  const auto [h, w] = working_shape(H, W, post.working_size);
+  const int threads = kernels::resolve_threads(options.pixel_threads);
+  std::vector<float> small(static_cast<size_t>(h * w * 3)), styled(small.size());
+  kernels::area_downscale<T>(input.data, H, W, 3, 1.f / PixelCodec<T>::kMax, small.data(), h, w, threads);
+  PostOptions plain;
+  plain.working_size = 0;
+  run_image<float>(session, ImageView<const float>{small.data(), h, w, 3}, ImageView<float>{styled.data(), h, w, 3},
+                   options, plain, aux, progress);
+  std::vector<float> guide(static_cast<size_t>(h * w));
+  for (int64_t i = 0; i < h * w; ++i) guide[i] = bt601_luma(&small[i * 3]);
+  const kernels::GuidedCoefficients g =
+      kernels::guided_coefficients(guide.data(), styled.data(), h, w, 3, post.guided_radius, post.guided_eps, threads);
+  // Full size: the coefficients interpolated on pixel centres, applied to the photo's luma.
+  std::vector<int64_t> col0(static_cast<size_t>(W));
+  std::vector<float> colt(static_cast<size_t>(W));
+  for (int64_t x = 0; x < W; ++x) kernels::bilinear_position(x, w, W, col0[x], colt[x]);
+  kernels::parallel_parts(H, threads, [&](int, int64_t begin, int64_t end) {
+    for (int64_t y = begin; y < end; ++y) {
+      int64_t y0;
+      float ty;
+      kernels::bilinear_position(y, h, H, y0, ty);
+      const int64_t y1 = std::min(y0 + 1, h - 1);
+      const T* src = input.data + y * W * 3;
+      T* dst = output.data + y * W * 3;
+      for (int64_t x = 0; x < W; ++x) {
+        const int64_t x0 = col0[x], x1 = std::min(x0 + 1, w - 1);
+        const float tx = colt[x];
+        std::array<float, 3> unit;
+        for (int ch = 0; ch < 3; ++ch) unit[ch] = static_cast<float>(src[x * 3 + ch]) / PixelCodec<T>::kMax;
+        const float luma = bt601_luma(unit.data());
+        std::array<float, 3> q;
+        for (int ch = 0; ch < 3; ++ch) {
+          auto at = [&](const std::vector<float>& m, int64_t yy, int64_t xx) { return m[(yy * w + xx) * 3 + ch]; };
+          auto bilerp = [&](const std::vector<float>& m) {
+            const float top = (1.f - tx) * at(m, y0, x0) + tx * at(m, y0, x1);
+            const float bottom = (1.f - tx) * at(m, y1, x0) + tx * at(m, y1, x1);
+            return (1.f - ty) * top + ty * bottom;
+          };
+          q[ch] = bilerp(g.a) * luma + bilerp(g.b);
+        }
+        finish_pixel<T>(q, src + x * 3, dst + x * 3, post);
+      }
+    }
+  });
+}
+
+}  // namespace
+
 template <typename T>
 void run_image(const InferenceSession& session, ImageView<const T> input, ImageView<T> output,
                const TileOptions& options, const PostOptions& post, const TensorViews& aux, const ProgressFn& progress) {
@@ -70,6 +140,8 @@ void run_image(const InferenceSession& session, ImageView<const T> input, ImageV
   if (input.channels != 3 || output.channels != 3) throw std::invalid_argument("images must have 3 channels (RGB)");
   if (output.height != input.height || output.width != input.width)
     throw std::invalid_argument("output buffer must match the input's size");
+  if (working_shape(input.height, input.width, post.working_size) != std::make_pair(input.height, input.width))
+    return run_at_working_size<T>(session, input, output, options, post, aux, progress);
   const TilingGeometry geometry = model.geometry();
   const NetworkFn network = [&session](const TensorViews& in, const std::vector<std::string>& out) {
     return session.run(in, out);

@@ -30,10 +30,15 @@ struct RunPlan {
 };
 RunPlan plan_run(const ModelInfo& model, int64_t height, int64_t width, const TileOptions& requested);
 
+// The size (height, width) the network runs at for an image of this size and a working size
+// (PostOptions::working_size; 0: the image's own).
+std::pair<int64_t, int64_t> working_shape(int64_t height, int64_t width, int64_t working_size);
+
 // The session's own window size (tile="auto"): the provider's, for a plain or a statistics graph.
 int64_t default_tile(const InferenceSession& session);
 
-// `input` and `output`: H x W x 3 images of the same size.
+// `input` and `output`: H x W x 3 images of the same size.  With a working size smaller than the
+// image, the network runs on the downscaled image and the result is guided-upsampled (PostOptions).
 template <typename T>
 void run_image(const InferenceSession& session, ImageView<const T> input, ImageView<T> output,
                const TileOptions& tiles, const PostOptions& post, const TensorViews& aux, const ProgressFn& progress);

@@ -34,8 +34,8 @@ def _weights(text: str):
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from ..pipelines.gatys import (DEFAULT_COARSE_LENGTH, DEFAULT_TV_WEIGHT, INITS, MODEL_NAMES, MODELS_ENV, OPTIMIZERS,
-                        POOLINGS)
+    from ..pipelines.gatys import (DEFAULT_COARSE_LENGTH, DEFAULT_MODEL, DEFAULT_TV_WEIGHT, INITS, MODEL_NAMES,
+                                   MODELS_ENV, OPTIMIZERS, POOLINGS)
     p = subparsers.add_parser(
         "gatys", help="style transfer by optimisation (Gatys et al.): slow, any style image, no training",
         description="Optimise the pixels of an image until its VGG features match the content photo's and its "
@@ -53,8 +53,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-l", "--length", type=int, default=512, help="longer side of the output (default: 512)")
     p.add_argument("--init", choices=INITS, default="content", help="start image (noise: 1/f spectrum; mixed: "
                                                                     "their mean); default content")
-    p.add_argument("-m", "--model", default="hed", metavar="|".join(MODEL_NAMES) + "|FILE.onnx",
-                   help="feature network graph (default: hed)")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="|".join(MODEL_NAMES) + "|FILE.onnx",
+                   help="feature network: vgg19 (ImageNet, the default), hed (HED's VGG16), vgg16 (a torchvision "
+                        "weights file exported by you), or an exported .onnx graph; vgg19's and hed's graphs are made "
+                        "on first use")
     p.add_argument("--pooling", choices=POOLINGS, default=None,
                    help="pooling of the named model's graph (default: max; a file keeps its own)")
     p.add_argument("--tv-weight", type=float, default=DEFAULT_TV_WEIGHT,
@@ -80,8 +82,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino (default: auto: OpenVINO "
                                                     "where the openvino package is installed, else cpu)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="precision of the loss and gradient (default: auto, bf16 on OpenVINO where the CPU has "
-                        "it, else fp32)")
+                   help="precision of the loss and gradient (default: auto = fp32 on every device: bf16 rounds the "
+                        "Gram matrices to 8 bits, which spoils the style gradient near the optimum; bf16 only when "
+                        "asked for, on CPUs with AVX512-BF16 or AMX)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     p.add_argument("-o", "--out", default=None, metavar="FILE|DIR",
                    help="output file, or folder for a name recording model, ratio and iterations "

@@ -207,3 +207,21 @@ def check_regular_file(name: str, what: str = "image", error: type = ImageError)
     if st.st_size == 0:
         raise error(f"{name}: empty file (0 bytes)")
     return st
+
+
+def check_not_an_input(output, inputs) -> None:
+    """Refuse to write ``output`` where it would replace one of ``inputs`` (the same path, or the
+    same file through a link): never an input is overwritten, not even with --overwrite."""
+    out = os.path.normcase(os.path.abspath(os.fspath(output)))
+    for source in inputs:
+        if not isinstance(source, (str, os.PathLike)):
+            continue
+        same = os.path.normcase(os.path.abspath(os.fspath(source))) == out
+        if not same:
+            try:
+                same = os.path.samefile(os.fspath(source), os.fspath(output))
+            except (OSError, ValueError):
+                same = False
+        if same:
+            raise DeepshopError(f"{output}: is the input {source}; an input is never overwritten, choose another "
+                                "output")
