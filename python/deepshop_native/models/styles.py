@@ -120,8 +120,12 @@ def open_styled(model=None, styles: Sequence = (), weights: Optional[Sequence[fl
                 raise ModelError(f"{path}: style: this model has no style input (its family takes no style at run "
                                  "time); leave out --model to use the built-in styles and style images")
             return _opened(cls, path, engine_options, family_options)
+        fixed = getattr(cls, "fixed_style", None)
+        if not styles and fixed is not None and fixed(path):     # a one-style model: its style is set
+            return _opened(cls, path, engine_options, family_options)
         if not styles:
-            raise OptionError(f"style: {path} takes its style at run time: give --style IMAGE (style= in Python)")
+            what = "NAME (one of its styles: deepshop info lists them)" if takes == "name" else "IMAGE"
+            raise OptionError(f"style: {path} takes its style at run time: give --style {what} (style= in Python)")
         pipeline = _opened(cls, path, engine_options, family_options)
         return pipeline.set_style(styles if len(styles) > 1 else styles[0], weights)
     if not styles:

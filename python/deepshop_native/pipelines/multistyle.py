@@ -11,6 +11,9 @@ The network takes, besides the photo, one weight per style (aux input ``style_we
 every tile): its instance norms use the weighted sum of the styles' learned scales and shifts, so a
 one-hot vector is one style and weights summing to 1 blend them.  The styles' names and one-line
 descriptions are the model's metadata (``deepshop.styles``).
+
+A model of one style (what ``deepshop-train finetune`` writes) has that style set from the start:
+``MultiStyle(path)(photo)`` paints with it, and ``deepshop stylize --model`` needs no ``--style``.
 """
 from __future__ import annotations
 
@@ -73,6 +76,14 @@ class MultiStyle(StylePipeline):
         self._lock = threading.Lock()
         self._weights: Optional[np.ndarray] = None
         self.style_names: list = []
+        if len(self.styles) == 1:          # a one-style model: nothing to choose
+            self._weights = np.ones(1)
+            self.style_names = [self.styles[0]["name"]]
+
+    @classmethod
+    def fixed_style(cls, path) -> bool:
+        """Whether the model at ``path`` has one style only (it paints without set_style)."""
+        return len(styles_of(path, mm.read_model_metadata(path))[1]) == 1
 
     def resolve(self, model) -> Path:
         return super().resolve(default_model() if model is None else model)
