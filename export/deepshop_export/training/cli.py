@@ -3,6 +3,7 @@
     deepshop-train [OPTIONS]            a TransformerNet for one style (families/transformer_net/train.py)
     deepshop-train msgnet [OPTIONS]     MSG-Net (families/msgnet/train.py)
     deepshop-train lineart [OPTIONS]    the line-art colouriser (families/lineart/train.py)
+    deepshop-train finetune [OPTIONS]   a pretrained style network on a new style (families/multistyle/finetune.py)
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["lineart"]:
         from ..families.lineart.train import main as lineart_main
         return lineart_main(argv[1:])
+    if argv[:1] == ["finetune"]:
+        from ..families.multistyle.finetune import main as finetune_main
+        return finetune_main(argv[1:])
     from ..families.transformer_net.train import main as transformer_main
     return transformer_main(argv)
 

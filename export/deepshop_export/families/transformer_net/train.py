@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deepshop-train",
         description="Train a fast style-transfer network (TransformerNet) on a style image and a "
                     "folder of photos with perceptual losses (Johnson et al. 2016).  Other families: "
-                    "deepshop-train msgnet --help, deepshop-train lineart --help.")
+                    "deepshop-train msgnet --help, deepshop-train lineart --help, deepshop-train finetune --help (a pretrained network on a new style).")
     a = p.add_argument
     a("--style", help="style image (any format Pillow reads)")
     a("--style-license", help="licence of the style image, recorded in the model (default: unknown)")
