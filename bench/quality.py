@@ -2,6 +2,7 @@
 
     python bench/quality.py --photos PHOTOS --styles PAINTINGS [--count 20] [--sizes 1024 3000]
                             [--routes ROUTE ...] [--json out.json]
+    python bench/quality.py --photos PHOTOS --routes model:A.onnx model:B.onnx --model-style STYLE.png ...
 
 Routes (each photo is painted once per route; paintings are taken in turn, so every painting serves
 several photos):
@@ -14,6 +15,10 @@ several photos):
     builtin-full:NAME  the same at full size
     peer-builtin:N     the peer package's built-in style N at the same output size
     gatys              Gatys et al. on the ImageNet VGG19 graph (slow: --gatys-count photos, 1024 only)
+    model:PATH         a model file that paints without a style input (a TransformerNet style, a one-style
+                       fine-tune), at its family's working size; its style is measured against --model-style
+                       (the image it was trained on), and --styles is needed only for the other routes;
+                       model:PATH@STYLE for one style of a multi-style model
 
 Measures, per output (mean and spread over the photos):
 
@@ -22,6 +27,8 @@ Measures, per output (mean and spread over the photos):
   styles, the same network's painting of the photo at 512 px (the scale it was trained at): how
   far the style drifts from its own look as the output grows;
 * content: ||F(out) - F(photo)|| / ||F(photo)|| at relu4_2, at ANALYSIS px;
+* near-black: the fraction of output pixels whose luma (BT.601) is under 16 of 255 (a collapse to
+  black shows here);
 * detail: the correlation of the fine detail of the output's and the photo's luma at full size
   (difference of Gaussians, sigma 1 and 2 px): how much of the photo's own detail survives;
 * seconds per megapixel of the route (load-dependent: the speed figures are bench_pretrained.py's).
@@ -127,6 +134,13 @@ class Routes:
             self._peer = StyleTransfer(device="cpu")
         return self._peer
 
+    def model(self, spec: str):
+        """PATH, or PATH@STYLE for a model that takes a built-in style (name or number)."""
+        if spec not in self._builtin:
+            path, _, style = spec.partition("@")
+            self._builtin[spec] = self.open_styled(path, [style] if style else [], device=self.device)
+        return self._builtin[spec]
+
     def builtin(self, name: str):
         if name not in self._builtin:
             self._builtin[name] = self.open_styled(None, [name], device=self.device)
@@ -146,6 +160,8 @@ class Routes:
                                                                                            Image.LANCZOS))
         if kind == "peer-arbitrary":
             return np.asarray(self.peer().stylize_with(Image.fromarray(photo), painting, max_size=None))
+        if kind == "model":
+            return self.model(arg).run(photo)
         if kind == "builtin":
             return self.builtin(arg).run(photo)
         if kind == "builtin-full":
@@ -167,6 +183,12 @@ class Routes:
         return self.builtin(arg).run(small, working_size=0)
 
 
+def near_black(out: np.ndarray) -> float:
+    """Fraction of pixels whose luma (BT.601, 0..255) is under 16."""
+    rgb = out[..., :3].astype(np.float64)
+    return float(np.mean(0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2] < 16))
+
+
 def images_in(folder: str, count: int, least: int) -> list:
     """``count`` photos of the folder whose longer side is at least ``least`` (none is enlarged)."""
     files = []
@@ -184,7 +206,8 @@ def images_in(folder: str, count: int, least: int) -> list:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--photos", required=True)
-    p.add_argument("--styles", required=True)
+    p.add_argument("--styles", help="folder of paintings (*.jpg) for the painting routes")
+    p.add_argument("--model-style", help="the style image the model:PATH routes are measured against")
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--sizes", type=int, nargs="+", default=[1024, 3000])
     p.add_argument("--routes", nargs="+", default=["arbitrary", "arbitrary-full", "arbitrary-lanczos",
@@ -195,15 +218,21 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="write every measurement here")
     args = p.parse_args(argv)
     photos = images_in(args.photos, args.count, max(args.sizes))
-    paintings = sorted(str(p) for p in Path(args.styles).glob("*.jpg"))
+    model_routes = [r for r in args.routes if r.startswith("model:")]
+    if model_routes and not args.model_style:
+        raise SystemExit("quality: model:PATH routes need --model-style (the style image the models were trained on)")
+    paintings = sorted(str(p) for p in Path(args.styles).glob("*.jpg")) if args.styles else []
+    if len(model_routes) < len(args.routes) and not paintings:
+        raise SystemExit("quality: --styles (a folder of *.jpg paintings) is needed for routes other than model:PATH")
     m, routes = Measures(), Routes(args.device)
     painting_grams = {s: m.grams(m.features(Image.open(s).convert("RGB"))) for s in paintings}
+    model_grams = m.grams(m.features(Image.open(args.model_style).convert("RGB"))) if model_routes else None
     rows = []
     for size in args.sizes:
         for i, path in enumerate(photos):
             photo = np.asarray(fit(Image.open(path).convert("RGB"), size))
             photo_feats = m.features(Image.fromarray(photo))
-            painting = paintings[i % len(paintings)]
+            painting = paintings[i % len(paintings)] if paintings else args.model_style
             for route in args.routes:
                 if route == "gatys" and (size != args.sizes[0] or i >= args.gatys_count):
                     continue
@@ -211,19 +240,22 @@ def main(argv=None) -> int:
                 out = routes.paint(route, photo, painting)
                 seconds = time.perf_counter() - started
                 feats = m.features(Image.fromarray(out))
-                if route.startswith(("builtin", "peer-builtin")):
+                if route.startswith("model:"):
+                    ref = model_grams
+                elif route.startswith(("builtin", "peer-builtin")):
                     ref = m.grams(m.features(Image.fromarray(routes.builtin_reference(route, photo))))
                 else:
                     ref = painting_grams[painting]
                 rows.append(dict(size=size, photo=os.path.basename(path), painting=os.path.basename(painting),
                                  route=route, style=m.style(feats, ref), content=m.content(feats, photo_feats),
-                                 detail=detail(out, photo), seconds_per_mp=seconds / (photo.shape[0] * photo.shape[1] / 1e6)))
+                                 detail=detail(out, photo), near_black=near_black(out), seconds_per_mp=seconds / (photo.shape[0] * photo.shape[1] / 1e6)))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"loss_network": m.net_name, "rows": rows}, indent=1))
     print(f"loss network: {m.net_name}; {len(photos)} photos; load average {os.getloadavg()[0]:.1f}")
-    print("| size | route | style (lower: closer) | content (lower: closer) | detail (higher: more of the photo's) | s/MP |")
-    print("|---|---|---|---|---|---|")
+    print("| size | route | style (lower: closer) | content (lower: closer) | detail (higher: more of the photo's) "
+          "| near-black | s/MP |")
+    print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for route in args.routes:
             sel = [r for r in rows if r["size"] == size and r["route"] == route]
@@ -233,7 +265,7 @@ def main(argv=None) -> int:
                 v = np.array([r[key] for r in sel])
                 return (fmt + " ± " + fmt).format(v.mean(), v.std())
             print(f"| {size} | {route} | {cell('style')} | {cell('content')} | {cell('detail')} | "
-                  f"{cell('seconds_per_mp', '{:.2f}')} |")
+                  f"{cell('near_black')} | {cell('seconds_per_mp', '{:.2f}')} |")
     return 0
 
 
