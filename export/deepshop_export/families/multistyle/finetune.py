@@ -1,7 +1,7 @@
 """``deepshop-train finetune``: a new style for a real pretrained network, in one command.
 
     deepshop-train finetune --init multistyle[:STYLE] | arbitrary_style --style IMG --data PHOTOS --out RUN
-                            [--freeze none|encoder|all-but-norm] [--steps N] ...
+                            [--freeze encoder|none|all-but-norm] [--steps N] ...
 
 The start (start.py) is the 26-style network narrowed to one of its styles, or Magenta's transfer
 network narrowed to the style vector its predictor gives IMG; either way a single-style
@@ -54,7 +54,7 @@ DEFAULT_WEIGHTS = {source: {**w, "tv_weight": 0.0} for source, w in MSGNET_WEIGH
 
 DEFAULTS = dict(
     run_settings.RUN_DEFAULTS, **perceptual.LOSS_DEFAULTS,
-    init=None, style=None, style_license="unknown", style_source=None, style_size=None, freeze="none",
+    init=None, style=None, style_license="unknown", style_source=None, style_size=None, freeze="encoder",
     name=None, license=None, tv_weight=None, sample_images=None, export=True,
     lr=1e-4, epochs=None, checkpoint_interval=100,
 )
@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--style-size", type=int, help="resize the style image so its longer side has this many pixels, at least 16 "
                                      "(default: as is)")
     a("--freeze", choices=single_style.FREEZE_MODES,
-      help="what stays fixed: none (every parameter trains; the default), encoder (the convolutions of the "
-           "three contracting layers) or all-but-norm (only the norms' scales and shifts train)")
+      help="what stays fixed: none (every parameter trains), encoder (the convolutions of the three contracting "
+           "layers; the default) or all-but-norm (only the norms' scales and shifts train)")
     a("--steps", dest="iterations", type=int, help="number of steps, at least 1 (the same as --iterations; "
                                                    f"default {DEFAULT_STEPS} unless --epochs is given)")
     a("--name", help="the new style's name in the model (default: the style image's file stem)")
