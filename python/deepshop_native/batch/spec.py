@@ -18,6 +18,16 @@ __all__ = ["PaintSpec", "make_spec"]
 
 #: Engine options that change how fast, not what (left out of the digest).
 _SPEED_ONLY = ("threads",)
+_MISSING = object()
+
+
+def _engine_defaults() -> Dict[str, Any]:
+    """The pipelines' own defaults: an option given at its default is the same run as one left out
+    (the command line gives them all, the Python API only those named)."""
+    from ..core.session import DEFAULT_OVERLAP, DEFAULT_STATISTICS_SIZE
+    return {"device": "auto", "precision": "auto", "tile": "auto", "halo": None, "overlap": DEFAULT_OVERLAP,
+            "batch": 1, "statistics": "auto", "statistics_size": DEFAULT_STATISTICS_SIZE, "value_range": None,
+            "channel_order": None, "mean": None, "stride_multiple": None}
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,8 @@ class PaintSpec:
                        for s, n in zip(self.styles, self.style_names or [""] * len(self.styles))],
             "weights": list(self.weights) if self.weights else None,
             "family_options": dict(self.family_options),
-            "engine": {k: v for k, v in self.engine if k not in _SPEED_ONLY},
+            "engine": {k: v for k, v in self.engine
+                       if k not in _SPEED_ONLY and _engine_defaults().get(k, _MISSING) != v},
             "working_size": self.working_size, "strength": self.strength, "preserve_colors": self.preserve_colors,
             "max_side": self.max_side, "quality": self.quality,
         }
