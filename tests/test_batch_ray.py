@@ -108,3 +108,19 @@ def test_ray_run_killed_half_way_resumes_to_the_same_set(tmp_path, ray_address, 
     result = batch.run(collection, dest, model=transformer_onnx, engine="ray", workers=2, progress=False)
     assert tree(dest) == local_files
     assert result.done + result.skipped == 28 and result.done < 28
+
+
+def test_an_address_with_no_cluster_is_an_error_at_once(tmp_path, collection, transformer_onnx, capsys):
+    """Nothing listens at --address: one line naming it, before any file is written (ray.init
+    itself would retry for ever)."""
+    import socket
+    from deepshop_native.cli import main
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]                     # closed again below: nothing listens there
+    start = time.monotonic()
+    rc = main(["batch", str(collection), "-m", transformer_onnx, "-o", str(tmp_path / "out"), "-q",
+               "--engine", "ray", "--address", f"127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"--address 127.0.0.1:{port}: no Ray cluster answers there" in err and err.count("\n") == 1
+    assert time.monotonic() - start < 60 and not (tmp_path / "out").exists()

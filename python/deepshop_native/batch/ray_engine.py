@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..core import errors
@@ -25,7 +26,7 @@ from .spec import PaintSpec
 from .storage import Storage
 from .work import ITEM_ERRORS, Outcome, Painter, do_item, failure_reason, read_item
 
-__all__ = ["INSTALL_HINT", "import_ray", "run_ray"]
+__all__ = ["INSTALL_HINT", "import_ray", "probe_address", "run_ray"]
 
 INSTALL_HINT = "pip install 'deepshop-native[ray]'"
 #: Images per block of the work list at most (blocks are the unit Ray Data streams).
@@ -105,6 +106,28 @@ def _connect(ray, address: Optional[str]) -> bool:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DeepshopError(f"{where}: cannot start or reach Ray ({first})") from None
     return True
+
+
+#: Seconds to wait for a cluster's port to answer before giving up on --address.
+PROBE_SECONDS = 10.0
+
+
+def probe_address(address: str) -> None:
+    """A TCP connection to HOST:PORT (or ray://HOST:PORT), so that an address with nothing behind
+    it is an error at once (ray.init would retry it for ever); "auto" is Ray's own to find."""
+    text = address[len("ray://"):] if address.startswith("ray://") else address
+    if address == "auto" or "://" in text:
+        return
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise OptionError(f"--address: expected auto, HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as e:
+        why = e.strerror or str(e) or type(e).__name__
+        raise DeepshopError(f"--address {address}: no Ray cluster answers there ({why}); start one with "
+                            f"`ray start --head` or give its head's HOST:PORT") from None
 
 
 def _pool_size(ray, workers: Optional[int], cpus: float, gpus: float) -> int:

@@ -79,8 +79,10 @@ def run(inputs: Union[StrPath, Iterable[StrPath]], out: StrPath, *, model=None, 
     """
     ray_options = _check_engine_choice(engine, address, workers, cpus_per_worker, gpus_per_worker)
     if engine == "ray":
-        from .ray_engine import import_ray
+        from .ray_engine import import_ray, probe_address
         import_ray()                          # its install command, before anything else
+        if address is not None:
+            probe_address(address)            # nothing there: an error now (Ray would retry for ever)
     suffix = _check_suffix(suffix)
     spec = make_spec(model, style, style_weights, strength=strength, preserve_colors=preserve_colors,
                      max_side=max_side, working_size=working_size, quality=quality, max_pixels=max_pixels,
