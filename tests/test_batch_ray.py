@@ -31,7 +31,7 @@ pytestmark = pytest.mark.ray
 def ray_address():
     """A local Ray instance for the module (2 CPUs, no dashboard, 127.0.0.1); its address."""
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         address = ray.get_runtime_context().gcs_address
         if not address.startswith("127.0.0.1:"):

@@ -100,7 +100,7 @@ def _connect(ray, address: Optional[str]) -> bool:
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(include_dashboard=False, **kwargs)
+            ray.init(address="local", include_dashboard=False, **kwargs)   # a new instance, not one of `ray start`
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
         where = f"--address {address}" if address else "a local Ray instance"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
