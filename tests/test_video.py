@@ -305,7 +305,9 @@ def test_motion_is_found_and_trusted_where_it_can_be(photos):
     assert motion.reliable[20:-20, -2:].mean() < 0.3
 
 
-def test_flow_blending_carries_the_previous_painting_along_the_motion(photos):
+def test_flow_blending_carries_the_strokes_along_the_motion(photos):
+    """Fine detail comes from the previous painted frame moved by the motion, coarse colour from the
+    current one: checked against numpy's exact shift and OpenCV's Gaussian."""
     blender = temporal.FlowBlender(blend=0.6)
     first = scene(photos)
     second = scene(photos, shift=(2, 0))
@@ -314,10 +316,32 @@ def test_flow_blending_carries_the_previous_painting_along_the_motion(photos):
     motion = temporal.Motion(flow=np.tile(np.float32([-2, 0]), (h, w, 1)), reliable=np.ones((h, w), np.float32),
                              scale=1.0)
     got = blender(second, motion)
-    carried = np.roll(first, 2, axis=1).astype(float)                # the first frame moved 2 px right
-    expected = second + 0.6 * (carried - second)
-    np.testing.assert_allclose(got[:, 4:].astype(float), expected[:, 4:], atol=0.51)
+    # the first frame moved 2 px right, its left column repeated into the gap
+    carried = np.concatenate([first[:, :1], first[:, :1], first[:, :-2]], axis=1).astype(np.float32)
+    d = carried - second
+    sigma = temporal.DETAIL
+    expected = np.clip(second + 0.6 * (d - cv2.GaussianBlur(d, (0, 0), sigma)), 0, 255)
+    np.testing.assert_allclose(got.astype(float), expected, atol=0.51)
     assert np.array_equal(blender(second, None), second)             # a cut: the painting as it is
+
+
+def test_flow_blending_follows_light_and_keeps_strokes():
+    """A still picture that brightens by 40 levels: the output brightens with it (the coarse band is
+    the current frame's) while its texture stays the first frame's, at full contrast."""
+    rng = np.random.default_rng(3)
+    texture = rng.integers(-40, 40, (48, 64, 3))
+    first = np.clip(100 + texture, 0, 255).astype(np.uint8)
+    other = np.clip(140 + rng.integers(-40, 40, (48, 64, 3)), 0, 255).astype(np.uint8)   # new strokes, brighter
+    blender = temporal.FlowBlender()
+    blender(first, None)
+    still = temporal.Motion(flow=np.zeros((48, 64, 2), np.float32), reliable=np.ones((48, 64), np.float32), scale=1.0)
+    got = blender(other, still).astype(float)
+    inner = (slice(8, -8), slice(8, -8))
+    assert abs(got[inner].mean() - other[inner].mean()) < 2.0                      # the light of now
+    strokes = got - cv2.GaussianBlur(got, (0, 0), temporal.DETAIL)
+    old = first - cv2.GaussianBlur(first.astype(float), (0, 0), temporal.DETAIL)
+    assert np.corrcoef(strokes[inner].ravel(), old[inner].ravel())[0, 1] > 0.95       # the strokes of before
+    assert strokes[inner].std() > 0.9 * old[inner].std()                            # not washed out
 
 
 def test_flow_mode_flickers_less_on_a_pan(photos, tmp_path):

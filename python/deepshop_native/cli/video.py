@@ -41,8 +41,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "shot), flow (stats, and the previous painted frame carried along the optical flow); "
                         f"default {DEFAULT_MODE}")
     p.add_argument("--blend", type=float, default=DEFAULT_BLEND,
-                   help=f"flow: weight of the previous painted frame where the motion is reliable (default "
-                        f"{DEFAULT_BLEND}; 0: none)")
+                   help=f"flow: weight of the previous painted frame's strokes, carried along the motion where it "
+                        f"is reliable, 0..1 (default {DEFAULT_BLEND:g}; 0: none; below 1 they fade over a shot)")
     p.add_argument("--stats-every", type=int, default=DEFAULT_STATS_EVERY,
                    help=f"stats, flow: frames between measurements of the shot's statistics (default "
                         f"{DEFAULT_STATS_EVERY})")

@@ -89,7 +89,7 @@ def _check(mode, start, duration, crf, bitrate, blend, stats_every):
     if crf is not None:
         crf = options.check_integer("crf", crf, 0, 63)
     bitrate = media.parse_bitrate(bitrate)
-    blend = options.check_number("blend", blend, 0.0, 0.99)
+    blend = options.check_number("blend", blend, 0.0, 1.0)
     stats_every = options.check_integer("stats_every", stats_every, 1, 100_000)
     return start, duration, crf, bitrate, blend, stats_every
 
@@ -107,7 +107,8 @@ def stylize_video(input, output, *, style=None, model=None, style_weights=None, 
     temporal: "off" (frame by frame), "stats" (one set of instance-norm statistics per shot)
     or "flow" (stats, and the previous painted frame carried along the optical flow; the default).
     start, duration: the part to stylize, in seconds.  crf (x264's 0..51, default 18) or bitrate
-    ("8M"): the video's quality.  blend: flow mode's weight of the previous painted frame.
+    ("8M"): the video's quality.  blend: flow mode's weight (0..1) of the previous painted frame's
+    strokes, carried along the motion.
     stats_every: frames between statistics measurements.  progress(done, total) after each frame
     (total None when unknown; return False to cancel: Cancelled).  engine_options: the pipeline's
     (device, tile, working_size, ... and a family's style_size).  Returns a VideoResult."""
@@ -150,7 +151,10 @@ class _Run:
         self.turns = (info.rotation // 90) % 4      # quarter turns to show the frame upright
         self.cuts_of = tc.SceneCuts() if mode != "off" else None
         self.motion = tc.MotionEstimator() if mode == "flow" else None
-        self.blender = tc.FlowBlender(blend) if mode == "flow" else None
+        # Strokes are painted at the working size: DETAIL pixels there, more in a larger frame.
+        side = max(info.width, info.height)
+        painted = min(side, pipeline.working_size) if pipeline.working_size else side
+        self.blender = tc.FlowBlender(blend, tc.DETAIL * side / painted) if mode == "flow" else None
         self.shots = (tc.ShotStatistics(self._measure, stats_every)
                       if mode != "off" and pipeline.has_statistics else None)
         self.frames = 0

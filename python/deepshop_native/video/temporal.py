@@ -9,11 +9,11 @@ strokes.  Three modes, cheapest first:
             the frames measured so far, reset at scene cuts (SceneCuts).  Every frame of a shot is
             normalised alike, so its colours and contrast do not pump.  Needs a global-statistics
             graph.
-``flow``    ``stats`` where the graph has them, and the previous painted frame, warped by the optical
-            flow of the input frames (OpenCV's DIS), blended into the current one where the flow is
-            reliable (FlowBlender): forward and backward flows agree (Sundaram et al.'s check, as
-            Ruder et al. use it) and the warped input matches the current input.  Strokes then
-            follow the motion instead of boiling.
+``flow``    ``stats`` where the graph has them, and the previous painted frame's strokes, warped by
+            the optical flow of the input frames (OpenCV's DIS), carried into the current one where
+            the flow is reliable (FlowBlender): forward and backward flows agree (Sundaram et al.'s
+            check, as Ruder et al. use it) and the warped input matches the current input.  Strokes
+            then follow the motion instead of boiling; colour and light follow the current frame.
 
 Nothing here knows about files or engines: the driver (driver.py) feeds frames and a measuring
 function.
@@ -32,8 +32,12 @@ MODES = ("off", "stats", "flow")
 DEFAULT_MODE = "flow"
 #: Frames between measurements of the shot statistics.
 DEFAULT_STATS_EVERY = 8
-#: Weight of the warped previous painted frame where the flow is reliable (flow mode).
-DEFAULT_BLEND = 0.7
+#: Weight of the previous painted frame's strokes, carried along the motion, where it is reliable
+#: (flow mode; docs/results/video.md).
+DEFAULT_BLEND = 1.0
+#: The detail flow mode carries: what a Gaussian of this many pixels (of the painting at the
+#: network's working size) takes out, the strokes; what it keeps comes from the current painting.
+DETAIL = 8.0
 #: Longer side the optical flow is computed at (larger frames are downscaled for it).
 FLOW_SIDE = 640
 
@@ -148,12 +152,12 @@ def _flow_size(height: int, width: int, side: int) -> Tuple[int, int]:
     return max(8, round(height * scale)), max(8, round(width * scale))
 
 
-def _warp(image: np.ndarray, flow: np.ndarray, cv2) -> np.ndarray:
-    """``image`` sampled at x + flow(x) (bilinear, edges replicated)."""
+def _warp(image: np.ndarray, flow: np.ndarray, cv2, interpolation=None) -> np.ndarray:
+    """``image`` sampled at x + flow(x) (bilinear unless told, edges replicated)."""
     h, w = flow.shape[:2]
     grid = np.indices((h, w), dtype=np.float32)
-    return cv2.remap(image, grid[1] + flow[..., 0], grid[0] + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, grid[1] + flow[..., 0], grid[0] + flow[..., 1],
+                     cv2.INTER_LINEAR if interpolation is None else interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 class MotionEstimator:
@@ -201,13 +205,22 @@ class MotionEstimator:
 
 
 class FlowBlender:
-    """out = current + blend * reliable * (warp(previous out) - current): the previous painted frame
-    carried along the motion where it can be trusted (a recursive average along motion paths,
-    the short-term consistency Huang et al. and Lai et al. measure), the current painting
-    elsewhere.  ``blend`` in [0, 1): 0 is off; near 1 the strokes freeze and smear."""
+    """The previous painted frame carried along the motion, in its fine detail only:
 
-    def __init__(self, blend: float = DEFAULT_BLEND):
-        self.blend = float(blend)
+        out = current + blend * reliable * (d - blur(d)),   d = warp(previous out) - current
+
+    where the motion can be trusted the strokes (what is finer than the blur, a Gaussian of
+    ``detail`` pixels of the frame) come from the previous painted frame, moved with the
+    picture, and the coarse colour and light from the current painting (so that fades, lighting
+    and the shot statistics still show); elsewhere (new content, occlusions, cuts) the current
+    painting as it is.  Averaging paintings instead (out = current + w (warp - current)) would cut
+    flicker by mixing unrelated strokes, which washes the texture out, and a bilinear warp
+    repeated every frame blurs it (docs/results/video.md measures both): the carry is a Lanczos
+    warp with ``blend`` 1 by default, so strokes keep their contrast.  ``blend`` in [0, 1]: 0 is
+    stats alone; below 1 the carried strokes fade out over the shot."""
+
+    def __init__(self, blend: float = DEFAULT_BLEND, detail: float = DETAIL):
+        self.blend, self.detail = float(blend), float(detail)
         self._cv2 = require_cv2()
         self._previous: Optional[np.ndarray] = None
 
@@ -222,8 +235,8 @@ class FlowBlender:
             if flow.shape[:2] != (h, w):
                 flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(motion.scale)
                 reliable = cv2.resize(reliable, (w, h), interpolation=cv2.INTER_LINEAR)
-            warped = _warp(previous, flow, cv2)
-            weight = (self.blend * reliable)[..., None]
-            out = current + weight * (warped - current)
+            d = _warp(previous, flow, cv2, cv2.INTER_LANCZOS4) - current
+            d -= cv2.GaussianBlur(d, (0, 0), self.detail)
+            out = np.clip(current + (self.blend * reliable)[..., None] * d, 0, 255)
         self._previous = out
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return (out + 0.5).astype(np.uint8)
