@@ -246,8 +246,10 @@ def main(argv=None) -> int:
     p.add_argument("--size", default="640x360", help="the flicker clips' size, WxH")
     p.add_argument("--sample-every", type=int, default=SAMPLE_EVERY, help="frames between style-measure samples")
     p.add_argument("--strip-clip", default="object", help="the clip the strip shows")
+    p.add_argument("--strip-routes", nargs="*", help="the routes the strip shows (default: off, stats, the flow "
+                   "blends, the last peer smoothing)")
     p.add_argument("--styles", nargs="+", default=["default", "swirls"])
-    p.add_argument("--modes", nargs="+", default=["off", "stats", "flow"])
+    p.add_argument("--modes", nargs="*", default=["off", "stats", "flow"])
     p.add_argument("--blends", nargs="+", type=float, default=[0.7])
     p.add_argument("--peer-smooth", nargs="*", type=float, default=[0.0, 0.5, 0.8])
     p.add_argument("--fps", nargs="*", type=int, default=[720, 1080])
@@ -258,6 +260,9 @@ def main(argv=None) -> int:
     p.add_argument("--json")
     p.add_argument("--strip", help="write a side-by-side frame strip (JPEG) here")
     p.add_argument("--no-flicker", action="store_true", help="only the speed figures")
+    p.add_argument("--also", nargs="*", default=[], metavar="JSON",
+                   help="flicker rows of earlier runs (their --json files, outputs still in --work) to join to this "
+                        "run's in the table and the strip")
     args = p.parse_args(argv)
     args.size = tuple(int(v) for v in args.size.lower().split("x"))
     SAMPLE_EVERY = args.sample_every
@@ -269,6 +274,10 @@ def main(argv=None) -> int:
         from quality import Measures
         measures = Measures()
         rows, clips = flicker_rows(args, styles, measures, work)
+        for earlier in args.also:
+            seen = {(r["clip"], r["style"], r["route"]) for r in rows}
+            rows += [r for r in json.loads(Path(earlier).read_text())["flicker"]
+                     if (r["clip"], r["style"], r["route"]) not in seen]
         print(f"loss network: {measures.net_name}")
         print("| clip | style | route | warping error (x1e3) | mean abs. diff. (%) | style distance | vs off |")
         print("|---|---|---|---|---|---|---|")
@@ -279,7 +288,7 @@ def main(argv=None) -> int:
             sd = f"{r['style_distance']:.3f}" if "style_distance" in r else ""
             print(f"| {r['clip']} | {r['style']} | {r['route']} | {r['warp']:.2f} | {r['abs']:.2f} | {sd} | {ratio} |")
         if args.strip:
-            strip(rows, clips, args.strip, args.strip_clip, args.styles[-1],
+            strip(rows, clips, args.strip, args.strip_clip, args.styles[-1], args.strip_routes or
                   ["off", "stats"] + [f"flow {b}" for b in args.blends] + [f"peer --smooth {p:g}"
                                                                           for p in args.peer_smooth[-1:]])
     if args.fps:
