@@ -38,7 +38,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float, default=1.0, help="0..1 blend of the style with the frame")
     p.add_argument("--temporal", choices=MODES, default=DEFAULT_MODE,
                    help="temporal consistency: off (frame by frame), stats (one set of instance-norm statistics per "
-                        "shot), flow (stats, and the previous painted frame carried along the optical flow); "
+                        "shot), flow (stats, and the previous output frame's strokes carried along the optical flow); "
                         f"default {DEFAULT_MODE}")
     p.add_argument("--blend", type=float, default=DEFAULT_BLEND,
                    help=f"flow: weight of the previous painted frame's strokes, carried along the motion where it "
