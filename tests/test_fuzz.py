@@ -696,6 +696,50 @@ def test_styles_command_lines_never_give_a_traceback(tmp_path_factory, tiny_pret
             os.environ[PRETRAINED_ENV] = saved
 
 
+_VIDEO_OPTIONS = ["--temporal", "--blend", "--stats-every", "--start", "--duration", "--crf", "--bitrate", "--strength",
+                  "--working-size", "--tile", "--device", "--threads", "-o"]
+_VIDEO_TEXT = st.one_of(_OPTION_TEXT, st.sampled_from(["off", "stats", "flow", "8M", "2500k", "0.1", "1e9", "-0",
+                                                       "out.mkv", "out.webm", "out.gif", "out", "a\x00b.mp4"]))
+
+
+def _fuzz_clip(path, frames=4):
+    """A 32 x 24 clip of a few frames, written by PyAV alone."""
+    import av
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+@settings(FUZZ, max_examples=60)
+@given(opts=st.lists(st.tuples(st.sampled_from(_VIDEO_OPTIONS), _VIDEO_TEXT), max_size=4),
+       source=st.one_of(st.just(None), st.integers(0, 3000), st.binary(max_size=64)))
+def test_video_command_lines_never_give_a_traceback(tmp_path_factory, identity_onnx, opts, source):
+    """`deepshop video` with hostile options, on a tiny clip, the clip cut short at any byte, or
+    bytes that are no video: exit 0, 1 or 2 with a message, never a traceback."""
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from deepshop_native.cli import main
+    base = tmp_path_factory.getbasetemp()
+    clip = base / "fuzz_video.mp4"
+    if not clip.exists():
+        _fuzz_clip(clip)
+    given = clip
+    if source is not None:
+        given = base / "fuzz_video_bad.mp4"
+        given.write_bytes(clip.read_bytes()[:source] if isinstance(source, int) else source)
+    argv = ["video", str(given), "-m", identity_onnx, "-o", str(base / "fuzz_video_out.mp4"), "-q", "--overwrite"]
+    for name, value in opts:
+        if name == "-o" and "\x00" not in value:
+            value = str(base / value)        # written into the test's folder, never the working one
+        argv.append(f"{name}={value}")
+    _record("command lines: video", _cli_outcome(main, argv))
+
+
 def _cli_outcome(main, argv, stderr=None) -> str:
     """main() returns a status or argparse exits with 2; any exception escaping is a traceback.
     ``stderr``: a list that gets what was written there."""

@@ -18,6 +18,7 @@ The package is layered; each layer imports only the ones below it (docs/design/l
     pipelines/  one pipeline per model family, on a common base
     models/     the registry: a model file's family -> its pipeline class
     api         ds.stylize, ds.model_info
+    video/      ds.stylize_video (PyAV, OpenCV: the video extra)
     cli/        the `deepshop` command, one module per subcommand
 
 Importing this package loads nothing native: the names below load their module (and the C++
@@ -30,7 +31,7 @@ import importlib  # noqa: E402
 
 from .core.errors import (  # noqa: E402
     ArrayError, Cancelled, DeepshopError, DeviceError, ImageError, MissingDependencyError, ModelError, OptionError,
-    OutputError, OutputExistsError, RuntimeNotFoundError,
+    OutputError, OutputExistsError, RuntimeNotFoundError, VideoError,
 )
 
 # name -> the module that defines it (imported, with the C++ extension, on first access)
@@ -44,6 +45,7 @@ _LAZY = {
     **dict.fromkeys(("Colorizer", "colorize"), ".pipelines.colorize"),
     "edges": ".pipelines.edges",
     **dict.fromkeys(("stylize", "model_info"), ".api"),
+    "stylize_video": ".video",
     **dict.fromkeys(("GramAccumulator", "decode_labels", "gram", "palette_from_image", "posterize",
                      "uniform_palette"), ".kernels"),
     **dict.fromkeys(("open_model", "known_families"), ".models"),
@@ -70,7 +72,7 @@ __all__ = [
     "runtime_version", "runtime_library", "available_providers",
     "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_HARMONIZE", "DEFAULT_STATISTICS_SIZE", "DEFAULT_MODEL",
     "DeepshopError", "ImageError", "ModelError", "DeviceError", "RuntimeNotFoundError", "OutputError", "OutputExistsError",
-    "Cancelled", "ArrayError", "OptionError", "MissingDependencyError",
+    "Cancelled", "ArrayError", "OptionError", "MissingDependencyError", "VideoError", "stylize_video",
     "gatys", "GatysModel", "GatysResult", "GatysProgress",
     "edges", "colorize", "Colorizer",
 ]

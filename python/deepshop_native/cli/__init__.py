@@ -7,6 +7,7 @@
     deepshop posterize INPUT... --levels N | --palette-from IMAGE -k K --out FILE|DIR          (posterize.py)
     deepshop gatys -c CONTENT -s STYLE [...]                                                  (gatys.py)
     deepshop edges INPUT... / deepshop colorize DRAWING...                                    (lineart.py)
+    deepshop video IN [-o OUT] [--style ... | --model M] [--temporal off|stats|flow]          (video.py)
     deepshop serve [--host 127.0.0.1 --port 8000 --workers N --model FILE ...]                (serve/cli.py)
 
 Inputs are files, directories (searched recursively) and globs (batch.py).  Outputs are written
@@ -28,10 +29,10 @@ from typing import Optional, Sequence
 from .. import __version__
 from ..core.errors import DeepshopError
 from ..serve import cli as serve
-from . import batch_command, gatys, info, lineart, posterize, styles, stylize
+from . import batch_command, gatys, info, lineart, posterize, styles, stylize, video
 
 #: The subcommands, in the order `deepshop --help` lists them.
-SUBCOMMANDS = (stylize, batch_command, styles, info, posterize, gatys, lineart, serve)
+SUBCOMMANDS = (stylize, batch_command, styles, info, posterize, gatys, lineart, video, serve)
 
 
 class Terminated(KeyboardInterrupt):

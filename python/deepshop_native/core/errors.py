@@ -35,6 +35,10 @@ class OptionError(DeepshopError, ValueError):
     """An option or argument value is out of range or of the wrong kind (message names the option)."""
 
 
+class VideoError(ImageError):
+    """A video could not be read, decoded or written (message names the file and why)."""
+
+
 class Cancelled(DeepshopError):
     """A long run was stopped by its progress callback returning False."""
 
