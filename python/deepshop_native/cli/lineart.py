@@ -80,7 +80,6 @@ def register(subparsers) -> None:
 
 
 def _outputs(args, suffix):
-    streams.check(args.inputs, args.out, args.format)
     own = (lambda name: Path(name).stem.endswith(suffix)) if args.out is None else None
     inputs, problems = batch.collect_inputs(args.inputs, skip_dirs=[args.out] if args.out else [],
                                             is_own_output=own)
@@ -99,6 +98,7 @@ def _write(args, dst: Path, pixels) -> None:
 def run_edges(args) -> int:
     from ..pipelines.edges import edges
 
+    streams.check(args.inputs, args.out, args.format)
     method_options = dict(method=args.method, threshold=args.threshold, thin=args.thin, model=args.model,
                           tile=args.tile, device=args.device or "auto")
     if args.method == "hed":
@@ -107,9 +107,9 @@ def run_edges(args) -> int:
         tile = DEFAULT_TILE if args.tile is None else options.check_size("--tile", args.tile)
         method_options.update(model=HedEdges(args.model, device=method_options.pop("device"), tile=tile), tile=None)
     # Option values checked before any file is touched (edges() checks them again per image).
+    to_json = json_stream(args)
     edges(np.zeros((16, 16), np.uint8), sigma=args.sigma, low=args.low, high=args.high,
           smooth=args.smooth, thickness=args.thickness, **method_options)
-    to_json = json_stream(args)
     jobs, problems = _outputs(args, EDGES_SUFFIX)
     network = method_options["model"] if args.method == "hed" else None
 
@@ -132,6 +132,7 @@ def run_colorize(args) -> int:
         options.check_number("--temperature", args.temperature, 0.0, 1e6)
     if args.threshold is not None:
         options.check_number("--threshold", args.threshold, 0.0, 255.0)
+    streams.check(args.inputs, args.out, args.format)
     to_json = json_stream(args)
     model = Colorizer(args.model, device=args.device, tile=args.tile)
     jobs, problems = _outputs(args, COLORIZE_SUFFIX)
