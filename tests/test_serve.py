@@ -308,13 +308,14 @@ def test_serve_command_starts_uvicorn_on_localhost(monkeypatch, capsys, models):
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
     _, ident, _ = models
-    assert main(["serve", "--port", "8123", "--model", ident, "--workers", "2", "--device", "cpu"]) == 0
+    assert main(["serve", "--port", "8123", "--model", ident, "--workers", "2", "--device", "cpu",
+                 "--no-builtin"]) == 0
     app, kw = calls[0]
     assert kw["host"] == "127.0.0.1" and kw["port"] == 8123
     cfg = app.state.config
     assert [m.name for m in cfg.catalogue.models] == ["default_style", "identity"] and cfg.queue_size == 8
     assert "every machine" not in capsys.readouterr().err
-    assert main(["serve", "--host", "0.0.0.0", "--device", "cpu"]) == 0
+    assert main(["serve", "--host", "0.0.0.0", "--device", "cpu", "--no-builtin"]) == 0
     assert "every machine that can reach this one may use the server" in capsys.readouterr().err
 
 
@@ -341,3 +342,30 @@ def test_encode_image_16_bits_and_errors():
         encode_image(photo(), "gif", name="result")
     with pytest.raises(ds.ImageError, match="result: cannot encode as WEBP"):
         encode_image(np.zeros((1, 16384, 3), np.uint8), "WEBP", name="result")     # WebP's 16383 px limit
+
+
+def test_builtin_catalogue_offers_the_built_in_styles_and_paintings(tiny_pretrained, monkeypatch):
+    """`deepshop serve` offers the built-in styles (the default first) and any painting as the style,
+    on the pretrained networks (here their tiny stand-ins): each style's result is the pipeline's own,
+    requests with different styles do not see each other's, and a painting runs the arbitrary network."""
+    from deepshop_native.core.paths import PRETRAINED_ENV
+    from deepshop_native.models.styles import DEFAULT_STYLE, open_styled
+    from conftest import TINY_STYLES
+    monkeypatch.setenv(PRETRAINED_ENV, str(tiny_pretrained[0]))
+    cat = default_catalogue([], builtin=True, device="cpu", threads=1)
+    names = [s.name for s in cat.styles]
+    assert names[0] == DEFAULT_STYLE and set(names[1:]) == {s["name"] for s in TINY_STYLES}
+    assert [m.name for m in cat.models if m.takes_style_image] == ["any-painting"]
+    arr = photo(48, 64, seed=5)
+    painting = photo(256, 256, seed=6)
+    with TestClient(create_app(ServerConfig(catalogue=cat, workers=2))) as c:
+        for name in ("tiny-1", "tiny-3", "tiny-1"):
+            r = post(c, arr, data={"style": name, "format": "png"})
+            want = open_styled(None, [name], device="cpu").run(arr)
+            assert r.status_code == 200 and np.array_equal(decoded(r.content), want)
+        r = post(c, arr, data={"format": "png"}, style_image=("painting.png", encoded(painting), "image/png"))
+        want = open_styled(None, [painting], device="cpu").run(arr)
+        assert r.status_code == 200 and np.abs(decoded(r.content).astype(int) - want).max() <= 1
+        styles = c.get("/v1/styles").json()
+        assert [s["name"] for s in styles] == names
+        assert c.get(styles[2]["thumbnail"]).status_code == 200

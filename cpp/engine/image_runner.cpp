@@ -81,7 +81,7 @@ namespace {
 template <typename T>
 void run_at_working_size(const InferenceSession& session, ImageView<const T> input, ImageView<T> output,
                          const TileOptions& options, const PostOptions& post, const TensorViews& aux,
-                         const ProgressFn& progress) {
+                         const ProgressFn& progress, const PackedStatistics* given) {
   const int64_t H = input.height, W = input.width;
   const auto [h, w] = working_shape(H, W, post.working_size);
   const int threads = kernels::resolve_threads(options.pixel_threads);
@@ -90,7 +90,7 @@ void run_at_working_size(const InferenceSession& session, ImageView<const T> inp
   PostOptions plain;
   plain.working_size = 0;
   run_image<float>(session, ImageView<const float>{small.data(), h, w, 3}, ImageView<float>{styled.data(), h, w, 3},
-                   options, plain, aux, progress);
+                   options, plain, aux, progress, given);
   std::vector<float> guide(static_cast<size_t>(h * w));
   for (int64_t i = 0; i < h * w; ++i) guide[i] = bt601_luma(&small[i * 3]);
   const kernels::GuidedCoefficients g =
@@ -133,7 +133,8 @@ void run_at_working_size(const InferenceSession& session, ImageView<const T> inp
 
 template <typename T>
 void run_image(const InferenceSession& session, ImageView<const T> input, ImageView<T> output,
-               const TileOptions& options, const PostOptions& post, const TensorViews& aux, const ProgressFn& progress) {
+               const TileOptions& options, const PostOptions& post, const TensorViews& aux, const ProgressFn& progress,
+               const PackedStatistics* given) {
   const ModelInfo& model = session.model();
   check_image_model(model);
   check_aux_inputs(model, aux);
@@ -141,7 +142,7 @@ void run_image(const InferenceSession& session, ImageView<const T> input, ImageV
   if (output.height != input.height || output.width != input.width)
     throw std::invalid_argument("output buffer must match the input's size");
   if (working_shape(input.height, input.width, post.working_size) != std::make_pair(input.height, input.width))
-    return run_at_working_size<T>(session, input, output, options, post, aux, progress);
+    return run_at_working_size<T>(session, input, output, options, post, aux, progress, given);
   const TilingGeometry geometry = model.geometry();
   const NetworkFn network = [&session](const TensorViews& in, const std::vector<std::string>& out) {
     return session.run(in, out);
@@ -150,10 +151,26 @@ void run_image(const InferenceSession& session, ImageView<const T> input, ImageV
   // Statistics graphs: the whole image's statistics measured first (thumbnail or exact mode), or
   // each tile its own (mix 0: exactly the original network) when off.
   const auto layout = statistics_layout(model);
-  const RunPlan plan = plan_run(model, input.height, input.width, options);
-  const TileOptions& tiles = plan.options;
+  RunPlan plan = plan_run(model, input.height, input.width, options);
   StatisticsInputs statistics;
-  if (layout) statistics = statistics_inputs<T>(network, model, *layout, input, tiles, plan.statistics, aux, progress);
+  if (given) {
+    // Given statistics: every tile (a single one too) normalised with them, windows as thumbnail mode's.
+    if (!layout) throw ModelError(model.path + ": statistics were given, but the model is no global-statistics graph");
+    if (given->mean.size() != static_cast<size_t>(layout->total_channels) || given->var.size() != given->mean.size())
+      throw std::invalid_argument("statistics: expected " + std::to_string(layout->total_channels) +
+                                  " means and variances, got " + std::to_string(given->mean.size()) + " and " +
+                                  std::to_string(given->var.size()));
+    plan.options = statistics_tile_options(model, options, StatisticsMode::thumbnail);
+    plan.tiles = plan_tiles(model.geometry(), input.height, input.width, plan.options);
+    plan.statistics = StatisticsMode::thumbnail;
+    plan.passes = 1;
+    plan.harmonize = false;
+    statistics.stats = *given;
+    statistics.mix = 1.f;
+  } else if (layout) {
+    statistics = statistics_inputs<T>(network, model, *layout, input, plan.options, plan.statistics, aux, progress);
+  }
+  const TileOptions& tiles = plan.options;
 
   // Low-frequency colour reference for instance-norm models cut into several tiles, unless they
   // run with the whole image's statistics.  The thumbnail runs with the same aux inputs.
@@ -177,11 +194,31 @@ void run_image(const InferenceSession& session, ImageView<const T> input, ImageV
   run_tiled(network, geometry, plan.tiles, tiles, call, pass_progress(progress, plan.passes - 1, plan.passes));
 }
 
-template void run_image<uint8_t>(const InferenceSession&, ImageView<const uint8_t>, ImageView<uint8_t>,
-                                 const TileOptions&, const PostOptions&, const TensorViews&, const ProgressFn&);
-template void run_image<uint16_t>(const InferenceSession&, ImageView<const uint16_t>, ImageView<uint16_t>,
-                                  const TileOptions&, const PostOptions&, const TensorViews&, const ProgressFn&);
-template void run_image<float>(const InferenceSession&, ImageView<const float>, ImageView<float>, const TileOptions&,
-                               const PostOptions&, const TensorViews&, const ProgressFn&);
+template <typename T>
+PackedStatistics image_statistics(const InferenceSession& session, ImageView<const T> input, const TileOptions& options,
+                                  StatisticsMode mode, const TensorViews& aux, const ProgressFn& progress) {
+  const ModelInfo& model = session.model();
+  check_aux_inputs(model, aux);
+  const auto layout = statistics_layout(model);
+  if (!layout) throw ModelError(model.path + ": not a global-statistics graph (no deepshop.statistics): it has no "
+                                             "statistics to measure");
+  if (mode != StatisticsMode::thumbnail && mode != StatisticsMode::exact)
+    throw std::invalid_argument("statistics: measured in thumbnail or exact mode only");
+  const NetworkFn network = [&session](const TensorViews& in, const std::vector<std::string>& out) {
+    return session.run(in, out);
+  };
+  return measure_statistics<T>(network, model, *layout, input, statistics_tile_options(model, options, mode), mode, aux,
+                               progress);
+}
+
+#define DEEPSHOP_IMAGE_RUNNER(T)                                                                                    \
+  template void run_image<T>(const InferenceSession&, ImageView<const T>, ImageView<T>, const TileOptions&,          \
+                             const PostOptions&, const TensorViews&, const ProgressFn&, const PackedStatistics*);  \
+  template PackedStatistics image_statistics<T>(const InferenceSession&, ImageView<const T>, const TileOptions&,     \
+                                                StatisticsMode, const TensorViews&, const ProgressFn&);
+DEEPSHOP_IMAGE_RUNNER(uint8_t)
+DEEPSHOP_IMAGE_RUNNER(uint16_t)
+DEEPSHOP_IMAGE_RUNNER(float)
+#undef DEEPSHOP_IMAGE_RUNNER
 
 }  // namespace deepshop

@@ -117,12 +117,12 @@ class ArbitraryStyle(StylePipeline):
         return {self._style_input: np.ascontiguousarray(v, dtype=np.float32)}
 
     def run(self, pixels: np.ndarray, *, strength: float = 1.0, preserve_colors: bool = False, progress=None,
-            working_size: Optional[int] = None) -> np.ndarray:
+            working_size: Optional[int] = None, statistics=None) -> np.ndarray:
         """As StylePipeline.run, with ``strength`` moving the style vector (not the pixels)."""
         strength = options.check_strength(strength)
         aux = self.style_inputs(pixels, strength)
         return self.run_with(pixels, aux, preserve_colors=preserve_colors, progress=progress,
-                             working_size=working_size)
+                             working_size=working_size, statistics=statistics)
 
     def __call__(self, image, *, strength: float = 1.0, preserve_colors: bool = False,
                  max_side: Optional[int] = None, progress=None, working_size: Optional[int] = None,

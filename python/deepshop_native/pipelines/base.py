@@ -209,19 +209,41 @@ class StylePipeline(Pipeline):
                                          progress=progress, working_size=working_size))
 
     def run(self, pixels: np.ndarray, *, strength: float = 1.0, preserve_colors: bool = False,
-            progress: Optional[Progress] = None, working_size: Optional[int] = None) -> np.ndarray:
+            progress: Optional[Progress] = None, working_size: Optional[int] = None, statistics=None) -> np.ndarray:
         """The engine's image path on H x W x 3 pixels (uint8, uint16 or float32 in [0, 1], no
-        alpha); the result has their dtype.  Options as checked by __call__."""
+        alpha); the result has their dtype.  Options as checked by __call__; ``statistics``: for a
+        global-statistics graph, (means, variances) to normalise with instead of the image's own
+        (e.g. a video shot's: statistics() measures them)."""
         return self.run_with(pixels, self.style_inputs(), strength=strength, preserve_colors=preserve_colors,
-                             progress=progress, working_size=working_size)
+                             progress=progress, working_size=working_size, statistics=statistics)
 
     def run_with(self, pixels: np.ndarray, style_inputs: dict, *, strength: float = 1.0, preserve_colors: bool = False,
-                 progress: Optional[Progress] = None, working_size: Optional[int] = None) -> np.ndarray:
+                 progress: Optional[Progress] = None, working_size: Optional[int] = None,
+                 statistics=None) -> np.ndarray:
         """run() with the generator's style inputs given (the aux arrays)."""
         size = self.working_size if working_size is None else options.check_size("working_size", working_size)
         aux = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in style_inputs.items()}
         h, w = _native.working_shape(height=pixels.shape[0], width=pixels.shape[1], working_size=size)
+        if statistics is not None:
+            statistics = tuple(np.ascontiguousarray(a, dtype=np.float32).ravel() for a in statistics)
         with tiling_errors_as_option_errors():
             return self._session.run(image=pixels, tiles=self._tiles_for(h, w), strength=float(strength),
                                      preserve_colors=bool(preserve_colors), aux=aux, working_size=size,
-                                     progress=progress)
+                                     statistics=statistics, progress=progress)
+
+    @property
+    def has_statistics(self) -> bool:
+        """Whether the model is a global-statistics graph (its tiles, or frames, can be normalised
+        with statistics other than their own)."""
+        return "deepshop.statistics" in self.metadata
+
+    def statistics(self, pixels: np.ndarray, mode: str = "thumbnail") -> tuple:
+        """(means, variances) this global-statistics graph normalises the image with: its
+        thumbnail's (longer side statistics_size), or "exact": the whole image's, measured over its
+        tiles.  ModelError for other graphs."""
+        h, w = _native.working_shape(height=pixels.shape[0], width=pixels.shape[1], working_size=self.working_size)
+        aux = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in self.style_inputs().items()}
+        with tiling_errors_as_option_errors():
+            mean, var = self._session.statistics(image=np.ascontiguousarray(pixels), tiles=self._tiles_for(h, w),
+                                                 aux=aux, mode=mode)
+        return mean, var

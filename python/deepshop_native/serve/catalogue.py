@@ -8,13 +8,16 @@ A :class:`Model` says how to open its pipeline (``open()``: an object called as
 ``pipeline(pixels, strength=, preserve_colors=, progress=)``, and with ``set_style(image)`` when
 ``takes_style_image``).  A :class:`Style` is a gallery entry: a model, and for a model that takes
 a style image, the painting it is run with.  The server opens each model once and shares the
-pipeline between requests (pipelines are thread-safe).  Built-in styles and other style sources
-plug in by building a :class:`Catalogue` of their own; only :func:`default_catalogue` knows where
-today's come from: the bundled default style and each ``--model FILE``, named by file stem.
+pipeline between requests (pipelines are thread-safe).  Only :func:`default_catalogue` knows where
+the styles come from: the built-in styles (deepshop_native.models.styles: the 26-style network's
+and the project's own) with the arbitrary-style network for paintings, or only the bundled default
+style, and each ``--model FILE``, named by file stem.
 """
 from __future__ import annotations
 
+import copy
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Union
@@ -104,13 +107,57 @@ def open_style_model(path, origin: str, **engine) -> Model:
                  takes_style_image=callable(getattr(pipeline, "set_style", None)))
 
 
-def default_catalogue(models: Sequence = (), *, include_default: bool = True, **engine) -> Catalogue:
-    """Today's catalogue: the bundled default style (unless ``include_default`` is False) and each
-    model file given, loaded now with ``engine`` options (device, threads, tile), so that a bad file
-    stops the server at start.  Feedforward models are styles; models that take a style image
-    (MSG-Net) are models only, and make the page offer "a painting as the style"."""
+#: The model that paints with an uploaded painting when the server offers the built-in styles.
+PAINTING_MODEL_NAME = "any-painting"
+
+
+def builtin_entries(**engine) -> tuple:
+    """(styles, models) of the built-in styles, the default style first, and the arbitrary-style
+    network for paintings.  The 26-style network is opened once: each of its styles is a shallow
+    copy with its own style weights (sessions shared, no style shared between requests)."""
+    from deepshop_native.models.styles import DEFAULT_STYLE, builtin_styles, open_styled
+
+    shared: dict = {}
+    lock = threading.Lock()
+
+    def network(key, make):
+        with lock:
+            if key not in shared:
+                shared[key] = make()
+            return shared[key]
+
+    def opener(style):
+        if style.family == "multistyle":
+            return lambda: copy.copy(network("multistyle", lambda: open_styled(None, [style.name], **engine))
+                                     ).set_style(style.index)
+        return lambda: open_styled(None, [style.name], **engine)
+
+    listed = builtin_styles()
+    listed.sort(key=lambda s: s.name != DEFAULT_STYLE)          # the default first: a request's default
+    models = [Model(s.name, s.description, opener(s)) for s in listed]
+    styles = [Style(m.name, m.description, m) for m in models]
+    painting = Model(PAINTING_MODEL_NAME, "Magenta's arbitrary-style network: any painting as the style",
+                     lambda: ds.open_model(_arbitrary_model(), **engine), takes_style_image=True)
+    return styles, models + [painting]
+
+
+def _arbitrary_model():
+    from deepshop_native.pipelines.arbitrary import default_model
+    return default_model()
+
+
+def default_catalogue(models: Sequence = (), *, include_default: bool = True, builtin: bool = False,
+                      **engine) -> Catalogue:
+    """The server's catalogue: the built-in styles and the painting model (``builtin``), else the
+    bundled default style (unless ``include_default`` is False), then each model file given,
+    loaded now with ``engine`` options (device, threads, tile), so that a bad file stops the server
+    at start.  Feedforward models are styles; models that take a style image (MSG-Net) are models
+    only, and make the page offer "a painting as the style"."""
     loaded: List[Model] = []
-    if include_default:
+    builtin_styles: List[Style] = []
+    if builtin:
+        builtin_styles, loaded = builtin_entries(**engine)
+    elif include_default:
         default = open_style_model(ds.DEFAULT_MODEL, "bundled", **engine)
         loaded.append(Model(DEFAULT_STYLE_NAME, default.description, default.open, default.takes_style_image))
     for path in models:
@@ -119,7 +166,9 @@ def default_catalogue(models: Sequence = (), *, include_default: bool = True, **
         if clash is not None:
             raise ds.OptionError(f"--model: two models are named {model.name!r} (the file stem): rename one")
         loaded.append(model)
-    styles = [Style(m.name, m.description, m) for m in loaded if not m.takes_style_image]
+    named = {s.name for s in builtin_styles}
+    styles = builtin_styles + [Style(m.name, m.description, m) for m in loaded
+                               if not m.takes_style_image and m.name not in named]
     return Catalogue(styles=styles, models=loaded)
 
 
@@ -132,5 +181,6 @@ def model_json(model: Model) -> dict:
     return {"name": model.name, "description": model.description, "takes_style_image": model.takes_style_image}
 
 
-__all__ = ["Catalogue", "Model", "Style", "default_catalogue", "open_style_model", "DEFAULT_STYLE_NAME",
+__all__ = ["Catalogue", "Model", "Style", "default_catalogue", "builtin_entries", "open_style_model",
+           "DEFAULT_STYLE_NAME", "PAINTING_MODEL_NAME",
            "style_json", "model_json"]

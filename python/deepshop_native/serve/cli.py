@@ -47,8 +47,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--result-ttl", type=float, default=600.0,
                    help="seconds a finished job's result is kept in memory (default 600)")
     p.add_argument("-m", "--model", action="append", default=[], metavar="FILE",
-                   help="a style model (.onnx) to offer besides the bundled one, named by its file stem; repeat "
-                        "for more.  An MSG-Net model enables a painting as the style")
+                   help="a style model (.onnx) to offer besides the built-in styles, named by its file stem; repeat "
+                        "for more.  An MSG-Net model takes paintings as styles too")
+    p.add_argument("--no-builtin", action="store_true",
+                   help="offer only the bundled default style and the --model files, not the built-in styles and "
+                        "paintings as styles (the pretrained networks)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino... (default auto)")
     p.add_argument("--threads", type=int, default=None,
                    help="ONNX Runtime threads per run (default: the cores shared out between the workers)")
@@ -119,7 +122,7 @@ def run(args) -> int:
     from .errors import hide_folder
 
     engine = settings.pop("engine")
-    catalogue = default_catalogue(args.model, **engine)
+    catalogue = default_catalogue(args.model, builtin=not args.no_builtin, **engine)
     for path in args.model:
         hide_folder(os.path.dirname(os.path.abspath(path)))
     config = ServerConfig(catalogue=catalogue, prewarm_thumbnails=True, **settings)
