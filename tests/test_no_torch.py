@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from deepshop_native.core.paths import PRETRAINED_ENV
+from deepshop_native.models.styles import DEFAULT_STYLE
 
 pytest.importorskip("torch")
 
@@ -114,8 +115,8 @@ def test_subcommand_runs_without_torch(case, blocker, files, tiny_pretrained, tm
     out = tmp_path / "out.png"
     photo, painting = files / "photo.png", files / "painting.jpg"
     args, allow, stdin = {
-        "stylize bundled": (["stylize", photo, "-o", out, "-q"], (), None),
-        "stylize built-in": (["stylize", photo, "--style", "tiny-2", "-o", out, "-q"], (), None),
+        "stylize bundled": (["stylize", photo, "--style", "stained-glass", "-o", out, "-q"], (), None),
+        "stylize built-in": (["stylize", photo, "-o", out, "-q"], (), None),   # the default: a built-in style
         "stylize painting": (["stylize", photo, "--style", painting, "-o", out, "-q"], (), None),
         "stylize stdin": (["stylize", "-", "--format", "png", "-q"], (), photo.read_bytes()),
         "styles": (["styles"], (), None),
@@ -133,7 +134,7 @@ def test_subcommand_runs_without_torch(case, blocker, files, tiny_pretrained, tm
     assert r.returncode == 0, r.stderr.decode(errors="replace")
     assert attempts == [], f"{case} tried to import {attempts}"
     if case.startswith("styles"):
-        assert b"tiny-2" in r.stdout
+        assert DEFAULT_STYLE.encode() in r.stdout and b"stained-glass" in r.stdout
     if case == "stylize stdin":
         assert r.stdout.startswith(b"\x89PNG")
     elif out.name in [p.name for p in tmp_path.iterdir()]:
