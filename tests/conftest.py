@@ -20,6 +20,9 @@ os.environ[_runtime.ENV_OPENVINO_LIBRARY] = "/hidden-by-the-test-suite/openvino-
 #: the `openvino_library` fixture.
 OPENVINO_LIBRARY = _runtime.find_openvino_library()[0]
 os.environ[_runtime.ENV_OPENVINO_DIRECT_LIBRARY] = "/hidden-by-the-test-suite/libopenvino_c.so"
+#: OpenVINO's compiled-model cache off (subprocesses included): tests write nothing into the user's
+#: cache folder; tests/test_openvino_cache.py points it at its own folders.
+os.environ["DEEPSHOP_CACHE"] = "off"
 
 
 #: Whether this CPU computes bf16 (AVX512-BF16 or AMX).  CI runs on whatever CPU the machine has:

@@ -146,3 +146,19 @@ def test_main_job_with_the_default_style(tmp_path, photos):
     assert ds.DEFAULT_MODEL.is_file(), "the project's own style must be bundled with the package"
     meta = ds.Stylizer().metadata
     assert meta["deepshop.license"] == "CC0-1.0" and meta["deepshop.family"] == "transformer_net"
+
+
+def test_gatys_help_says_what_precision_auto_does(capsys):
+    """`deepshop gatys --help` names the precision that precision="auto" resolves to in the code."""
+    from deepshop_native.pipelines.gatys.model import gradient_precision
+
+    resolved = gradient_precision("auto")
+    try:
+        rc = main(["gatys", "--help"])
+    except SystemExit as e:
+        rc = e.code
+    assert rc == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"default: auto = {resolved} on every device" in text
+    other = {"fp32": "bf16", "bf16": "fp32"}[resolved]
+    assert f"auto = {other}" not in text

@@ -547,7 +547,7 @@ def _stylizer_cache(model):
 
 _OPTION_NAMES = ["--tile", "--overlap", "--halo", "--batch", "--harmonize", "--threads", "--device", "--strength",
                  "--max-side", "--quality", "--max-pixels", "--value-range", "--mean", "--stride-multiple",
-                 "--channel-order", "--suffix"]
+                 "--channel-order", "--suffix", "--format"]
 _OPTION_TEXT = st.one_of(st.integers(-2**70, 2**70).map(str), st.integers(-3, 600).map(str), st.integers(0, 9).map(str),
                          st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=8),
                          st.sampled_from(["0,255", "1,0", "0,inf", "nan,nan,nan", "RGB", "gpu", "cuda:7", "/..", ""]))
@@ -738,6 +738,14 @@ def test_video_command_lines_never_give_a_traceback(tmp_path_factory, identity_o
             value = str(base / value)        # written into the test's folder, never the working one
         argv.append(f"{name}={value}")
     _record("command lines: video", _cli_outcome(main, argv))
+
+
+@settings(FUZZ, max_examples=30)
+@given(shell=st.one_of(st.sampled_from(["bash", "zsh", "fish"]), _OPTION_TEXT), extra=st.lists(_OPTION_TEXT, max_size=2))
+def test_completion_command_lines_never_give_a_traceback(shell, extra):
+    """`deepshop completion SHELL` with hostile words: the script (exit 0) or argparse's usage error (2)."""
+    from deepshop_native.cli import main
+    _record("command lines: completion", _cli_outcome(main, ["completion", shell, *extra]))
 
 
 def _cli_outcome(main, argv, stderr=None) -> str:

@@ -100,7 +100,7 @@ def test_driver_and_cli_on_openvino(exported, openvino_library, tmp_path, capsys
         assert seen[-1].loss < 0.5 * seen[0].loss
     c = tmp_path / "photo.png"
     Image.fromarray(picture(32, 32, 3)).save(c)
-    code = cli.main(["gatys", "-c", str(c), "-s", str(c), "-m", path, "-n", "2", "-l", "32", "-q", "--device",
+    code = cli.main(["gatys", "-c", str(c), "-s", str(c), "-m", path, "-n", "2", "-l", "32", "--device",
                      "openvino", "--precision", "fp32", "--out", str(tmp_path / "o.png")])
     assert code == 0 and "OpenVINO fp32" in capsys.readouterr().err
     assert (tmp_path / "o.png").is_file()

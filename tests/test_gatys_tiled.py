@@ -134,7 +134,7 @@ def test_driver_and_cli_tile(graphs, tmp_path, capsys):
     assert ds.gatys(content, style, **kw).levels[0]["tiles"] == 1
     c = tmp_path / "photo.png"
     Image.fromarray(content).save(c)
-    code = cli.main(["gatys", "-c", str(c), "-s", str(c), "-m", path, "-n", "2", "-l", str(W), "-q", "--device",
+    code = cli.main(["gatys", "-c", str(c), "-s", str(c), "-m", path, "-n", "2", "-l", str(W), "--device",
                      "cpu", "--tile", str(TILE), "--coarse-length", "0", "--out", str(tmp_path / "o.png")])
     assert code == 0 and "in 4 tiles" in capsys.readouterr().err
 

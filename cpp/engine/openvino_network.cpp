@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/errors.h"
+#include "engine/openvino_cache.h"
 #include "engine/openvino_runtime.h"
 #include "engine/ort_api.h"  // Ort::Float16_t, for float16 model I/O
 
@@ -103,13 +104,20 @@ std::shared_ptr<OpenVinoNetwork::Compiled> OpenVinoNetwork::compiled_for(
   const char* device = options_.device.c_str();
   const char* hint = options_.precision_hint.c_str();
   const std::string threads = std::to_string(options_.threads);
-  // LATENCY: one stream over all cores, which is what one image at a time wants.
-  const ov::Status status =
-      options_.threads > 0 && options_.device == "CPU"
-          ? api.core_compile_model(runtime_.core(), source_.get(), device, 6, &compiled, "INFERENCE_PRECISION_HINT", hint,
-                                   "PERFORMANCE_HINT", "LATENCY", "INFERENCE_NUM_THREADS", threads.c_str())
-          : api.core_compile_model(runtime_.core(), source_.get(), device, 4, &compiled, "INFERENCE_PRECISION_HINT", hint,
-                                   "PERFORMANCE_HINT", "LATENCY");
+  // LATENCY: one stream over all cores, which is what one image at a time wants.  CACHE_DIR: the
+  // compiled form is kept on disk for the next process (openvino_cache.h; "" compiles without).
+  const auto compile = [&](const char* cache_dir) {
+    return options_.threads > 0 && options_.device == "CPU"
+               ? api.core_compile_model(runtime_.core(), source_.get(), device, 8, &compiled, "INFERENCE_PRECISION_HINT",
+                                        hint, "PERFORMANCE_HINT", "LATENCY", "INFERENCE_NUM_THREADS", threads.c_str(),
+                                        "CACHE_DIR", cache_dir)
+               : api.core_compile_model(runtime_.core(), source_.get(), device, 6, &compiled, "INFERENCE_PRECISION_HINT",
+                                        hint, "PERFORMANCE_HINT", "LATENCY", "CACHE_DIR", cache_dir);
+  };
+  const std::string cache_dir = openvino_cache_dir();
+  ov::Status status = compile(cache_dir.c_str());
+  if (status != ov::kOk && !cache_dir.empty()) status = compile("");  // e.g. a folder that cannot be made
+  else if (!cache_dir.empty()) trim_openvino_cache(cache_dir);
   runtime_.check(status, path_ + ": OpenVINO could not compile the model for " + options_.device + for_shapes);
   cache_.push_front(std::make_shared<Compiled>(shapes, Owned<ov::CompiledModel>(compiled, api.compiled_model_free)));
   // Older forms go first while the estimate is over budget (forms in use elsewhere stay alive

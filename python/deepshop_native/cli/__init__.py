@@ -9,6 +9,10 @@
     deepshop edges INPUT... / deepshop colorize DRAWING...                                    (lineart.py)
     deepshop video IN [-o OUT] [--style ... | --model M] [--temporal off|stats|flow]          (video.py)
     deepshop serve [--host 127.0.0.1 --port 8000 --workers N --model FILE ...]                (serve/cli.py)
+    deepshop completion bash|zsh|fish                                                         (completion.py)
+
+`-` is standard input as an input and standard output as --out (streams.py); --json prints one
+JSON object per image on stdout and nothing else there; -q prints nothing on success (common.py).
 
 Inputs are files, directories (searched recursively) and globs (batch.py).  Outputs are written
 atomically and never replace an existing file (nor any input) without --overwrite.  A batch
@@ -22,6 +26,7 @@ SIGTERM stop the run alike (status 130 / 143), leaving no partial output behind.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from typing import Optional, Sequence
@@ -29,10 +34,10 @@ from typing import Optional, Sequence
 from .. import __version__
 from ..core.errors import DeepshopError
 from ..serve import cli as serve
-from . import batch_command, gatys, info, lineart, posterize, styles, stylize, video
+from . import batch_command, completion, gatys, info, lineart, posterize, styles, stylize, video
 
 #: The subcommands, in the order `deepshop --help` lists them.
-SUBCOMMANDS = (stylize, batch_command, styles, info, posterize, gatys, lineart, video, serve)
+SUBCOMMANDS = (stylize, batch_command, styles, info, posterize, gatys, lineart, video, serve, completion)
 
 
 class Terminated(KeyboardInterrupt):
@@ -49,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for command in SUBCOMMANDS:
         command.register(sub)
+    parser.set_defaults(root_parser=parser)   # `deepshop completion` describes the whole command
     return parser
 
 
@@ -61,6 +67,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.func(args)
     except DeepshopError as e:
         print(f"deepshop: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:   # the reader of stdout went away (`| head`): nothing more to say to it
+        _silence_stdout()
         return 1
     except OSError as e:   # e.g. an output folder that cannot be created
         where = f"{e.filename}: " if e.filename else ""
@@ -84,6 +93,16 @@ def _install_sigterm():
         return signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:
         return None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _print_raw_file_names() -> None:

@@ -5,23 +5,27 @@
 * :func:`run_batch` processes them one by one: a failure is recorded and the batch goes on, an
   existing output is not replaced without ``--overwrite``, a progress bar shows where it is;
 * :func:`tile_progress` is the nested bar for the tiles of one large image.
+
+``-`` is standard input as an input and standard output as ``--out`` (:mod:`.streams`): it passes
+through as the path ``-``, and the command's ``process`` reads and writes it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
 
-from tqdm import tqdm
-
 from ..core.errors import DeepshopError
 from ..core.files import output_exists_message
 from ..image.formats import FALLBACK_EXTENSION, READ_EXTENSIONS, WRITE_EXTENSIONS, is_image_name
+from .streams import STDIN_NAME, STDOUT_NAME, is_stdio
 
 __all__ = [
     "IMAGE_EXTENSIONS", "WRITABLE_EXTENSIONS", "InputPath", "collect_inputs", "expand_inputs", "plan_outputs",
@@ -123,7 +127,9 @@ def collect_inputs(patterns: Iterable[StrPath], *, skip_dirs: Sequence[StrPath] 
     for item in patterns:
         text = os.fspath(item)
         path = Path(text)
-        if path.is_file():
+        if is_stdio(text):     # standard input (streams.py)
+            add(path, None)
+        elif path.is_file():
             add(path, None)
         elif path.is_dir():
             images = _walk_images(path, skip, is_own_output)
@@ -205,6 +211,8 @@ def plan_outputs(inputs: Sequence[StrPath], out: Optional[StrPath], *, suffix: s
         target_ext = new_ext or (src.suffix if src.suffix.lower() in WRITABLE_EXTENSIONS else FALLBACK_EXTENSION)
         return f"{src.stem}{suffix}{target_ext}"
 
+    if any(is_stdio(src) for src in inputs) or is_stdio(out):
+        return _stdio_pairs(inputs, out)
     out_path = None if out is None else Path(out)
     if out_path is not None and not out_path.is_dir() and _looks_like_unwritable_file(out_path):
         raise DeepshopError(f"{out}: cannot write {out_path.suffix} files; supported: "
@@ -246,6 +254,27 @@ def plan_outputs(inputs: Sequence[StrPath], out: Optional[StrPath], *, suffix: s
     return pairs
 
 
+def _stdio_pairs(inputs: Sequence[Path], out: Optional[StrPath]) -> List[Tuple[Path, Path]]:
+    """The one job of `-` (streams.py): stdin to stdout unless --out names a file, a file to stdout."""
+    if len(inputs) != 1:
+        raise DeepshopError("-: standard input and output take one image; give one input")
+    src = inputs[0]
+    if out is None or is_stdio(out):
+        return [(src, Path("-"))]
+    out_path = Path(out)
+    if out_path.is_dir() or out_path.suffix.lower() not in WRITABLE_EXTENSIONS:
+        raise DeepshopError(f"{out}: standard input has no file name to put in a folder; give --out FILE "
+                            "(with an image extension) or --out -")
+    return [(src, out_path)]
+
+
+def shown(path: StrPath, output: bool = False) -> str:
+    """A path as messages and --json show it: `-` as <stdin> / <stdout>."""
+    if is_stdio(path):
+        return STDOUT_NAME if output else STDIN_NAME
+    return os.fspath(path)
+
+
 def _key(path: StrPath) -> str:
     return os.path.normcase(os.path.abspath(path))
 
@@ -285,16 +314,19 @@ class BatchReport:
     def total(self) -> int:
         return len(self.succeeded) + len(self.failed)
 
-    def print_summary(self, stream: Optional[TextIO] = None) -> None:
-        """One line with the counts, then ``<path>: <reason>`` for every failure."""
+    def print_summary(self, stream: Optional[TextIO] = None, *, quiet: bool = False) -> None:
+        """One line with the counts, then ``<path>: <reason>`` for every failure; with ``quiet``
+        nothing when every image was done."""
         stream = sys.stderr if stream is None else stream
+        if quiet and not self.failed and not self.interrupted:
+            return
         done = f"{len(self.succeeded)} of {self.total} image(s) done"
         if self.interrupted:
             done += ", interrupted"
         if self.failed:
             print(f"{done}, {len(self.failed)} failed:", file=stream)
             for path, reason in self.failed:
-                print(f"{path}: {reason}", file=stream)
+                print(f"{shown(path)}: {reason}", file=stream)
         else:
             print(done, file=stream)
         with contextlib.suppress(Exception):
@@ -314,7 +346,8 @@ def _reason(e: BaseException, src: Path) -> str:
 
 def run_batch(jobs: Iterable[Tuple[StrPath, StrPath]], process: Callable[[Path, Path], object],
               *, overwrite: bool = False, desc: str = "", progress: bool = True,
-              stream: Optional[TextIO] = None, problems: Sequence[Tuple[StrPath, str]] = ()) -> BatchReport:
+              stream: Optional[TextIO] = None, problems: Sequence[Tuple[StrPath, str]] = (),
+              json_stream: Optional[TextIO] = None) -> BatchReport:
     """Run ``process(src, dst)`` for every job; failures are recorded and the batch goes on.
 
     ``problems`` (command-line items that gave no input, from :func:`collect_inputs`) start the
@@ -326,23 +359,33 @@ def run_batch(jobs: Iterable[Tuple[StrPath, StrPath]], process: Callable[[Path, 
     so far as its ``batch_report`` attribute (outputs are written atomically, so nothing is left
     half-written).  The progress bar goes to ``stream`` (stderr), and tqdm leaves it out when
     that is not a terminal; ``progress=False`` turns it off.
+
+    ``json_stream`` (--json) gets one JSON object per line for each input, in order: ``input``,
+    ``output``, ``seconds`` and what ``process`` returned (a dict: ``size``, ``style``,
+    ``provider``, ``precision``), or ``output`` null and ``error`` for a failure.
     """
     stream = sys.stderr if stream is None else stream
     jobs = [(Path(s), Path(d)) for s, d in jobs]
     report = BatchReport(failed=[(Path(item), why) for item, why in problems])
-    bar = tqdm(jobs, desc=desc or None, unit="image", file=stream,
-               disable=None if progress else True, dynamic_ncols=True)
+    for item, why in problems:
+        _emit(json_stream, item, None, {"error": why})
+    bar = _progress_bar(jobs, desc, progress, stream)
     try:
         for src, dst in bar:
-            if not overwrite and os.path.lexists(dst):
+            if not overwrite and not is_stdio(dst) and os.path.lexists(dst):
                 report.failed.append((src, output_exists_message(str(dst))))
+                _emit(json_stream, src, None, {"error": report.failed[-1][1]})
             else:
+                started = time.perf_counter()
                 try:
-                    process(src, dst)
+                    fields = process(src, dst)
                 except (DeepshopError, OSError, ValueError, RuntimeError, MemoryError) as e:
                     report.failed.append((src, _reason(e, src)))
+                    _emit(json_stream, src, None, {"error": report.failed[-1][1]})
                 else:
                     report.succeeded.append((src, dst))
+                    _emit(json_stream, src, dst, {**(fields if isinstance(fields, dict) else {}),
+                                                  "seconds": round(time.perf_counter() - started, 3)})
             if report.failed:
                 bar.set_postfix(failed=len(report.failed), refresh=False)
     except KeyboardInterrupt as e:
@@ -352,6 +395,39 @@ def run_batch(jobs: Iterable[Tuple[StrPath, StrPath]], process: Callable[[Path, 
     finally:
         bar.close()
     return report
+
+
+def _emit(json_stream: Optional[TextIO], src: StrPath, dst: Optional[StrPath], fields: dict) -> None:
+    """One --json line: input and output first, then the fields."""
+    if json_stream is None:
+        return
+    entry = {"input": shown(src), "output": None if dst is None else shown(dst, output=True), **fields}
+    print(json.dumps(entry), file=json_stream, flush=True)
+
+
+class _NoBar(list):
+    """The jobs without a progress bar (tqdm not even imported: `-q` and --json start faster)."""
+
+    def set_postfix(self, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(jobs, desc: str, progress: bool, stream: TextIO):
+    """tqdm's bar over the jobs where one may show (progress on and, as tqdm decides, a terminal)."""
+    if not progress or not _is_terminal(stream):
+        return _NoBar(jobs)
+    from tqdm import tqdm
+    return tqdm(jobs, desc=desc or None, unit="image", file=stream, disable=None, dynamic_ncols=True)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 @contextlib.contextmanager
@@ -366,8 +442,12 @@ def tile_progress(total: Optional[int] = None, desc: str = "tiles", *, stream: O
     """
     stream = sys.stderr if stream is None else stream
     bar = None
+    if disable or (disable is None and not _is_terminal(stream)):   # as tqdm decides, without importing it
+        yield lambda done, total: None
+        return
 
     def make(n: int):
+        from tqdm import tqdm
         return tqdm(total=n, desc=desc, unit="tile", position=1, leave=False, file=stream, disable=disable,
                     dynamic_ncols=True)
 

@@ -1,10 +1,11 @@
 """What the `deepshop` subcommands share: the engine option group and its checked values, the
-API's option names as the command line spells them, and the pixel limit, suffix and provider
-notes of the stylizing commands."""
+API's option names as the command line spells them, the pixel limit, suffix and provider
+notes of the stylizing commands, and the output flags (-q, --json, --format, `-`)."""
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Optional
 
 from ..core import options
@@ -112,3 +113,32 @@ def faster_provider_installed(pipeline) -> bool:
     openvino = ((bool(find_openvino_plugin()[0]) or bool(find_openvino_library()[0]))
                 and not pipeline.device_used.startswith("openvino"))
     return cuda or openvino
+
+
+def add_output_flags(p: argparse.ArgumentParser, *, json_help: str = "one JSON object per image on stdout "
+                     "(input, output, size, style, provider, precision, seconds), nothing else there",
+                     quiet_help: str = "print nothing on success (no progress, no summary); errors are still printed",
+                     quiet: bool = True) -> None:
+    """-q/--quiet and --json, spelt and explained alike in every subcommand."""
+    if quiet:
+        p.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+    p.add_argument("--json", action="store_true", help=json_help)
+
+
+def json_stream(args):
+    """Where --json lines go (stdout), None without --json; refused when --out - puts the image there."""
+    if not getattr(args, "json", False):
+        return None
+    from .streams import is_stdio
+    if is_stdio(getattr(args, "out", None)) or (getattr(args, "out", None) is None
+                                                and any(is_stdio(i) for i in getattr(args, "inputs", ()))):
+        raise OptionError("--json: the image goes to standard output (-); give --out FILE for the image, or "
+                          "leave out --json")
+    return sys.stdout
+
+
+def image_fields(pixels, *, style=None, pipeline=None) -> dict:
+    """The --json fields of one output image: its size [width, height], the style, and the provider and
+    precision of the network that made it (null where none ran)."""
+    return {"size": [int(pixels.shape[1]), int(pixels.shape[0])], "style": style,
+            "provider": getattr(pipeline, "provider", None), "precision": getattr(pipeline, "precision", None)}

@@ -14,6 +14,7 @@ iterations beside it as ``...-iterK.jpg``.  Every output is checked before the o
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ..core import options
 from ..core.errors import OptionError, OutputExistsError
 from ..core.files import output_exists_message
 from ..image import is_image_name, is_writable_name, read_image, write_image
+from .common import add_output_flags
 
 
 def _weights(text: str):
@@ -91,7 +93,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "(default: the content photo's folder)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_output_flags(p, json_help="one JSON object on stdout (input, output, size, style, provider, precision, "
+                                  "seconds, loss)")
     p.set_defaults(func=run)
     return p
 
@@ -171,5 +174,12 @@ def run(args) -> int:
     levels = ", ".join(f"{l['size'][1]}x{l['size'][0]}: {l['iterations']} it"
                        + (f" in {l['tiles']} tiles" if l['tiles'] > 1 else "") + f" {l['seconds']:.1f} s"
                        for l in result.levels)
-    print(f"{dst}: loss {result.loss:.4g} ({levels}; {result.provider} {result.precision}, {result.seconds:.1f} s)", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"input": args.content, "output": str(dst), "size": [int(result.image.shape[1]),
+                          int(result.image.shape[0])], "style": "+".join(args.style), "provider": result.provider,
+                          "precision": result.precision, "seconds": round(result.seconds, 3),
+                          "loss": float(result.loss)}))
+    if not args.quiet:
+        print(f"{dst}: loss {result.loss:.4g} ({levels}; {result.provider} {result.precision}, {result.seconds:.1f} s)",
+              file=sys.stderr)
     return 0

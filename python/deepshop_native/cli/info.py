@@ -16,7 +16,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default=None, help="ONNX model (default: the bundled style)")
     p.add_argument("--device", default="auto", help="the device to describe the choice for (default: auto)")
     p.add_argument("--precision", default="auto", choices=list(PRECISIONS))
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the same as one JSON object on one line of stdout")
     p.set_defaults(func=run)
     return p
 
@@ -30,7 +30,7 @@ def run(args) -> int:
         raise as_cli_option(e) from None
     info = model_info(args.model, device=device, precision=args.precision)
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        print(json.dumps(info, default=str))
         return 0
     meta = info.pop("metadata")
     for key, value in info.items():

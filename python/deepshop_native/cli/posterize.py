@@ -8,7 +8,8 @@ Batch conventions (input expansion, output planning, no overwriting unless asked
 an exit code) come from :mod:`deepshop_native.cli.batch`; image reading and atomic writing from
 :mod:`deepshop_native.image`.  With ``--labels`` the label map (palette index per pixel) is
 also written next to each output as ``<name>_labels.png`` (8-bit grey for up to 256 colours,
-16-bit grey up to 65536).
+16-bit grey up to 65536).  ``-`` as the input reads stdin, ``--out -`` writes to stdout (no
+``--labels`` there: a label map needs a file name).
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ import numpy as np
 from ..core import options
 from ..core.errors import ArrayError, OptionError, OutputExistsError
 from ..core.files import atomic_write, output_exists_message
-from ..image import read_image, write_image
+from ..image import read_image
 from ..kernels import palette_from_image, posterize
-from . import batch
+from . import batch, streams
+from .common import add_output_flags, image_fields, json_stream
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -33,7 +35,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Posterise images: every pixel becomes the nearest palette colour (ties: the "
                     "lowest palette index).",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns; - reads stdin")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--levels", type=int, metavar="N",
                         help="N values per channel (N³ colours; 3 gives the 27-colour palette)")
@@ -45,10 +47,12 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="colour space of the nearest-colour distance (default: rgb)")
     p.add_argument("--dither", action="store_true", help="Floyd–Steinberg error diffusion")
     p.add_argument("--labels", action="store_true", help="also write the label map as <name>_labels.png")
-    p.add_argument("--out", required=True, metavar="FILE|DIR", help="output file (one input) or folder")
+    p.add_argument("--out", required=True, metavar="FILE|DIR|-", help="output file (one input), folder, or - for stdout")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality of the outputs (default: 95)")
     p.add_argument("--seed", type=int, default=0, help="seed of the k-means palette (default: 0)")
+    streams.add_format_option(p, "default: the input's")
+    add_output_flags(p)
     p.set_defaults(func=run, parser=p)
     return p
 
@@ -84,11 +88,14 @@ def _check_options(args) -> None:
         options.check_integer("-k", args.k, 1, 256)
     options.check_integer("--quality", args.quality, 0, 100)
     options.check_integer("--seed", args.seed, 0, 2 ** 64 - 1)
+    streams.check(args.inputs, args.out, args.format)
+    if args.labels and (streams.is_stdio(args.out) or any(streams.is_stdio(i) for i in args.inputs)):
+        raise OptionError("--labels: the label map is written beside a named output file; not with -")
 
 
 def run(args) -> int:
-
     _check_options(args)
+    to_json = json_stream(args)
     palette = None
     if args.palette_from is not None:
         source = read_image(args.palette_from)
@@ -101,19 +108,23 @@ def run(args) -> int:
     inputs, problems = batch.collect_inputs(args.inputs, skip_dirs=[args.out])
     # The label maps are outputs too: checked against the inputs and each other before starting.
     companions = (lambda dst: [labels_path(dst)]) if args.labels else None
-    jobs = batch.plan_outputs(inputs, args.out, companions=companions)
+    jobs = batch.plan_outputs(inputs, args.out, companions=companions, ext=streams.extension(args.format))
 
-    def process(src: Path, dst: Path) -> None:
-        image = read_image(src)
+    def process(src: Path, dst: Path) -> dict:
+        image = streams.read(src)
         label_dst = labels_path(Path(dst))
         if args.labels and label_dst.exists() and not args.overwrite:
             raise OutputExistsError(output_exists_message(str(label_dst)))
         out, labels = posterize(image.pixels, levels=args.levels, palette=palette, space=args.space,
                                 dither=args.dither, return_labels=True)
-        write_image(dst, out, alpha=image.alpha, quality=args.quality, overwrite=args.overwrite)
+        streams.write(dst, out, fmt=streams.stream_format(args.format, src, image.format), alpha=image.alpha,
+                      quality=args.quality, overwrite=args.overwrite)
         if args.labels:
             write_label_map(label_dst, labels, overwrite=args.overwrite)
+        style = f"levels {args.levels}" if args.levels is not None else f"{args.method} {args.k} from {args.palette_from}"
+        return image_fields(out, style=style)
 
-    report = batch.run_batch(jobs, process, overwrite=args.overwrite, desc="posterize", problems=problems)
-    report.print_summary(sys.stderr)
+    report = batch.run_batch(jobs, process, overwrite=args.overwrite, desc="posterize", problems=problems,
+                             progress=not args.quiet, json_stream=to_json)
+    report.print_summary(sys.stderr, quiet=args.quiet)
     return report.exit_code

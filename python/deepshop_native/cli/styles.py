@@ -1,7 +1,7 @@
 """`deepshop styles`: the built-in styles, and a contact sheet of all of them on one photo.
 
     deepshop styles [--json]                                  number, name, description of each
-    deepshop styles --sheet PHOTO -o SHEET.jpg [--size 256 --columns 6 --overwrite]
+    deepshop styles --sheet PHOTO -o SHEET.jpg [--size 256 --columns 6 --overwrite --json -q]
 
 The sheet is the photo (scaled to --size) and each built-in style's painting of it, labelled
 with its number and name: pick one, then `deepshop stylize photo.jpg --style NAME`."""
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from ..core.errors import OptionError
 from ..core.files import check_not_an_input
 from ..image import MAX_PIXELS_ENV, read_image, resize_max_side, to_depth, write_image
 from ..models.styles import DEFAULT_STYLE, builtin_styles, open_styled
-from .common import STYLIZE_MAX_PIXELS, add_engine_options, as_cli_option, engine_kwargs, max_pixels
+from .common import STYLIZE_MAX_PIXELS, add_engine_options, as_cli_option, engine_kwargs, image_fields, max_pixels
 
 LABEL_HEIGHT = 22
 
@@ -27,7 +28,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("styles", help="list the built-in styles, or render them all on one photo",
                               description="List the built-in styles (--style NAME or NUMBER of deepshop stylize), "
                                           "or with --sheet render each on a photo, labelled, in one picture.")
-    p.add_argument("--json", action="store_true", help="one JSON object per style on stdout")
+    p.add_argument("--json", action="store_true", help="one JSON object per style on stdout (number, name, "
+                                                       "description, default); with --sheet, one for the sheet")
     p.add_argument("--sheet", metavar="PHOTO", help="render every built-in style on this photo")
     p.add_argument("-o", "--out", metavar="FILE", help="the contact sheet's file (with --sheet)")
     p.add_argument("--size", type=int, default=256, help="longer side of each picture on the sheet (default 256)")
@@ -37,7 +39,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help=f"refuse a photo with more pixels than this before decoding it (default {STYLIZE_MAX_PIXELS:,}, "
                         f"or ${MAX_PIXELS_ENV}; 0: no limit)")
     p.add_argument("--overwrite", action="store_true", help="replace the sheet if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success (no progress lines)")
     add_engine_options(p)
     p.set_defaults(func=run)
     return p
@@ -59,17 +61,24 @@ def run(args) -> int:
         raise as_cli_option(e) from None
     limit = max_pixels(args.max_pixels)
     check_not_an_input(args.out, [args.sheet])
+    started = time.perf_counter()
     photo = read_image(args.sheet, max_pixels=limit)
     small = resize_max_side(photo.pixels, size)
     small = to_depth(small, 8) if small.dtype != np.uint8 else small
     styles = builtin_styles()
     cells = [("photo", small)]
+    pipeline = None
     for i, style in enumerate(styles):
         if not args.quiet:
             print(f"deepshop styles: {i + 1}/{len(styles)} {style.name}", file=sys.stderr, flush=True)
-        painted = open_styled(None, [style.name], **engine).run(small, working_size=0)
-        cells.append((f"{i} {style.name}", painted))
-    write_image(args.out, _sheet(cells, columns), quality=quality, overwrite=args.overwrite)
+        pipeline = open_styled(None, [style.name], **engine)
+        cells.append((f"{i} {style.name}", pipeline.run(small, working_size=0)))
+    sheet = _sheet(cells, columns)
+    write_image(args.out, sheet, quality=quality, overwrite=args.overwrite)
+    if args.json:
+        print(json.dumps({"input": args.sheet, "output": args.out, **image_fields(sheet, style="all built-in styles",
+                                                                                   pipeline=pipeline),
+                          "seconds": round(time.perf_counter() - started, 3)}))
     if not args.quiet:
         print(f"deepshop styles: wrote {args.out} ({len(styles)} styles)", file=sys.stderr)
     return 0

@@ -7,7 +7,7 @@ What paints (models/styles.py): without --model, a --style that is an image file
 the arbitrary-style network, otherwise a built-in style's name or number (`deepshop styles`), and
 no --style the default style; with --model, the model's family (a feedforward style, or MSG-Net
 with --style images).  Without --out each result goes next to its photo
-as NAME_styled.EXT; outputs are written atomically, never replacing a file without --overwrite nor
+as NAME_styled.EXT; `-` reads the photo from stdin and --out - writes to stdout (streams.py); outputs are written atomically, never replacing a file without --overwrite nor
 any input; a batch goes on past a bad file and lists every failure."""
 from __future__ import annotations
 
@@ -18,19 +18,21 @@ from pathlib import Path
 
 from ..core import options
 from ..core.errors import OptionError
-from ..image import MAX_PIXELS_ENV, read_image, resize_max_side, write_image
-from ..models.styles import open_styled
+from ..image import MAX_PIXELS_ENV, resize_max_side
+from ..models.styles import DEFAULT_STYLE, open_styled
+from . import streams
 from .batch import collect_inputs, plan_outputs, run_batch, tile_progress
-from .common import (STYLIZE_MAX_PIXELS, add_engine_options, as_cli_option, engine_kwargs, faster_provider_installed,
-                     max_pixels, suffix)
+from .common import (STYLIZE_MAX_PIXELS, add_engine_options, add_output_flags, as_cli_option, engine_kwargs,
+                     faster_provider_installed, image_fields, json_stream, max_pixels, suffix)
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("stylize", help="apply a style model to images")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, directories or globs")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, directories or globs; - reads stdin")
     p.add_argument("-m", "--model", default=None,
                    help="ONNX style model (default: the built-in styles and style images, see --style)")
     p.add_argument("-o", "--out", default=None,
-                   help="output file (one input) or directory (default: next to each input, as NAME_styled.EXT)")
+                   help="output file (one input), directory, or - for stdout (default: next to each input, as "
+                        "NAME_styled.EXT; stdout for input -)")
     p.add_argument("--suffix", default=None, help="added to output file names, e.g. _styled")
     p.add_argument("--strength", type=float, default=1.0, help="0..1 blend of the style with the photo")
     p.add_argument("--preserve-colors", action="store_true", help="keep the photo's colours, take the style's luminance")
@@ -43,7 +45,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help=f"refuse images with more pixels than this before decoding them (default {STYLIZE_MAX_PIXELS:,} "
                         f"= 2^26, e.g. 8192x8192, or ${MAX_PIXELS_ENV}; 0: no limit)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    streams.add_format_option(p, "default: the input's")
+    add_output_flags(p)
     add_engine_options(p)
     g = p.add_argument_group("style (deepshop styles lists the built-in ones)")
     g.add_argument("--style", action="append", default=None, metavar="PAINTING|NAME",
@@ -92,9 +95,18 @@ def open_pipeline(args, engine: dict):
         raise
 
 
+def style_shown(args) -> str:
+    """--json's "style": the --style values, else the model file's name, else the default style."""
+    if args.style:
+        return "+".join(args.style)
+    return os.path.basename(args.model) if args.model else DEFAULT_STYLE
+
+
 def run(args) -> int:
     # Every option is checked before any file is touched or the model loaded.
     engine = engine_kwargs(args)
+    streams.check(args.inputs, args.out, args.format)
+    to_json = json_stream(args)
     try:
         strength = options.check_strength(args.strength)
         max_side = options.check_max_side(args.max_side)
@@ -110,7 +122,7 @@ def run(args) -> int:
     own_output = ((lambda name: os.path.splitext(name)[0].endswith(name_suffix))
                   if name_suffix and args.out is None else None)
     inputs, problems = collect_inputs(args.inputs, skip_dirs=[args.out] if args.out else [], is_own_output=own_output)
-    jobs = plan_outputs(inputs, args.out, suffix=name_suffix)
+    jobs = plan_outputs(inputs, args.out, suffix=name_suffix, ext=streams.extension(args.format))
     pipeline = open_pipeline(args, engine) if jobs else None
     # Worth saying when a faster provider is installed but could not be used (a CUDA-capable
     # onnxruntime without a GPU, an OpenVINO plugin on a CPU it does not serve).
@@ -118,18 +130,19 @@ def run(args) -> int:
         print(f"deepshop: running on {pipeline.device_used} ({pipeline.precision}): {pipeline.fallback_reason}",
               file=sys.stderr)
 
-    def process(src: Path, dst: Path) -> None:
-        image = read_image(src, max_pixels=limit)
+    def process(src: Path, dst: Path) -> dict:
+        image = streams.read(src, max_pixels=limit)
         pixels, alpha = image.pixels, image.alpha
         if max_side is not None:
             pixels = resize_max_side(pixels, max_side)
             alpha = None if alpha is None else resize_max_side(alpha, max_side)
         with tile_progress(None, src.name, disable=True if args.quiet else None) as update:
             styled = pipeline.run(pixels, strength=strength, preserve_colors=args.preserve_colors, progress=update)
-        write_image(dst, styled, alpha=alpha, quality=quality, overwrite=args.overwrite,
-                    exif=image.exif, icc_profile=image.icc_profile)
+        streams.write(dst, styled, fmt=streams.stream_format(args.format, src, image.format), alpha=alpha,
+                      quality=quality, overwrite=args.overwrite, exif=image.exif, icc_profile=image.icc_profile)
+        return image_fields(styled, style=style_shown(args), pipeline=pipeline)
 
     report = run_batch(jobs, process, overwrite=args.overwrite, desc="stylize", progress=not args.quiet,
-                       problems=problems)
-    report.print_summary(sys.stderr)
+                       problems=problems, json_stream=to_json)
+    report.print_summary(sys.stderr, quiet=args.quiet)
     return report.exit_code

@@ -16,7 +16,6 @@ from .pil import describe_exception
 from .exif import normalise_exif
 from .formats import WRITE_EXTENSIONS
 from .png16 import encode_png16
-from .tiff16 import encode_tiff16
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -109,6 +108,7 @@ def _encoder(name: str, fmt: str, pixels: Any, alpha: Optional[np.ndarray], qual
     if depth == 16 and fmt == "PNG":
         return lambda f: encode_png16(f, rgb, a, exif, icc_profile)
     if depth == 16:
+        from .tiff16 import encode_tiff16   # Pillow's TIFF plugin only when a 16-bit TIFF is written
         return lambda f: encode_tiff16(f, rgb, a, exif, icc_profile)
     return lambda f: _encode_pillow(f, fmt, rgb, a, quality, exif, icc_profile)
 
