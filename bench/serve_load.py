@@ -79,6 +79,8 @@ class Server:
             cmd += ["--model", model]
         if args.tile is not None:
             cmd += ["--tile", str(args.tile)]
+        if args.no_builtin:
+            cmd += ["--no-builtin"]
         self.port = port
         self.log = open(args.log, "w") if args.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
@@ -275,6 +277,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--tile", type=int, default=None)
     p.add_argument("--model", action="append", default=[])
+    p.add_argument("--no-builtin", action="store_true",
+                   help="serve only the bundled style and --model files (deepshop serve --no-builtin)")
     p.add_argument("--style", default=None, help="the style to request (default: the server's first)")
     p.add_argument("--log", default=None, help="write the server's log here")
     p.add_argument("--json", default=None)

@@ -45,8 +45,10 @@ def server(tmp_path_factory):
     model = identity(folder / "identity.onnx")
     port = _free_port()
     log = open(folder / "server.log", "w")
+    # The bundled style and one model (--no-builtin): the page with a two-item gallery; the built-in
+    # catalogue is tested through the API in test_serve.py.
     proc = subprocess.Popen([sys.executable, "-m", "deepshop_native", "serve", "--port", str(port), "--device", "cpu",
-                             "--tile", "192", "--model", model], stdout=log, stderr=subprocess.STDOUT)
+                             "--tile", "192", "--no-builtin", "--model", model], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         end = time.monotonic() + 90

@@ -35,7 +35,7 @@ def test_steady_load_and_a_burst_beyond_the_queue(tmp_path, capsys):
     # 256 px (slow enough that they pile up) against 2 workers + 2 waiting.
     rc = bench.main(["--requests", "40", "--clients", "4", "--size", "64", "--workers", "2", "--queue", "1",
                      "--burst", "20", "--burst-size", "256", "--burst-style", "default_style", "--baseline", "0",
-                     "--device", "cpu", "--model", model, "--style", "identity", "--json", str(out)])
+                     "--device", "cpu", "--no-builtin", "--model", model, "--style", "identity", "--json", str(out)])
     import json
     r = json.loads(out.read_text())
     printed = capsys.readouterr().out
