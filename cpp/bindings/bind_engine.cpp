@@ -360,6 +360,7 @@ void def_session_init(py::class_<Class, Base...>& cls) {
                                return default_tile(e.session().provider(), e.session().precision(), statistics_graph);
                              })
       .def_property_readonly("fallback_reason", [](const Class& e) { return e.session().fallback_reason(); })
+      .def_property_readonly("precision_reason", [](const Class& e) { return e.session().precision_reason(); })
       .def_property_readonly("metadata", [](const Class& e) { return model_metadata(e.session().model()); })
       .def_property_readonly("family", [](const Class& e) { return e.session().model().family; })
       .def_property_readonly("value_range", [](const Class& e) {
@@ -421,6 +422,8 @@ void bind_engine(py::module_& m) {
       }, py::arg("path"),
       "Load OpenVINO's C API library (once per process); returns (its version, the devices it serves). DeviceError if it cannot.");
   m.def("cpu_has_bf16", &cpu_has_bf16, "Whether this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16).");
+  m.def("cpu_features", [] { return cpu_features_text(cpu_features()); },
+        "The CPU features that decide the precision on OpenVINO's CPU device (AVX2, AVX-512, VNNI, BF16, AMX).");
 
   // Statistics modes by name, as the Python API and the CLI spell them.
   static const StatisticsMode kModes[] = {StatisticsMode::automatic, StatisticsMode::thumbnail, StatisticsMode::exact,

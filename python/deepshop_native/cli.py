@@ -59,7 +59,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--device", default="auto",
                    help="auto, cpu, cuda, cuda:N, openvino, openvino:CPU|GPU|NPU (default: auto, the fastest here)")
-    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
                    help="compute precision (default: auto, the provider's fastest within the documented error)")
     g.add_argument("--tile", type=int, default=None,
                    help="network window in pixels per side; 0 runs the whole image at once (default: the "
@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print a model's metadata, the ONNX Runtime version and providers")
     p.add_argument("model", nargs="?", default=None, help="ONNX model (default: the bundled style)")
     p.add_argument("--device", default="auto", help="the device to describe the choice for (default: auto)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"])
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_info)
 

@@ -39,7 +39,7 @@ DEFAULT_STATISTICS_SIZE = _ENGINE_DEFAULTS.statistics_size
 
 #: Devices and precisions Stylizer(device=..., precision=...) takes ("cuda:N" besides these).
 DEVICES = ("auto", "cpu", "cuda", "openvino", "openvino:CPU", "openvino:GPU", "openvino:NPU")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: The error precision="auto" stays within, on 0..255 against the same network in torch fp32:
 #: (mean abs, max abs).  Measured per provider and precision: README, "Execution providers".
 AUTO_PRECISION_BOUND = (0.5, 8.0)
@@ -128,8 +128,11 @@ class Stylizer:
     provider; `provider`, `device_used` and `fallback_reason` say what it chose and why not the
     others), "cpu", "cuda", "cuda:N", "openvino", "openvino:CPU|GPU|NPU".  precision: "auto" (the
     provider's fastest mode within the documented error: bf16 on OpenVINO's CPU device where the
-    CPU has bf16 instructions, fp16 on OpenVINO GPU/NPU, the model's own on CUDA, else fp32),
-    "fp32", "bf16", "fp16"; a precision the provider cannot do raises DeviceError.
+    CPU has bf16 instructions, else int8 where the CPU has VNNI/AMX-INT8 and the model's int8 file
+    NAME.int8.onnx (deepshop-export quantize) is beside it, current and within the int8 error bound;
+    fp16 on OpenVINO GPU/NPU, the model's own on CUDA, else fp32; `precision_reason` says why),
+    "fp32", "bf16", "fp16", "int8" (the int8 file, on OpenVINO's CPU device or the CPU provider); a
+    precision the provider cannot do, or "int8" without a current int8 file, raises DeviceError.
     harmonize: for instance-norm models cut into several tiles, the longer side of a thumbnail
     that is stylized first and whose low-frequency colours every tile takes, so that tiles agree
     (each tile is otherwise normalised with its own statistics and gets its own colour cast);
@@ -192,8 +195,13 @@ class Stylizer:
 
     @property
     def precision(self) -> str:
-        """The precision the provider computes in: "fp32", "bf16" or "fp16"."""
+        """The precision the provider computes in: "fp32", "bf16", "fp16" or "int8"."""
         return self._engine.precision
+
+    @property
+    def precision_reason(self) -> str:
+        """Why precision="auto" computes in `precision` here ("" when a precision was named)."""
+        return self._engine.precision_reason
 
     @property
     def tile(self) -> int:
@@ -342,8 +350,10 @@ def model_info(model=None, *, device: str = "auto", precision: str = "auto") -> 
         "devices": [f"{p} {t} ({v})" for p, t, v in execution_devices()],
         "openvino_direct": _openvino_direct_summary(),
         "cpu_bf16": bool(_native.cpu_has_bf16()),
+        "cpu_features": _native.cpu_features(),
         "provider": s.provider,
         "device": s.device,
         "precision": s.precision,
+        "precision_reason": s.precision_reason,
         "fallback_reason": s.fallback_reason,
     }
