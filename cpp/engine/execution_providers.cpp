@@ -66,15 +66,16 @@ class Planner {
 
   void add_cuda() {
     OrtRuntime& runtime = OrtRuntime::get();
-    if (!runtime.has_provider(kCuda))
-      return refuse("CUDA", "this ONNX Runtime (" + runtime.version() +
-                                (plan_.is_auto ? "" : ", " + runtime.library_path()) +
-                                ") has no CUDA execution provider (install onnxruntime-gpu in place of onnxruntime)");
+    // What CUDA cannot do at all is said first, whether or not this ONNX Runtime has CUDA.
     if (precision_ == Precision::BF16 || precision_ == Precision::INT8)
       return refuse("CUDA", std::string("precision '") + precision_name(precision_) +
                                 "' is not offered on CUDA (fp32, or fp16 with a float16 model)");
     if (request_.model_is_int8)
       return refuse("CUDA", "the model is an int8 file, which runs on OpenVINO's CPU device or the CPU provider only");
+    if (!runtime.has_provider(kCuda))
+      return refuse("CUDA", "this ONNX Runtime (" + runtime.version() +
+                                (plan_.is_auto ? "" : ", " + runtime.library_path()) +
+                                ") has no CUDA execution provider (install onnxruntime-gpu in place of onnxruntime)");
     ProviderCandidate c;
     c.label = "CUDA";
     c.provider = kCuda;
@@ -345,6 +346,15 @@ Precision resolve_model_precision(const ProviderCandidate& candidate, const std:
   return half_model ? Precision::FP16 : Precision::FP32;
 }
 
+int64_t openvino_window(const std::string& precision, bool statistics_graph) {
+  double pixels = OpenVinoNetwork::kFormsBudgetBytes / OpenVinoNetwork::bytes_per_pixel(precision, statistics_graph);
+  // A plain graph's tiled run also compiles the harmonizing thumbnail (512 px): both forms fit the
+  // budget, so that calls on images of one size compile nothing after the first.  (A statistics
+  // graph's 1024 px statistics thumbnail cannot share it with a window of useful size.)
+  if (!statistics_graph) pixels -= static_cast<double>(TileOptions{}.harmonize) * static_cast<double>(TileOptions{}.harmonize);
+  return static_cast<int64_t>(std::sqrt(pixels)) / 32 * 32;
+}
+
 int64_t default_tile(const std::string& provider, const std::string& precision, bool statistics_graph) {
   // OpenVINO called directly: the largest square window whose working memory
   // (OpenVinoNetwork::bytes_per_pixel, measured per precision and graph) fits the compiled forms'
@@ -352,10 +362,7 @@ int64_t default_tile(const std::string& provider, const std::string& precision, 
   // image no larger in area than one window whole (one compiled shape, no halo, no harmonizing
   // thumbnail): a 1080p frame on the plain graph in every precision, and on the statistics graph
   // in bf16 and int8; the statistics graph in fp32 takes 1088 px windows.
-  if (provider == kOpenVinoDirectProvider) {
-    const double pixels = OpenVinoNetwork::kFormsBudgetBytes / OpenVinoNetwork::bytes_per_pixel(precision, statistics_graph);
-    return static_cast<int64_t>(std::sqrt(pixels)) / 32 * 32;
-  }
+  if (provider == kOpenVinoDirectProvider) return openvino_window(precision, statistics_graph);
   // A global-statistics graph writes instance norm out in plain operators and measures every
   // layer: on the CPU provider ~920 bytes of working memory per window pixel against ~530 for
   // the plain network (bench/peak_memory.py --size 1024 --tile 0: the whole image in one

@@ -114,6 +114,10 @@ extern const char* const kOpenVinoDirectProvider;
 // OpenVINO called directly: the largest square window whose working memory
 // (OpenVinoNetwork::bytes_per_pixel, by precision and graph) fits OpenVinoNetwork's budget.
 int64_t default_tile(const std::string& provider, const std::string& precision, bool statistics_graph);
+// OpenVINO called directly: that window ("fp32", "bf16", "fp16", "int8"), a multiple of 32 px.
+// TransformerNet: plain graph 1536 px in fp32 and int8, 2176 in bf16; statistics graph 1088 in
+// fp32 and int8, 1504 in bf16.
+int64_t openvino_window(const std::string& precision, bool statistics_graph);
 
 // CPU features OpenVINO uses for bf16 (AVX512-BF16 or AMX-BF16), from cpuid.
 bool cpu_has_bf16();

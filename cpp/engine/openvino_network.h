@@ -51,9 +51,9 @@ class OpenVinoNetwork {
   // the compiled model until it is freed, not per infer request: forms are kept while their
   // estimated working memory together stays within this budget (the one in use always kept).
   static constexpr double kFormsBudgetBytes = 1.5 * (1 << 30);
-  // Working memory per window pixel (OpenVINO 2026.4 CPU plugin, whole working set of a compiled
-  // form and its request, rounded up), TransformerNet: the global-statistics graph (the bundled
-  // style) 635 B in bf16, 1162 B in fp32; the plain graph 282 B in bf16, 538-580 B in fp32.
+  // Working memory per window pixel of a TransformerNet (OpenVINO 2026.4 CPU plugin, the whole
+  // working set of a compiled form and its request), by precision and graph: the global-statistics
+  // graph (the bundled style) 700 B in bf16, 1300 B in fp32 and int8; the plain graph 320 / 600 B.
   static double bytes_per_pixel(const std::string& precision, bool statistics_graph);
 
  private:

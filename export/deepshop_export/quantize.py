@@ -46,7 +46,7 @@ SPLIT_SEED = 0
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 #: The photos scikit-image ships (public domain / CC0, no download), the default photo set.
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "immunohistochemistry",
-                  "hubble_deep_field", "retina", "camera", "cat", "colorwheel")
+                  "hubble_deep_field", "retina", "camera")
 
 
 def quantized_path(model: str | os.PathLike) -> str:
@@ -112,7 +112,7 @@ def load_photos(folders: list[str], size: int) -> tuple[list[Photo], str]:
                 continue  # unreadable files are skipped; the provenance lists the photos used
             photos.append(Photo(os.path.relpath(path, folder), _fit(pixels, size)))
     manifests = [f for f in folders if os.path.isfile(os.path.join(f, "manifest.csv"))]
-    what = "photos of " + ", ".join(os.path.basename(os.path.normpath(f)) or f for f in folders)
+    what = "the photos under " + ", ".join((os.path.basename(os.path.normpath(f)) or f) + "/" for f in folders)
     if manifests:
         what += " (licences in their manifest.csv)"
     return photos, what
@@ -129,9 +129,11 @@ def split(photos: list[Photo], calibration: int, held_out: int) -> tuple[list[Ph
     return order[n_held:n_held + calibration], order[:n_held]
 
 
-def _graph_feeds(session_inputs: list, statistics: dict | None, pixels: np.ndarray) -> dict:
-    """The model's inputs for one photo: the image, and for a global-statistics graph its own
-    statistics (mix 0, the whole photo measured): the plain network's computation."""
+def _graph_feeds(session_inputs: list, statistics: dict | None, pixels: np.ndarray, stride: int) -> dict:
+    """The model's inputs for one photo (cropped to a multiple of the stride): the image, and for a
+    global-statistics graph its own statistics (mix 0, the whole photo measured): the plain
+    network's computation."""
+    pixels = pixels[:pixels.shape[0] // stride * stride, :pixels.shape[1] // stride * stride]
     x = np.ascontiguousarray(pixels.transpose(2, 0, 1)[None], dtype=np.float32)
     feeds = {session_inputs[0]: x}
     if statistics:
@@ -182,7 +184,7 @@ def _check_source(model: str) -> dict:
                          f"({', '.join(FAMILIES)}: feedforward style networks)")
     precision = meta.get(PREFIX + "precision", "fp32")
     if precision != "fp32":
-        raise ModelError(f"{model}: a {precision} model; quantize its fp32 export")
+        raise ModelError(f"{model}: its precision is {precision}; quantize its fp32 export")
     return meta
 
 
@@ -200,7 +202,7 @@ def _measure(source: str, candidate: str, photos: list[Photo], device: str) -> t
         a = fp32(p.pixels).astype(np.float64)
         b = int8(p.pixels).astype(np.float64)
         mse = float(np.mean((a - b) ** 2))
-        psnr.append(float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse))
+        psnr.append(float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse)))
         mean_abs.append(float(np.mean(np.abs(a - b))))
     return psnr, mean_abs, f"{int8.device_used} ({int8.provider})"
 
@@ -240,19 +242,23 @@ def quantize_model(model: str | os.PathLike, output: str | os.PathLike | None = 
         raise ModelError(f"{model}: {len(convs)} convolutions; the int8 form quantizes all but the first and last")
     kept_float = [convs[0], convs[-1]]
     input_names = [i.name for i in ort.InferenceSession(model, providers=["CPUExecutionProvider"]).get_inputs()]
+    stride = int(meta.get(PREFIX + "stride_multiple", "1") or 1)
 
     class Photos(CalibrationDataReader):
         def __init__(self):
-            self._feeds = iter([_graph_feeds(input_names, statistics, p.pixels) for p in calib])
+            self._feeds = iter([_graph_feeds(input_names, statistics, p.pixels, stride) for p in calib])
 
         def get_next(self):
             return next(self._feeds, None)
 
     with tempfile.TemporaryDirectory(prefix="deepshop-quantize-") as tmp, _quiet_root_logger():
         candidate = os.path.join(tmp, "model.int8.onnx")
-        quantize_static(model, candidate, Photos(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["Conv"],
-                        nodes_to_exclude=kept_float, calibrate_method=CalibrationMethod.MinMax)
+        try:
+            quantize_static(model, candidate, Photos(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["Conv"],
+                            nodes_to_exclude=kept_float, calibrate_method=CalibrationMethod.MinMax)
+        except Exception as e:  # ONNX Runtime's own errors (a graph it cannot run or quantize)
+            raise ModelError(f"{model}: ONNX Runtime could not quantize it ({str(e).splitlines()[0][:300]})") from e
         quantized = onnx.load(candidate)
         # The source's deepshop keys (quantize_static keeps them; set again so that none is lost).
         source_keys = {p.key[len(PREFIX):]: p.value for p in source.metadata_props if p.key.startswith(PREFIX)}
