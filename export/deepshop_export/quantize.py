@@ -69,6 +69,20 @@ def fingerprint(path: str | os.PathLike) -> str:
 class Photo:
     name: str
     pixels: np.ndarray  # H x W x 3 uint8
+    licence: str = ""   # from the folder's manifest.csv (fetch_photos.sh writes one), if any
+
+    def label(self) -> str:
+        return f"{self.name} ({self.licence})" if self.licence else self.name
+
+
+def _manifest_licences(folder: str) -> dict:
+    """file -> licence from a manifest.csv (columns "file" and "licence") in the folder, if any."""
+    import csv
+    path = os.path.join(folder, "manifest.csv")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row.get("file", ""): row.get("licence", "") for row in csv.DictReader(f)}
 
 
 def _fit(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -95,7 +109,7 @@ def load_photos(folders: list[str], size: int) -> tuple[list[Photo], str]:
             except Exception:  # an image that needs scikit-image's optional download: skipped
                 continue
             photos.append(Photo(name, _fit(np.asarray(arr), size)))
-        return photos, "the photos scikit-image ships (skimage.data; public domain / CC0)"
+        return photos, "the photos scikit-image ships (skimage.data, public domain / CC0)"
     for folder in folders:
         if not os.path.isdir(folder):
             raise OptionError(f"--photos {folder}: no such folder")
@@ -104,17 +118,18 @@ def load_photos(folders: list[str], size: int) -> tuple[list[Photo], str]:
             dirs.sort()
             found += [os.path.join(root, f) for f in sorted(files)
                       if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")]
+        licences = _manifest_licences(folder)
         for path in found:
             try:
                 with Image.open(path) as im:
                     pixels = np.asarray(im.convert("RGB"))
             except (OSError, UnidentifiedImageError, ValueError):
                 continue  # unreadable files are skipped; the provenance lists the photos used
-            photos.append(Photo(os.path.relpath(path, folder), _fit(pixels, size)))
-    manifests = [f for f in folders if os.path.isfile(os.path.join(f, "manifest.csv"))]
-    what = "the photos under " + ", ".join((os.path.basename(os.path.normpath(f)) or f) + "/" for f in folders)
-    if manifests:
-        what += " (licences in their manifest.csv)"
+            name = os.path.relpath(path, folder)
+            photos.append(Photo(name, _fit(pixels, size), licences.get(name, "")))
+    what = f"{len(photos)} photos under " + ", ".join((os.path.basename(os.path.normpath(f)) or f) + "/" for f in folders)
+    if any(p.licence for p in photos):
+        what += " (each photo's licence from the folder's manifest.csv, as listed)"
     return photos, what
 
 
@@ -277,8 +292,8 @@ def quantize_model(model: str | os.PathLike, output: str | os.PathLike | None = 
         "source": {"file": os.path.basename(model), "sha256": sha256_of(model)},
         "photos": photo_set,
         "size": f"longer side at most {size} px",
-        "calibration": sorted(p.name for p in calib),
-        "held_out": {"photos": [p.name for p in held], "device": used,
+        "calibration": sorted(p.label() for p in calib),
+        "held_out": {"photos": [p.label() for p in held], "device": used,
                      "psnr_db": [round(v, 2) for v in psnr], "mean_abs": [round(v, 4) for v in mean_abs]},
         "command": command or f"{PROG} {os.path.basename(model)}",
         "created_utc": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
