@@ -359,9 +359,11 @@ int64_t default_tile(const std::string& provider, const std::string& precision, 
   // OpenVINO called directly: the largest square window whose working memory
   // (OpenVinoNetwork::bytes_per_pixel, measured per precision and graph) fits the compiled forms'
   // budget, so that 8192 x 8192 keeps within 2 GB beyond the image buffers.  A Stylizer runs an
-  // image no larger in area than one window whole (one compiled shape, no halo, no harmonizing
-  // thumbnail): a 1080p frame on the plain graph in every precision, and on the statistics graph
-  // in bf16 and int8; the statistics graph in fp32 takes 1088 px windows.
+  // image no larger in area than one window whole (one compiled shape, no halo, no thumbnail): a
+  // 1080p frame on the plain graph in every precision, and on the statistics graph in bf16 and
+  // int8; the statistics graph in fp32 takes 1088 px windows, and there, at 1080p, the window's
+  // form and the 1024 px statistics thumbnail's do not both fit the budget: each image compiles
+  // both again (0.8 s of CPU each on the Xeon measured).
   if (provider == kOpenVinoDirectProvider) return openvino_window(precision, statistics_graph);
   // A global-statistics graph writes instance norm out in plain operators and measures every
   // layer: on the CPU provider ~920 bytes of working memory per window pixel against ~530 for

@@ -116,7 +116,7 @@ extern const char* const kOpenVinoDirectProvider;
 int64_t default_tile(const std::string& provider, const std::string& precision, bool statistics_graph);
 // OpenVINO called directly: that window ("fp32", "bf16", "fp16", "int8"), a multiple of 32 px.
 // TransformerNet: plain graph 1536 px in fp32 and int8, 2176 in bf16; statistics graph 1088 in
-// fp32 and int8, 1504 in bf16.
+// fp32, 1504 in bf16 and int8.
 int64_t openvino_window(const std::string& precision, bool statistics_graph);
 
 // CPU features OpenVINO uses for bf16 (AVX512-BF16 or AMX-BF16), from cpuid.

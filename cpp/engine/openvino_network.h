@@ -53,7 +53,8 @@ class OpenVinoNetwork {
   static constexpr double kFormsBudgetBytes = 1.5 * (1 << 30);
   // Working memory per window pixel of a TransformerNet (OpenVINO 2026.4 CPU plugin, the whole
   // working set of a compiled form and its request), by precision and graph: the global-statistics
-  // graph (the bundled style) 700 B in bf16, 1300 B in fp32 and int8; the plain graph 320 / 600 B.
+  // graph (the bundled style) 700 B in bf16 and int8, 1300 B in fp32; the plain graph 320 B in
+  // bf16, 600 B in fp32 and int8.
   static double bytes_per_pixel(const std::string& precision, bool statistics_graph);
 
  private:
