@@ -17,7 +17,7 @@ from Python on the same int8 file, and deepshop `auto` on the model with its int
 Entries that cannot run here skip themselves (no OpenVINO plugin device, no `openvino`
 package).  Each entry also records its error against torch fp32 on 0..255 (mean and max abs,
 uint8 outputs), printed after the speed ratios; deepshop's auto entries fail if that error is
-beyond the documented bound (deepshop_native.stylizer.AUTO_PRECISION_BOUND; in int8, whose bound
+beyond the documented bound (deepshop_native.pipelines.stylizer.AUTO_PRECISION_BOUND; in int8, whose bound
 is a PSNR against fp32 on held-out photos, the random network's outputs are checked against its
 fp32 outputs at that PSNR).
 """
@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 
 import deepshop_native as ds
-from deepshop_native import _runtime
-from deepshop_native.stylizer import AUTO_PRECISION_BOUND
+from deepshop_native.core import runtime as _runtime
+from deepshop_native.pipelines.stylizer import AUTO_PRECISION_BOUND
 
 torch = pytest.importorskip("torch")
 

@@ -79,7 +79,7 @@ def int8_model(tmp_path_factory, model_path):
     `deepshop-export quantize` on the scikit-image photos (its speed is that of any int8 file of
     this network; its error is measured on the trained style in docs/results/cpu-features.md)."""
     import shutil
-    quantize = pytest.importorskip("deepshop_export.quantize")
+    quantize = pytest.importorskip("deepshop_export.onnx.quantize")
     pytest.importorskip("onnxruntime.quantization")
     model = tmp_path_factory.mktemp("bench_int8") / "tnet.onnx"
     shutil.copyfile(model_path, model)

@@ -1,4 +1,4 @@
-"""Tests of deepshop_native.batch: inputs, outputs, batch runs and progress."""
+"""Tests of deepshop_native.cli.batch: inputs, outputs, batch runs and progress."""
 
 import io
 import os
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepshop_native.batch import (
+from deepshop_native.cli.batch import (
     IMAGE_EXTENSIONS, BatchReport, InputPath, expand_inputs, plan_outputs, run_batch,
     tile_progress)
-from deepshop_native.errors import DeepshopError, ImageError
-from deepshop_native.files import output_exists_message
-from deepshop_native.imageio import read_image, write_image
+from deepshop_native.core.errors import DeepshopError, ImageError
+from deepshop_native.core.files import output_exists_message
+from deepshop_native.image import read_image, write_image
 
 
 def _img(path, value=0, size=(8, 6)):

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 import deepshop_native as ds
-from deepshop_native import cli_posterize
-from deepshop_native.errors import OutputExistsError
+from deepshop_native.cli import posterize as cli_posterize
+from deepshop_native.core.errors import OutputExistsError
 
 
 def parser():
@@ -43,8 +43,8 @@ def test_label_map_is_written_atomically_and_not_overwritten(tmp_path):
 
 
 def test_end_to_end(tmp_path):
-    pytest.importorskip("deepshop_native.batch")
-    pytest.importorskip("deepshop_native.imageio")
+    pytest.importorskip("deepshop_native.cli.batch")
+    pytest.importorskip("deepshop_native.image")
     from skimage import data
 
     src = tmp_path / "in.png"

@@ -16,9 +16,9 @@ import pytest
 
 import deepshop_native as ds
 from deepshop_native import _native
-from deepshop_native import model_metadata as mm
+from deepshop_native.core import metadata as mm
 from deepshop_native.models import open_model
-from deepshop_native.pipelines import SessionPipeline, TiledPipeline
+from deepshop_native.pipelines.generic import SessionPipeline, TiledPipeline
 
 from model_factory import save_with_metadata
 
@@ -136,7 +136,7 @@ def gram_model(tmp_path_factory):
 @pytest.fixture
 def runtime():
     """The ONNX Runtime library loaded (the pipelines do it themselves; bare sessions need it)."""
-    from deepshop_native._runtime import ensure_runtime
+    from deepshop_native.core.runtime import ensure_runtime
     ensure_runtime()
 
 
@@ -325,7 +325,7 @@ def test_cpp_metadata_header_matches_the_python_contract():
 
 
 def test_light_modules_do_not_load_the_extension():
-    code = ("import sys, deepshop_native.errors, deepshop_native.model_metadata, deepshop_native.files\n"
+    code = ("import sys, deepshop_native.core.errors, deepshop_native.core.metadata, deepshop_native.core.files\n"
             "assert 'deepshop_native._native' not in sys.modules, 'extension loaded'\n"
             "import deepshop_native as ds; ds.ModelError\n"
             "assert 'deepshop_native._native' not in sys.modules, 'extension loaded by the package init'\n"

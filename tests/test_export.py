@@ -25,8 +25,8 @@ from deepshop_export.families.transformer_net.export import export_transformer_n
 from deepshop_export.onnx.validate import TOLERANCE  # noqa: E402
 from deepshop_export.onnx.metadata import read_metadata, write_metadata  # noqa: E402
 from deepshop_export.families.transformer_net import TransformerNet  # noqa: E402
-from deepshop_native.errors import ModelError  # noqa: E402
-from deepshop_native.model_metadata import CORE_KEYS, PREFIX  # noqa: E402
+from deepshop_native.core.errors import ModelError  # noqa: E402
+from deepshop_native.core.metadata import CORE_KEYS, PREFIX  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

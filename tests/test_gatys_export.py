@@ -8,10 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from deepshop_export import vgg
+from deepshop_export.training import loss_networks as vgg
 from deepshop_export.families.gatys import gradient_graph as gg
 from deepshop_export.families.gatys.feature_network import load_feature_network
-from deepshop_native.errors import ModelError, OptionError
+from deepshop_native.core.errors import ModelError, OptionError
 
 
 def random_torchvision_vgg(path, arch="vgg19", seed=0):
@@ -179,7 +179,7 @@ def test_extended_and_all_optimisation_levels_agree(hed_setup):
 
 def test_bad_model_arguments_are_refused(tmp_path):
     with pytest.raises(ModelError, match="needs its torchvision weights"):
-        load_feature_network("vgg19", ["relu1_1"])
+        load_feature_network("vgg16", ["relu1_1"])
     with pytest.raises(ModelError, match="no such weights file"):
         load_feature_network(str(tmp_path / "missing.pth"), ["relu1_1"])
     with pytest.raises(OptionError, match="pooling"):
@@ -197,7 +197,7 @@ def test_cli_writes_the_graph_with_its_metadata_and_refuses_to_overwrite(tmp_pat
 
     from deepshop_export.cli import main
     from deepshop_export.onnx.metadata import read_metadata
-    from deepshop_native.model_metadata import CORE_KEYS, INPUT_ROLES, OUTPUT_ROLES
+    from deepshop_native.core.metadata import CORE_KEYS, INPUT_ROLES, OUTPUT_ROLES
 
     weights = random_torchvision_vgg(str(tmp_path / "vgg16.pth"), arch="vgg16")
     out = tmp_path / "gatys.onnx"

@@ -15,8 +15,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 import deepshop_native as ds
-from deepshop_native import gatys_transfer as gt
-from deepshop_native.errors import ModelError, OptionError
+from deepshop_native.pipelines import gatys as gt
+from deepshop_native.core.errors import ModelError, OptionError
 
 from conftest import CPU_HAS_BF16, needs_bf16
 from test_gatys_export import images, random_torchvision_vgg, rel_l2, torch_objective

@@ -1,4 +1,4 @@
-"""Tiled evaluation of the Gatys loss (gatys_transfer.TiledGatysModel, the tile graph of
+"""Tiled evaluation of the Gatys loss (pipelines.gatys.TiledGatysModel, run by the engine, the tile graph of
 deepshop-export gatys --tiled): on an image split into 2 x 2 tiles with halos, the loss, its terms,
 the targets and the gradient equal the untiled graph's and torch.autograd's (float64) on the whole
 image; the driver and `deepshop gatys --tile` use it; a missing tile graph is a clear error.
@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 import deepshop_native as ds
-from deepshop_native import gatys_transfer as gt
-from deepshop_native.errors import ModelError, OptionError
+from deepshop_native.pipelines import gatys as gt
+from deepshop_native.core.errors import ModelError, OptionError
 
 from test_gatys_export import images, random_torchvision_vgg, rel_l2, torch_objective
 
@@ -47,9 +47,17 @@ def test_tile_plan_covers_the_image_once_on_stride_multiples(graphs):
     for _, (y0, y1, x0, x1) in plan:
         covered[y0:y1, x0:x1] += 1
     assert np.all(covered == 1)
-    # 100 px, tiles of 30 (24 in multiples of 8): ceil(100 / 24) = 5 spans, cuts at 20, 40, 60, 80
-    # rounded to multiples of 8 (Python's round: 2.5 -> 2, 7.5 -> 8).
-    assert gt.tile_spans(100, 30, 8) == [(0, 16), (16, 40), (40, 64), (64, 80), (80, 100)]
+    # A longer side: 200 x 100 px in tiles of at most 40 kept px: every kept span at most 40 px, on
+    # multiples of 4, covering the image once; each region holds its kept span and the halo on every
+    # side that has image there, and nothing beyond the image.
+    plan = tiled.plan(200, 100, 40)
+    covered = np.zeros((200, 100), int)
+    for (ry0, ry1, rx0, rx1), (y0, y1, x0, x1) in plan:
+        assert y1 - y0 <= 40 and x1 - x0 <= 40 and y0 % 4 == 0 and x0 % 4 == 0
+        assert 0 <= ry0 <= max(0, y0 - 32) and min(200, y1 + 32) <= ry1 <= 200
+        assert 0 <= rx0 <= max(0, x0 - 32) and min(100, x1 + 32) <= rx1 <= 100
+        covered[y0:y1, x0:x1] += 1
+    assert np.all(covered == 1) and len(plan) == 5 * 3
 
 
 # Content-led and style-led weights: both parts of the tiled gradient are checked.

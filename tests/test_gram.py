@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 import deepshop_native as ds
 from deepshop_native import _native
-from deepshop_native.errors import ArrayError
+from deepshop_native.core.errors import ArrayError
 
 RTOL = 1e-5
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import deepshop_native as ds
-from deepshop_native import hed
-from deepshop_native.errors import ModelError, OptionError
+from deepshop_native.pipelines import hed
+from deepshop_native.core.errors import ModelError, OptionError
 
 
 def _weights_path():
@@ -192,7 +192,7 @@ def test_receptive_field_in_the_metadata_is_measured(hed_model):
     import torch
     from deepshop_export.families.hed.network import HED
     from deepshop_export.receptive_field import numeric_input_spans
-    from deepshop_native.model_metadata import key, read_metadata
+    from deepshop_native.core.metadata import key, read_metadata
 
     class Logits(torch.nn.Module):            # before the sigmoid, which saturates with random weights
         def __init__(self, hed_net):

@@ -1,4 +1,4 @@
-"""Tests of deepshop_native.imageio against independent references (Pillow, OpenCV, numpy)."""
+"""Tests of deepshop_native.image against independent references (Pillow, OpenCV, numpy)."""
 
 import os
 import re
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
-from deepshop_native import imageio as dio
+from deepshop_native import image as dio
 from deepshop_native.image import pillow16, png16, tiff16
-from deepshop_native.errors import DeepshopError, ImageError, OutputExistsError
-from deepshop_native.imageio import (
+from deepshop_native.core.errors import DeepshopError, ImageError, OutputExistsError
+from deepshop_native.image import (
     DEFAULT_MAX_PIXELS, LoadedImage, read_image, resize_max_side, to_rgb_array, write_image)
 
 cv2 = pytest.importorskip("cv2")

@@ -19,7 +19,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # 
 from deepshop_export.cli import main  # noqa: E402
 from deepshop_export.importers.caffe import read_caffemodel  # noqa: E402
 from deepshop_export.onnx.metadata import read_metadata  # noqa: E402
-from deepshop_native.errors import ModelError  # noqa: E402
+from deepshop_native.core.errors import ModelError  # noqa: E402
 
 FD = descriptor_pb2.FieldDescriptorProto
 VGG_MEAN = np.array([103.939, 116.779, 123.680], np.float32)[:, None, None]

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 from deepshop_export.families.msgnet.network import MSGNet  # noqa: E402
 from deepshop_export.importers.msgnet import load_msgnet_file  # noqa: E402
-from deepshop_native.errors import ModelError  # noqa: E402
+from deepshop_native.core.errors import ModelError  # noqa: E402
 
 NGF = 8          # small for speed; the layout is the published one otherwise (6 residual blocks)
 

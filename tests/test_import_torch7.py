@@ -18,7 +18,7 @@ from deepshop_export.cli import main  # noqa: E402
 from deepshop_export.importers.johnson import MEAN, load_johnson_t7  # noqa: E402
 from deepshop_export.importers.torch7 import TorchObject, load_t7  # noqa: E402
 from deepshop_export.onnx.metadata import read_metadata  # noqa: E402
-from deepshop_native.errors import ModelError  # noqa: E402
+from deepshop_native.core.errors import ModelError  # noqa: E402
 
 from torch7_writer import Obj, Strided, johnson_network, lua_list, write_t7  # noqa: E402
 

@@ -17,14 +17,14 @@ import pytest
 
 import deepshop_native as ds
 from deepshop_native import _native
-from deepshop_native.model_metadata import read_metadata
-from deepshop_native.stylizer import DEFAULT_MODEL
+from deepshop_native.core.metadata import read_metadata
+from deepshop_native.core.paths import DEFAULT_MODEL
 
 from conftest import OPENVINO_LIBRARY
 from model_factory import identity_model, torch_reference
 
 pytest.importorskip("onnxruntime.quantization")
-quantize = pytest.importorskip("deepshop_export.quantize")
+quantize = pytest.importorskip("deepshop_export.onnx.quantize")
 
 BOUND_DB = _native.INT8_AUTO_MIN_PSNR_DB
 # Small and quick: 6 calibration photos, 2 held out, longer side 128 px.

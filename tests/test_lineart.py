@@ -16,7 +16,7 @@ cv2 = pytest.importorskip("cv2")
 torch = pytest.importorskip("torch")
 
 import deepshop_native as ds  # noqa: E402
-from deepshop_native.errors import ModelError, OptionError  # noqa: E402
+from deepshop_native.core.errors import ModelError, OptionError  # noqa: E402
 
 PALETTE5 = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]], np.uint8)
 
@@ -176,7 +176,7 @@ def test_bad_and_odd_inputs(tiny_model):
     colour = photo((48, 64))
     out = c.run(colour)
     assert any("colour image" in n for n in out["notes"]) and out["rgb"].shape == (48, 64, 3)
-    from deepshop_native.colorize import ColorizeNote
+    from deepshop_native.pipelines.colorize import ColorizeNote
     with pytest.warns(ColorizeNote):
         c(colour)
     for shape in ((1, 1), (3, 2), (7, 9)):   # tiny images: reflected up by the engine, cropped back
@@ -214,7 +214,7 @@ def test_targets_equal_nearest_palette_colour():
     img = Image.fromarray(photo((100, 100)))
     d = data.LineArtCrops([], 64, pal)
     e, lab = d.sample(img, random.Random(5))
-    from deepshop_export import train_data
+    from deepshop_export.training import data as train_data
     rng = random.Random(5)
     crop = train_data.random_resized_crop(img, 64, rng, d.scale)
     if rng.random() < 0.5:
@@ -244,7 +244,7 @@ def tiny_photo_folder(tmp_path):
 
 def test_loss_falls_on_tiny_dataset(tmp_path):
     from deepshop_export.families.lineart.train import resolve_settings, run
-    from deepshop_export.train_report import read_jsonl
+    from deepshop_export.training.report import read_jsonl
     data_dir = tiny_photo_folder(tmp_path)
     torch.set_num_threads(1)
     out = tmp_path / "run"
@@ -323,7 +323,7 @@ def test_bundled_model(tmp_path):
     accuracy, and in ΔE the fair baseline of its default decoding (argmax: the most frequent
     class; annealed mean: the constant mean colour, which hedging towards grey alone matches)."""
     from deepshop_native.cli import main
-    from deepshop_native.colorize import DEFAULT_LINEART_MODEL
+    from deepshop_native.pipelines.colorize import DEFAULT_LINEART_MODEL
     if not os.path.isfile(DEFAULT_LINEART_MODEL):
         pytest.skip("no bundled line-art model in this installation")
     c = ds.Colorizer()
@@ -347,7 +347,7 @@ def test_resume_continues_exactly(tmp_path):
     """6 steps, then --resume to 10, gives the weights of 10 steps straight (same batches, RNG,
     optimizer state)."""
     from deepshop_export.families.lineart.train import resolve_settings, run
-    from deepshop_export.train import load_checkpoint
+    from deepshop_export.training.checkpoint import load_checkpoint
     data_dir = tiny_photo_folder(tmp_path)
     torch.set_num_threads(1)
     common = ["--data", str(data_dir), "--base", "4", "--depth", "2", "--image-size", "32", "--batch-size", "2",

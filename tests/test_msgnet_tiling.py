@@ -19,10 +19,12 @@ torch.set_num_threads(1)
 
 # A 96 x 72 style (no resize at style_size 96) in windows of 56 px: the encoder's receptive field
 # is 13 px, so the halo is 8 (its radius 7 rounded up to the stride 4) and the kept spans at most
-# 40 px: rows 0-36-72, columns 0-32-64-96 (near-equal multiples of 4), worked out by hand.
-ROWS = [(0, 36), (36, 72)]
-COLS = [(0, 32), (32, 64), (64, 96)]
-HALO = 8
+# 40 px: rows 0-36-72, columns 0-32-64-96 (the fewest spans, then the shortest multiple of 4 that
+# still covers: 36 and 32).  Each window is its kept span plus the halo on both sides (52 rows,
+# 48 columns), moved inside the image where it would reach past it; worked out by hand:
+# (owned span, window) per axis.
+ROWS = [((0, 36), (0, 52)), ((36, 72), (20, 72))]
+COLS = [((0, 32), (0, 48)), ((32, 64), (24, 72)), ((64, 96), (48, 96))]
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +71,9 @@ def test_windows_add_up_to_the_windowed_torch_gram(exported, net, style):
     x = _bgr(style)
     total, positions = 0, 0
     with torch.no_grad():
-        for y0, y1 in ROWS:
-            for x0, x1 in COLS:
-                wy0, wx0 = max(0, y0 - HALO), max(0, x0 - HALO)
-                f = net.encode(x[..., wy0:min(72, y1 + HALO), wx0:min(96, x1 + HALO)])[0]
+        for (y0, y1), (wy0, wy1) in ROWS:
+            for (x0, x1), (wx0, wx1) in COLS:
+                f = net.encode(x[..., wy0:wy1, wx0:wx1])[0]
                 f = f[:, (y0 - wy0) // 4:(y1 - wy0) // 4, (x0 - wx0) // 4:(x1 - wx0) // 4].reshape(f.shape[0], -1)
                 total = total + (f.double() @ f.double().T).numpy()
                 positions += f.shape[1]

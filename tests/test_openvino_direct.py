@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 import deepshop_native as ds
-from deepshop_native import _native, _runtime
+from deepshop_native import _native
+from deepshop_native.core import runtime as _runtime
 from deepshop_native.models import open_model
-from deepshop_native.stylizer import AUTO_PRECISION_BOUND
+from deepshop_native.pipelines.stylizer import AUTO_PRECISION_BOUND
 
 from conftest import OPENVINO_LIBRARY, needs_bf16
 
@@ -174,7 +175,7 @@ def test_two_image_inputs_of_3_and_1_channels(openvino_library, tmp_path):
     """A named multi-input model (3- and 1-channel image inputs) through the tiled pipeline, against numpy."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
-    from deepshop_native import model_metadata as mm
+    from deepshop_native.core import metadata as mm
     from model_factory import save_with_metadata
 
     def spatial(name, c):
@@ -203,8 +204,8 @@ def test_scalar_outputs_and_a_static_model(openvino_library, tmp_path):
     """Rank-0 outputs (loss = mean(x^2), total = sum(x)) and a graph without dynamic dimensions."""
     pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
-    from deepshop_native import model_metadata as mm
-    from deepshop_native.pipelines import SessionPipeline
+    from deepshop_native.core import metadata as mm
+    from deepshop_native.pipelines.generic import SessionPipeline
     from model_factory import save_with_metadata
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])

@@ -6,7 +6,7 @@ import pytest
 scipy_optimize = pytest.importorskip("scipy.optimize")
 
 from deepshop_native import optim
-from deepshop_native.errors import ArrayError, OptionError
+from deepshop_native.core.errors import ArrayError, OptionError
 
 
 def scipy_iterates(fun, x0, bounds, **options):

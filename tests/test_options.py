@@ -1,4 +1,4 @@
-"""Options are validated once, at the edge (deepshop_native.options), for the API and the CLI
+"""Options are validated once, at the edge (deepshop_native.core.options), for the API and the CLI
 alike: a bad value is an OptionError -- both a DeepshopError and a ValueError -- naming the
 option, raised before the model is loaded or C++ is reached.  Regression tests of issue 14's
 items 1-4, 11 and 12 at the Python edge."""
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import deepshop_native as ds
-from deepshop_native import options
-from deepshop_native.errors import DeepshopError, OptionError
+from deepshop_native.core import options
+from deepshop_native.core.errors import DeepshopError, OptionError
 
 
 def test_option_error_is_both_a_deepshop_error_and_a_value_error():
@@ -115,8 +115,8 @@ def test_errors_options_files_image_and_metadata_do_not_load_the_extension():
     import subprocess
     import sys
     code = ("import sys\n"
-            "import deepshop_native.errors, deepshop_native.options, deepshop_native.files\n"
-            "import deepshop_native.image, deepshop_native.imageio, deepshop_native.model_metadata\n"
+            "import deepshop_native.core.errors, deepshop_native.core.options, deepshop_native.core.files\n"
+            "import deepshop_native.image, deepshop_native.core.metadata, deepshop_native.core.paths\n"
             "assert 'deepshop_native._native' not in sys.modules, 'extension loaded'\n"
             "import deepshop_native as ds\n"
             "assert ds.Stylizer and 'deepshop_native._native' in sys.modules\n")

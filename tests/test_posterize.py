@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from skimage import data
 
 import deepshop_native as ds
-from deepshop_native.errors import ArrayError
+from deepshop_native.core.errors import ArrayError
 
 NEAR_TIE = 1e-3
 

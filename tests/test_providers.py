@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import deepshop_native as ds
-from deepshop_native import _native, _runtime
-from deepshop_native.stylizer import AUTO_PRECISION_BOUND
+from deepshop_native import _native
+from deepshop_native.core import runtime as _runtime
+from deepshop_native.pipelines.stylizer import AUTO_PRECISION_BOUND
 
 from conftest import OPENVINO_PLUGIN
 from model_factory import torch_reference

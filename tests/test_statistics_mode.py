@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 import deepshop_native as ds  # noqa: E402
 from deepshop_export.cli import main as export_main  # noqa: E402
-from deepshop_native.pipelines import TiledPipeline  # noqa: E402
+from deepshop_native.pipelines.generic import TiledPipeline  # noqa: E402
 
 from model_factory import trained_like_transformer_net, torch_reference  # noqa: E402
 

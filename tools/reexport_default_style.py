@@ -25,7 +25,7 @@ from onnx import numpy_helper
 
 from deepshop_export.cli import main as export_main
 from deepshop_export.families.transformer_net import TransformerNet
-from deepshop_native.model_metadata import read_metadata
+from deepshop_native.core.metadata import read_metadata
 
 MODEL = Path(__file__).resolve().parents[1] / "python" / "deepshop_native" / "models" / "default_style.onnx"
 

@@ -3,28 +3,22 @@
 // tiled runner); and Engine, the image path's binding (one image in, one stylized image out)
 // built on the same session and runner.  The GIL is released while the network runs; the
 // progress callback (and Ctrl-C) are served between batches with the GIL taken back briefly.
-#include <pybind11/functional.h>
-#include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
 #include <memory>
 #include <optional>
 
 #include "bindings/bindings.h"
+#include "bindings/session.h"
 #include "engine/errors.h"
 #include "engine/image_runner.h"
-#include "engine/inference_session.h"
-#include "engine/openvino_runtime.h"
 #include "engine/limits.h"
+#include "engine/model_runner.h"
+#include "engine/openvino_runtime.h"
 #include "engine/ort_runtime.h"
-#include "engine/statistics_mode.h"
-
-namespace py = pybind11;
 
 namespace deepshop::bindings {
 namespace {
-
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 // Options of every constructor, checked here, at the edge, so that a bad value is an OptionError
 // naming the option (pybind11 turns std::invalid_argument into one, see register_errors).
@@ -44,41 +38,6 @@ SessionConfig session_config(const std::string& device, int64_t threads, PixelFo
   return config;
 }
 
-// Runs `fn` with the GIL released, serving `progress` (a Python callable or None) and Ctrl-C in
-// between.  Python errors raised in the callback (KeyboardInterrupt included) are kept and
-// re-raised once the native run has unwound.
-template <typename Fn>
-void run_with_progress(const std::optional<py::function>& progress, Fn&& fn) {
-  std::optional<py::error_already_set> callback_error;
-  ProgressFn on_progress = [&](int64_t done, int64_t total) {
-    py::gil_scoped_acquire gil;
-    try {
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-      if (progress) {
-        py::object r = (*progress)(done, total);
-        if (r.is_none()) return true;
-        // bool, int or numpy.bool_: anything else is a mistake better named than guessed at.
-        const bool numpy_bool = py::hasattr(r, "dtype") && py::str(r.attr("dtype").attr("kind")).cast<std::string>() == "b";
-        if (!py::isinstance<py::bool_>(r) && !py::isinstance<py::int_>(r) && !numpy_bool)
-          throw std::invalid_argument("progress callback must return None, True or False, not " +
-                                      std::string(py::str(r.get_type().attr("__name__"))));
-        return PyObject_IsTrue(r.ptr()) == 1;
-      }
-    } catch (py::error_already_set& e) {
-      callback_error.emplace(std::move(e));
-      return false;
-    }
-    return true;
-  };
-  try {
-    py::gil_scoped_release release;
-    fn(on_progress);
-  } catch (const Cancelled&) {
-    if (callback_error) throw std::move(*callback_error);
-    throw;
-  }
-}
-
 py::dict tensor_description(const TensorSpec& t) {
   py::dict d;
   d["name"] = t.name;
@@ -87,243 +46,6 @@ py::dict tensor_description(const TensorSpec& t) {
   d["role"] = role_name(t.role);
   return d;
 }
-
-TensorView view_of(const FloatArray& a) {
-  return TensorView{a.data(), std::vector<int64_t>(a.shape(), a.shape() + a.ndim())};
-}
-
-py::array_t<float> to_numpy(Tensor&& t) {
-  auto* owned = new std::vector<float>(std::move(t.data));
-  py::capsule free_when_done(owned, [](void* p) { delete static_cast<std::vector<float>*>(p); });
-  std::vector<py::ssize_t> strides(t.shape.size());
-  py::ssize_t s = sizeof(float);
-  for (size_t i = t.shape.size(); i-- > 0;) {
-    strides[i] = s;
-    s *= static_cast<py::ssize_t>(t.shape[i]);
-  }
-  return py::array_t<float>(std::vector<py::ssize_t>(t.shape.begin(), t.shape.end()), strides, owned->data(),
-                            free_when_done);
-}
-
-class Session {
- public:
-  Session(const std::string& model_path, const SessionConfig& config) {
-    py::gil_scoped_release release;  // session creation parses and optimizes the graph
-    session_ = std::make_unique<InferenceSession>(model_path, config);
-  }
-  const InferenceSession& session() const { return *session_; }
-  const ModelInfo& model() const { return session_->model(); }
-
-  py::dict plan(int64_t height, int64_t width, const TileOptions& requested) const {
-    const StatisticsMode mode = resolve_statistics_mode(model(), requested, height, width);
-    const TileOptions options = statistics_tile_options(model(), requested, mode);
-    const TilingSummary s = plan_tiles(model().geometry(), height, width, options);
-    py::dict d;
-    d["tiles_y"] = s.rows.count();
-    d["tiles_x"] = s.cols.count();
-    d["window"] = py::make_tuple(s.rows.window, s.cols.window);
-    d["halo"] = py::make_tuple(s.rows.halo, s.cols.halo);
-    d["row_starts"] = s.rows.starts;
-    d["col_starts"] = s.cols.starts;
-    d["kept"] = py::make_tuple(s.rows.kept, s.cols.kept);
-    d["statistics"] = statistics_mode_name(mode);
-    const auto layout = statistics_layout(model());
-    d["passes"] = layout ? statistics_passes(mode, *layout) : int64_t(1);
-    d["harmonize"] = mode == StatisticsMode::off && options.harmonize > 0 && model().instance_norm && s.tiles() > 1;
-    return d;
-  }
-
-  py::dict run(const py::dict& inputs, std::optional<std::vector<std::string>> outputs) const {
-    std::vector<FloatArray> keep;  // holds the (converted) buffers while the GIL is released
-    TensorViews views;
-    for (auto [k, v] : inputs) {
-      keep.push_back(FloatArray::ensure(v));
-      if (!keep.back()) throw std::invalid_argument("input '" + py::str(k).cast<std::string>() + "' is not a numeric array");
-      views[py::str(k)] = view_of(keep.back());
-    }
-    Tensors result;
-    {
-      py::gil_scoped_release release;
-      result = session_->run(views, outputs.value_or(std::vector<std::string>{}));
-    }
-    py::dict d;
-    for (auto& [name, t] : result) d[py::str(name)] = to_numpy(std::move(t));
-    return d;
-  }
-
-  py::dict run_tiled(const py::dict& spatial, const py::dict& aux, const TileOptions& requested,
-                     const py::dict& palettes, std::optional<std::vector<std::string>> outputs,
-                     const std::optional<py::function>& progress, const py::dict& temperatures) const {
-    const ModelInfo& m = model();
-    check_tile_options(requested);
-    const TileOptions tiles = with_session_threads(requested);
-    // Spatial inputs: H x W x C (or H x W) pixel arrays, float32 in [0, 1], all of one size.
-    std::vector<FloatArray> keep;
-    std::vector<std::unique_ptr<ImageSource<float>>> sources;
-    TiledCall call;
-    int64_t H = -1, W = -1;
-    ImageView<const float> rgb_input{};  // the image input when it is the only one and RGB (harmonize)
-    for (const TensorSpec* t : m.inputs_with(Role::image)) {
-      if (!spatial.contains(t->name))
-        throw std::invalid_argument(m.path + ": image input '" + t->name + "' was not given (spatial=...)");
-      FloatArray a = FloatArray::ensure(spatial[py::str(t->name)]);
-      if (!a || (a.ndim() != 2 && a.ndim() != 3))
-        throw std::invalid_argument("spatial input '" + t->name + "' must be an H x W or H x W x C array");
-      const int64_t h = a.shape(0), w = a.shape(1), c = a.ndim() == 3 ? a.shape(2) : 1;
-      if (H < 0) H = h, W = w;
-      if (h != H || w != W)
-        throw std::invalid_argument("spatial inputs differ in size: '" + t->name + "' is " + std::to_string(h) + "x" +
-                                    std::to_string(w) + ", not " + std::to_string(H) + "x" + std::to_string(W));
-      if (t->channels() > 0 && t->channels() != c)
-        throw std::invalid_argument("spatial input '" + t->name + "' has " + std::to_string(c) + " channels; the model " +
-                                    "takes " + std::to_string(t->channels()));
-      keep.push_back(a);
-      if (c == 3 && m.inputs_with(Role::image).size() == 1) rgb_input = ImageView<const float>{a.data(), h, w, c};
-      sources.push_back(std::make_unique<ImageSource<float>>(ImageView<const float>{a.data(), h, w, c}, m.pixels));
-      call.spatial_inputs.emplace_back(t->name, sources.back().get());
-    }
-    // Tile masks are made by the runner from the tile plan.
-    const auto masks = m.inputs_with(Role::tile_mask);
-    if (masks.size() > 1) throw ModelError(m.path + ": the model has more than one tile_mask input");
-    if (!masks.empty()) call.tile_mask_input = masks[0]->name;
-    for (auto [k, v] : spatial)
-      if (!m.find_input(py::str(k)) || m.find_input(py::str(k))->role != Role::image)
-        throw std::invalid_argument(m.path + ": '" + py::str(k).cast<std::string>() + "' is not an image input of the model");
-    if (H < 0) throw std::invalid_argument(m.path + ": the model has no image input to tile");
-    for (const TensorSpec* t : m.inputs_with(Role::aux)) {
-      if (!aux.contains(t->name)) throw std::invalid_argument(m.path + ": aux input '" + t->name + "' was not given (aux=...)");
-      keep.push_back(FloatArray::ensure(aux[py::str(t->name)]));
-      if (!keep.back()) throw std::invalid_argument("aux input '" + t->name + "' is not a numeric array");
-      call.aux_inputs[t->name] = view_of(keep.back());
-    }
-    for (auto [k, v] : aux)
-      if (!m.find_input(py::str(k)) || m.find_input(py::str(k))->spatial())
-        throw std::invalid_argument(m.path + ": '" + py::str(k).cast<std::string>() + "' is not an aux input of the model");
-
-    // Outputs: image -> H x W x C float32 in [0, 1]; classes -> int32 labels (+ RGB with a
-    // palette); aux, scalar, features and gradient -> one array per network call.
-    auto wanted = [&](const std::string& name) {
-      return !outputs || std::find(outputs->begin(), outputs->end(), name) != outputs->end();
-    };
-    if (outputs)
-      for (const auto& name : *outputs)
-        if (!m.find_output(name)) throw std::invalid_argument(m.path + ": '" + name + "' is not an output of the model");
-    py::dict images, labels, colours, whole;
-    std::vector<std::unique_ptr<TileSink>> sinks;
-    // Harmonize, as the image path does (README, Tiling): an instance-norm model with one RGB image
-    // input and one RGB image output, cut into several tiles, pulls each tile's low-frequency colour
-    // to a stylized thumbnail's.  The thumbnail pass gets the same aux inputs (MSG-Net's style
-    // Gram); the reference is made once the GIL is released, below, and read by the image sink.
-    const auto image_outputs = m.outputs_with(Role::image);
-    const bool harmonize = tiles.harmonize > 0 && m.instance_norm && rgb_input.data && image_outputs.size() == 1 &&
-                           image_outputs[0]->channels() == 3 && wanted(image_outputs[0]->name) &&
-                           plan_tiles(m.geometry(), H, W, tiles).tiles() > 1;
-    ColourReference reference;
-    for (const TensorSpec& t : m.outputs) {
-      if (!wanted(t.name)) continue;
-      if (!t.spatial()) {
-        call.whole_outputs.push_back(t.name);
-        continue;
-      }
-      if (t.role == Role::features) {
-        // Feature maps are returned as the network gave them, which is the image's only untiled.
-        if (plan_tiles(m.geometry(), H, W, tiles).tiles() > 1)
-          throw std::invalid_argument(m.path + ": features output '" + t.name + "' is returned whole, for untiled " +
-                                      "runs only; run with tile=0 (or a tile covering the image)");
-        call.whole_outputs.push_back(t.name);
-        continue;
-      }
-      if (t.channels() < 1)
-        throw ModelError(m.path + ": " + role_name(t.role) + " output '" + t.name +
-                         "' has no fixed channel count; the tiled runner needs one");
-      if (t.role == Role::image) {
-        py::array_t<float> out({H, W, t.channels()});
-        images[py::str(t.name)] = out;
-        sinks.push_back(std::make_unique<ImageSink<float>>(ImageView<float>{out.mutable_data(), H, W, t.channels()},
-                                                           m.pixels, ImageView<const float>{}, PostOptions{},
-                                                           harmonize ? &reference : nullptr, m.path));
-      } else {
-        py::array_t<int32_t> lab({H, W});
-        labels[py::str(t.name)] = lab;
-        std::vector<uint8_t> palette;
-        uint8_t* rgb = nullptr;
-        if (palettes.contains(t.name)) {
-          auto p = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(palettes[py::str(t.name)]);
-          if (!p || p.ndim() != 2 || p.shape(1) != 3 || p.shape(0) < 1)
-            throw std::invalid_argument("palette for '" + t.name + "' must be a K x 3 uint8 array");
-          palette.assign(p.data(), p.data() + p.size());
-          py::array_t<uint8_t> out({H, W, int64_t(3)});
-          colours[py::str(t.name)] = out;
-          rgb = out.mutable_data();
-        }
-        // Decoding of the colours: 0 (argmax) unless a temperature is given for this output.
-        const float temperature = temperatures.contains(t.name) ? temperatures[py::str(t.name)].cast<float>() : 0.f;
-        sinks.push_back(
-            std::make_unique<ClassesSink>(t.channels(), W, lab.mutable_data(), palette, rgb, m.path, temperature));
-      }
-      call.spatial_outputs.emplace_back(t.name, sinks.back().get());
-    }
-    std::map<std::string, std::vector<Tensor>> per_call;
-    const InferenceSession& s = *session_;
-    const NetworkFn network = [&s](const TensorViews& in, const std::vector<std::string>& out) { return s.run(in, out); };
-    run_with_progress(progress, [&](const ProgressFn& on_progress) {
-      if (harmonize)
-        reference = make_colour_reference<float>(rgb_input, tiles.harmonize, [&](ImageView<const float> in,
-                                                                                  ImageView<float> out) {
-          const ImageSource<float> source(in, m.pixels);
-          ImageSink<float> sink(out, m.pixels, ImageView<const float>{}, PostOptions{}, nullptr, m.path);
-          TiledCall thumbnail;
-          thumbnail.spatial_inputs = {{m.inputs_with(Role::image)[0]->name, &source}};
-          thumbnail.spatial_outputs = {{image_outputs[0]->name, &sink}};
-          thumbnail.aux_inputs = call.aux_inputs;
-          thumbnail.tile_mask_input = call.tile_mask_input;
-          TileOptions one_window;
-          one_window.tile = 0;
-          one_window.harmonize = 0;
-          one_window.pixel_threads = tiles.pixel_threads;
-          deepshop::run_tiled(network, m.geometry(), in.height, in.width, one_window, thumbnail, nullptr);
-        });
-      per_call = deepshop::run_tiled(network, m.geometry(), H, W, tiles, call, on_progress);
-    });
-    for (auto& [name, list] : per_call) {
-      py::list l;
-      for (auto& t : list) l.append(to_numpy(std::move(t)));
-      whole[py::str(name)] = l;
-    }
-    py::dict result;
-    result["images"] = images;
-    result["labels"] = labels;
-    result["colours"] = colours;
-    result["whole"] = whole;
-    return result;
-  }
-
-  template <typename T>
-  py::array_t<T> run_image(py::array_t<T, py::array::c_style> image, const TileOptions& requested,
-                           const PostOptions& post, const std::optional<py::function>& progress) const {
-    if (image.ndim() != 3 || image.shape(2) != 3)
-      throw std::invalid_argument("image must be a contiguous H x W x 3 array");
-    check_tile_options(requested);
-    const TileOptions tiles = with_session_threads(requested);
-    const int64_t h = image.shape(0), w = image.shape(1);
-    py::array_t<T> result({h, w, int64_t(3)});
-    ImageView<const T> in{image.data(), h, w, 3};
-    ImageView<T> out{result.mutable_data(), h, w, 3};
-    run_with_progress(progress, [&](const ProgressFn& on_progress) {
-      deepshop::run_image<T>(*session_, in, out, tiles, post, on_progress);
-    });
-    return result;
-  }
-
- private:
-  // The engine's pixel stages run on as many threads as the user gave the session.
-  TileOptions with_session_threads(TileOptions tiles) const {
-    tiles.pixel_threads = session_->threads();
-    return tiles;
-  }
-
-  std::unique_ptr<InferenceSession> session_;
-};
 
 py::dict model_metadata(const ModelInfo& m) {
   py::dict d;
@@ -354,11 +76,7 @@ void def_session_init(py::class_<Class, Base...>& cls) {
       .def_property_readonly("provider", [](const Class& e) { return e.session().provider(); })
       .def_property_readonly("device", [](const Class& e) { return e.session().device(); })
       .def_property_readonly("precision", [](const Class& e) { return e.session().precision(); })
-      .def_property_readonly("default_tile",
-                             [](const Class& e) {
-                               const bool statistics_graph = statistics_layout(e.session().model()).has_value();
-                               return default_tile(e.session().provider(), e.session().precision(), statistics_graph);
-                             })
+      .def_property_readonly("default_tile", [](const Class& e) { return default_tile(e.session()); })
       .def_property_readonly("fallback_reason", [](const Class& e) { return e.session().fallback_reason(); })
       .def_property_readonly("precision_reason", [](const Class& e) { return e.session().precision_reason(); })
       .def_property_readonly("metadata", [](const Class& e) { return model_metadata(e.session().model()); })
@@ -383,6 +101,158 @@ class Engine : public Session {
 };
 
 }  // namespace
+
+Session::Session(const std::string& model_path, const SessionConfig& config) {
+  py::gil_scoped_release release;  // session creation parses and optimizes the graph
+  session_ = std::make_unique<InferenceSession>(model_path, config);
+}
+
+py::dict Session::plan(int64_t height, int64_t width, const TileOptions& requested) const {
+  const RunPlan p = plan_run(model(), height, width, requested);
+  py::dict d;
+  d["tiles_y"] = p.tiles.rows.count();
+  d["tiles_x"] = p.tiles.cols.count();
+  d["window"] = py::make_tuple(p.tiles.rows.window, p.tiles.cols.window);
+  d["halo"] = py::make_tuple(p.tiles.rows.halo, p.tiles.cols.halo);
+  d["row_starts"] = p.tiles.rows.starts;
+  d["col_starts"] = p.tiles.cols.starts;
+  d["kept"] = py::make_tuple(p.tiles.rows.kept, p.tiles.cols.kept);
+  d["statistics"] = statistics_mode_name(p.statistics);
+  d["passes"] = p.passes;
+  d["harmonize"] = p.harmonize;
+  return d;
+}
+
+py::dict Session::run(const py::dict& inputs, std::optional<std::vector<std::string>> outputs) const {
+  std::vector<FloatArray> keep;  // holds the (converted) buffers while the GIL is released
+  const TensorViews views = views_of(inputs, keep, "input");
+  Tensors result;
+  {
+    py::gil_scoped_release release;
+    result = session_->run(views, outputs.value_or(std::vector<std::string>{}));
+  }
+  py::dict d;
+  for (auto& [name, t] : result) d[py::str(name)] = to_numpy(std::move(t));
+  return d;
+}
+
+py::dict Session::run_tiled(const py::dict& spatial, const py::dict& aux, const TileOptions& requested,
+                            const py::dict& palettes, std::optional<std::vector<std::string>> outputs,
+                            const std::optional<py::function>& progress, const py::dict& temperatures) const {
+  const ModelInfo& m = model();
+  check_tile_options(requested);
+  const TileOptions tiles = with_session_threads(requested);
+  // Image inputs: H x W x C (or H x W) pixel arrays, float32 in [0, 1].
+  std::vector<FloatArray> keep;
+  ModelInputs inputs;
+  for (auto [k, v] : spatial) {
+    const std::string name = py::str(k);
+    FloatArray a = FloatArray::ensure(v);
+    if (!a || (a.ndim() != 2 && a.ndim() != 3))
+      throw std::invalid_argument("spatial input '" + name + "' must be an H x W or H x W x C array");
+    keep.push_back(a);
+    inputs.images[name] = ImageView<const float>{a.data(), a.shape(0), a.shape(1), a.ndim() == 3 ? a.shape(2) : 1};
+  }
+  inputs.aux = views_of(aux, keep, "aux input");
+  const auto [H, W] = check_model_inputs(m, inputs);
+  std::map<std::string, std::vector<uint8_t>> palette_of;
+  for (auto [k, v] : palettes) {
+    auto p = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(v);
+    if (!p || p.ndim() != 2 || p.shape(1) != 3 || p.shape(0) < 1)
+      throw std::invalid_argument("palette for '" + py::str(k).cast<std::string>() + "' must be a K x 3 uint8 array");
+    palette_of[py::str(k)] = std::vector<uint8_t>(p.data(), p.data() + p.size());
+  }
+  std::map<std::string, float> temperature_of;
+  for (auto [k, v] : temperatures) temperature_of[py::str(k)] = v.cast<float>();
+  const TilingSummary plan = plan_tiles(m.geometry(), H, W, tiles);
+  const std::vector<OutputRequest> requests = request_outputs(m, outputs, plan, palette_of, temperature_of);
+
+  // The spatial outputs' buffers, as numpy arrays the result hands back.
+  py::dict images, labels, colours, whole;
+  OutputBuffers buffers;
+  for (const OutputRequest& r : requests) {
+    if (r.kind == OutputKind::image) {
+      py::array_t<float> out({H, W, r.channels});
+      images[py::str(r.name)] = out;
+      buffers.images[r.name] = out.mutable_data();
+    } else if (r.kind == OutputKind::classes) {
+      py::array_t<int32_t> lab({H, W});
+      labels[py::str(r.name)] = lab;
+      buffers.labels[r.name] = lab.mutable_data();
+      if (!r.palette.empty()) {
+        py::array_t<uint8_t> rgb({H, W, int64_t(3)});
+        colours[py::str(r.name)] = rgb;
+        buffers.colours[r.name] = rgb.mutable_data();
+      }
+    }
+  }
+  std::map<std::string, std::vector<Tensor>> per_call;
+  run_with_progress(progress, [&](const ProgressFn& on_progress) {
+    per_call = run_model(*session_, inputs, requests, buffers, plan, tiles, on_progress);
+  });
+  for (auto& [name, list] : per_call) {
+    py::list l;
+    for (auto& t : list) l.append(to_numpy(std::move(t)));
+    whole[py::str(name)] = l;
+  }
+  py::dict result;
+  result["images"] = images;
+  result["labels"] = labels;
+  result["colours"] = colours;
+  result["whole"] = whole;
+  return result;
+}
+
+template <typename T>
+py::array_t<T> Session::run_image(py::array_t<T, py::array::c_style> image, const TileOptions& requested,
+                                  const PostOptions& post, const py::dict& aux,
+                                  const std::optional<py::function>& progress,
+                                  const std::optional<std::pair<FloatArray, FloatArray>>& statistics) const {
+  if (image.ndim() != 3 || image.shape(2) != 3) throw std::invalid_argument("image must be a contiguous H x W x 3 array");
+  check_tile_options(requested);
+  const TileOptions tiles = with_session_threads(requested);
+  std::vector<FloatArray> keep;
+  const TensorViews aux_views = views_of(aux, keep, "aux input");
+  std::optional<PackedStatistics> given;
+  if (statistics) {
+    const auto& [mean, var] = *statistics;
+    if (!mean || !var || mean.ndim() != 1 || var.ndim() != 1)
+      throw std::invalid_argument("statistics: expected (means, variances), two 1-D float arrays");
+    given = PackedStatistics{std::vector<float>(mean.data(), mean.data() + mean.size()),
+                             std::vector<float>(var.data(), var.data() + var.size())};
+  }
+  const int64_t h = image.shape(0), w = image.shape(1);
+  py::array_t<T> result({h, w, int64_t(3)});
+  ImageView<const T> in{image.data(), h, w, 3};
+  ImageView<T> out{result.mutable_data(), h, w, 3};
+  run_with_progress(progress, [&](const ProgressFn& on_progress) {
+    deepshop::run_image<T>(*session_, in, out, tiles, post, aux_views, on_progress, given ? &*given : nullptr);
+  });
+  return result;
+}
+
+template <typename T>
+py::tuple Session::image_statistics(py::array_t<T, py::array::c_style> image, const TileOptions& requested,
+                                    const std::string& mode, const py::dict& aux) const {
+  if (image.ndim() != 3 || image.shape(2) != 3) throw std::invalid_argument("image must be a contiguous H x W x 3 array");
+  check_tile_options(requested);
+  const TileOptions tiles = with_session_threads(requested);
+  if (mode != "thumbnail" && mode != "exact")
+    throw std::invalid_argument("statistics: mode must be 'thumbnail' or 'exact', got '" + mode + "'");
+  std::vector<FloatArray> keep;
+  const TensorViews aux_views = views_of(aux, keep, "aux input");
+  PackedStatistics stats;
+  const ImageView<const T> in{image.data(), image.shape(0), image.shape(1), 3};
+  {
+    py::gil_scoped_release release;
+    stats = deepshop::image_statistics<T>(*session_, in, tiles,
+                                          mode == "exact" ? StatisticsMode::exact : StatisticsMode::thumbnail,
+                                          aux_views, nullptr);
+  }
+  return py::make_tuple(to_numpy(Tensor{{static_cast<int64_t>(stats.mean.size())}, std::move(stats.mean)}),
+                        to_numpy(Tensor{{static_cast<int64_t>(stats.var.size())}, std::move(stats.var)}));
+}
+
 
 void bind_engine(py::module_& m) {
   m.def("load_runtime", [](const std::string& path) {
@@ -503,29 +373,59 @@ void bind_engine(py::module_& m) {
   engine
       .def_property_readonly("input_name", [](const Engine& e) { return e.model().inputs_with(Role::image)[0]->name; })
       .def_property_readonly("output_name", [](const Engine& e) { return e.model().outputs_with(Role::image)[0]->name; })
+      .def("statistics", [](const Engine& e, py::array image, const TileOptions& tiles, const py::dict& aux,
+                            const std::string& mode) -> py::tuple {
+             if (py::isinstance<py::array_t<uint8_t>>(image))
+               return e.image_statistics<uint8_t>(image.cast<py::array_t<uint8_t, py::array::c_style>>(), tiles, mode, aux);
+             if (py::isinstance<py::array_t<uint16_t>>(image))
+               return e.image_statistics<uint16_t>(image.cast<py::array_t<uint16_t, py::array::c_style>>(), tiles, mode, aux);
+             if (py::isinstance<py::array_t<float>>(image))
+               return e.image_statistics<float>(image.cast<py::array_t<float, py::array::c_style>>(), tiles, mode, aux);
+             throw std::invalid_argument("image dtype must be uint8, uint16 or float32, got " +
+                                         std::string(py::str(image.dtype())));
+           },
+           py::kw_only(), py::arg("image"), py::arg("tiles"), py::arg("aux") = py::dict(), py::arg("mode") = "thumbnail",
+           "(means, variances) a global-statistics graph normalises this image with: its thumbnail's, or (exact) the "
+           "whole image's measured over the tiles.")
       .def("run", [](const Engine& e, py::array image, const TileOptions& tiles, float strength, bool preserve_colors,
+                     const py::dict& aux, int64_t working_size, int64_t guided_radius, float guided_eps,
+                     std::optional<std::pair<FloatArray, FloatArray>> statistics,
                      std::optional<py::function> progress) -> py::array {
              if (!std::isfinite(strength) || strength < 0.f || strength > 1.f)
                throw std::invalid_argument("strength must be within [0, 1], got " + std::to_string(strength));
-             const PostOptions post{strength, preserve_colors};
+             check_range(working_size, 0, kMaxPixels, "working_size");
+             check_range(guided_radius, 0, 1024, "guided_radius");
+             if (!(guided_eps > 0.f) || !std::isfinite(guided_eps))
+               throw std::invalid_argument("guided_eps must be a finite number > 0");
+             const PostOptions post{strength, preserve_colors, working_size, guided_radius, guided_eps};
              if (py::isinstance<py::array_t<uint8_t>>(image))
-               return e.run_image<uint8_t>(image.cast<py::array_t<uint8_t, py::array::c_style>>(), tiles, post, progress);
+               return e.run_image<uint8_t>(image.cast<py::array_t<uint8_t, py::array::c_style>>(), tiles, post, aux,
+                                           progress, statistics);
              if (py::isinstance<py::array_t<uint16_t>>(image))
-               return e.run_image<uint16_t>(image.cast<py::array_t<uint16_t, py::array::c_style>>(), tiles, post, progress);
+               return e.run_image<uint16_t>(image.cast<py::array_t<uint16_t, py::array::c_style>>(), tiles, post, aux,
+                                            progress, statistics);
              if (py::isinstance<py::array_t<float>>(image))
-               return e.run_image<float>(image.cast<py::array_t<float, py::array::c_style>>(), tiles, post, progress);
+               return e.run_image<float>(image.cast<py::array_t<float, py::array::c_style>>(), tiles, post, aux, progress,
+                                         statistics);
              throw std::invalid_argument("image dtype must be uint8, uint16 or float32, got " +
                                          std::string(py::str(image.dtype())));
            },
            py::kw_only(), py::arg("image"), py::arg("tiles"), py::arg("strength") = 1.f, py::arg("preserve_colors") = false,
-           py::arg("progress") = py::none(),
-           "Stylize a C-contiguous H x W x 3 image (uint8, uint16, or float32 in [0, 1]); returns the same type.");
+           py::arg("aux") = py::dict(), py::arg("working_size") = PostOptions{}.working_size,
+           py::arg("guided_radius") = PostOptions{}.guided_radius, py::arg("guided_eps") = PostOptions{}.guided_eps,
+           py::arg("statistics") = py::none(), py::arg("progress") = py::none(),
+           "Stylize a C-contiguous H x W x 3 image (uint8, uint16, or float32 in [0, 1]); returns the same type. "
+           "`aux`: the model's aux inputs (a style's Gram matrix or vector), given whole to every run.  "
+           "`working_size`: run the network on the image downscaled to this longer side and guided-upsample the "
+           "result (0: full size).");
+  m.def("working_shape", &working_shape, py::kw_only(), py::arg("height"), py::arg("width"), py::arg("working_size"),
+        "The (height, width) the network runs at for an image of this size and a working size.");
 }
 
 void register_errors(py::module_& m) {
-  // The exception classes live in Python (deepshop_native.errors) so that Python code and the
+  // The exception classes live in Python (deepshop_native.core.errors) so that Python code and the
   // core raise the very same types.
-  py::module_ errors = py::module_::import("deepshop_native.errors");
+  py::module_ errors = py::module_::import("deepshop_native.core.errors");
   // Held for the life of the process (released, never decref'ed at exit after the interpreter).
   static py::handle model_error = py::object(errors.attr("ModelError")).release();
   static py::handle device_error = py::object(errors.attr("DeviceError")).release();

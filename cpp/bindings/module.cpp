@@ -8,6 +8,7 @@ PYBIND11_MODULE(_native, m) {
   m.doc() = "Deepshop native core: ONNX Runtime engine with tiled inference, and image kernels";
   deepshop::bindings::register_errors(m);
   deepshop::bindings::bind_engine(m);
+  deepshop::bindings::bind_pipelines(m);
   deepshop::bindings::bind_kernels(m);
   deepshop::bindings::bind_optim(m);
 }

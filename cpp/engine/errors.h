@@ -1,6 +1,6 @@
 #pragma once
 // Error types of the core.  The bindings translate each into the Python exception of the same
-// name in deepshop_native.errors, so that every failure reaches the user as an exception with a
+// name in deepshop_native.core.errors, so that every failure reaches the user as an exception with a
 // message naming the file and the reason, never as a crash.
 #include <stdexcept>
 #include <string>

@@ -223,10 +223,8 @@ void StatisticsAccumulator::copy_layer(int64_t layer, const PackedStatistics& fr
     if (layer_of_channel_[c] == layer) into.mean[c] = from.mean[c], into.var[c] = from.var[c];
 }
 
-StatisticsMode resolve_statistics_mode(const ModelInfo& model, const TileOptions& options, int64_t height,
-                                       int64_t width) {
-  if (!statistics_layout(model) || plan_tiles(model.geometry(), height, width, options).tiles() <= 1)
-    return StatisticsMode::off;
+StatisticsMode resolve_statistics_mode(const ModelInfo& model, const TileOptions& options, int64_t tiles) {
+  if (!statistics_layout(model) || tiles <= 1) return StatisticsMode::off;
   // Thumbnail by default: one extra run of a small image brings the tiled output far closer to
   // the whole-image one than harmonize does, for about harmonize's cost; exact costs L + 1 full
   // tiled passes (16 for TransformerNet) for the last few dB (README, tiling quality).
@@ -273,7 +271,7 @@ ProgressFn pass_progress(const ProgressFn& progress, int64_t pass, int64_t passe
 template <typename T>
 PackedStatistics measure_statistics(const NetworkFn& network, const ModelInfo& model, const StatisticsLayout& layout,
                                     ImageView<const T> input, const TileOptions& options, StatisticsMode mode,
-                                    const ProgressFn& progress) {
+                                    const TensorViews& aux, const ProgressFn& progress) {
   const TilingGeometry geometry = model.geometry();
   const std::vector<std::string> measured{layout.count_output, layout.mean_output, layout.m2_output};
   // One tiled run that only measures: no spatial output, the statistics outputs collected.
@@ -282,6 +280,7 @@ PackedStatistics measure_statistics(const NetworkFn& network, const ModelInfo& m
     TiledCall call;
     call.spatial_inputs = {{model.inputs_with(Role::image)[0]->name, &source}};
     call.whole_outputs = measured;
+    call.aux_inputs = aux;
     with.attach(layout, call);
     auto out = run_tiled(network, geometry, height, width, tiles, call, on_progress);
     StatisticsAccumulator acc(layout);
@@ -318,14 +317,38 @@ PackedStatistics measure_statistics(const NetworkFn& network, const ModelInfo& m
   return given.stats;
 }
 
+template <typename T>
+StatisticsInputs statistics_inputs(const NetworkFn& network, const ModelInfo& model, const StatisticsLayout& layout,
+                                   ImageView<const T> input, const TileOptions& options, StatisticsMode mode,
+                                   const TensorViews& aux, const ProgressFn& progress) {
+  StatisticsInputs inputs;
+  if (mode == StatisticsMode::off) {
+    inputs.stats.mean.assign(static_cast<size_t>(layout.total_channels), 0.f);
+    inputs.stats.var.assign(static_cast<size_t>(layout.total_channels), 1.f);
+    return inputs;
+  }
+  inputs.stats = measure_statistics<T>(network, model, layout, input, options, mode, aux, progress);
+  inputs.mix = 1.f;
+  return inputs;
+}
+
 template PackedStatistics measure_statistics<uint8_t>(const NetworkFn&, const ModelInfo&, const StatisticsLayout&,
                                                       ImageView<const uint8_t>, const TileOptions&, StatisticsMode,
-                                                      const ProgressFn&);
+                                                      const TensorViews&, const ProgressFn&);
+template StatisticsInputs statistics_inputs<uint8_t>(const NetworkFn&, const ModelInfo&, const StatisticsLayout&,
+                                                     ImageView<const uint8_t>, const TileOptions&, StatisticsMode,
+                                                     const TensorViews&, const ProgressFn&);
 template PackedStatistics measure_statistics<uint16_t>(const NetworkFn&, const ModelInfo&, const StatisticsLayout&,
-                                                       ImageView<const uint16_t>, const TileOptions&, StatisticsMode,
-                                                       const ProgressFn&);
+                                                      ImageView<const uint16_t>, const TileOptions&, StatisticsMode,
+                                                      const TensorViews&, const ProgressFn&);
+template StatisticsInputs statistics_inputs<uint16_t>(const NetworkFn&, const ModelInfo&, const StatisticsLayout&,
+                                                     ImageView<const uint16_t>, const TileOptions&, StatisticsMode,
+                                                     const TensorViews&, const ProgressFn&);
 template PackedStatistics measure_statistics<float>(const NetworkFn&, const ModelInfo&, const StatisticsLayout&,
-                                                    ImageView<const float>, const TileOptions&, StatisticsMode,
-                                                    const ProgressFn&);
+                                                      ImageView<const float>, const TileOptions&, StatisticsMode,
+                                                      const TensorViews&, const ProgressFn&);
+template StatisticsInputs statistics_inputs<float>(const NetworkFn&, const ModelInfo&, const StatisticsLayout&,
+                                                     ImageView<const float>, const TileOptions&, StatisticsMode,
+                                                     const TensorViews&, const ProgressFn&);
 
 }  // namespace deepshop

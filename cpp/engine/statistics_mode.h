@@ -66,10 +66,10 @@ class StatisticsAccumulator {
   std::vector<double> count_, mean_, m2_;
 };
 
-// The mode that runs for an image of this size: `off` for models without the graph and for images
-// that fit in one tile (the tile's own statistics are then the image's); `automatic` resolved.
-StatisticsMode resolve_statistics_mode(const ModelInfo& model, const TileOptions& options, int64_t height,
-                                       int64_t width);
+// The mode that runs for an image that `options` cut into `tiles` tiles: `off` for models without
+// the graph and for images that fit in one tile (the tile's own statistics are then the image's);
+// `automatic` resolved.
+StatisticsMode resolve_statistics_mode(const ModelInfo& model, const TileOptions& options, int64_t tiles);
 const char* statistics_mode_name(StatisticsMode mode);
 // Tiled passes over the full image the mode runs, the output pass included.
 int64_t statistics_passes(StatisticsMode mode, const StatisticsLayout& layout);
@@ -87,13 +87,21 @@ struct StatisticsInputs {
   void attach(const StatisticsLayout& layout, TiledCall& call) const;
 };
 
-// Runs the measuring passes of `mode` (thumbnail or exact) on `input` (H x W x 3) and returns the
-// statistics the output pass uses.  `progress` sees the measuring passes as the first
+// Runs the measuring passes of `mode` (thumbnail or exact) on `input` (H x W x C) and returns the
+// statistics the output pass uses.  `aux`: the caller's aux inputs (a style's Gram or vector),
+// passed to every run.  `progress` sees the measuring passes as the first
 // statistics_passes(mode) - 1 of that many.
 template <typename T>
 PackedStatistics measure_statistics(const NetworkFn& network, const ModelInfo& model, const StatisticsLayout& layout,
                                     ImageView<const T> input, const TileOptions& options, StatisticsMode mode,
-                                    const ProgressFn& progress);
+                                    const TensorViews& aux, const ProgressFn& progress);
+
+// The statistics inputs of a tiled run in `mode`: each tile its own (mix 0: exactly the original
+// network) when off, else the whole image's as measured_statistics measures them.
+template <typename T>
+StatisticsInputs statistics_inputs(const NetworkFn& network, const ModelInfo& model, const StatisticsLayout& layout,
+                                   ImageView<const T> input, const TileOptions& options, StatisticsMode mode,
+                                   const TensorViews& aux, const ProgressFn& progress);
 
 // `progress` for pass `pass` of `passes` equal tiled passes: (done, total) of the pass becomes
 // the whole run's.

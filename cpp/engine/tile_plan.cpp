@@ -35,7 +35,7 @@ std::vector<int64_t> place_starts(int64_t length, int64_t kept, int64_t min_over
 }  // namespace
 
 AxisPlan plan_axis(int64_t length, int64_t tile, int64_t halo, int64_t min_overlap, int64_t stride,
-                   int64_t min_window) {
+                   int64_t min_window, bool tile_is_kept) {
   // Bounded here too, so that no caller can reach the arithmetic below with sizes that overflow.
   check_range(length, 1, kMaxPixels, "image dimension");
   check_range(stride, 1, kMaxPixels, "stride multiple");
@@ -54,8 +54,8 @@ AxisPlan plan_axis(int64_t length, int64_t tile, int64_t halo, int64_t min_overl
     std::fill(plan.weights[0].begin(), plan.weights[0].begin() + length, 1.f);
     return plan;
   }
-  plan.window = round_down(tile, stride);
   plan.halo = round_up(std::max<int64_t>(halo, 0), stride);
+  plan.window = round_down(tile, stride) + (tile_is_kept ? 2 * plan.halo : 0);
   min_overlap = round_up(std::max<int64_t>(min_overlap, 0), stride);
   plan.kept = plan.window - 2 * plan.halo;
   if (plan.kept < min_overlap + stride || plan.kept < 2 * stride) {
@@ -147,8 +147,10 @@ TilingSummary plan_tiles(const TilingGeometry& model, int64_t height, int64_t wi
   const int64_t min_window = std::min(8 * stride, kMaxPixels);
   TilingSummary s;
   try {
-    s.rows = plan_axis(height, fh > 0 ? fh : options.tile, halo, options.overlap, stride, fh > 0 ? 0 : min_window);
-    s.cols = plan_axis(width, fw > 0 ? fw : options.tile, halo, options.overlap, stride, fw > 0 ? 0 : min_window);
+    s.rows = plan_axis(height, fh > 0 ? fh : options.tile, halo, options.overlap, stride, fh > 0 ? 0 : min_window,
+                       fh <= 0 && options.tile_is_kept);
+    s.cols = plan_axis(width, fw > 0 ? fw : options.tile, halo, options.overlap, stride, fw > 0 ? 0 : min_window,
+                       fw <= 0 && options.tile_is_kept);
   } catch (const std::invalid_argument& e) {
     // A halo from the model's receptive field is the model's figure, not the caller's option.
     if (options.halo < 0 && model.receptive_field > 0)

@@ -12,6 +12,7 @@
 // image on the same sampling grid as a whole-image run would.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace deepshop {
@@ -30,6 +31,12 @@ struct AxisPlan {
   int64_t window_start(int64_t i) const { return inside_starts.empty() ? starts[i] - halo : inside_starts[i]; }
   // Where tile i's kept span begins inside its window.
   int64_t kept_offset(int64_t i) const { return starts[i] - window_start(i); }
+  // The image span tile i alone accounts for, [first, second): from its start to the next tile's
+  // (the last one's to the image end).  The owned spans partition the image, so quantities summed
+  // over pixels (Gram matrices, loss terms, a stitched gradient) add up over them to the image's.
+  std::pair<int64_t, int64_t> owned(int64_t i) const {
+    return {starts[i], i + 1 < count() ? starts[i + 1] : length};
+  }
 };
 
 // What the planner needs to know of a model (see ModelInfo::geometry()).
@@ -73,6 +80,10 @@ struct TileOptions {
   // reflected: the network then pads at the image border exactly as a whole-image run does.
   // Set by the statistics modes, whose tiled output is meant to equal the whole-image one.
   bool windows_inside = false;
+  // `tile` bounds each tile's kept span rather than its window (the window is the kept span and a
+  // halo on each side): an image longer than `tile` is tiled however wide the halo.  Used where the
+  // halo is large against the tile (the Gatys tile graph: twice the network's reach).
+  bool tile_is_kept = false;
   // Threads of the pixel stages (cutting windows, decoding, blending and finishing rows): memory-
   // bound loops that took ~12% of a 1080p OpenVINO bf16 run on one thread.  0: all hardware
   // threads.  The engine sets it to the session's thread count.
@@ -90,13 +101,13 @@ struct TilingSummary {
 // Plans the tiles of an image of `height` x `width` for a model of this geometry.
 TilingSummary plan_tiles(const TilingGeometry& model, int64_t height, int64_t width, const TileOptions& options);
 
-// Plans one axis.  `tile` is the wanted window (network input) length, <= 0 for the whole
-// image in one window; `halo` and `min_overlap` are in pixels; all are rounded to `stride`.
+// Plans one axis.  `tile` is the wanted window (network input) length (the kept span's, with
+// `tile_is_kept`), <= 0 for the whole image in one window; `halo` and `min_overlap` are in pixels; all are rounded to `stride`.
 // An image that fits in one window gets exactly one tile without halo, padded (reflected) up to
 // the stride multiple and to at least `min_window` pixels, since networks that reflection-pad
 // inside cannot take inputs smaller than their padding.
 AxisPlan plan_axis(int64_t length, int64_t tile, int64_t halo, int64_t min_overlap, int64_t stride,
-                   int64_t min_window = 0);
+                   int64_t min_window = 0, bool tile_is_kept = false);
 
 // Index of pixel `i` (possibly outside [0, length)) in the reflected image: ... 2 1 | 0 1 2 ... n-1 | n-2 ...
 inline int64_t reflect_index(int64_t i, int64_t length) {

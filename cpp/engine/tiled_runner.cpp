@@ -71,8 +71,13 @@ struct OutputBand {
 std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, const TilingGeometry& model,
                                                      int64_t height, int64_t width, const TileOptions& options,
                                                      const TiledCall& call, const ProgressFn& progress) {
-  const int64_t H = height, W = width;
-  const TilingSummary plan = plan_tiles(model, H, W, options);
+  return run_tiled(network, model, plan_tiles(model, height, width, options), options, call, progress);
+}
+
+std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, const TilingGeometry& model,
+                                                     const TilingSummary& plan, const TileOptions& options,
+                                                     const TiledCall& call, const ProgressFn& progress) {
+  const int64_t H = plan.rows.length, W = plan.cols.length;
   const AxisPlan& rows = plan.rows;
   const AxisPlan& cols = plan.cols;
   const int64_t wh = rows.window, ww = cols.window;

@@ -73,8 +73,13 @@ using NetworkFn = std::function<Tensors(const TensorViews& inputs, const std::ve
 // Called after each batch with (tiles done, tiles in all); returning false cancels the run.
 using ProgressFn = std::function<bool(int64_t, int64_t)>;
 
-// Tiles an image of `height` x `width`.  Returns every whole (non-spatial) output, one tensor per
-// network call, in raster order of the tiles.  Throws Cancelled when `progress` says so.
+// Runs the tiles of `plan` (plan_tiles of the image with `options`).  Returns every whole
+// (non-spatial) output, one tensor per network call, in raster order of the tiles.  Throws
+// Cancelled when `progress` says so.
+std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, const TilingGeometry& model,
+                                                     const TilingSummary& plan, const TileOptions& options,
+                                                     const TiledCall& call, const ProgressFn& progress);
+// The same for an image of `height` x `width`, planned here.
 std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, const TilingGeometry& model,
                                                      int64_t height, int64_t width, const TileOptions& options,
                                                      const TiledCall& call, const ProgressFn& progress);

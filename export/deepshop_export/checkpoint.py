@@ -7,9 +7,9 @@ from typing import Mapping
 
 import torch
 
-from deepshop_native.errors import ModelError
+from deepshop_native.core.errors import ModelError
 
-from deepshop_native.files import sha256_of  # noqa: F401  (re-exported: the export side's callers)
+from deepshop_native.core.files import sha256_of  # noqa: F401  (re-exported: the export side's callers)
 
 from .families.transformer_net.network import TransformerNet, clean_state_dict
 

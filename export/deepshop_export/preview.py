@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from deepshop_native.files import atomic_write, output_exists_message
+from deepshop_native.core.files import atomic_write, output_exists_message
 
 from .checkpoint import load_checkpoint
 from .families.transformer_net.network import STRIDE_MULTIPLE, TransformerNet

@@ -20,8 +20,8 @@ from PIL import Image, ImageFilter
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from deepshop_native.errors import DeepshopError
-from deepshop_native.files import atomic_write, output_exists_message
+from deepshop_native.core.errors import DeepshopError
+from deepshop_native.core.files import atomic_write, output_exists_message
 
 STYLE_LICENSE = "CC0-1.0"
 

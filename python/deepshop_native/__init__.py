@@ -6,35 +6,49 @@
     ds.stylize("photo.jpg", "style.onnx", "photo_styled.jpg")
     pipeline = ds.open_model("any.onnx")         # the pipeline of the model's family
 
-The engine is C++ on ONNX Runtime (CPU, CUDA or OpenVINO), tiled so that any resolution runs in
-bounded memory.  Only numpy, Pillow and onnxruntime (or onnxruntime-gpu) are needed at run time;
-onnxruntime-ep-openvino adds OpenVINO.
+The engine is C++ on ONNX Runtime (CPU, CUDA or OpenVINO) and OpenVINO, tiled so that any
+resolution runs in bounded memory.  Only numpy, Pillow and onnxruntime (or onnxruntime-gpu) are
+needed at run time; openvino adds OpenVINO.
 
-Importing this package loads nothing native: the names below that need the C++ extension
-(``Stylizer``, the kernels, the runtime queries) load it on first use, so that
-``deepshop_native.errors``, ``.files``, ``.options``, ``.image`` and ``.model_metadata`` stay light
-for the export side.
+The package is layered; each layer imports only the ones below it (docs/design/layers.md):
+
+    core/       errors, options, metadata contract, files, model paths, runtime loading, sessions
+    image/      reading and writing images (numpy and Pillow only)
+    kernels, optim   the native Gram / posterise kernels and the L-BFGS-B / Adam optimisers
+    pipelines/  one pipeline per model family, on a common base
+    models/     the registry: a model file's family -> its pipeline class
+    api         ds.stylize, ds.model_info
+    cli/        the `deepshop` command, one module per subcommand
+
+Importing this package loads nothing native: the names below load their module (and the C++
+extension) on first use, so that ``deepshop_native.core`` and ``.image`` stay light for the
+export side.
 """
 __version__ = "0.1.0"
 
 import importlib  # noqa: E402
 
-from .errors import (  # noqa: E402
-    ArrayError, Cancelled, DeepshopError, DeviceError, ImageError, ModelError, OptionError, OutputError, OutputExistsError,
-    RuntimeNotFoundError,
+from .core.errors import (  # noqa: E402
+    ArrayError, Cancelled, DeepshopError, DeviceError, ImageError, MissingDependencyError, ModelError, OptionError,
+    OutputError, OutputExistsError, RuntimeNotFoundError,
 )
 
-# name -> the submodule that defines it (imported, with the C++ extension, on first access)
+# name -> the module that defines it (imported, with the C++ extension, on first access)
 _LAZY = {
-    **dict.fromkeys(("available_providers", "runtime_library", "runtime_version"), "._runtime"),
-    **dict.fromkeys(("DEFAULT_HARMONIZE", "DEFAULT_MODEL", "DEFAULT_OVERLAP", "DEFAULT_TILE", "Stylizer", "model_info",
-                     "stylize"), ".stylizer"),
+    **dict.fromkeys(("available_providers", "runtime_library", "runtime_version"), ".core.runtime"),
+    **dict.fromkeys(("DEFAULT_HARMONIZE", "DEFAULT_OVERLAP", "DEFAULT_TILE", "DEFAULT_STATISTICS_SIZE"),
+                    ".core.session"),
+    "DEFAULT_MODEL": ".core.paths",
+    "Stylizer": ".pipelines.stylizer",
+    **dict.fromkeys(("StyleNet", "predict"), ".pipelines.stylenet"),   # MSG-Net: the style at run time
+    **dict.fromkeys(("Colorizer", "colorize"), ".pipelines.colorize"),
+    "edges": ".pipelines.edges",
+    **dict.fromkeys(("stylize", "model_info"), ".api"),
     **dict.fromkeys(("GramAccumulator", "decode_labels", "gram", "palette_from_image", "posterize",
                      "uniform_palette"), ".kernels"),
     **dict.fromkeys(("open_model", "known_families"), ".models"),
-    **dict.fromkeys(("gatys", "GatysModel", "GatysResult", "GatysProgress"), ".gatys_transfer"),
+    **dict.fromkeys(("gatys", "GatysModel", "GatysResult", "GatysProgress"), ".pipelines.gatys"),
 }
-_LAZY.update(dict.fromkeys(("StyleNet", "predict"), ".stylenet"))   # MSG-Net: the style at run time
 
 
 def __getattr__(name):
@@ -51,18 +65,12 @@ def __dir__():
 
 
 __all__ = [
-    "Stylizer", "stylize", "model_info", "open_model", "known_families",
+    "Stylizer", "StyleNet", "predict", "stylize", "model_info", "open_model", "known_families",
     "gram", "GramAccumulator", "posterize", "palette_from_image", "decode_labels", "uniform_palette",
     "runtime_version", "runtime_library", "available_providers",
-    "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_HARMONIZE", "DEFAULT_MODEL",
+    "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_HARMONIZE", "DEFAULT_STATISTICS_SIZE", "DEFAULT_MODEL",
     "DeepshopError", "ImageError", "ModelError", "DeviceError", "RuntimeNotFoundError", "OutputError", "OutputExistsError",
-    "Cancelled", "ArrayError", "OptionError",
+    "Cancelled", "ArrayError", "OptionError", "MissingDependencyError",
     "gatys", "GatysModel", "GatysResult", "GatysProgress",
     "edges", "colorize", "Colorizer",
 ]
-__all__ += ["StyleNet", "predict"]
-
-# ds.edges and ds.colorize are functions named like their modules (pure Python, nothing native at
-# import): imported here so that the package attribute is the function whichever is imported first.
-from .edges import edges  # noqa: E402
-from .colorize import Colorizer, colorize  # noqa: E402

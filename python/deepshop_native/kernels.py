@@ -17,7 +17,7 @@ Gram matrices
   sum of the mask weights, so a 0/1 mask gives the statistics of the selected region.
 * Products are float32, sums are kept in float64 (blocks of 1024 products are summed in float32
   first): against a float64 reference computed from the same float32 values the error stays
-  below 1e-5 · max|G| (tested; typically 1e-7), also for tens of millions of positions.
+  below 1e-5 · max|G| (tested), also for tens of millions of positions.
 
 ``GramAccumulator`` adds the features of one tile at a time (optionally cropped to drop the
 halo); its result equals the one-shot Gram of the whole map.
@@ -42,8 +42,8 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _native
-from .errors import ArrayError
-from .options import check_integer, check_threads
+from .core.errors import ArrayError
+from .core.options import check_integer, check_threads
 
 __all__ = [
     "gram",

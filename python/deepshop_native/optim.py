@@ -23,7 +23,7 @@ from typing import Callable, Optional, Tuple, Union
 import numpy as np
 
 from . import _native
-from .errors import ArrayError, OptionError
+from .core.errors import ArrayError, OptionError
 
 __all__ = ["OptimizeResult", "minimize_lbfgsb", "minimize_adam"]
 

@@ -25,7 +25,7 @@ def read_source(path: str) -> bytes:
     """The bytes of a checkpoint file, with the one wording for a missing or unreadable one."""
     import os
 
-    from deepshop_native.errors import ModelError
+    from deepshop_native.core.errors import ModelError
 
     try:
         with open(path, "rb") as f:

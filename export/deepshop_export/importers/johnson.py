@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepshop_native.errors import ModelError
+from deepshop_native.core.errors import ModelError
 
 from .torch7 import TorchObject, load_t7, lua_list
 

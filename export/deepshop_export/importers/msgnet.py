@@ -27,7 +27,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from deepshop_native.errors import ModelError
+from deepshop_native.core.errors import ModelError
 
 from . import read_source
 from ..families.msgnet import network as mn

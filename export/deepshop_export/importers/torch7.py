@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from deepshop_native.errors import ModelError
+from deepshop_native.core.errors import ModelError
 
 from . import read_source
 

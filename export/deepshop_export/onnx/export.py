@@ -25,9 +25,9 @@ from typing import Mapping, Sequence
 import onnx
 import torch
 
-from deepshop_native.errors import ModelError, OutputExistsError
-from deepshop_native.files import atomic_write, output_exists_message
-from deepshop_native.model_metadata import FORMAT_VERSION
+from deepshop_native.core.errors import ModelError, OutputExistsError
+from deepshop_native.core.files import atomic_write, output_exists_message
+from deepshop_native.core.metadata import FORMAT_VERSION
 
 from .. import __version__ as EXPORTER_VERSION
 from .fp16 import convert_to_fp16

@@ -5,7 +5,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from deepshop_native.errors import ModelError
+from deepshop_native.core.errors import ModelError
 
 from .opset import default_opset
 

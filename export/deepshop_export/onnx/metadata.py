@@ -1,6 +1,6 @@
 """Read and write the ``deepshop.*`` entries of an ONNX model's ``metadata_props``.
 
-The keys and their meaning are the contract in ``deepshop_native.model_metadata``; this module only
+The keys and their meaning are the contract in ``deepshop_native.core.metadata``; this module only
 moves strings in and out of the protobuf, so that the exporter, the training script and the tests
 all agree on spelling.
 """
@@ -11,8 +11,8 @@ from typing import Mapping
 
 import onnx
 
-from deepshop_native.errors import ModelError
-from deepshop_native.model_metadata import KEYS, PREFIX
+from deepshop_native.core.errors import ModelError
+from deepshop_native.core.metadata import KEYS, PREFIX
 
 
 def write_metadata(model: onnx.ModelProto, values: Mapping[str, str]) -> onnx.ModelProto:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import onnx
 from onnx import helper, numpy_helper
 
-from deepshop_native.errors import ModelError
+from deepshop_native.core.errors import ModelError
 
 #: Lowest opset we write: the project's floor, which every ONNX Runtime the engine accepts
 #: (>= 1.17) runs; older ones gain nothing for these ops.

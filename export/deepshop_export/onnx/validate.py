@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import torch
 
-from deepshop_native.errors import ModelError
+from deepshop_native.core.errors import ModelError
 
 #: Largest absolute difference from float32 torch that validation accepts, in grey levels of the
 #: 0..255 scale.  Errors grow with the output's magnitude, and networks (even trained ones) output

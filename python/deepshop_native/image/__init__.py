@@ -3,8 +3,9 @@
 One job per module:
 
 * :mod:`.read` -- a path, bytes or a file object -> :class:`LoadedImage` (RGB + alpha, 8/16 bits);
-* :mod:`.write` -- arrays -> a file, atomically, the format from the extension;
+* :mod:`.write` -- arrays -> a file, atomically, the format from the extension (or -> bytes in memory);
 * :mod:`.arrays` -- arrays, Pillow images and loaded images brought to RGB + alpha; depth, resizing;
+* :mod:`.pil` -- a decoded Pillow image of any mode as RGB + alpha arrays;
 * :mod:`.exif` -- EXIF orientation and ICC profiles;
 * :mod:`.limits` -- the pixel limit (decompression-bomb guard);
 * :mod:`.formats` -- the one table of image extensions;
@@ -13,11 +14,11 @@ One job per module:
 from .arrays import fit_max_side, resize_max_side, resize_to, to_depth, to_rgb_array
 from .formats import FALLBACK_EXTENSION, READ_EXTENSIONS, WRITE_EXTENSIONS, is_image_name, is_writable_name
 from .limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, effective_max_pixels
-from .read import ImageSource, LoadedImage, check_regular_file, read_image
-from .write import write_image
+from .read import ImageSource, LoadedImage, read_image
+from .write import encode_image, write_image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "READ_EXTENSIONS", "WRITE_EXTENSIONS", "FALLBACK_EXTENSION",
-    "ImageSource", "LoadedImage", "read_image", "write_image", "check_regular_file", "to_rgb_array", "to_depth",
+    "ImageSource", "LoadedImage", "read_image", "write_image", "encode_image", "to_rgb_array", "to_depth",
     "resize_max_side", "resize_to", "fit_max_side", "effective_max_pixels", "is_image_name", "is_writable_name",
 ]

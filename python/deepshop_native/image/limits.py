@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageError, OptionError
+from ..core.errors import ImageError, OptionError
 
 #: Default limit on width*height of an image to decode (268 M pixels, e.g. 16384 x 16384).
 DEFAULT_MAX_PIXELS = 2**28

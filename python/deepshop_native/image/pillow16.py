@@ -18,8 +18,8 @@ from typing import Any, Callable, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageError
-from .arrays import pil_to_arrays
+from ..core.errors import ImageError
+from .pil import pil_to_arrays
 from .png16 import decode_png16
 
 Decoded = Tuple[np.ndarray, Optional[np.ndarray], int]   # (RGB pixels, alpha or None, bit depth)

@@ -8,7 +8,7 @@ from typing import Any, BinaryIO, Optional, Tuple
 
 import numpy as np
 
-from ..errors import ImageError
+from ..core.errors import ImageError
 from .exif import EXIF_HEADER
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

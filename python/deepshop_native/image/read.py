@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import warnings
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Optional, Tuple, Union
@@ -19,8 +18,9 @@ from typing import Any, BinaryIO, Optional, Tuple, Union
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageError
-from .arrays import describe_exception, pil_to_arrays
+from ..core.errors import ImageError
+from ..core.files import check_regular_file
+from .pil import describe_exception, pil_to_arrays
 from .exif import ORIENTATION_TAG, exif_with_orientation_1, icc_is_rgb, normalise_exif, orient
 from .limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, effective_max_pixels, pillow_limit_lifted
 from .pillow16 import decode_16bit
@@ -155,26 +155,6 @@ class _Source:
             return self.data
         with open(self.path, "rb") as f:
             return f.read()
-
-
-def check_regular_file(name: str, what: str = "image", error: type = ImageError) -> os.stat_result:
-    """``os.stat(name)`` when it is a non-empty regular file (symbolic links followed), else
-    ``error`` naming the file and what it is instead."""
-    try:
-        st = os.stat(name)
-    except FileNotFoundError:
-        raise error(f"{name}: no such {what} file") from None
-    except OSError as e:
-        raise error(f"{name}: cannot access ({e.strerror or e})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise error(f"{name}: is a directory, not {'an' if what[0] in 'aeiou' else 'a'} {what} file")
-    if not stat.S_ISREG(st.st_mode):
-        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
-                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
-        raise error(f"{name}: is {kind}, not {'an' if what[0] in 'aeiou' else 'a'} {what} file")
-    if st.st_size == 0:
-        raise error(f"{name}: empty file (0 bytes)")
-    return st
 
 
 def _read(source: "_Source", limit: Optional[int]) -> LoadedImage:

@@ -7,7 +7,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from deepshop_native.errors import ModelError, OptionError
+from deepshop_native.core.errors import ModelError, OptionError
 
 POOLINGS = ("max", "average")
 

@@ -288,7 +288,7 @@ def build_gradient_graph(net: FeatureNetwork, content_layers: Sequence[str], sty
 
 # ---- the tiled variant -------------------------------------------------------------------------
 # The style loss couples every position through the image's Gram matrices, so a tile cannot
-# compute its own loss or gradient.  The tiled driver (deepshop_native.gatys_transfer) evaluates
+# compute its own loss or gradient.  The tiled driver (deepshop_native.pipelines.gatys) evaluates
 # the loss in two passes over tiles with a halo: (a) the features of each tile's kept region (Gram
 # matrices accumulated over the tiles, content differences summed); (b) the gradient, given what
 # only the whole image knows: dloss/dF = S_l F at each style layer, with S_l = 2 sw_l (E + E') /

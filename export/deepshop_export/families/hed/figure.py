@@ -15,8 +15,8 @@ from PIL import Image
 
 def main(argv=None) -> int:
     import deepshop_native as ds
-    from deepshop_native.files import atomic_write
-    from deepshop_native.hed import HedEdges
+    from deepshop_native.core.files import atomic_write
+    from deepshop_native.pipelines.hed import HedEdges
 
     p = argparse.ArgumentParser(prog="python -m deepshop_export.families.hed.figure")
     p.add_argument("out")

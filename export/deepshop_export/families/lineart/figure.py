@@ -39,7 +39,7 @@ def pen_drawing(size: int = 384) -> np.ndarray:
 
 def main(argv=None) -> int:
     import deepshop_native as ds
-    from deepshop_native.files import atomic_write
+    from deepshop_native.core.files import atomic_write
 
     p = argparse.ArgumentParser(prog="python -m deepshop_export.families.lineart.figure")
     p.add_argument("out")

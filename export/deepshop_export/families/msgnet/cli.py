@@ -37,7 +37,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    from deepshop_native.errors import DeepshopError
+    from deepshop_native.core.errors import DeepshopError
 
     from ...checkpoint import sha256_of, training_provenance
     from .export import PairReport, export_msgnet

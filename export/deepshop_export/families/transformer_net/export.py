@@ -5,7 +5,7 @@ import os
 
 import torch
 
-from deepshop_native.errors import OptionError
+from deepshop_native.core.errors import OptionError
 
 from ...onnx.export import ExportReport, GraphInterface, export_module
 from ...receptive_field import receptive_field
@@ -27,7 +27,7 @@ def image_interface() -> GraphInterface:
 def image_metadata(name: str, license: str, *, value_range=tn.VALUE_RANGE, channel_order=tn.CHANNEL_ORDER,
                    mean=tn.MEAN, stride_multiple=tn.STRIDE_MULTIPLE, receptive_field_px: int,
                    normalization: str = "instance", family: str = FAMILY) -> dict[str, str]:
-    """The metadata of an image-to-image network, as strings (see deepshop_native.model_metadata)."""
+    """The metadata of an image-to-image network, as strings (see deepshop_native.core.metadata)."""
     return {
         "family": family,
         "name": name,
