@@ -1,6 +1,6 @@
 #pragma once
 // The int8 form of a model: NAME.int8.onnx beside NAME.onnx, made by `deepshop-export quantize`
-// (post-training static quantization, QDQ: python's deepshop_export/quantize.py says how).
+// (post-training static quantization, QDQ: export/deepshop_export/onnx/quantize.py says how).
 //
 // The quantized file carries the source's deepshop metadata plus
 //   deepshop.precision        "int8"
