@@ -63,7 +63,7 @@ def main(argv=None) -> int:
             cells.append(open_styled(None, [style], device=args.device).run(photo))
         for painting in args.paintings:
             cells.append(open_styled(None, [painting], device=args.device).run(photo))
-        cells.append(np.asarray(peer.stylize_with(Image.fromarray(photo), args.paintings[1], max_size=None)))
+        cells.append(np.asarray(peer.stylize_with(Image.fromarray(photo), args.paintings[1], max_size=max(photo.shape))))
         rows.append([crop(c, args.crop, centre) for c in cells])
         print(f"pretrained_figure: {path} done", file=sys.stderr, flush=True)
     n = args.crop

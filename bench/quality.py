@@ -148,13 +148,14 @@ class Routes:
                 return np.asarray(Image.fromarray(net.run(small, working_size=0)).resize(photo.shape[1::-1],
                                                                                            Image.LANCZOS))
         if kind == "peer-arbitrary":
-            return np.asarray(self.peer().stylize_with(Image.fromarray(photo), painting, max_size=None))
+            # max_size: the peer caps its output at 1024 px unless told otherwise (None means its default)
+            return np.asarray(self.peer().stylize_with(Image.fromarray(photo), painting, max_size=max(photo.shape)))
         if kind == "builtin":
             return self.builtin(arg).run(photo)
         if kind == "builtin-full":
             return self.builtin(arg).run(photo, working_size=0)
         if kind == "peer-builtin":
-            return np.asarray(self.peer().stylize(Image.fromarray(photo), style=int(arg), max_size=None))
+            return np.asarray(self.peer().stylize(Image.fromarray(photo), style=int(arg), max_size=max(photo.shape)))
         if kind == "gatys":
             r = self.ds.gatys(photo, painting, model="vgg19", length=max(photo.shape[:2]), iterations=100,
                               device=self.device)
@@ -166,7 +167,7 @@ class Routes:
         kind, _, arg = route.partition(":")
         small = np.asarray(fit(Image.fromarray(photo), 512))
         if kind == "peer-builtin":
-            return np.asarray(self.peer().stylize(Image.fromarray(small), style=int(arg), max_size=None))
+            return np.asarray(self.peer().stylize(Image.fromarray(small), style=int(arg), max_size=max(small.shape)))
         return self.builtin(arg).run(small, working_size=0)
 
 

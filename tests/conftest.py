@@ -91,8 +91,17 @@ def msgnet_pair(tmp_path_factory, msgnet_net):
     return str(out)
 
 
-#: The styles of the tiny stand-in for the 26-style network (tiny_pretrained).
-TINY_STYLES = [{"name": f"tiny-{i}", "description": f"tiny style {i}"} for i in range(5)]
+def _tiny_styles():
+    """The 26 styles' names and descriptions, as the real conversion writes them."""
+    try:
+        from deepshop_export.families.multistyle.export import STYLES
+    except ImportError:          # no torch: the fixture skips anyway
+        return []
+    return STYLES
+
+
+#: The styles of the tiny stand-in for the 26-style network (tiny_pretrained): the real names.
+TINY_STYLES = _tiny_styles()
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +118,7 @@ def tiny_pretrained(tmp_path_factory):
     predictor, transfer = tiny_style_nets(2)
     export_arbitrary_style(predictor, transfer, out / "arbitrary_style.onnx", name="tiny", license="test",
                            provenance={"predictor": {}, "generator": {}}, statistics=True)
-    _, multi = tiny_style_nets(3)
+    _, multi = tiny_style_nets(3, style_dim=len(TINY_STYLES))
     export_multistyle(multi, out / "multistyle26.onnx", name="tiny", provenance={}, license="test",
                       styles=TINY_STYLES, statistics=False)
     return out, predictor, transfer, multi

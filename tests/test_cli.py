@@ -121,17 +121,28 @@ def test_decompression_bomb_limit_is_configurable(tmp_path, identity_onnx, capsy
     assert not (tmp_path / "o.png").exists()
 
 
-def test_main_job_with_the_bundled_style(tmp_path, photos):
-    """The README's main job: `deepshop stylize photo.jpg`, no model, no --out."""
+def test_main_job_with_the_default_style(tmp_path, photos):
+    """The README's main job: `deepshop stylize photo.jpg`, no model, no --out: the default built-in
+    style (the pretrained 26-style network, converted at set-up or made on first use)."""
     import deepshop_native as ds
+    from deepshop_native.models.styles import DEFAULT_STYLE, open_styled
 
-    assert ds.DEFAULT_MODEL.is_file(), "the default style must be bundled with the package"
     Image.fromarray(photos["chelsea"]).save(tmp_path / "photo.jpg")
     assert main(["stylize", str(tmp_path / "photo.jpg"), "-q"]) == 0
     with Image.open(tmp_path / "photo_styled.jpg") as im:
         out = np.asarray(im.convert("RGB"), dtype=np.float64)
     assert out.shape == photos["chelsea"].shape
-    # Stylized, not copied: far from the photo, yet not flat.
+    # Stylized, not copied: far from the photo, yet not flat; the default style's painting.
     assert np.abs(out - photos["chelsea"]).mean() > 20 and out.std() > 20
+    # The same picture, losslessly, as the API's default style paints it (the JPEG above is lossy).
+    assert main(["stylize", str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "exact.png"), "-q"]) == 0
+    with Image.open(tmp_path / "exact.png") as im:
+        exact = np.asarray(im.convert("RGB"), dtype=np.int16)
+    with Image.open(tmp_path / "photo.jpg") as im:
+        decoded = np.asarray(im.convert("RGB"))
+    want = open_styled(None, [DEFAULT_STYLE]).run(decoded).astype(np.int16)
+    assert np.abs(exact - want).max() <= 1
+    # The project's own style stays bundled, by name too.
+    assert ds.DEFAULT_MODEL.is_file(), "the project's own style must be bundled with the package"
     meta = ds.Stylizer().metadata
     assert meta["deepshop.license"] == "CC0-1.0" and meta["deepshop.family"] == "transformer_net"

@@ -652,6 +652,44 @@ def test_pretrained_command_lines_never_give_a_traceback(opts):
     _record("command lines: deepshop-export pretrained", outcome)
 
 
+_BATCH_OPTIONS = ["--suffix", "--strength", "--max-side", "--working-size", "--quality", "--max-pixels", "--report",
+                  "--engine", "--address", "--workers", "--cpus-per-worker", "--gpus-per-worker", "--tile", "--threads",
+                  "--device", "--style", "--style-weights", "--style-size"]
+_ABSENT = object()
+_BATCH_INPUTS = st.sampled_from(["photos", "photos/*.png", "photos/missing", "", "file:///", "nowhere://x/y",
+                                 "memory://fuzz/none", "photos/\0"])
+
+
+@settings(FUZZ, max_examples=60)
+@given(opts=st.lists(st.tuples(st.sampled_from(_BATCH_OPTIONS),
+                               st.one_of(_OPTION_TEXT, st.sampled_from(["local", "ray", "auto", "ray://127.0.0.1:1"]))),
+                     max_size=3),
+       inputs=st.lists(_BATCH_INPUTS, min_size=1, max_size=2), overwrite=st.booleans())
+def test_batch_command_lines_never_give_a_traceback(tmp_path_factory, identity_onnx, opts, inputs, overwrite):
+    """`deepshop batch` with hostile options and inputs, Ray hidden (no Ray instance starts here:
+    --engine ray gets the install hint or another option's refusal; tests/test_batch_ray.py runs Ray)."""
+    from deepshop_native.cli import main
+    base = tmp_path_factory.getbasetemp() / "fuzz_batch"
+    if not (base / "photos").exists():
+        (base / "photos").mkdir(parents=True)
+        Image.new("RGB", (20, 12), (200, 30, 90)).save(base / "photos" / "a.png")
+        (base / "photos" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    argv = ["batch", *(str(base / i) if i.startswith("photos") else i for i in inputs), "-m", identity_onnx,
+            "-o", str(base / "out"), "-q"] + (["--overwrite"] if overwrite else [])
+    for name, value in opts:
+        argv.append(f"{name}={value}")
+    saved = {name: sys.modules.get(name, _ABSENT) for name in ("ray", "ray.data")}
+    sys.modules.update({"ray": None, "ray.data": None})
+    try:
+        _record("command lines: batch", _cli_outcome(main, argv))
+    finally:
+        for name, module in saved.items():
+            if module is _ABSENT:
+                del sys.modules[name]
+            else:
+                sys.modules[name] = module
+
+
 _STYLES_OPTIONS = ["--json", "--sheet", "-o", "--size", "--columns", "--quality", "--max-pixels", "--device",
                    "--tile", "--overwrite"]
 

@@ -111,14 +111,16 @@ def test_multistyle_by_name_number_and_blend(folder):
         with torch.no_grad():
             return multi(_nchw(photo), torch.tensor(weights, dtype=torch.float32))[0].permute(1, 2, 0).numpy()
 
-    np.testing.assert_allclose(net(photo.astype(np.float32) / 255, style="TINY-3"), torch_paint([0, 0, 0, 1, 0]),
-                               atol=2e-5)
-    np.testing.assert_allclose(net(photo.astype(np.float32) / 255, style=[1, "tiny-4"], style_weights=[3, 1]),
-                               torch_paint([0, 0.75, 0, 0, 0.25]), atol=2e-5)
-    with pytest.raises(ds.OptionError, match="no built-in style 'cubism'; the styles are tiny-0, tiny-1"):
-        net.set_style("cubism")
-    with pytest.raises(ds.OptionError, match="out of range: 0 to 4"):
-        net.set_style(5)
+    n = len(STYLES)
+    np.testing.assert_allclose(net(photo.astype(np.float32) / 255, style=STYLES[3]["name"].upper()),
+                               torch_paint(np.eye(n)[3]), atol=2e-5)
+    np.testing.assert_allclose(net(photo.astype(np.float32) / 255, style=[1, STYLES[4]["name"]], style_weights=[3, 1]),
+                               torch_paint(0.75 * np.eye(n)[1] + 0.25 * np.eye(n)[4]), atol=2e-5)
+    with pytest.raises(ds.OptionError, match=f"no built-in style 'sfumato'; the styles are {STYLES[0]['name']}, "
+                                             f"{STYLES[1]['name']}"):
+        net.set_style("sfumato")
+    with pytest.raises(ds.OptionError, match=f"out of range: 0 to {n - 1}"):
+        net.set_style(n)
 
 
 def test_api_routes_styles_to_their_networks(folder, tmp_path):
@@ -129,14 +131,14 @@ def test_api_routes_styles_to_their_networks(folder, tmp_path):
     with torch.no_grad():
         want = transfer(_nchw(photo), predictor(_nchw(style)))[0].permute(1, 2, 0).numpy()
     assert np.abs(got.astype(float) - np.rint(255 * want)).max() <= 1
-    got = ds.stylize(photo, style="tiny-2", device="cpu", working_size=0)
+    got = ds.stylize(photo, style=STYLES[2]["name"], device="cpu", working_size=0)
     with torch.no_grad():
-        want = multi(_nchw(photo), torch.tensor([0, 0, 1, 0, 0.0]))[0].permute(1, 2, 0).numpy()
+        want = multi(_nchw(photo), torch.tensor(np.eye(len(STYLES))[2], dtype=torch.float32))[0].permute(1, 2, 0).numpy()
     assert np.abs(got.astype(float) - np.rint(255 * want)).max() <= 1
     with pytest.raises(ds.OptionError, match="either style images or built-in style names"):
-        ds.stylize(photo, style=[str(tmp_path / "painting.png"), "tiny-1"], device="cpu")
+        ds.stylize(photo, style=[str(tmp_path / "painting.png"), STYLES[1]["name"]], device="cpu")
     with pytest.raises(ds.OptionError, match="'nope' is neither an image file nor a built-in style; the built-in "
-                                             "styles are tiny-0"):
+                                             f"styles are {STYLES[0]['name']}"):
         ds.stylize(photo, style="nope", device="cpu")
 
 
@@ -148,12 +150,12 @@ def test_cli_style_images_names_and_errors(folder, tmp_path, capsys):
     base = ["stylize", str(photo), "--device", "cpu", "-q", "--working-size", "0"]
     assert main(base + ["--style", str(painting), "-o", str(tmp_path / "a.png")]) == 0
     assert Image.open(tmp_path / "a.png").size == (48, 40)
-    assert main(base + ["--style", "tiny-1", "--style", "3", "--style-weights", "0.5,0.5", "-o",
+    assert main(base + ["--style", STYLES[1]["name"], "--style", "3", "--style-weights", "0.5,0.5", "-o",
                         str(tmp_path / "b.png")]) == 0
     capsys.readouterr()
     assert main(base + ["--style", "nope", "-o", str(tmp_path / "c.png")]) == 1
     err = capsys.readouterr().err
-    assert "'nope' is neither an image file nor a built-in style" in err and "tiny-4" in err
+    assert "'nope' is neither an image file nor a built-in style" in err and STYLES[4]["name"] in err
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image at all")
     assert main(base + ["--style", str(broken), "-o", str(tmp_path / "d.png")]) == 1
@@ -167,7 +169,7 @@ def test_cli_style_images_names_and_errors(folder, tmp_path, capsys):
 def test_styles_lists_them_and_renders_a_sheet(folder, tmp_path, capsys):
     assert main(["styles", "--json"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [s["name"] for s in listed[:5]] == [s["name"] for s in STYLES]
+    assert [s["name"] for s in listed[:len(STYLES)]] == [s["name"] for s in STYLES]
     assert [s["number"] for s in listed] == list(range(len(listed)))
     assert sum(s["default"] for s in listed) == 1
     photo = tmp_path / "photo.jpg"

@@ -1,6 +1,7 @@
 """The `deepshop` command: one module per subcommand, each with ``register(subparsers)`` and ``run(args)``.
 
     deepshop stylize INPUT... [--model M] [--out FILE|DIR] [--style IMAGE] [engine options]   (stylize.py)
+    deepshop batch INPUT... --out DEST [--engine local|ray --address A --workers N] [stylize's options] (batch_command.py)
     deepshop styles [--sheet PHOTO -o SHEET]                                                  (styles.py)
     deepshop info [MODEL]                                                                     (info.py)
     deepshop posterize INPUT... --levels N | --palette-from IMAGE -k K --out FILE|DIR          (posterize.py)
@@ -27,10 +28,10 @@ from typing import Optional, Sequence
 from .. import __version__
 from ..core.errors import DeepshopError
 from ..serve import cli as serve
-from . import gatys, info, lineart, posterize, styles, stylize
+from . import batch_command, gatys, info, lineart, posterize, styles, stylize
 
 #: The subcommands, in the order `deepshop --help` lists them.
-SUBCOMMANDS = (stylize, styles, info, posterize, gatys, lineart, serve)
+SUBCOMMANDS = (stylize, batch_command, styles, info, posterize, gatys, lineart, serve)
 
 
 class Terminated(KeyboardInterrupt):

@@ -22,7 +22,7 @@ from . import class_of, pipeline_class
 
 #: The style of `deepshop stylize photo.jpg` and ds.stylize(photo) without a model or style:
 #: chosen by eye and by the quality measures (docs/results/quality.md).
-DEFAULT_STYLE = "stained-glass"
+DEFAULT_STYLE = "swirls"
 
 
 @dataclass(frozen=True)
