@@ -6,11 +6,20 @@ OpenVINO's C API itself fp32 / bf16, and OpenVINO called directly from Python (s
 same precision, compiled for the image's shape: the strongest way to call it).
 
     python -m pytest bench/bench_providers.py --benchmark-only      # 512x512 and 1920x1080
+    python -m pytest bench/bench_providers.py --benchmark-only -m "" --benchmark-json B.json  # and 3840x2160
+    python bench/ratios.py B.json --same-precision   # auto against OpenVINO from Python, precision for precision
+
+int8: the same network quantized by `deepshop-export quantize` (its int8 file beside a copy of the
+model): deepshop on it by name (OpenVINO called directly, ONNX Runtime's CPU provider), OpenVINO
+from Python on the same int8 file, and deepshop `auto` on the model with its int8 file beside it
+(int8 where auto's rule takes it: cpp/engine/execution_providers.h, auto_cpu_precision).
 
 Entries that cannot run here skip themselves (no OpenVINO plugin device, no `openvino`
 package).  Each entry also records its error against torch fp32 on 0..255 (mean and max abs,
-uint8 outputs), printed after the speed ratios; deepshop's auto entry fails if that error is
-beyond the documented bound (deepshop_native.pipelines.stylizer.AUTO_PRECISION_BOUND).
+uint8 outputs), printed after the speed ratios; deepshop's auto entries fail if that error is
+beyond the documented bound (deepshop_native.pipelines.stylizer.AUTO_PRECISION_BOUND; in int8, whose bound
+is a PSNR against fp32 on held-out photos, the random network's outputs are checked against its
+fp32 outputs at that PSNR).
 """
 from __future__ import annotations
 
@@ -23,7 +32,8 @@ from deepshop_native.pipelines.stylizer import AUTO_PRECISION_BOUND
 
 torch = pytest.importorskip("torch")
 
-SIZES = [pytest.param((512, 512), id="512x512"), pytest.param((1080, 1920), id="1920x1080")]
+SIZES = [pytest.param((512, 512), id="512x512"), pytest.param((1080, 1920), id="1920x1080"),
+         pytest.param((2160, 3840), id="3840x2160", marks=pytest.mark.slow)]
 _reference_cache: dict = {}
 
 
@@ -86,13 +96,34 @@ def test_onnxruntime_python_cpu(benchmark, net, model_path, hw):
     _run(benchmark, net, img, run)
 
 
+def _psnr(a, b):
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def _auto(benchmark, net, model, hw, label):
+    img = _entry(benchmark, hw, label)
+    st = ds.Stylizer(model, device="auto")
+    # The OpenVINO-from-Python entry of the same precision (bench/ratios.py --same-precision).
+    benchmark.extra_info.update(device=st.device_used, precision=st.precision, why=st.fallback_reason,
+                                precision_why=st.precision_reason, same_as=f"openvino-direct-{st.precision}")
+    err = _run(benchmark, net, img, lambda: st(img))
+    if st.precision == "int8":
+        fp32 = ds.Stylizer(model, device="auto", precision="fp32")
+        assert _psnr(st(img), fp32(img)) >= ds._native.INT8_AUTO_MIN_PSNR_DB
+    else:
+        assert err.mean() <= AUTO_PRECISION_BOUND[0] and err.max() <= AUTO_PRECISION_BOUND[1]
+
+
 @pytest.mark.parametrize("hw", SIZES)
 def test_deepshop_auto(benchmark, net, model_path, hw):
-    img = _entry(benchmark, hw, "deepshop-auto")
-    st = ds.Stylizer(model_path, device="auto")
-    benchmark.extra_info.update(device=st.device_used, precision=st.precision, why=st.fallback_reason)
-    err = _run(benchmark, net, img, lambda: st(img))
-    assert err.mean() <= AUTO_PRECISION_BOUND[0] and err.max() <= AUTO_PRECISION_BOUND[1]
+    _auto(benchmark, net, model_path, hw, "deepshop-auto")
+
+
+@pytest.mark.parametrize("hw", SIZES)
+def test_deepshop_auto_with_int8_file(benchmark, net, int8_model, hw):
+    """auto on the model with its int8 file beside it: int8 where auto's rule takes it."""
+    _auto(benchmark, net, int8_model[0], hw, "deepshop-auto-int8-file")
 
 
 @pytest.mark.parametrize("hw", SIZES)
@@ -114,9 +145,16 @@ def test_deepshop_openvino(benchmark, net, model_path, hw, precision):
     _run(benchmark, net, img, lambda: st(img))
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("hw", SIZES)
-def test_deepshop_openvino_direct(benchmark, net, model_path, hw, precision, monkeypatch):
+def test_deepshop_cpu_provider_int8(benchmark, net, int8_model, hw):
+    img = _entry(benchmark, hw, "deepshop-cpu-int8")
+    st = ds.Stylizer(int8_model[0], device="cpu", precision="int8")
+    _run(benchmark, net, img, lambda: st(img))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+@pytest.mark.parametrize("hw", SIZES)
+def test_deepshop_openvino_direct(benchmark, net, model_path, int8_model, hw, precision, monkeypatch):
     """deepshop calling OpenVINO's C API itself (what auto takes where the `openvino` wheel is
     installed, and device="openvino" where the ORT plugin lists no device: hidden here)."""
     img = _entry(benchmark, hw, f"deepshop-openvino-direct-{precision}")
@@ -124,7 +162,7 @@ def test_deepshop_openvino_direct(benchmark, net, model_path, hw, precision, mon
         pytest.skip("the openvino package is not installed")
     monkeypatch.setenv(_runtime.ENV_OPENVINO_LIBRARY, "none")  # ONNX Runtime's plugin hidden
     try:
-        st = ds.Stylizer(model_path, device="openvino", precision=precision)
+        st = ds.Stylizer(int8_model[0] if precision == "int8" else model_path, device="openvino", precision=precision)
     except ds.DeviceError as e:
         pytest.skip(str(e))
     assert st.provider == "OpenVINO"
@@ -132,17 +170,18 @@ def test_deepshop_openvino_direct(benchmark, net, model_path, hw, precision, mon
     _run(benchmark, net, img, lambda: st(img))
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 @pytest.mark.parametrize("hw", SIZES)
-def test_openvino_direct(benchmark, net, model_path, hw, precision):
+def test_openvino_direct(benchmark, net, model_path, int8_model, hw, precision):
+    """OpenVINO from Python, the whole image at once (int8: the same int8 file, its other layers in f32)."""
     ov = pytest.importorskip("openvino", reason="the `openvino` package (pip install 'deepshop-native[bench]')")
     img = _entry(benchmark, hw, f"openvino-direct-{precision}")
     core = ov.Core()
     if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         pytest.skip("this CPU has no bf16 for OpenVINO")
-    model = core.read_model(model_path)
+    model = core.read_model(int8_model[1] if precision == "int8" else model_path)
     model.reshape([1, 3, *hw])  # static shape: OpenVINO's fastest compiled form
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16"})
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"})
     request = compiled.create_infer_request()
 
     def run():

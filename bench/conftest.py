@@ -53,6 +53,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"{str(b.group):34s} {b.name:40s} {i['mean_abs']:7.3f} / {i['max_abs']:5.1f}{ran}")
             if i.get("why"):
                 tr.write_line(f"{'':34s} {'':40s} (auto: {i['why']})")
+            if i.get("precision_why"):
+                tr.write_line(f"{'':34s} {'':40s} (precision {i['precision_why']})")
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +71,17 @@ def model_path(tmp_path_factory, net):
     from model_factory import TRANSFORMER_META, export_plain
     return export_plain(net, tmp_path_factory.mktemp("bench") / "tnet.onnx",
                         {**TRANSFORMER_META, "deepshop.receptive_field": "109"})
+
+
+@pytest.fixture(scope="session")
+def int8_model(tmp_path_factory, model_path):
+    """(model, int8 file): a copy of `model_path` with its int8 file beside it, made by
+    `deepshop-export quantize` on the scikit-image photos (its speed is that of any int8 file of
+    this network; its error is measured on the trained style in docs/results/cpu-features.md)."""
+    import shutil
+    quantize = pytest.importorskip("deepshop_export.onnx.quantize")
+    pytest.importorskip("onnxruntime.quantization")
+    model = tmp_path_factory.mktemp("bench_int8") / "tnet.onnx"
+    shutil.copyfile(model_path, model)
+    report = quantize.quantize_model(model, calibration=8, held_out=2, size=256)
+    return str(model), report.path

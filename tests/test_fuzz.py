@@ -584,6 +584,29 @@ def test_posterize_command_lines_never_give_a_traceback(tmp_path_factory, opts, 
     _record("command lines: posterize", _cli_outcome(main, argv))
 
 
+@settings(FUZZ, max_examples=40)
+@given(model=st.sampled_from(["identity", "garbage", "missing", "dir"]),
+       opts=st.lists(st.tuples(st.sampled_from(["--calibration", "--held-out", "--size", "--device", "--photos", "-o"]),
+                               _OPTION_TEXT), max_size=4))
+def test_quantize_command_lines_never_give_a_traceback(tmp_path_factory, identity_onnx, model, opts):
+    """`deepshop-export quantize`: hostile options and models end in a one-line error (the models
+    here are refused before any quantizing: a real run is tests/test_int8.py's)."""
+    pytest.importorskip("onnxruntime.quantization")
+    pytest.importorskip("torch")
+    from deepshop_export.cli import main
+    base = tmp_path_factory.getbasetemp()
+    garbage = base / "fuzz_quantize_garbage.onnx"
+    if not garbage.exists():
+        garbage.write_bytes(b"\x08\x07\xff\xff\xff" * 40)
+    path = {"identity": identity_onnx, "garbage": str(garbage), "missing": str(base / "fuzz_missing.onnx"),
+            "dir": str(base)}[model]
+    argv = ["quantize", path]
+    for name, value in opts:
+        argv.append(f"{name}={value}")
+    _record("command lines: export quantize", _cli_outcome(main, argv))
+    assert not list(base.glob("fuzz_quantize_garbage.int8.onnx"))
+
+
 _SERVE_OPTIONS = ["--host", "--port", "--workers", "--queue", "--max-upload-mb", "--max-pixels", "--timeout",
                   "--result-ttl", "--threads", "--tile", "--device", "--model"]
 

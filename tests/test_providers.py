@@ -54,9 +54,9 @@ def test_bad_device_is_an_option_error(identity_onnx, device):
         ds.Stylizer(identity_onnx, device=device)
 
 
-@pytest.mark.parametrize("precision", ["half", "float32", "int8", ""])
+@pytest.mark.parametrize("precision", ["half", "float32", "int4", ""])
 def test_bad_precision_is_an_option_error(identity_onnx, precision):
-    with pytest.raises(ds.OptionError, match="precision:? .* is not one of 'auto', 'fp32', 'bf16', 'fp16'"):
+    with pytest.raises(ds.OptionError, match="precision:? .* is not one of 'auto', 'fp32', 'bf16', 'fp16', 'int8'"):
         ds.Stylizer(identity_onnx, device="cpu", precision=precision)
 
 

@@ -78,6 +78,7 @@ void def_session_init(py::class_<Class, Base...>& cls) {
       .def_property_readonly("precision", [](const Class& e) { return e.session().precision(); })
       .def_property_readonly("default_tile", [](const Class& e) { return default_tile(e.session()); })
       .def_property_readonly("fallback_reason", [](const Class& e) { return e.session().fallback_reason(); })
+      .def_property_readonly("precision_reason", [](const Class& e) { return e.session().precision_reason(); })
       .def_property_readonly("metadata", [](const Class& e) { return model_metadata(e.session().model()); })
       .def_property_readonly("family", [](const Class& e) { return e.session().model().family; })
       .def_property_readonly("value_range", [](const Class& e) {
@@ -291,6 +292,26 @@ void bind_engine(py::module_& m) {
       }, py::arg("path"),
       "Load OpenVINO's C API library (once per process); returns (its version, the devices it serves). DeviceError if it cannot.");
   m.def("cpu_has_bf16", &cpu_has_bf16, "Whether this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16).");
+  m.def("cpu_features", [] { return cpu_features_text(cpu_features()); },
+        "The CPU features that decide the precision on OpenVINO's CPU device (AVX2, AVX-512, VNNI, BF16, AMX).");
+  m.attr("INT8_AUTO_MIN_PSNR_DB") = kInt8AutoMinPsnrDb;
+  m.def("auto_cpu_precision",
+        [](const std::vector<std::string>& features, const std::string& int8_path, const std::string& int8_missing,
+           double psnr_db, bool model_is_int8) {
+          CpuFeatures cpu;
+          for (const auto& f : features) {
+            bool* flag = f == "avx2" ? &cpu.avx2 : f == "avx512f" ? &cpu.avx512f : f == "avx512_vnni" ? &cpu.avx512_vnni
+                       : f == "avx_vnni" ? &cpu.avx_vnni : f == "amx_int8" ? &cpu.amx_int8
+                       : f == "avx512_bf16" ? &cpu.avx512_bf16 : f == "amx_bf16" ? &cpu.amx_bf16 : nullptr;
+            if (!flag) throw std::invalid_argument("unknown CPU feature '" + f + "'");
+            *flag = true;
+          }
+          const PrecisionChoice c = auto_cpu_precision(cpu, QuantizedModel{int8_path, int8_missing, psnr_db}, model_is_int8);
+          return py::make_tuple(precision_name(c.precision), c.why);
+        },
+        py::arg("features"), py::arg("int8_path"), py::arg("int8_missing"), py::arg("psnr_db"), py::arg("model_is_int8"),
+        "The rule of precision='auto' on OpenVINO's CPU device, for CPU features named as in /proc/cpuinfo: "
+        "(precision, why).");
 
   // Statistics modes by name, as the Python API and the CLI spell them.
   static const StatisticsMode kModes[] = {StatisticsMode::automatic, StatisticsMode::thumbnail, StatisticsMode::exact,

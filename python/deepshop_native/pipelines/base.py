@@ -52,8 +52,13 @@ class Pipeline:
 
     @property
     def precision(self) -> str:
-        """The precision the provider computes in: "fp32", "bf16" or "fp16"."""
+        """The precision the provider computes in: "fp32", "bf16", "fp16" or "int8"."""
         return self._session.precision
+
+    @property
+    def precision_reason(self) -> str:
+        """Why precision="auto" computes in `precision` here ("" when a precision was named)."""
+        return self._session.precision_reason
 
     @property
     def fallback_reason(self) -> str:

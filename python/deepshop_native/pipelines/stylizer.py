@@ -31,8 +31,11 @@ class Stylizer(StylePipeline):
     provider; `provider`, `device_used` and `fallback_reason` say what it chose and why not the
     others), "cpu", "cuda", "cuda:N", "openvino", "openvino:CPU|GPU|NPU".  precision: "auto" (the
     provider's fastest mode within the documented error: bf16 on OpenVINO's CPU device where the
-    CPU has bf16 instructions, fp16 on OpenVINO GPU/NPU, the model's own on CUDA, else fp32),
-    "fp32", "bf16", "fp16"; a precision the provider cannot do raises DeviceError.
+    CPU has bf16 instructions, else int8 where the CPU has VNNI/AMX-INT8 and the model's int8 file
+    NAME.int8.onnx (deepshop-export quantize) is beside it, current and within the int8 error bound;
+    fp16 on OpenVINO GPU/NPU, the model's own on CUDA, else fp32; `precision_reason` says why),
+    "fp32", "bf16", "fp16", "int8" (the int8 file, on OpenVINO's CPU device or the CPU provider); a
+    precision the provider cannot do, or "int8" without a current int8 file, raises DeviceError.
     harmonize: for instance-norm models cut into several tiles, the longer side of a thumbnail
     that is stylized first and whose low-frequency colours every tile takes, so that tiles agree
     (each tile is otherwise normalised with its own statistics and gets its own colour cast);
