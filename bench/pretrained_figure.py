@@ -3,7 +3,7 @@ built-in styles, two paintings as styles, and the peer package's result for the 
 full-size crops of a large rendering (so that stroke scale and detail show as they are).
 
     python bench/pretrained_figure.py --photos A.jpg B.jpg --paintings P1.jpg P2.jpg \
-        --styles swirls fauve pastel --side 2048 --crop 320 --out docs/images/pretrained_grid.jpg
+        --side 2048 --crop 320 --out docs/images/pretrained_grid.jpg
 
 Each row: the photo (scaled to --side on its longer side), then every rendering of it, cropped to
 the same --crop x --crop square around the photo's centre (1:1 pixels: nothing rescaled after the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--photos", nargs="+", required=True)
     p.add_argument("--paintings", nargs=2, required=True)
-    p.add_argument("--styles", nargs=3, default=["swirls", "fauve", "pastel"])
+    p.add_argument("--styles", nargs=3, default=["pastel", "watercolour", "fauve"])
     p.add_argument("--side", type=int, default=2048)
     p.add_argument("--crop", type=int, default=320)
     p.add_argument("--centre", type=float, nargs=2, default=[0.5, 0.5], metavar=("Y", "X"),
@@ -53,7 +54,8 @@ def main(argv=None) -> int:
 
     peer = StyleTransfer(device="cpu")
     columns = (["photo", f"default ({DEFAULT_STYLE})"] + list(args.styles) +
-               [f"painting {i + 1}" for i in range(2)] + ["peer, painting 2"])
+               [Path(p).stem.replace("_", " ") for p in args.paintings] +
+               [f"peer, {Path(args.paintings[1]).stem.replace('_', ' ')}"])
     rows = []
     for path in args.photos:
         photo = np.asarray(fit(Image.open(path).convert("RGB"), args.side))
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
             x, y = 4 + c * (n + 4), 4 + r * (n + LABEL + 4)
             sheet.paste(Image.fromarray(cell), (x, y))
             draw.text((x + 2, y + n + 3), columns[c], fill="black", font=font)
-    write_image(args.out, np.asarray(sheet), quality=88, overwrite=True)
+    write_image(args.out, np.asarray(sheet), quality=82, overwrite=True)
     print(f"pretrained_figure: wrote {args.out} ({ds.__version__})", file=sys.stderr)
     return 0
 
