@@ -9,6 +9,7 @@ from typing import Optional
 from . import _native
 from .core import options
 from .core.errors import ModelError, OptionError
+from .core.files import check_not_input
 from .core.paths import resolve_model
 from .core.runtime import available_providers, ensure_runtime, execution_devices, openvino_direct_devices
 from .core.session import DEFAULT_OVERLAP, DEFAULT_TILE, check_precision, open_session, session_options, tile_options
@@ -30,6 +31,9 @@ def stylize(image, model=None, output=None, *, overwrite: bool = False, quality:
     strength = options.check_strength(strength)
     max_side = options.check_max_side(max_side)
     path = resolve_model(model)
+    if output is not None:   # before any work: the output is none of the files read
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        check_not_input(output, [image, path, *styles])
     cls = class_of(path)
     takes = getattr(cls, "STYLE", None)
     if takes is None and style is not None:

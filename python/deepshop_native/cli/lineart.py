@@ -20,6 +20,7 @@ import numpy as np
 from ..core import options
 from ..image import write_image
 from . import batch
+from .common import add_max_pixels_option
 
 EDGES_SUFFIX, COLORIZE_SUFFIX = "_edges", "_colorized"
 
@@ -50,6 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", help="hed: auto, cpu, cuda, cuda:N, openvino (default auto)")
     p.add_argument("--tile", type=int, help="hed: largest window in pixels (default 512)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_max_pixels_option(p)
     p.set_defaults(func=run_edges)
 
     p = subparsers.add_parser(
@@ -70,6 +72,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino (default auto)")
     p.add_argument("--tile", type=int, help="largest window in pixels (default: the engine's)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_max_pixels_option(p)
     p.set_defaults(func=run_colorize)
 
 
@@ -77,7 +80,8 @@ def _outputs(args, suffix):
     own = (lambda name: Path(name).stem.endswith(suffix)) if args.out is None else None
     inputs, problems = batch.collect_inputs(args.inputs, skip_dirs=[args.out] if args.out else [],
                                             is_own_output=own)
-    return batch.plan_outputs(inputs, args.out, suffix="" if args.out else suffix, ext="png"), problems
+    return batch.plan_outputs(inputs, args.out, suffix="" if args.out else suffix, ext="png",
+                              other_inputs=[args.model] if args.model else ()), problems
 
 
 def run_edges(args) -> int:

@@ -24,6 +24,7 @@ from ..core.files import atomic_write, output_exists_message
 from ..image import read_image, write_image
 from ..kernels import palette_from_image, posterize
 from . import batch
+from .common import add_max_pixels_option
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -49,6 +50,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality of the outputs (default: 95)")
     p.add_argument("--seed", type=int, default=0, help="seed of the k-means palette (default: 0)")
+    add_max_pixels_option(p, " (inputs and --palette-from)")
     p.set_defaults(func=run, parser=p)
     return p
 
@@ -101,7 +103,8 @@ def run(args) -> int:
     inputs, problems = batch.collect_inputs(args.inputs, skip_dirs=[args.out])
     # The label maps are outputs too: checked against the inputs and each other before starting.
     companions = (lambda dst: [labels_path(dst)]) if args.labels else None
-    jobs = batch.plan_outputs(inputs, args.out, companions=companions)
+    jobs = batch.plan_outputs(inputs, args.out, companions=companions,
+                              other_inputs=[args.palette_from] if args.palette_from else ())
 
     def process(src: Path, dst: Path) -> None:
         image = read_image(src)

@@ -17,11 +17,11 @@ from pathlib import Path
 from ..core import options
 from ..core.errors import ModelError, OptionError
 from ..core.paths import resolve_model
-from ..image import MAX_PIXELS_ENV, read_image, resize_max_side, write_image
+from ..image import read_image, resize_max_side, write_image
 from ..models import class_of
 from .batch import collect_inputs, plan_outputs, run_batch, tile_progress
-from .common import (STYLIZE_MAX_PIXELS, add_engine_options, as_cli_option, engine_kwargs, faster_provider_installed,
-                     max_pixels, suffix)
+from .common import (add_engine_options, add_max_pixels_option, as_cli_option, engine_kwargs,
+                     faster_provider_installed, suffix)
 
 #: Options of families that take a style image at run time, and the API names they map to.
 STYLE_OPTIONS = (("--style", "style"), ("--style-weights", "style_weights"), ("--style-size", "style_size"),
@@ -39,9 +39,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--preserve-colors", action="store_true", help="keep the photo's colours, take the style's luminance")
     p.add_argument("--max-side", type=int, default=None, help="downscale so that the longer side is at most this")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help=f"refuse images with more pixels than this before decoding them (default {STYLIZE_MAX_PIXELS:,} "
-                        f"= 2^26, e.g. 8192x8192, or ${MAX_PIXELS_ENV}; 0: no limit)")
+    add_max_pixels_option(p, " (inputs and --style images), and styles resized by --style-size beyond it")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_engine_options(p)
@@ -110,7 +108,6 @@ def run(args) -> int:
         quality = options.check_quality(args.quality)
     except OptionError as e:
         raise as_cli_option(e) from None
-    limit = max_pixels(args.max_pixels)
     # Without --out, each result goes next to its photo as NAME_styled.EXT.
     name_suffix = suffix(args.suffix)
     name_suffix = name_suffix if name_suffix is not None else ("_styled" if args.out is None else "")
@@ -119,7 +116,8 @@ def run(args) -> int:
     own_output = ((lambda name: os.path.splitext(name)[0].endswith(name_suffix))
                   if name_suffix and args.out is None else None)
     inputs, problems = collect_inputs(args.inputs, skip_dirs=[args.out] if args.out else [], is_own_output=own_output)
-    jobs = plan_outputs(inputs, args.out, suffix=name_suffix)
+    # The style images and the model are read too: no output may replace them either.
+    jobs = plan_outputs(inputs, args.out, suffix=name_suffix, other_inputs=list(args.style or ()) + [args.model])
     pipeline = open_pipeline(args, engine) if jobs else None
     # Worth saying when a faster provider is installed but could not be used (a CUDA-capable
     # onnxruntime without a GPU, an OpenVINO plugin on a CPU it does not serve).
@@ -128,7 +126,7 @@ def run(args) -> int:
               file=sys.stderr)
 
     def process(src: Path, dst: Path) -> None:
-        image = read_image(src, max_pixels=limit)
+        image = read_image(src)      # under the subcommand's pixel limit (cli.common.pixel_limit)
         pixels, alpha = image.pixels, image.alpha
         if max_side is not None:
             pixels = resize_max_side(pixels, max_side)
