@@ -90,3 +90,35 @@ def test_api_colorize_refuses_to_replace_its_input(tmp_path, photo):
     with pytest.raises(OutputError, match="photo.png"):
         ds.colorize(str(photo), out=str(photo), overwrite=True)
     assert photo.read_bytes() == before
+
+
+# ------------------------------------------------------------------ a NUL byte in a path
+
+NUL = "a\x00b"
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda m: ds.edges(NUL + ".png"), "ImageError"),
+    (lambda m: ds.edges(np.zeros((16, 16, 3), np.uint8), method="hed", model=NUL + ".onnx"), "ModelError"),
+    (lambda m: ds.Stylizer(NUL + ".onnx"), "ModelError"),
+    (lambda m: ds.Stylizer(m)(NUL + ".png"), "ImageError"),
+    (lambda m: ds.colorize(NUL + ".png"), "ImageError"),
+    (lambda m: ds.colorize(np.zeros((16, 16, 3), np.uint8), model=NUL + ".onnx"), "ModelError"),
+    (lambda m: ds.colorize(np.zeros((16, 16, 3), np.uint8), out=NUL + ".png"), "OutputError"),
+    (lambda m: ds.Colorizer(NUL + ".onnx"), "ModelError"),
+    (lambda m: ds.stylize(NUL + ".png", m), "ImageError"),
+    (lambda m: ds.stylize(np.zeros((8, 8, 3), np.uint8), m, NUL + ".png"), "OutputError"),
+    (lambda m: ds.model_info(NUL + ".onnx"), "ModelError"),
+    (lambda m: ds.gatys(NUL + ".png", NUL + ".png", model=NUL + ".onnx"), "ModelError"),
+])
+def test_a_nul_byte_in_a_path_is_a_deepshop_error_naming_it(identity_onnx, call, error):
+    pytest.importorskip("cv2")
+    with pytest.raises(ds.DeepshopError, match=r"a\\x00b.*NUL byte") as info:
+        call(identity_onnx)
+    assert type(info.value).__name__ == error
+
+
+def test_write_image_with_a_nul_byte_is_an_image_error():
+    from deepshop_native.image import write_image
+    with pytest.raises(ds.ImageError, match=r"a\\x00b\.png.*NUL byte"):
+        write_image(NUL + ".png", np.zeros((4, 4, 3), np.uint8))

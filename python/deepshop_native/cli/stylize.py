@@ -92,11 +92,11 @@ def open_pipeline(args, engine: dict):
         family["style_tile"] = args.style_tile
     try:
         pipeline = cls(path, **family, **engine)
+        return pipeline.set_style(args.style if len(args.style) > 1 else args.style[0], weights)
     except OptionError as e:
         if str(e).startswith(("style_size", "style_tile", "style_statistics")):
             raise as_cli_option(e) from None
         raise
-    return pipeline.set_style(args.style if len(args.style) > 1 else args.style[0], weights)
 
 
 def run(args) -> int:

@@ -152,7 +152,10 @@ def replaced_input(output, inputs):
 def check_not_input(output, inputs, what: str = "output") -> None:
     """The one check that an output is none of the inputs it is made from (the same path, or the
     same file through a link), whatever ``overwrite`` says: :class:`OutputError` naming both.
-    Every writer that reads files calls it before any work starts."""
+    Every writer that reads files calls it before any work starts; an output path with a NUL
+    byte (which no file name can hold) is refused here too."""
+    if isinstance(output, (str, os.PathLike)) and "\0" in os.fsdecode(os.fspath(output)):
+        raise OutputError(f"{os.fspath(output)!r}: the {what} path contains a NUL byte, which no file name can")
     victim = replaced_input(output, inputs)
     if victim is None:
         return

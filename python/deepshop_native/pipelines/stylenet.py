@@ -44,7 +44,7 @@ from ..core.errors import ImageError, ModelError, OptionError
 from ..core.files import check_not_input, sha256_of
 from ..core.paths import resolve_model
 from ..core.session import DEFAULT_OVERLAP, open_session, pixels_as_unit_float
-from ..image import read_image, resize_to, to_depth, to_rgb_array, write_image
+from ..image import LoadedImage, check_made_size, read_image, resize_to, to_depth, to_rgb_array, write_image
 from .base import StylePipeline
 
 FAMILY = "msgnet"
@@ -106,8 +106,11 @@ def resolve_pair(model) -> tuple:
 
 def _style_pixels(style, style_size: int) -> tuple:
     """(RGB float32 [0,1] of the style resized to the longer side style_size, rounded to multiples
-    of 4, name for messages).  Refuses unreadable, grayscale, transparent and tiny images."""
+    of 4, name for messages).  Refuses unreadable, grayscale, transparent and tiny images, and a
+    style_size that would make more pixels than the pixel limit (before any memory is taken)."""
     name = os.fspath(style) if isinstance(style, (str, os.PathLike)) else f"<{type(style).__name__}>"
+    if isinstance(style, LoadedImage) and style.path:
+        name = style.path
     if isinstance(style, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(getattr(style, "read", None)):
         img = read_image(style)       # ImageError naming the file when unreadable
         name = img.path or name
@@ -130,6 +133,7 @@ def _style_pixels(style, style_size: int) -> tuple:
         raise ImageError(f"{name}: the style image is too small ({w}x{h}); at least {MIN_STYLE_SIDE} px on each side")
     scale = style_size / max(h, w)
     nh, nw = (max(4, int(round(h * scale / 4)) * 4), max(4, int(round(w * scale / 4)) * 4))
+    check_made_size("style_size", nh, nw, f"the style image {name}")
     pixels = pixels_as_unit_float(name, pixels)
     if (nh, nw) != (h, w):
         pixels = resize_to(pixels, nh, nw)
@@ -141,7 +145,7 @@ def _cache_key(style, style_size: int, style_tile: int):
         p = os.path.abspath(os.fspath(style))
         try:
             st = os.stat(p)
-        except OSError:
+        except (OSError, ValueError):   # missing, or no path at all (a NUL byte): read_image names it
             return None
         return (p, st.st_mtime_ns, st.st_size, style_size, style_tile)
     return None

@@ -44,9 +44,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from deepshop_native.core.errors import DeepshopError
+    from deepshop_native.core.files import check_not_input
 
     from .export import export_gatys
     try:
+        # Before anything is read: the output is never the weights file (--weights, or --model FILE).
+        check_not_input(args.output, [args.weights, args.model])
         report = export_gatys(args.output, model=args.model, weights=args.weights, pooling=args.pooling,
                               content_layers=args.content_layers, style_layers=args.style_layers, name=args.name,
                               license=args.license, validate=args.validate, overwrite=args.overwrite,
