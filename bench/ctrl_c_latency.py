@@ -1,7 +1,7 @@
 """How long `deepshop` takes to exit after Ctrl-C (SIGINT) in the middle of a large image.
 
     python bench/ctrl_c_latency.py [--python PY ...] [--size 3000] [--commands stylize,colorize]
-                                   [--at 0.4] [--repeat 3]
+                                   [--device D] [--tile N] [--at 0.4] [--repeat 3]
 
 For each interpreter (--python, repeatable: e.g. a venv of the baseline build and one of the
 build under test; default: this one) and each subcommand, a SIZE x SIZE photo is processed once
@@ -9,7 +9,7 @@ without interruption to time the whole run, then --repeat times with SIGINT sent
 time (inside the network run: loading takes a small part of it).  Printed: the whole run, and the
 latency from SIGINT to the process's exit (median, min, max), its exit status (130 expected) and
 whether any output or temporary file was left.  The subcommands run with their defaults (device
-auto: what users get), in subprocesses, on the bundled models.
+auto: what users get, or --device), in subprocesses, on the bundled models.
 """
 from __future__ import annotations
 
@@ -39,8 +39,9 @@ def photo(path: Path, size: int) -> Path:
     return path
 
 
-def command(python: str, sub: str, src: Path, out: Path) -> list:
-    return [python, "-m", "deepshop_native", sub, str(src), "-o", str(out)] + (["-q"] if sub == "stylize" else [])
+def command(python: str, sub: str, src: Path, out: Path, device: str, tile) -> list:
+    return ([python, "-m", "deepshop_native", sub, str(src), "-o", str(out), "--device", device]
+            + ([] if tile is None else ["--tile", str(tile)]) + (["-q"] if sub == "stylize" else []))
 
 
 def run_once(cmd: list, out_dir: Path, interrupt_after: float = None) -> tuple:
@@ -79,11 +80,14 @@ def main() -> int:
     p.add_argument("--python", action="append", help="interpreter whose deepshop_native is measured (repeatable)")
     p.add_argument("--size", type=int, default=3000)
     p.add_argument("--commands", default="stylize,colorize")
+    p.add_argument("--device", default="auto", help="--device of the subcommands (default: auto)")
+    p.add_argument("--tile", type=int, help="--tile of the subcommands (default: theirs; 0: the whole image in "
+                                            "one network call, where only a stop within the call helps)")
     p.add_argument("--at", type=float, default=0.4, help="SIGINT at this fraction of the whole run (default 0.4)")
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
     pythons = args.python or [sys.executable]
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores; load average at start: "
+    print(f"--device {args.device} --tile {args.tile}; CPU: {cpu_model()}, {os.cpu_count()} logical cores; load average at start: "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -93,7 +97,7 @@ def main() -> int:
               f"status  left")
         for python in pythons:
             for sub in args.commands.split(","):
-                cmd = command(python, sub, src, out_dir / "out.png")
+                cmd = command(python, sub, src, out_dir / "out.png", args.device, args.tile)
                 whole, _, _ = run_once(cmd, out_dir)
                 latencies, codes, left = [], set(), set()
                 for _ in range(args.repeat):
