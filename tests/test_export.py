@@ -413,6 +413,18 @@ def test_subcommands_refuse_to_replace_their_input(tmp_path, capsys, argv, outpu
     assert weights.read_bytes() == b"precious weights"
 
 
+def test_preview_refuses_to_replace_its_photo(work, tmp_path, capsys):
+    from PIL import Image
+    from deepshop_export.preview import main as preview
+
+    d, _ = work
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (16, 12), (10, 200, 30)).save(photo)
+    before = photo.read_bytes()
+    assert preview([str(d / "style.pth"), str(photo), str(photo), "--overwrite"]) == 1
+    assert "photo.png" in capsys.readouterr().err and photo.read_bytes() == before
+
+
 # ---------------------------------------------------------------------------- validation sees NaN
 
 def test_validation_refuses_non_finite_weights(tmp_path):
