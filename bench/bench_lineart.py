@@ -64,7 +64,7 @@ LABELLERS = {"native": native_labels, "numpy": numpy_labels, "python-loop": pyth
 
 
 def make_sample(labeller, rng):
-    from deepshop_export.train_data import random_resized_crop
+    from deepshop_export.training.data import random_resized_crop
     crop = np.asarray(random_resized_crop(photo(), 128, rng), dtype=np.uint8)
     edges = ds.edges(crop).astype(np.float32) / 255
     return edges, labeller(crop, PALETTE)

@@ -69,3 +69,47 @@ def photos():
     """Sample photos shipped with scikit-image (RGB uint8)."""
     data = pytest.importorskip("skimage.data")
     return {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "coffee": data.coffee()}
+
+
+@pytest.fixture(scope="session")
+def msgnet_net():
+    """A small random MSG-Net (ngf=8), seeded: torch's reference of the exported pair."""
+    torch = pytest.importorskip("torch")
+    from deepshop_export.families.msgnet.network import MSGNet
+    torch.manual_seed(5)
+    return MSGNet(ngf=8, n_blocks=2).eval()
+
+
+@pytest.fixture(scope="session")
+def msgnet_pair(tmp_path_factory, msgnet_net):
+    """msgnet_net exported as the encoder + generator pair (the generator's path).  Session-wide: the
+    export takes tens of seconds on a small machine, and test_msgnet and test_serve share it."""
+    from deepshop_export.families.msgnet.export import export_msgnet
+    out = tmp_path_factory.mktemp("msgnet") / "msg.onnx"
+    # No export-time validation: test_msgnet's test_engine_matches_torch_end_to_end is the stronger check.
+    export_msgnet(msgnet_net, out, name="test", provenance={"source": "test"}, validate=False)
+    return str(out)
+
+
+#: The styles of the tiny stand-in for the 26-style network (tiny_pretrained).
+TINY_STYLES = [{"name": f"tiny-{i}", "description": f"tiny style {i}"} for i in range(5)]
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory):
+    """A stand-in for the pretrained folder (deepshop-export pretrained): small random networks of the
+    converted ones' layer kinds under their file names, and the torch modules they came from:
+    (folder, predictor, transfer, multistyle network)."""
+    pytest.importorskip("torch")
+    from deepshop_export.families.arbitrary_style.export import export_arbitrary_style
+    from deepshop_export.families.multistyle.export import export_multistyle
+
+    from model_factory import tiny_style_nets
+    out = tmp_path_factory.mktemp("pretrained")
+    predictor, transfer = tiny_style_nets(2)
+    export_arbitrary_style(predictor, transfer, out / "arbitrary_style.onnx", name="tiny", license="test",
+                           provenance={"predictor": {}, "generator": {}}, statistics=True)
+    _, multi = tiny_style_nets(3)
+    export_multistyle(multi, out / "multistyle26.onnx", name="tiny", provenance={}, license="test",
+                      styles=TINY_STYLES, statistics=False)
+    return out, predictor, transfer, multi

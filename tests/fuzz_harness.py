@@ -344,8 +344,9 @@ def _model_corpus(folder: Path):
 
 
 
-def _cli_outcome(main, argv) -> str:
-    """main() returns a status or argparse exits with 2; any exception escaping is a traceback."""
+def _cli_outcome(main, argv, stderr=None) -> str:
+    """main() returns a status or argparse exits with 2; any exception escaping is a traceback.
+    ``stderr``: a list that gets what was written there."""
     err = io.StringIO()
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = io.StringIO(), err
@@ -357,4 +358,6 @@ def _cli_outcome(main, argv) -> str:
         sys.stdout, sys.stderr = saved
     assert rc in (0, 1, 2), (argv, rc, err.getvalue())
     assert "Traceback" not in err.getvalue()
+    if stderr is not None:
+        stderr.append(err.getvalue())
     return {0: "ok", 1: "error (exit 1)", 2: "usage (exit 2)"}[rc]

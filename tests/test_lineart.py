@@ -214,7 +214,7 @@ def test_targets_equal_nearest_palette_colour():
     img = Image.fromarray(photo((100, 100)))
     d = data.LineArtCrops([], 64, pal)
     e, lab = d.sample(img, random.Random(5))
-    from deepshop_export import train_data
+    from deepshop_export.training import data as train_data
     rng = random.Random(5)
     crop = train_data.random_resized_crop(img, 64, rng, d.scale)
     if rng.random() < 0.5:
@@ -244,7 +244,7 @@ def tiny_photo_folder(tmp_path):
 
 def test_loss_falls_on_tiny_dataset(tmp_path):
     from deepshop_export.families.lineart.train import resolve_settings, run
-    from deepshop_export.train_report import read_jsonl
+    from deepshop_export.training.report import read_jsonl
     data_dir = tiny_photo_folder(tmp_path)
     torch.set_num_threads(1)
     out = tmp_path / "run"
@@ -347,7 +347,7 @@ def test_resume_continues_exactly(tmp_path):
     """6 steps, then --resume to 10, gives the weights of 10 steps straight (same batches, RNG,
     optimizer state)."""
     from deepshop_export.families.lineart.train import resolve_settings, run
-    from deepshop_export.train import load_checkpoint
+    from deepshop_export.training.checkpoint import load_checkpoint
     data_dir = tiny_photo_folder(tmp_path)
     torch.set_num_threads(1)
     common = ["--data", str(data_dir), "--base", "4", "--depth", "2", "--image-size", "32", "--batch-size", "2",

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from deepshop_export.families.lineart.network import TutorialNet, build_network, parameter_count  # noqa: E402
 from deepshop_export.families.lineart.train import resolve_settings  # noqa: E402
-from deepshop_export.train import TrainError  # noqa: E402
+from deepshop_export.training.errors import TrainError  # noqa: E402
 
 
 def hand_count(widths, classes):

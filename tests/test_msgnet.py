@@ -16,23 +16,18 @@ import deepshop_native as ds  # noqa: E402
 from deepshop_native.core import metadata as mm  # noqa: E402
 from deepshop_native.cli import main  # noqa: E402
 from deepshop_export.families.msgnet.export import encoder_path_for, export_msgnet  # noqa: E402
-from deepshop_export.families.msgnet.network import MSGNet  # noqa: E402
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def msgnet():
-    torch.manual_seed(5)
-    return MSGNet(ngf=8, n_blocks=2).eval()
+def msgnet(msgnet_net):
+    return msgnet_net           # conftest: seeded, ngf=8 (shared with test_serve)
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory, msgnet):
-    out = tmp_path_factory.mktemp("msgnet") / "msg.onnx"
-    # No export-time validation: test_engine_matches_torch_end_to_end is the stronger check.
-    export_msgnet(msgnet, out, name="test", provenance={"source": "test"}, validate=False)
-    return str(out)
+def pair(msgnet_pair):
+    return msgnet_pair          # conftest: msgnet exported once per session
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """No writer replaces one of its own inputs, whatever --overwrite says: the one shared check
-(deepshop_native.core.files.check_not_input: the same path, or the same file through a hard or
+(deepshop_native.core.files.check_not_an_input: the same path, or the same file through a hard or
 symbolic link) in every subcommand and API call that writes a file from files it reads.  The Gatys,
 MSG-Net and export cases are in test_gatys.py, test_msgnet.py and test_export.py."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from PIL import Image
 import deepshop_native as ds
 from deepshop_native.cli import main
 from deepshop_native.core.errors import OutputError
-from deepshop_native.core.files import check_not_input, replaced_input, same_file
+from deepshop_native.core.files import check_not_an_input, replaced_input, same_file
 
 
 @pytest.fixture()
@@ -47,16 +47,16 @@ def test_same_file_by_path_and_by_link(tmp_path, photo, monkeypatch):
     assert not same_file(tmp_path / "other.png", photo)
 
 
-def test_check_not_input_names_output_and_input(tmp_path, photo):
+def test_check_not_an_input_names_output_and_input(tmp_path, photo):
     os.link(photo, tmp_path / "hard.png")
     arrays = [np.zeros((4, 4, 3), np.uint8), b"bytes", None]
     assert replaced_input(tmp_path / "new.png", [photo, *arrays]) is None
-    check_not_input(tmp_path / "new.png", [photo, *arrays])
+    check_not_an_input(tmp_path / "new.png", [photo, *arrays])
     assert replaced_input(tmp_path / "hard.png", arrays + [photo]) == photo
     with pytest.raises(OutputError, match=r"hard\.png.*photo\.png"):
-        check_not_input(tmp_path / "hard.png", [photo])
+        check_not_an_input(tmp_path / "hard.png", [photo])
     with pytest.raises(OutputError, match="photo.png"):
-        check_not_input(str(photo), [str(photo)], what="snapshot")
+        check_not_an_input(str(photo), [str(photo)], what="snapshot")
 
 
 def test_posterize_refuses_to_replace_the_palette_image(tmp_path, photo, capsys):

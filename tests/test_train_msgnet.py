@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from deepshop_export import train
+from deepshop_export.training import cli
 from deepshop_export.importers.msgnet import load_msgnet_file
 
 from test_train import torchvision_layout_vgg16, write_photos
@@ -35,7 +35,7 @@ def setup(tmp_path):
 
 def test_loss_falls_on_a_style_folder_and_fine_tune_freezes_the_encoder(setup):
     tmp_path, common = setup
-    rc = train.main(["msgnet", "--style", str(tmp_path / "styles"), "--out", str(tmp_path / "run"), "--ngf", "4",
+    rc = cli.main(["msgnet", "--style", str(tmp_path / "styles"), "--out", str(tmp_path / "run"), "--ngf", "4",
                      "--iterations", "40", "--lr", "5e-3", *common])
     assert rc == 0
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -47,7 +47,7 @@ def test_loss_falls_on_a_style_folder_and_fine_tune_freezes_the_encoder(setup):
     first = load_msgnet_file(tmp_path / "run" / "model.pth")             # the 21styles layout
     assert first.ngf == 4
 
-    rc = train.main(["msgnet", "--style", str(tmp_path / "styles" / "s0.png"), "--out", str(tmp_path / "tune"),
+    rc = cli.main(["msgnet", "--style", str(tmp_path / "styles" / "s0.png"), "--out", str(tmp_path / "tune"),
                      "--init", str(tmp_path / "run" / "model.pth"), "--freeze", "encoder", "--iterations", "3",
                      "--lr", "1e-3", *common])
     assert rc == 0
@@ -61,6 +61,6 @@ def test_loss_falls_on_a_style_folder_and_fine_tune_freezes_the_encoder(setup):
 
 def test_bad_settings(setup, capsys):
     tmp_path, common = setup
-    assert train.main(["msgnet", "--style", str(tmp_path / "styles"), "--out", str(tmp_path / "x"),
+    assert cli.main(["msgnet", "--style", str(tmp_path / "styles"), "--out", str(tmp_path / "x"),
                        "--freeze", "some", *common]) == 1
     assert "--freeze 'some'" in capsys.readouterr().err

@@ -203,20 +203,51 @@ py::dict Session::run_tiled(const py::dict& spatial, const py::dict& aux, const 
 template <typename T>
 py::array_t<T> Session::run_image(py::array_t<T, py::array::c_style> image, const TileOptions& requested,
                                   const PostOptions& post, const py::dict& aux,
-                                  const std::optional<py::function>& progress) const {
+                                  const std::optional<py::function>& progress,
+                                  const std::optional<std::pair<FloatArray, FloatArray>>& statistics) const {
   if (image.ndim() != 3 || image.shape(2) != 3) throw std::invalid_argument("image must be a contiguous H x W x 3 array");
   check_tile_options(requested);
   const TileOptions tiles = with_session_threads(requested);
   std::vector<FloatArray> keep;
   const TensorViews aux_views = views_of(aux, keep, "aux input");
+  std::optional<PackedStatistics> given;
+  if (statistics) {
+    const auto& [mean, var] = *statistics;
+    if (!mean || !var || mean.ndim() != 1 || var.ndim() != 1)
+      throw std::invalid_argument("statistics: expected (means, variances), two 1-D float arrays");
+    given = PackedStatistics{std::vector<float>(mean.data(), mean.data() + mean.size()),
+                             std::vector<float>(var.data(), var.data() + var.size())};
+  }
   const int64_t h = image.shape(0), w = image.shape(1);
   py::array_t<T> result({h, w, int64_t(3)});
   ImageView<const T> in{image.data(), h, w, 3};
   ImageView<T> out{result.mutable_data(), h, w, 3};
   run_with_progress(progress, [&](const ProgressFn& on_progress) {
-    deepshop::run_image<T>(*session_, in, out, tiles, post, aux_views, on_progress);
+    deepshop::run_image<T>(*session_, in, out, tiles, post, aux_views, on_progress, given ? &*given : nullptr);
   });
   return result;
+}
+
+template <typename T>
+py::tuple Session::image_statistics(py::array_t<T, py::array::c_style> image, const TileOptions& requested,
+                                    const std::string& mode, const py::dict& aux) const {
+  if (image.ndim() != 3 || image.shape(2) != 3) throw std::invalid_argument("image must be a contiguous H x W x 3 array");
+  check_tile_options(requested);
+  const TileOptions tiles = with_session_threads(requested);
+  if (mode != "thumbnail" && mode != "exact")
+    throw std::invalid_argument("statistics: mode must be 'thumbnail' or 'exact', got '" + mode + "'");
+  std::vector<FloatArray> keep;
+  const TensorViews aux_views = views_of(aux, keep, "aux input");
+  PackedStatistics stats;
+  const ImageView<const T> in{image.data(), image.shape(0), image.shape(1), 3};
+  {
+    py::gil_scoped_release release;
+    stats = deepshop::image_statistics<T>(*session_, in, tiles,
+                                          mode == "exact" ? StatisticsMode::exact : StatisticsMode::thumbnail,
+                                          aux_views, nullptr);
+  }
+  return py::make_tuple(to_numpy(Tensor{{static_cast<int64_t>(stats.mean.size())}, std::move(stats.mean)}),
+                        to_numpy(Tensor{{static_cast<int64_t>(stats.var.size())}, std::move(stats.var)}));
 }
 
 
@@ -319,26 +350,53 @@ void bind_engine(py::module_& m) {
   engine
       .def_property_readonly("input_name", [](const Engine& e) { return e.model().inputs_with(Role::image)[0]->name; })
       .def_property_readonly("output_name", [](const Engine& e) { return e.model().outputs_with(Role::image)[0]->name; })
+      .def("statistics", [](const Engine& e, py::array image, const TileOptions& tiles, const py::dict& aux,
+                            const std::string& mode) -> py::tuple {
+             if (py::isinstance<py::array_t<uint8_t>>(image))
+               return e.image_statistics<uint8_t>(image.cast<py::array_t<uint8_t, py::array::c_style>>(), tiles, mode, aux);
+             if (py::isinstance<py::array_t<uint16_t>>(image))
+               return e.image_statistics<uint16_t>(image.cast<py::array_t<uint16_t, py::array::c_style>>(), tiles, mode, aux);
+             if (py::isinstance<py::array_t<float>>(image))
+               return e.image_statistics<float>(image.cast<py::array_t<float, py::array::c_style>>(), tiles, mode, aux);
+             throw std::invalid_argument("image dtype must be uint8, uint16 or float32, got " +
+                                         std::string(py::str(image.dtype())));
+           },
+           py::kw_only(), py::arg("image"), py::arg("tiles"), py::arg("aux") = py::dict(), py::arg("mode") = "thumbnail",
+           "(means, variances) a global-statistics graph normalises this image with: its thumbnail's, or (exact) the "
+           "whole image's measured over the tiles.")
       .def("run", [](const Engine& e, py::array image, const TileOptions& tiles, float strength, bool preserve_colors,
-                     const py::dict& aux, std::optional<py::function> progress) -> py::array {
+                     const py::dict& aux, int64_t working_size, int64_t guided_radius, float guided_eps,
+                     std::optional<std::pair<FloatArray, FloatArray>> statistics,
+                     std::optional<py::function> progress) -> py::array {
              if (!std::isfinite(strength) || strength < 0.f || strength > 1.f)
                throw std::invalid_argument("strength must be within [0, 1], got " + std::to_string(strength));
-             const PostOptions post{strength, preserve_colors};
+             check_range(working_size, 0, kMaxPixels, "working_size");
+             check_range(guided_radius, 0, 1024, "guided_radius");
+             if (!(guided_eps > 0.f) || !std::isfinite(guided_eps))
+               throw std::invalid_argument("guided_eps must be a finite number > 0");
+             const PostOptions post{strength, preserve_colors, working_size, guided_radius, guided_eps};
              if (py::isinstance<py::array_t<uint8_t>>(image))
                return e.run_image<uint8_t>(image.cast<py::array_t<uint8_t, py::array::c_style>>(), tiles, post, aux,
-                                           progress);
+                                           progress, statistics);
              if (py::isinstance<py::array_t<uint16_t>>(image))
                return e.run_image<uint16_t>(image.cast<py::array_t<uint16_t, py::array::c_style>>(), tiles, post, aux,
-                                            progress);
+                                            progress, statistics);
              if (py::isinstance<py::array_t<float>>(image))
-               return e.run_image<float>(image.cast<py::array_t<float, py::array::c_style>>(), tiles, post, aux, progress);
+               return e.run_image<float>(image.cast<py::array_t<float, py::array::c_style>>(), tiles, post, aux, progress,
+                                         statistics);
              throw std::invalid_argument("image dtype must be uint8, uint16 or float32, got " +
                                          std::string(py::str(image.dtype())));
            },
            py::kw_only(), py::arg("image"), py::arg("tiles"), py::arg("strength") = 1.f, py::arg("preserve_colors") = false,
-           py::arg("aux") = py::dict(), py::arg("progress") = py::none(),
+           py::arg("aux") = py::dict(), py::arg("working_size") = PostOptions{}.working_size,
+           py::arg("guided_radius") = PostOptions{}.guided_radius, py::arg("guided_eps") = PostOptions{}.guided_eps,
+           py::arg("statistics") = py::none(), py::arg("progress") = py::none(),
            "Stylize a C-contiguous H x W x 3 image (uint8, uint16, or float32 in [0, 1]); returns the same type. "
-           "`aux`: the model's aux inputs (a style's Gram matrix or vector), given whole to every run.");
+           "`aux`: the model's aux inputs (a style's Gram matrix or vector), given whole to every run.  "
+           "`working_size`: run the network on the image downscaled to this longer side and guided-upsample the "
+           "result (0: full size).");
+  m.def("working_shape", &working_shape, py::kw_only(), py::arg("height"), py::arg("width"), py::arg("working_size"),
+        "The (height, width) the network runs at for an image of this size and a working size.");
 }
 
 void register_errors(py::module_& m) {

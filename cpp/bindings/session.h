@@ -30,7 +30,12 @@ class Session {
   // The image path (engine/image_runner.h): an H x W x 3 image of T in, the same out.
   template <typename T>
   py::array_t<T> run_image(py::array_t<T, py::array::c_style> image, const TileOptions& requested,
-                           const PostOptions& post, const py::dict& aux, const std::optional<py::function>& progress) const;
+                           const PostOptions& post, const py::dict& aux, const std::optional<py::function>& progress,
+                           const std::optional<std::pair<FloatArray, FloatArray>>& statistics) const;
+  // The statistics a global-statistics graph normalises the image with (engine/image_runner.h).
+  template <typename T>
+  py::tuple image_statistics(py::array_t<T, py::array::c_style> image, const TileOptions& requested,
+                             const std::string& mode, const py::dict& aux) const;
 
   // The engine's pixel stages run on as many threads as the user gave the session.
   TileOptions with_session_threads(TileOptions tiles) const {

@@ -1,10 +1,16 @@
 #include "engine/image_runner.h"
 
+#include <algorithm>
+#include <cmath>
 #include <optional>
 #include <set>
 #include <stdexcept>
 
+#include "engine/colour_transfer.h"
 #include "engine/errors.h"
+#include "kernels/guided_upsample.h"
+#include "kernels/parallel.h"
+#include "kernels/resample.h"
 
 namespace deepshop {
 
@@ -61,15 +67,82 @@ int64_t default_tile(const InferenceSession& session) {
   return default_tile(session.provider(), session.precision(), statistics_layout(session.model()).has_value());
 }
 
+std::pair<int64_t, int64_t> working_shape(int64_t height, int64_t width, int64_t working_size) {
+  if (working_size <= 0 || std::max(height, width) <= working_size) return {height, width};
+  const double scale = static_cast<double>(working_size) / static_cast<double>(std::max(height, width));
+  return {std::max<int64_t>(1, std::llround(height * scale)), std::max<int64_t>(1, std::llround(width * scale))};
+}
+
+namespace {
+
+// The image path at a working size (PostOptions::working_size): the photo area-downscaled, run
+// there, and the result guided-upsampled to full size with the photo's luma (its edges and
+// texture; the colours are the painting's), then blended with the photo as the sink would.
+template <typename T>
+void run_at_working_size(const InferenceSession& session, ImageView<const T> input, ImageView<T> output,
+                         const TileOptions& options, const PostOptions& post, const TensorViews& aux,
+                         const ProgressFn& progress, const PackedStatistics* given) {
+  const int64_t H = input.height, W = input.width;
+  const auto [h, w] = working_shape(H, W, post.working_size);
+  const int threads = kernels::resolve_threads(options.pixel_threads);
+  std::vector<float> small(static_cast<size_t>(h * w * 3)), styled(small.size());
+  kernels::area_downscale<T>(input.data, H, W, 3, 1.f / PixelCodec<T>::kMax, small.data(), h, w, threads);
+  PostOptions plain;
+  plain.working_size = 0;
+  run_image<float>(session, ImageView<const float>{small.data(), h, w, 3}, ImageView<float>{styled.data(), h, w, 3},
+                   options, plain, aux, progress, given);
+  std::vector<float> guide(static_cast<size_t>(h * w));
+  for (int64_t i = 0; i < h * w; ++i) guide[i] = bt601_luma(&small[i * 3]);
+  const kernels::GuidedCoefficients g =
+      kernels::guided_coefficients(guide.data(), styled.data(), h, w, 3, post.guided_radius, post.guided_eps, threads);
+  // Full size: the coefficients interpolated on pixel centres, applied to the photo's luma.
+  std::vector<int64_t> col0(static_cast<size_t>(W));
+  std::vector<float> colt(static_cast<size_t>(W));
+  for (int64_t x = 0; x < W; ++x) kernels::bilinear_position(x, w, W, col0[x], colt[x]);
+  kernels::parallel_parts(H, threads, [&](int, int64_t begin, int64_t end) {
+    for (int64_t y = begin; y < end; ++y) {
+      int64_t y0;
+      float ty;
+      kernels::bilinear_position(y, h, H, y0, ty);
+      const int64_t y1 = std::min(y0 + 1, h - 1);
+      const T* src = input.data + y * W * 3;
+      T* dst = output.data + y * W * 3;
+      for (int64_t x = 0; x < W; ++x) {
+        const int64_t x0 = col0[x], x1 = std::min(x0 + 1, w - 1);
+        const float tx = colt[x];
+        std::array<float, 3> unit;
+        for (int ch = 0; ch < 3; ++ch) unit[ch] = static_cast<float>(src[x * 3 + ch]) / PixelCodec<T>::kMax;
+        const float luma = bt601_luma(unit.data());
+        std::array<float, 3> q;
+        for (int ch = 0; ch < 3; ++ch) {
+          auto at = [&](const std::vector<float>& m, int64_t yy, int64_t xx) { return m[(yy * w + xx) * 3 + ch]; };
+          auto bilerp = [&](const std::vector<float>& m) {
+            const float top = (1.f - tx) * at(m, y0, x0) + tx * at(m, y0, x1);
+            const float bottom = (1.f - tx) * at(m, y1, x0) + tx * at(m, y1, x1);
+            return (1.f - ty) * top + ty * bottom;
+          };
+          q[ch] = bilerp(g.a) * luma + bilerp(g.b);
+        }
+        finish_pixel<T>(q, src + x * 3, dst + x * 3, post);
+      }
+    }
+  });
+}
+
+}  // namespace
+
 template <typename T>
 void run_image(const InferenceSession& session, ImageView<const T> input, ImageView<T> output,
-               const TileOptions& options, const PostOptions& post, const TensorViews& aux, const ProgressFn& progress) {
+               const TileOptions& options, const PostOptions& post, const TensorViews& aux, const ProgressFn& progress,
+               const PackedStatistics* given) {
   const ModelInfo& model = session.model();
   check_image_model(model);
   check_aux_inputs(model, aux);
   if (input.channels != 3 || output.channels != 3) throw std::invalid_argument("images must have 3 channels (RGB)");
   if (output.height != input.height || output.width != input.width)
     throw std::invalid_argument("output buffer must match the input's size");
+  if (working_shape(input.height, input.width, post.working_size) != std::make_pair(input.height, input.width))
+    return run_at_working_size<T>(session, input, output, options, post, aux, progress, given);
   const TilingGeometry geometry = model.geometry();
   const NetworkFn network = [&session](const TensorViews& in, const std::vector<std::string>& out) {
     return session.run(in, out);
@@ -78,10 +151,26 @@ void run_image(const InferenceSession& session, ImageView<const T> input, ImageV
   // Statistics graphs: the whole image's statistics measured first (thumbnail or exact mode), or
   // each tile its own (mix 0: exactly the original network) when off.
   const auto layout = statistics_layout(model);
-  const RunPlan plan = plan_run(model, input.height, input.width, options);
-  const TileOptions& tiles = plan.options;
+  RunPlan plan = plan_run(model, input.height, input.width, options);
   StatisticsInputs statistics;
-  if (layout) statistics = statistics_inputs<T>(network, model, *layout, input, tiles, plan.statistics, aux, progress);
+  if (given) {
+    // Given statistics: every tile (a single one too) normalised with them, windows as thumbnail mode's.
+    if (!layout) throw ModelError(model.path + ": statistics were given, but the model is no global-statistics graph");
+    if (given->mean.size() != static_cast<size_t>(layout->total_channels) || given->var.size() != given->mean.size())
+      throw std::invalid_argument("statistics: expected " + std::to_string(layout->total_channels) +
+                                  " means and variances, got " + std::to_string(given->mean.size()) + " and " +
+                                  std::to_string(given->var.size()));
+    plan.options = statistics_tile_options(model, options, StatisticsMode::thumbnail);
+    plan.tiles = plan_tiles(model.geometry(), input.height, input.width, plan.options);
+    plan.statistics = StatisticsMode::thumbnail;
+    plan.passes = 1;
+    plan.harmonize = false;
+    statistics.stats = *given;
+    statistics.mix = 1.f;
+  } else if (layout) {
+    statistics = statistics_inputs<T>(network, model, *layout, input, plan.options, plan.statistics, aux, progress);
+  }
+  const TileOptions& tiles = plan.options;
 
   // Low-frequency colour reference for instance-norm models cut into several tiles, unless they
   // run with the whole image's statistics.  The thumbnail runs with the same aux inputs.
@@ -105,11 +194,31 @@ void run_image(const InferenceSession& session, ImageView<const T> input, ImageV
   run_tiled(network, geometry, plan.tiles, tiles, call, pass_progress(progress, plan.passes - 1, plan.passes));
 }
 
-template void run_image<uint8_t>(const InferenceSession&, ImageView<const uint8_t>, ImageView<uint8_t>,
-                                 const TileOptions&, const PostOptions&, const TensorViews&, const ProgressFn&);
-template void run_image<uint16_t>(const InferenceSession&, ImageView<const uint16_t>, ImageView<uint16_t>,
-                                  const TileOptions&, const PostOptions&, const TensorViews&, const ProgressFn&);
-template void run_image<float>(const InferenceSession&, ImageView<const float>, ImageView<float>, const TileOptions&,
-                               const PostOptions&, const TensorViews&, const ProgressFn&);
+template <typename T>
+PackedStatistics image_statistics(const InferenceSession& session, ImageView<const T> input, const TileOptions& options,
+                                  StatisticsMode mode, const TensorViews& aux, const ProgressFn& progress) {
+  const ModelInfo& model = session.model();
+  check_aux_inputs(model, aux);
+  const auto layout = statistics_layout(model);
+  if (!layout) throw ModelError(model.path + ": not a global-statistics graph (no deepshop.statistics): it has no "
+                                             "statistics to measure");
+  if (mode != StatisticsMode::thumbnail && mode != StatisticsMode::exact)
+    throw std::invalid_argument("statistics: measured in thumbnail or exact mode only");
+  const NetworkFn network = [&session](const TensorViews& in, const std::vector<std::string>& out) {
+    return session.run(in, out);
+  };
+  return measure_statistics<T>(network, model, *layout, input, statistics_tile_options(model, options, mode), mode, aux,
+                               progress);
+}
+
+#define DEEPSHOP_IMAGE_RUNNER(T)                                                                                    \
+  template void run_image<T>(const InferenceSession&, ImageView<const T>, ImageView<T>, const TileOptions&,          \
+                             const PostOptions&, const TensorViews&, const ProgressFn&, const PackedStatistics*);  \
+  template PackedStatistics image_statistics<T>(const InferenceSession&, ImageView<const T>, const TileOptions&,     \
+                                                StatisticsMode, const TensorViews&, const ProgressFn&);
+DEEPSHOP_IMAGE_RUNNER(uint8_t)
+DEEPSHOP_IMAGE_RUNNER(uint16_t)
+DEEPSHOP_IMAGE_RUNNER(float)
+#undef DEEPSHOP_IMAGE_RUNNER
 
 }  // namespace deepshop

@@ -30,12 +30,27 @@ struct RunPlan {
 };
 RunPlan plan_run(const ModelInfo& model, int64_t height, int64_t width, const TileOptions& requested);
 
+// The size (height, width) the network runs at for an image of this size and a working size
+// (PostOptions::working_size; 0: the image's own).
+std::pair<int64_t, int64_t> working_shape(int64_t height, int64_t width, int64_t working_size);
+
 // The session's own window size (tile="auto"): the provider's, for a plain or a statistics graph.
 int64_t default_tile(const InferenceSession& session);
 
-// `input` and `output`: H x W x 3 images of the same size.
+// `input` and `output`: H x W x 3 images of the same size.  With a working size smaller than the
+// image, the network runs on the downscaled image and the result is guided-upsampled (PostOptions).
+// `statistics`: for a global-statistics graph, statistics to normalise every tile with instead of
+// measuring the image's (mix 1, whatever the number of tiles): a video's shot statistics, so that
+// every frame of a shot is normalised alike.  Null: the statistics mode decides.
 template <typename T>
 void run_image(const InferenceSession& session, ImageView<const T> input, ImageView<T> output,
-               const TileOptions& tiles, const PostOptions& post, const TensorViews& aux, const ProgressFn& progress);
+               const TileOptions& tiles, const PostOptions& post, const TensorViews& aux, const ProgressFn& progress,
+               const PackedStatistics* statistics = nullptr);
+
+// The statistics a global-statistics graph would normalise `input` with in `mode` (thumbnail or
+// exact: measured as run_image measures them).  ModelError naming the model for any other graph.
+template <typename T>
+PackedStatistics image_statistics(const InferenceSession& session, ImageView<const T> input, const TileOptions& tiles,
+                                  StatisticsMode mode, const TensorViews& aux, const ProgressFn& progress);
 
 }  // namespace deepshop

@@ -5,7 +5,6 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "engine/colour_transfer.h"
 #include "engine/errors.h"
 #include "kernels/label_decode.h"
 
@@ -90,15 +89,7 @@ void ImageSink<T>::finish_rows(const float* acc, int64_t y_from, int64_t y_to) {
     const float* a = acc + (y - y_from) * row_stride;
     const T* src = original_.data + y * row_stride;
     T* dst = output_.data + y * row_stride;
-    for (int64_t x = 0; x < W; ++x) {
-      std::array<float, 3> s, c;
-      for (int ch = 0; ch < 3; ++ch) {
-        s[ch] = std::min(std::max(a[x * 3 + ch], 0.f), 1.f);
-        c[ch] = static_cast<float>(src[x * 3 + ch]) / PixelCodec<T>::kMax;
-      }
-      if (post_.preserve_colors) transfer_luminance(s.data(), c.data(), s.data());  // the input's colour
-      for (int ch = 0; ch < 3; ++ch) dst[x * 3 + ch] = from_unit<T>(post_.strength * s[ch] + (1.f - post_.strength) * c[ch]);
-    }
+    for (int64_t x = 0; x < W; ++x) finish_pixel<T>({a[x * 3], a[x * 3 + 1], a[x * 3 + 2]}, src + x * 3, dst + x * 3, post_);
   }
 }
 

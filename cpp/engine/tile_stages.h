@@ -8,10 +8,13 @@
 //                   on ties) to labels, and through a palette to RGB when one is given: the
 //                   argmax class's colour, or with a temperature T > 0 the "annealed mean"
 //                   sum_k softmax(s / T)_k * palette_k (Zhang et al. 2016's colourisation decoding).
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
 
+#include "engine/colour_transfer.h"
 #include "engine/harmonize.h"
 #include "engine/pixel_codec.h"
 #include "engine/tiled_runner.h"
@@ -21,7 +24,27 @@ namespace deepshop {
 struct PostOptions {
   float strength = 1.f;          // 1: stylized only, 0: the input unchanged, linear in between
   bool preserve_colors = false;  // keep the input's chroma, take only the stylized luminance
+  // Working size: the network runs on the image downscaled so that its longer side is this many
+  // pixels (0 or an image no larger: full size), and the result is brought back to full size by
+  // guided upsampling with the photo's luma as the guide (kernels/guided_upsample.h): radius in
+  // working-size pixels, eps the regulariser.
+  int64_t working_size = 0;
+  int64_t guided_radius = 2;
+  float guided_eps = 1e-3f;
 };
+
+// One finished pixel: the stylized RGB `s` (unit floats) blended with the input pixel `src` by
+// strength and preserve_colors, written to `dst`.
+template <typename T>
+inline void finish_pixel(std::array<float, 3> s, const T* src, T* dst, const PostOptions& post) {
+  std::array<float, 3> c;
+  for (int ch = 0; ch < 3; ++ch) {
+    s[ch] = std::min(std::max(s[ch], 0.f), 1.f);
+    c[ch] = static_cast<float>(src[ch]) / PixelCodec<T>::kMax;
+  }
+  if (post.preserve_colors) transfer_luminance(s.data(), c.data(), s.data());  // the input's colour
+  for (int ch = 0; ch < 3; ++ch) dst[ch] = from_unit<T>(post.strength * s[ch] + (1.f - post.strength) * c[ch]);
+}
 
 template <typename T>
 class ImageSource final : public TileSource {

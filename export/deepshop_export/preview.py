@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from deepshop_native.core.errors import OutputError
-from deepshop_native.core.files import atomic_write, check_not_input, output_exists_message
+from deepshop_native.core.files import atomic_write, check_not_an_input, output_exists_message
 
 from .checkpoint import load_checkpoint
 from .families.transformer_net.network import STRIDE_MULTIPLE, TransformerNet
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     try:   # never the photo or the model, whatever --overwrite says
-        check_not_input(a.out, [a.image, a.model])
+        check_not_an_input(a.out, [a.image, a.model])
     except OutputError as e:
         print(f"preview: error: {e}", file=sys.stderr)
         return 1

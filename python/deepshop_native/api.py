@@ -8,41 +8,38 @@ from typing import Optional
 
 from . import _native
 from .core import options
-from .core.errors import ModelError, OptionError
-from .core.files import check_not_input
+from .core.files import check_not_an_input
 from .core.paths import resolve_model
 from .core.runtime import available_providers, ensure_runtime, execution_devices, openvino_direct_devices
 from .core.session import DEFAULT_OVERLAP, DEFAULT_TILE, check_precision, open_session, session_options, tile_options
 from .image import read_image, write_image
-from .models import class_of
+from .models.styles import open_styled
 from .pipelines.base import image_in, image_out
+
+
+#: Options of one family or another (models/styles.open_styled passes each to the family that takes it).
+FAMILY_OPTIONS = ("style_size", "style_tile", "style_statistics")
 
 
 def stylize(image, model=None, output=None, *, overwrite: bool = False, quality: int = 95, strength: float = 1.0,
             preserve_colors: bool = False, max_side: Optional[int] = None, style=None, style_weights=None,
             **engine_options):
-    """One-shot stylization: ``stylize("in.jpg", "style.onnx", "out.jpg")``.  The output file
-    (optional) is written atomically and never overwritten unless ``overwrite=True``; EXIF and
-    ICC profile of an input file are kept.  Returns the stylized image as a numpy array (with
-    alpha when the input had it).  ``style=`` (an image or a list, with ``style_weights=``): the
-    style of a family that takes one at run time (MSG-Net: style images); ``engine_options`` go to
-    the model's pipeline (device, tile, ..., and its family's own, e.g. ``style_size``)."""
+    """One-shot stylization: ``stylize("in.jpg", output="out.jpg", style="painting.jpg")``.  The
+    output file (optional) is written atomically and never overwritten unless ``overwrite=True``;
+    EXIF and ICC profile of an input file are kept.  Returns the stylized image as a numpy array
+    (with alpha when the input had it).  ``style`` (one or a list, blended by ``style_weights``): a
+    painting (an image file or array: the arbitrary-style network, or MSG-Net's style with an
+    MSG-Net ``model``) or a built-in style's name or number; neither style nor model: the default
+    style (models/styles.py).  ``engine_options`` go to the pipeline (device, tile, working_size,
+    ..., and its family's own, e.g. ``style_size``)."""
     quality = options.check_quality(quality)
     strength = options.check_strength(strength)
     max_side = options.check_max_side(max_side)
-    path = resolve_model(model)
+    styles = [] if style is None else list(style) if isinstance(style, (list, tuple)) else [style]
     if output is not None:   # before any work: the output is none of the files read
-        styles = list(style) if isinstance(style, (list, tuple)) else [style]
-        check_not_input(output, [image, path, *styles])
-    cls = class_of(path)
-    takes = getattr(cls, "STYLE", None)
-    if takes is None and style is not None:
-        raise ModelError(f"{path}: style: this model has no style input (its family takes no style at run time)")
-    if takes is not None and style is None:
-        raise OptionError(f"style: {path} takes its style at run time: pass style=...")
-    pipeline = cls(path, **engine_options)
-    if style is not None:
-        pipeline.set_style(style, style_weights)
+        check_not_an_input(output, [image, model, *styles])
+    family = {k: engine_options.pop(k) for k in FAMILY_OPTIONS if k in engine_options}
+    pipeline = open_styled(model, styles, style_weights, family_options=family, **engine_options)
     is_file = isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(getattr(image, "read", None))
     loaded = read_image(image) if is_file else None
     given = image_in(loaded if loaded is not None else image, max_side)

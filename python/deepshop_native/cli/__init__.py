@@ -1,14 +1,16 @@
 """The `deepshop` command: one module per subcommand, each with ``register(subparsers)`` and ``run(args)``.
 
     deepshop stylize INPUT... [--model M] [--out FILE|DIR] [--style IMAGE] [engine options]   (stylize.py)
+    deepshop styles [--sheet PHOTO -o SHEET]                                                  (styles.py)
     deepshop info [MODEL]                                                                     (info.py)
     deepshop posterize INPUT... --levels N | --palette-from IMAGE -k K --out FILE|DIR          (posterize.py)
     deepshop gatys -c CONTENT -s STYLE [...]                                                  (gatys.py)
     deepshop edges INPUT... / deepshop colorize DRAWING...                                    (lineart.py)
+    deepshop serve [--host 127.0.0.1 --port 8000 --workers N --model FILE ...]                (serve/cli.py)
 
 Inputs are files, directories (searched recursively) and globs (batch.py).  Outputs are written
 atomically and never replace an existing file without --overwrite, nor any input even with it
-(deepshop_native.core.files.check_not_input).  One pixel limit (--max-pixels, $DEEPSHOP_MAX_PIXELS,
+(deepshop_native.core.files.check_not_an_input).  One pixel limit (--max-pixels, $DEEPSHOP_MAX_PIXELS,
 else 2^26) applies to every image a subcommand reads, checked from the header before decoding.  A batch
 goes on past a bad file or a missing input, then lists every failure and exits with status 1.
 
@@ -26,11 +28,12 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from ..core.errors import DeepshopError
-from . import gatys, info, lineart, posterize, stylize
+from ..serve import cli as serve
+from . import gatys, info, lineart, posterize, styles, stylize
 from .common import pixel_limit
 
 #: The subcommands, in the order `deepshop --help` lists them.
-SUBCOMMANDS = (stylize, info, posterize, gatys, lineart)
+SUBCOMMANDS = (stylize, styles, info, posterize, gatys, lineart, serve)
 
 
 class Terminated(KeyboardInterrupt):

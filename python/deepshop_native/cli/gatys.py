@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..core import options
 from ..core.errors import OptionError, OutputExistsError
-from ..core.files import InputFiles, check_not_input, output_exists_message
+from ..core.files import InputFiles, check_not_an_input, output_exists_message
 from ..image import is_image_name, is_writable_name, read_image, write_image
 from ..image.formats import is_unwritable_image_name
 from .common import add_max_pixels_option, as_cli_option
@@ -39,8 +39,8 @@ def _weights(text: str):
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from ..pipelines.gatys import (DEFAULT_COARSE_LENGTH, DEFAULT_TV_WEIGHT, INITS, MODEL_NAMES, MODELS_ENV, OPTIMIZERS,
-                        POOLINGS)
+    from ..pipelines.gatys import (DEFAULT_COARSE_LENGTH, DEFAULT_MODEL, DEFAULT_TV_WEIGHT, INITS, MODEL_NAMES,
+                                   MODELS_ENV, OPTIMIZERS, POOLINGS)
     p = subparsers.add_parser(
         "gatys", help="style transfer by optimisation (Gatys et al.): slow, any style image, no training",
         description="Optimise the pixels of an image until its VGG features match the content photo's and its "
@@ -58,8 +58,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-l", "--length", type=int, default=512, help="longer side of the output (default: 512)")
     p.add_argument("--init", choices=INITS, default="content", help="start image (noise: 1/f spectrum; mixed: "
                                                                     "their mean); default content")
-    p.add_argument("-m", "--model", default="hed", metavar="|".join(MODEL_NAMES) + "|FILE.onnx",
-                   help="feature network graph (default: hed)")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="|".join(MODEL_NAMES) + "|FILE.onnx",
+                   help="feature network: vgg19 (ImageNet, the default), hed (HED's VGG16), vgg16 (a torchvision "
+                        "weights file exported by you), or an exported .onnx graph; vgg19's and hed's graphs are made "
+                        "on first use")
     p.add_argument("--pooling", choices=POOLINGS, default=None,
                    help="pooling of the named model's graph (default: max; a file keeps its own)")
     p.add_argument("--tv-weight", type=float, default=DEFAULT_TV_WEIGHT,
@@ -85,8 +87,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino (default: auto: OpenVINO "
                                                     "where the openvino package is installed, else cpu)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="precision of the loss and gradient (default: auto, bf16 on OpenVINO where the CPU has "
-                        "it, else fp32)")
+                   help="precision of the loss and gradient (default: auto = fp32 on every device: bf16 rounds the "
+                        "Gram matrices to 8 bits, which spoils the style gradient near the optimum; bf16 only when "
+                        "asked for, on CPUs with AVX512-BF16 or AMX)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     p.add_argument("-o", "--out", default=None, metavar="FILE|DIR",
                    help="output file, or folder for a name recording model, ratio and iterations "
@@ -127,7 +130,7 @@ def check_outputs(dst: Path, reads: InputFiles, save_every: int, last_iteration:
     """Before any work: the result and every snapshot the run may write (iterations save_every,
     2 save_every, ... up to last_iteration) are no input, and none exists unless ``overwrite``.
     A snapshot can exist only where a file of its name is: the folder is listed once."""
-    check_not_input(dst, reads)
+    check_not_an_input(dst, reads)
     if dst.exists() and not overwrite:
         raise OutputExistsError(output_exists_message(str(dst)))
     if not save_every:
@@ -145,7 +148,7 @@ def check_outputs(dst: Path, reads: InputFiles, save_every: int, last_iteration:
         if not (0 < n <= last_iteration and n % save_every == 0 and snapshot_path(dst, n).name == name):
             continue
         snapshot = snapshot_path(dst, n)
-        check_not_input(snapshot, reads, what="snapshot")
+        check_not_an_input(snapshot, reads, what="snapshot")
         if not overwrite:
             raise OutputExistsError(output_exists_message(str(snapshot)) + f" (the snapshot of iteration {n}, "
                                     "--save-every)")

@@ -1,10 +1,12 @@
 """`deepshop stylize`: style models applied to files, folders and globs.
 
-    deepshop stylize INPUT... [--model M] [--out FILE|DIR] [--style IMAGE ... --style-weights W1,W2]
-                     [--strength S --preserve-colors --max-side N --quality Q --overwrite --suffix _x]
+    deepshop stylize INPUT... [--style PAINTING|NAME ... --style-weights W1,W2] [--model M] [--out FILE|DIR]
+                     [--strength S --preserve-colors --working-size N --max-side N --quality Q --overwrite]
 
-The model's family (the registry) decides what runs: a feedforward style, or a family that takes
-its style at run time (MSG-Net: --style images).  Without --out each result goes next to its photo
+What paints (models/styles.py): without --model, a --style that is an image file is a painting for
+the arbitrary-style network, otherwise a built-in style's name or number (`deepshop styles`), and
+no --style the default style; with --model, the model's family (a feedforward style, or MSG-Net
+with --style images).  Without --out each result goes next to its photo
 as NAME_styled.EXT; outputs are written atomically, never replacing a file without --overwrite nor
 any input; a batch goes on past a bad file and lists every failure."""
 from __future__ import annotations
@@ -15,47 +17,47 @@ import sys
 from pathlib import Path
 
 from ..core import options
-from ..core.errors import ModelError, OptionError
-from ..core.paths import resolve_model
+from ..core.errors import OptionError
 from ..image import read_image, resize_max_side, write_image
-from ..models import class_of
+from ..models.styles import open_styled
 from .batch import collect_inputs, plan_outputs, run_batch, tile_progress
 from .common import (add_engine_options, add_max_pixels_option, as_cli_option, engine_kwargs,
                      faster_provider_installed, suffix)
 
-#: Options of families that take a style image at run time, and the API names they map to.
-STYLE_OPTIONS = (("--style", "style"), ("--style-weights", "style_weights"), ("--style-size", "style_size"),
-                 ("--style-tile", "style_tile"))
-
-
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("stylize", help="apply a style model to images")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, directories or globs")
-    p.add_argument("-m", "--model", default=None, help="ONNX style model (default: the bundled style)")
+    p.add_argument("-m", "--model", default=None,
+                   help="ONNX style model (default: the built-in styles and style images, see --style)")
     p.add_argument("-o", "--out", default=None,
                    help="output file (one input) or directory (default: next to each input, as NAME_styled.EXT)")
     p.add_argument("--suffix", default=None, help="added to output file names, e.g. _styled")
     p.add_argument("--strength", type=float, default=1.0, help="0..1 blend of the style with the photo")
     p.add_argument("--preserve-colors", action="store_true", help="keep the photo's colours, take the style's luminance")
     p.add_argument("--max-side", type=int, default=None, help="downscale so that the longer side is at most this")
+    p.add_argument("--working-size", type=int, default=None,
+                   help="the network paints at this longer side and the result is brought to full size with the "
+                        "photo's detail (0: paint at full size; default: the style's own)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
     add_max_pixels_option(p, " (inputs and --style images), and styles resized by --style-size beyond it")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_engine_options(p)
-    g = p.add_argument_group("style image (models that take their style at run time: MSG-Net, deepshop-export msgnet)")
-    g.add_argument("--style", action="append", default=None, metavar="IMAGE",
-                   help="style image; repeat to blend several")
+    g = p.add_argument_group("style (deepshop styles lists the built-in ones)")
+    g.add_argument("--style", action="append", default=None, metavar="PAINTING|NAME",
+                   help="an image file: paint in its style (any painting; with --model, an MSG-Net model's style "
+                        "image); else a built-in style's name or number; repeat to blend several")
     g.add_argument("--style-weights", default=None, metavar="W1,W2",
-                   help="weights of the --style images in the blend (default: equal)")
+                   help="weights of the --style values in the blend (default: equal)")
     g.add_argument("--style-size", type=int, default=None,
-                   help="longer side the style image is resized to before the encoder (default 512)")
+                   help="side the style image is resized to before its network (default: 256, the shorter side, "
+                        "for paintings; 512, the longer side, for MSG-Net)")
     g.add_argument("--style-tile", type=int, default=None,
-                   help="style images larger than this run the encoder in windows of at most this many px, the "
-                        "Gram summed over them (default 1024; 0: always whole)")
-    g.add_argument("--style-statistics", choices=("auto", "exact", "off"), default="auto",
-                   help="how those windows are normalised: the whole style image's statistics (exact: one pass "
-                        "per encoder layer; encoders exported with --statistics), or each its own (off)")
+                   help="MSG-Net: style images larger than this run the encoder in windows of at most this many px, "
+                        "the Gram summed over them (default 1024; 0: always whole)")
+    g.add_argument("--style-statistics", choices=("auto", "exact", "off"), default=None,
+                   help="MSG-Net: how those windows are normalised: the whole style image's statistics (exact: one "
+                        "pass per encoder layer; encoders exported with --statistics), or each its own (off)")
     p.set_defaults(func=run)
     return p
 
@@ -73,28 +75,17 @@ def _weights(text, count: int):
 
 
 def open_pipeline(args, engine: dict):
-    """The pipeline of --model's family, with its style set from --style when it takes one."""
-    path = resolve_model(args.model)
-    cls = class_of(path)
-    given = [flag for flag, name in STYLE_OPTIONS if getattr(args, name) is not None]
-    if cls.STYLE != "image":
-        if given:
-            raise ModelError(f"{path}: {given[0]}: this model has no style input (its family takes no style image); "
-                             "a style image needs an MSG-Net model (deepshop-export msgnet)")
-        return cls(path, **engine)
-    if not args.style:
-        raise OptionError(f"--style: {path} takes its style image at run time: give --style IMAGE")
-    weights = _weights(args.style_weights, len(args.style))
-    family = dict(style_statistics=args.style_statistics)
-    if args.style_size is not None:
-        family["style_size"] = args.style_size
-    if args.style_tile is not None:
-        family["style_tile"] = args.style_tile
+    """The pipeline that paints, its style set (models/styles.open_styled)."""
+    styles = args.style or []
+    weights = _weights(args.style_weights, len(styles))
+    family = {name: getattr(args, name) for name in ("style_size", "style_tile", "style_statistics")
+              if getattr(args, name) is not None}
+    if args.working_size is not None:
+        engine = {**engine, "working_size": options.check_size("--working-size", args.working_size)}
     try:
-        pipeline = cls(path, **family, **engine)
-        return pipeline.set_style(args.style if len(args.style) > 1 else args.style[0], weights)
+        return open_styled(args.model, styles, weights, family_options=family, **engine)
     except OptionError as e:
-        if str(e).startswith(("style_size", "style_tile", "style_statistics")):
+        if str(e).startswith(("style_size", "style_tile", "style_statistics", "style_weights")):
             raise as_cli_option(e) from None
         raise
 

@@ -26,7 +26,7 @@ from typing import BinaryIO, Callable, Type
 
 from .errors import DeepshopError, ImageError, OutputError, OutputExistsError
 
-__all__ = ["atomic_write", "check_not_input", "InputFiles", "output_exists_message", "remove_stale_temporaries",
+__all__ = ["atomic_write", "check_not_an_input", "InputFiles", "output_exists_message", "remove_stale_temporaries",
            "replaced_input", "same_file", "TEMP_SUFFIX"]
 
 #: Suffix of the temporary files; a prefix of "." + the destination's name comes before it.
@@ -149,7 +149,7 @@ def replaced_input(output, inputs):
     return files.replaced_by(output)
 
 
-def check_not_input(output, inputs, what: str = "output") -> None:
+def check_not_an_input(output, inputs, what: str = "output") -> None:
     """The one check that an output is none of the inputs it is made from (the same path, or the
     same file through a link), whatever ``overwrite`` says: :class:`OutputError` naming both.
     Every writer that reads files calls it before any work starts; an output path with a NUL

@@ -50,7 +50,14 @@ All values are strings.  Keys (prefix ``deepshop.``):
                        it (``encoder`` / ``generator``), on the generator ``encoder_sha256`` (a
                        mismatched pair is refused) and ``gram_input`` (the aux input taking the
                        style Gram), and ``feature_channels`` and ``gram_normalize`` ("CN": F F^T
-                       divided by C h w)
+                       divided by C h w).  Family "arbitrary_style" (a style predictor and a
+                       generator joined by a style vector): ``part`` "predictor" or "generator",
+                       the other file (``predictor`` / ``generator``), on the generator
+                       ``predictor_sha256`` and ``style_input`` (the aux input taking the
+                       vector), and ``style_dim``
+``styles``             JSON object, on networks with built-in styles (family "multistyle"):
+                       ``input`` (the aux input taking one weight per style) and ``styles``, a
+                       list of ``{"name", "description"}`` in the order of the weights
 =====================  =======================================================================
 
 Family ``gatys_vgg`` (a feature network's style-transfer loss and its gradient with respect to the
@@ -126,8 +133,8 @@ IO_KEYS = ("inputs", "outputs")
 OPTIONAL_KEYS = IO_KEYS + ("statistics", "features", "pooling",
                            "feature_network", "feature_weights", "feature_input", "content_layers", "style_layers",
                            "palette", "palette_space", "decoding", "temperature")
-#: Pipelines of several graphs (MSG-Net's encoder and generator).
-OPTIONAL_KEYS += ("pipeline",)
+#: Pipelines of several graphs (MSG-Net's encoder and generator), built-in style lists.
+OPTIONAL_KEYS += ("pipeline", "styles")
 #: Every key of the contract.
 KEYS = ALL_KEYS = CORE_KEYS + OPTIONAL_KEYS
 

@@ -1,10 +1,14 @@
 """Where models are: the files bundled with the package, the user's model folders (models made on
-the user's machine from weights they have: nothing is ever downloaded there), and a model path
-given by the caller, checked to be a regular file."""
+the user's machine from weights they have: nothing is ever downloaded there), models made there
+on first use by the exporter, and a model path given by the caller, checked to be a regular file."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Sequence
 
 from .errors import ModelError, OptionError
 from .files import check_regular_file
@@ -29,6 +33,38 @@ def missing_export_error(path, what: str, command: str, env: str) -> ModelError:
     command that writes it."""
     return ModelError(f"{path}: no exported {what}; make it with\n  {command}\n(or set ${env} to the folder "
                       f"that holds it)")
+
+
+#: The folder of the pretrained networks converted by `deepshop-export pretrained` (else
+#: ~/.cache/deepshop/pretrained).
+PRETRAINED_ENV = "DEEPSHOP_PRETRAINED_MODELS"
+
+
+def pretrained_dir() -> Path:
+    return user_models_dir(PRETRAINED_ENV, "pretrained")
+
+
+def made_on_first_use(path: Path, command: Sequence[str], what: str, env: str) -> Path:
+    """``path``, made first by running the exporter's ``command`` (``deepshop-export ...``
+    arguments) when it is missing: one line on stderr saying what is made, where, and the time it
+    took.  The exporter runs as its own process (the run-time package never imports it); where it
+    cannot (torch or the weight package missing), its one-line reason is the ModelError's."""
+    if path.is_file():
+        return path
+    shown = "deepshop-export " + " ".join(command)
+    print(f"deepshop: making the {what} on first use: {shown}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        run = subprocess.run([sys.executable, "-m", "deepshop_export", *command], capture_output=True, text=True)
+    except OSError as e:
+        raise ModelError(f"{path}: could not run the exporter to make the {what} ({e})") from None
+    if run.returncode != 0 or not path.is_file():
+        reason = (run.stderr or run.stdout).strip().splitlines()
+        raise missing_export_error(path, what, shown, env) if not reason else ModelError(
+            f"{path}: no {what}; making it failed: {reason[-1]}\n(make it with: {shown}, or set ${env} to the "
+            "folder that holds it)")
+    print(f"deepshop: made {path} in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    return path
 
 
 def resolve_model(model, default: Path = DEFAULT_MODEL) -> Path:

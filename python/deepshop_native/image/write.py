@@ -2,8 +2,9 @@
 the format following the extension; 8 bits through Pillow, 16 bits through our own encoders."""
 from __future__ import annotations
 
+import io
 import os
-from typing import Any, BinaryIO, Optional, Union
+from typing import Any, BinaryIO, Callable, Optional, Union
 
 import numpy as np
 from PIL import Image
@@ -11,6 +12,7 @@ from PIL import Image
 from ..core.errors import ImageError, OutputExistsError
 from ..core.files import atomic_write, output_exists_message
 from .arrays import as_alpha, to_depth, to_rgb_array
+from .pil import describe_exception
 from .exif import normalise_exif
 from .formats import WRITE_EXTENSIONS
 from .png16 import encode_png16
@@ -45,6 +47,38 @@ def write_image(path: PathLike, pixels: Any, *, alpha: Optional[np.ndarray] = No
     if fmt is None:
         raise ImageError(f"{name}: cannot write {ext or 'files without an extension'}; supported: "
                          + ", ".join(WRITE_EXTENSIONS))
+    encode = _encoder(name, fmt, pixels, alpha, quality, exif, icc_profile, bit_depth)
+    if not overwrite and os.path.lexists(name):
+        raise OutputExistsError(output_exists_message(name))
+    if os.path.isdir(name):
+        raise ImageError(f"{name}: is a directory")
+    atomic_write(name, encode, overwrite, error=ImageError)
+
+
+def encode_image(pixels: Any, format: str = "PNG", *, alpha: Optional[np.ndarray] = None, quality: int = 95,
+                 exif: Optional[bytes] = None, icc_profile: Optional[bytes] = None,
+                 bit_depth: Optional[int] = None, name: str = "<image>") -> bytes:
+    """The bytes of an image file of ``format`` ("JPEG", "PNG", "WEBP" or "TIFF", or an extension
+    such as ".jpg"), encoded in memory exactly as :func:`write_image` writes it to a file (same
+    depths, alpha, quality, EXIF and ICC rules).  ``name`` is what error messages call the image."""
+    fmt = str(format).upper().lstrip(".")
+    fmt = WRITE_EXTENSIONS.get("." + fmt.lower(), fmt)
+    if fmt not in set(WRITE_EXTENSIONS.values()):
+        raise ImageError(f"{name}: cannot encode {format!r}; supported: " + ", ".join(sorted(set(WRITE_EXTENSIONS.values()))))
+    encode = _encoder(name, fmt, pixels, alpha, quality, exif, icc_profile, bit_depth)
+    buffer = io.BytesIO()
+    try:
+        encode(buffer)
+    except ImageError:
+        raise
+    except Exception as e:   # e.g. WebP refuses sides beyond 16383 px
+        raise ImageError(f"{name}: cannot encode as {fmt} ({describe_exception(e)})") from e
+    return buffer.getvalue()
+
+
+def _encoder(name: str, fmt: str, pixels: Any, alpha: Optional[np.ndarray], quality: int, exif: Optional[bytes],
+             icc_profile: Optional[bytes], bit_depth: Optional[int]) -> Callable[[BinaryIO], None]:
+    """Checks the arguments and brings the pixels to the format's depth; returns encode(file)."""
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) \
             or not 0 <= quality <= 100:
         raise ImageError(f"{name}: quality must be an integer 0..100, got {quality!r}")
@@ -72,18 +106,11 @@ def write_image(path: PathLike, pixels: Any, *, alpha: Optional[np.ndarray] = No
     exif = normalise_exif(exif) if exif else None
     icc_profile = bytes(icc_profile) if icc_profile else None
 
-    if not overwrite and os.path.lexists(name):
-        raise OutputExistsError(output_exists_message(name))
-    if os.path.isdir(name):
-        raise ImageError(f"{name}: is a directory")
-
     if depth == 16 and fmt == "PNG":
-        encode = lambda f: encode_png16(f, rgb, a, exif, icc_profile)   # noqa: E731
-    elif depth == 16:
-        encode = lambda f: encode_tiff16(f, rgb, a, exif, icc_profile)  # noqa: E731
-    else:
-        encode = lambda f: _encode_pillow(f, fmt, rgb, a, quality, exif, icc_profile)  # noqa: E731
-    atomic_write(name, encode, overwrite, error=ImageError)
+        return lambda f: encode_png16(f, rgb, a, exif, icc_profile)
+    if depth == 16:
+        return lambda f: encode_tiff16(f, rgb, a, exif, icc_profile)
+    return lambda f: _encode_pillow(f, fmt, rgb, a, quality, exif, icc_profile)
 
 
 def _encode_pillow(f: BinaryIO, fmt: str, rgb: np.ndarray, alpha: Optional[np.ndarray],

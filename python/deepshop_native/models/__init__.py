@@ -28,6 +28,8 @@ from ..core.metadata import read_model_metadata
 _FAMILIES: Dict[str, Tuple[str, str]] = {
     "transformer_net": ("deepshop_native.pipelines.stylizer", "Stylizer"),
     "msgnet": ("deepshop_native.pipelines.stylenet", "StyleNet"),   # style image at run time (either graph of the pair)
+    "arbitrary_style": ("deepshop_native.pipelines.arbitrary", "ArbitraryStyle"),   # any painting, a style vector
+    "multistyle": ("deepshop_native.pipelines.multistyle", "MultiStyle"),           # built-in styles by weights
     "lineart": ("deepshop_native.pipelines.colorize", "Colorizer"),  # line drawing -> colour classes
     "hed": ("deepshop_native.pipelines.hed", "HedEdges"),            # photo -> edge probability (deepshop-export hed)
     # Models whose roles say all there is to know: tiled image-to-image (any channels, aux

@@ -21,6 +21,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from .. import _native
 from ..core import options
 from ..core.paths import resolve_model
 from ..core.session import (DEFAULT_HARMONIZE, DEFAULT_OVERLAP, DEFAULT_STATISTICS_SIZE, Progress, check_precision,
@@ -131,18 +132,23 @@ class StylePipeline(Pipeline):
     as for every pipeline (deepshop_native.core.session)."""
 
     STYLE: Optional[str] = None
+    #: The family's working size (working_size=None): 0 runs the network at full size.
+    DEFAULT_WORKING_SIZE = 0
+    #: Options of the family's own (beyond the engine's), e.g. MSG-Net's style_size.
+    FAMILY_OPTIONS: tuple = ()
 
     def __init__(self, model=None, *, device: str = "auto", precision: str = "auto",
                  tile: Union[int, str, None] = "auto", halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP,
                  batch: int = 1, threads: int = 0, harmonize: int = DEFAULT_HARMONIZE, statistics: str = "auto",
                  statistics_size: Optional[int] = DEFAULT_STATISTICS_SIZE, memory_arena: bool = False,
-                 **pixel_format):
+                 working_size: Optional[int] = None, **pixel_format):
         # Options are checked at this edge first (OptionError naming the option), before the model
         # file is even looked at; the engine checks them again.
         tile_auto = check_tile(tile)
         tiling = dict(halo=halo, overlap=overlap, batch=batch, harmonize=harmonize, statistics=statistics,
                       statistics_size=statistics_size)
         self._tiles = tile_options(tile=0 if tile_auto else tile, **tiling)
+        self.working_size = self.check_working_size(working_size)
         precision = check_precision(precision)
         checked = session_options("", device=device, threads=threads, memory_arena=memory_arena, **pixel_format)
         self.model_path = self.resolve(model)
@@ -159,6 +165,12 @@ class StylePipeline(Pipeline):
                 # compiled shape, no thumbnail.
                 self._whole_up_to = self._session.default_tile ** 2
                 self._whole_tiles = tile_options(tile=0, **tiling)
+
+    def check_working_size(self, working_size) -> int:
+        """``working_size`` checked: None is the family's default, 0 full size."""
+        if working_size is None:
+            return self.DEFAULT_WORKING_SIZE
+        return options.check_size("working_size", working_size)
 
     def resolve(self, model) -> Path:
         """The model file the generator is in (None: the family's default, if it has one)."""
@@ -179,24 +191,59 @@ class StylePipeline(Pipeline):
         return {}
 
     def __call__(self, image, *, strength: float = 1.0, preserve_colors: bool = False,
-                 max_side: Optional[int] = None, progress: Optional[Progress] = None):
+                 max_side: Optional[int] = None, progress: Optional[Progress] = None,
+                 working_size: Optional[int] = None):
         """Stylize an image.  Returns the caller's type: a numpy array of the input's dtype
         (grayscale comes back as RGB, RGBA keeps its alpha), a PIL image for a PIL image, and a
         numpy array for a path.  strength in [0, 1] blends with the input; preserve_colors keeps
         the input's colours and takes only the stylized luminance; max_side downscales first;
-        progress(done, total) is called after each batch of tiles (return False to cancel)."""
+        progress(done, total) is called after each batch of tiles (return False to cancel);
+        working_size: the network runs on the image downscaled to this longer side and the result
+        is brought back to full size with the photo's detail (guided upsampling; 0: full size;
+        None: the pipeline's own, ``self.working_size``)."""
         strength = options.check_strength(strength)
         max_side = options.check_max_side(max_side)
         progress = checked_progress(progress)
         given = image_in(image, max_side)
         return image_out(given, self.run(given.pixels, strength=strength, preserve_colors=preserve_colors,
-                                         progress=progress))
+                                         progress=progress, working_size=working_size))
 
     def run(self, pixels: np.ndarray, *, strength: float = 1.0, preserve_colors: bool = False,
-            progress: Optional[Progress] = None) -> np.ndarray:
+            progress: Optional[Progress] = None, working_size: Optional[int] = None, statistics=None) -> np.ndarray:
         """The engine's image path on H x W x 3 pixels (uint8, uint16 or float32 in [0, 1], no
-        alpha); the result has their dtype.  Options as checked by __call__."""
+        alpha); the result has their dtype.  Options as checked by __call__; ``statistics``: for a
+        global-statistics graph, (means, variances) to normalise with instead of the image's own
+        (e.g. a video shot's: statistics() measures them)."""
+        return self.run_with(pixels, self.style_inputs(), strength=strength, preserve_colors=preserve_colors,
+                             progress=progress, working_size=working_size, statistics=statistics)
+
+    def run_with(self, pixels: np.ndarray, style_inputs: dict, *, strength: float = 1.0, preserve_colors: bool = False,
+                 progress: Optional[Progress] = None, working_size: Optional[int] = None,
+                 statistics=None) -> np.ndarray:
+        """run() with the generator's style inputs given (the aux arrays)."""
+        size = self.working_size if working_size is None else options.check_size("working_size", working_size)
+        aux = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in style_inputs.items()}
+        h, w = _native.working_shape(height=pixels.shape[0], width=pixels.shape[1], working_size=size)
+        if statistics is not None:
+            statistics = tuple(np.ascontiguousarray(a, dtype=np.float32).ravel() for a in statistics)
+        with tiling_errors_as_option_errors():
+            return self._session.run(image=pixels, tiles=self._tiles_for(h, w), strength=float(strength),
+                                     preserve_colors=bool(preserve_colors), aux=aux, working_size=size,
+                                     statistics=statistics, progress=progress)
+
+    @property
+    def has_statistics(self) -> bool:
+        """Whether the model is a global-statistics graph (its tiles, or frames, can be normalised
+        with statistics other than their own)."""
+        return "deepshop.statistics" in self.metadata
+
+    def statistics(self, pixels: np.ndarray, mode: str = "thumbnail") -> tuple:
+        """(means, variances) this global-statistics graph normalises the image with: its
+        thumbnail's (longer side statistics_size), or "exact": the whole image's, measured over its
+        tiles.  ModelError for other graphs."""
+        h, w = _native.working_shape(height=pixels.shape[0], width=pixels.shape[1], working_size=self.working_size)
         aux = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in self.style_inputs().items()}
         with tiling_errors_as_option_errors():
-            return self._session.run(image=pixels, tiles=self._tiles_for(*pixels.shape[:2]), strength=float(strength),
-                                     preserve_colors=bool(preserve_colors), aux=aux, progress=progress)
+            mean, var = self._session.statistics(image=np.ascontiguousarray(pixels), tiles=self._tiles_for(h, w),
+                                                 aux=aux, mode=mode)
+        return mean, var

@@ -29,7 +29,6 @@ image path with the Gram as an aux input (pipelines/base.py).
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
@@ -40,11 +39,11 @@ import numpy as np
 from .. import _native
 from ..core import metadata as mm
 from ..core import options
-from ..core.errors import ImageError, ModelError, OptionError
-from ..core.files import check_not_input, sha256_of
-from ..core.paths import resolve_model
-from ..core.session import DEFAULT_OVERLAP, open_session, pixels_as_unit_float
-from ..image import LoadedImage, check_made_size, read_image, resize_to, to_depth, to_rgb_array, write_image
+from ..core.errors import ModelError, OptionError
+from ..core.files import check_not_an_input
+from ..core.session import DEFAULT_OVERLAP, open_session
+from ..image import to_depth, write_image
+from . import style_images
 from .base import StylePipeline
 
 FAMILY = "msgnet"
@@ -57,98 +56,12 @@ DEFAULT_STYLE_SIZE = 512
 #: Gram differs by several per cent) or, with an encoder exported with --statistics, the whole
 #: image's ("exact"; docs/results/msgnet.md has the measured errors).
 DEFAULT_STYLE_TILE = 1024
-#: The smallest style image side accepted: below it there is no texture to speak of, and the
-#: encoder's 1/4-resolution features would be a few pixels.
-MIN_STYLE_SIDE = 16
-_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F", "P;L")
-
-
-def _pipeline_of(path: Path) -> dict:
-    try:
-        meta = mm.read_metadata(path)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such model file") from None
-    except (OSError, mm.MetadataReadError) as e:
-        raise ModelError(f"{path}: not a readable ONNX model ({e})") from None
-    if meta.get(mm.key("family")) != FAMILY:
-        raise ModelError(f"{path}: not an MSG-Net model (family {meta.get(mm.key('family'), 'none')!r}); it has no "
-                         "style input, so a style image cannot be given to it")
-    try:
-        pipe = json.loads(meta.get(mm.key("pipeline"), ""))
-        if not isinstance(pipe, dict) or pipe.get("part") not in ("encoder", "generator"):
-            raise ValueError("no part")
-    except ValueError:
-        raise ModelError(f"{path}: MSG-Net model without a valid {mm.key('pipeline')} entry "
-                         "(re-export it with deepshop-export msgnet)") from None
-    return pipe
+EXPORT_COMMAND = "deepshop-export msgnet"
 
 
 def resolve_pair(model) -> tuple:
     """(encoder path, generator path, generator's pipeline entry) from either file of the pair."""
-    path = resolve_model(model)
-    pipe = _pipeline_of(path)
-    if pipe["part"] == "encoder":
-        generator = path.with_name(str(pipe.get("generator", "")))
-        if not generator.is_file():
-            raise ModelError(f"{path}: the MSG-Net encoder's generator {generator.name!r} is not beside it")
-        path, pipe = generator, _pipeline_of(generator)
-        if pipe["part"] != "generator":
-            raise ModelError(f"{path}: expected the MSG-Net generator graph, found the {pipe['part']}")
-    encoder = path.with_name(str(pipe.get("encoder", "")))
-    if not pipe.get("encoder") or not encoder.is_file():
-        raise ModelError(f"{path}: the MSG-Net generator needs its encoder {pipe.get('encoder')!r} beside it "
-                         "(deepshop-export msgnet writes both)")
-    if pipe.get("encoder_sha256") and sha256_of(encoder) != pipe["encoder_sha256"]:
-        raise ModelError(f"{encoder}: is not the encoder {path.name} was exported with (sha256 differs); "
-                         "re-export the pair")
-    return encoder, path, pipe
-
-
-def _style_pixels(style, style_size: int) -> tuple:
-    """(RGB float32 [0,1] of the style resized to the longer side style_size, rounded to multiples
-    of 4, name for messages).  Refuses unreadable, grayscale, transparent and tiny images, and a
-    style_size that would make more pixels than the pixel limit (before any memory is taken)."""
-    name = os.fspath(style) if isinstance(style, (str, os.PathLike)) else f"<{type(style).__name__}>"
-    if isinstance(style, LoadedImage) and style.path:
-        name = style.path
-    if isinstance(style, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(getattr(style, "read", None)):
-        img = read_image(style)       # ImageError naming the file when unreadable
-        name = img.path or name
-        gray = img.mode in _GRAY_MODES
-        pixels, alpha = img.pixels, img.alpha
-    else:
-        if isinstance(style, np.ndarray):
-            gray = style.ndim == 2 or (style.ndim == 3 and style.shape[2] == 1)
-        else:
-            gray = getattr(style, "mode", "RGB") in _GRAY_MODES
-        pixels, alpha = to_rgb_array(style)
-    if gray:
-        raise ImageError(f"{name}: the style image is grayscale; MSG-Net takes its colours from the style, "
-                         "give a colour image")
-    if alpha is not None:
-        raise ImageError(f"{name}: the style image has an alpha channel (transparency); flatten it onto a "
-                         "background first (the encoder takes RGB only)")
-    h, w = pixels.shape[:2]
-    if min(h, w) < MIN_STYLE_SIDE:
-        raise ImageError(f"{name}: the style image is too small ({w}x{h}); at least {MIN_STYLE_SIDE} px on each side")
-    scale = style_size / max(h, w)
-    nh, nw = (max(4, int(round(h * scale / 4)) * 4), max(4, int(round(w * scale / 4)) * 4))
-    check_made_size("style_size", nh, nw, f"the style image {name}")
-    pixels = pixels_as_unit_float(name, pixels)
-    if (nh, nw) != (h, w):
-        pixels = resize_to(pixels, nh, nw)
-    return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32), name
-
-
-def _cache_key(style, style_size: int, style_tile: int):
-    if isinstance(style, (str, os.PathLike)):
-        p = os.path.abspath(os.fspath(style))
-        try:
-            st = os.stat(p)
-        except (OSError, ValueError):   # missing, or no path at all (a NUL byte): read_image names it
-            return None
-        return (p, st.st_mtime_ns, st.st_size, style_size, style_tile)
-    return None
+    return style_images.resolve_pair(model, FAMILY, "encoder", "an MSG-Net", EXPORT_COMMAND)
 
 
 class StyleNet(StylePipeline):
@@ -171,6 +84,7 @@ class StyleNet(StylePipeline):
     Thread-safe for calls; set_style swaps the Gram atomically."""
 
     STYLE = "image"
+    FAMILY_OPTIONS = ("style_size", "style_tile", "style_statistics")
 
     def __init__(self, model, *, device: str = "auto", precision: str = "auto",
                  tile: Union[int, str, None] = "auto", halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP,
@@ -178,7 +92,7 @@ class StyleNet(StylePipeline):
                  style_size: int = DEFAULT_STYLE_SIZE, style_tile: Union[int, str, None] = "auto",
                  style_statistics: Optional[str] = "auto", harmonize: int = 0, statistics: Optional[str] = "auto",
                  statistics_size: Optional[int] = None, **pixel_format):
-        self.style_size = options.check_size("style_size", style_size, lo=MIN_STYLE_SIDE)
+        self.style_size = options.check_size("style_size", style_size, lo=style_images.MIN_STYLE_SIDE)
         if isinstance(style_tile, str) and style_tile.lower() == "auto":
             style_tile = DEFAULT_STYLE_TILE
         elif isinstance(style_tile, str):
@@ -197,7 +111,7 @@ class StyleNet(StylePipeline):
         super().__init__(model, device=device, precision=precision, tile=tile, halo=halo, overlap=overlap,
                          batch=batch, threads=threads, harmonize=harmonize, statistics=statistics,
                          statistics_size=statistics_size, memory_arena=memory_arena, **pixel_format)
-        self._cache: dict = {}
+        self._cache = style_images.StyleCache()
         self._lock = threading.Lock()
         self._gram: Optional[np.ndarray] = None
         self.style_names: list = []
@@ -243,15 +157,11 @@ class StyleNet(StylePipeline):
     def style_gram(self, style) -> np.ndarray:
         """The Gram matrix of one style image (path, array, PIL image), cached per style file
         (path, modification time, size, style_size and style_tile)."""
-        key = _cache_key(style, self.style_size, self.style_tile)
-        if key is not None and key in self._cache:
-            return self._cache[key]
-        pixels, _name = _style_pixels(style, self.style_size)
-        g = _native.style_gram(encoder=self._encoder, style=pixels, window=self.style_tile,
-                               exact=self.style_statistics == "exact")
-        if key is not None:
-            self._cache[key] = g
-        return g
+        def compute():
+            pixels, _name = style_images.style_pixels(style, longer=self.style_size, multiple=4, what="MSG-Net")
+            return _native.style_gram(encoder=self._encoder, style=pixels, window=self.style_tile,
+                                      exact=self.style_statistics == "exact")
+        return self._cache.get(style, (self.style_size, self.style_tile), compute)
 
     def set_style(self, style, weights: Optional[Sequence[float]] = None) -> "StyleNet":
         """Use one style image, or several blended: the Gram is the weights' weighted mean of the
@@ -292,7 +202,7 @@ class StyleNet(StylePipeline):
         channel_order = options.check_channel_order(channel_order)
         if visualization:   # before any work: no result replaces an image it is made from
             for i, item in enumerate(images):
-                check_not_input(os.path.join(save_path, self._visualization_name(item, i)), [*images, style])
+                check_not_an_input(os.path.join(save_path, self._visualization_name(item, i)), [*images, style])
         self.set_style(style)
         results = []
         for i, item in enumerate(images):

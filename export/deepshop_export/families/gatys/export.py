@@ -20,7 +20,8 @@ from deepshop_native.core.metadata import FORMAT_VERSION
 from ... import __version__ as EXPORTER_VERSION
 from ...onnx.metadata import write_metadata
 from . import gradient_graph as gg
-from .feature_network import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, FeatureNetwork, load_feature_network
+from .feature_network import (DEFAULT_CONTENT_LAYERS, DEFAULT_MODEL, DEFAULT_STYLE_LAYERS, FeatureNetwork,
+                              load_feature_network)
 
 FAMILY = "gatys_vgg"
 
@@ -158,20 +159,24 @@ def _validate_tiled(model: onnx.ModelProto, net: FeatureNetwork, content_layers,
     return float(np.linalg.norm(grad - expected) / max(np.linalg.norm(expected), 1e-30))
 
 
-def export_gatys(out_path: str | os.PathLike, *, model: str = "hed", weights: str | None = None, pooling: str = "max",
-                 content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS,
+def export_gatys(out_path: str | os.PathLike, *, model: str = DEFAULT_MODEL, weights: str | None = None,
+                 pooling: str = "max", content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS,
                  style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS, name: str | None = None,
-                 license: str = "unknown", validate: bool = True, overwrite: bool = False,
-                 tiled: bool = False) -> GatysExportReport:
+                 license: str | None = None, validate: bool = True, overwrite: bool = False,
+                 tiled: bool = False, net: FeatureNetwork | None = None) -> GatysExportReport:
     """Write the loss-and-gradient graph of the VGG named by ``model`` (see
     ``feature_network.load_feature_network``) for the given layers to ``out_path``; ``tiled``: its
     tile graph for outputs evaluated tile by tile instead (family gatys_vgg_tiled,
-    gradient_graph.build_tiled_gradient_graph)."""
+    gradient_graph.build_tiled_gradient_graph).  ``license``: of the weights, default: what the
+    weights' source says (CC-BY-4.0 for the ImageNet VGG19), else "unknown".  ``net``: the
+    feature network already loaded (with these layers and pooling), instead of ``model``."""
     out_path = os.fspath(out_path)
     if os.path.exists(out_path) and not overwrite:
         raise OutputExistsError(output_exists_message(out_path))
     content_layers, style_layers = list(content_layers), list(style_layers)
-    net = load_feature_network(model, content_layers + style_layers, pooling, weights)
+    if net is None:
+        net = load_feature_network(model, content_layers + style_layers, pooling, weights)
+    license = license or net.license or "unknown"
     if tiled:
         graph = gg.build_tiled_gradient_graph(net, content_layers, style_layers)
         inputs, outputs = tiled_io_roles(content_layers, style_layers)
@@ -183,6 +188,7 @@ def export_gatys(out_path: str | os.PathLike, *, model: str = "hed", weights: st
         "exported_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "opset": gg.OPSET, "onnx": onnx.__version__,
         "weights_file": os.path.basename(net.weights_file),
+        **({"weights": net.provenance} if net.provenance else {}),
         "adjoint_convolution": gg.ADJOINT_CONVOLUTION,
         "loss": "content mean((F-P)^2); style mean((G-A)^2), G = FF'/(C*h*w); tv 0.5*sum(dx^2+dy^2) on RGB 0..255",
     }

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...vgg import BLOCKS, layer_names, load_hed_vgg16, open_hed_weights
+from ...training.loss_networks import BLOCKS, layer_names, load_hed_vgg16, open_hed_weights
 
 #: HED's training mean, BGR order, subtracted from BGR pixels in 0..255 (not VGG's ImageNet mean).
 HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)

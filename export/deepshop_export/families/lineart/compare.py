@@ -18,11 +18,11 @@ def main(argv=None) -> int:
     from deepshop_native.core.files import atomic_write
     from PIL import Image
 
-    from ... import train_data
-    from ...train import load_checkpoint
+    from ...training import data as train_data
+    from ...training.checkpoint import load_checkpoint
     from . import data, evaluate
     from .network import build_network
-    from .train import CHECKPOINT_FORMAT
+    from .settings import CHECKPOINT_FORMAT
 
     p = argparse.ArgumentParser(prog="python -m deepshop_export.families.lineart.compare")
     p.add_argument("out")

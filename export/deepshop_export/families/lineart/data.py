@@ -9,8 +9,8 @@ then, at the crop's own resolution (so line density matches what users feed at r
   colour in RGB or CIELAB, ties to the lowest index), int64 S x S.
 
 Both run in the DataLoader's worker processes, so the training step is not starved by them.
-Unreadable files and images smaller than the crop's minimum are skipped and counted (as
-train_data.ImageFolderCrops does); a sample whose edges are not finite (cannot happen with an
+Unreadable files and images smaller than the crop's minimum are skipped and counted (the shared
+training.data.CropDataset does it; the shared loader batches the items); a sample whose edges are not finite (cannot happen with an
 8-bit Canny map, checked anyway because the tutorial's pipeline had to) is dropped the same way.
 """
 from __future__ import annotations
@@ -20,10 +20,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset
+from PIL import Image
 
-from ... import train_data
+from ...training import data as train_data
 
 MIN_SIDE = 64   # photos smaller than this on their shorter side are skipped as too small
 
@@ -41,66 +40,24 @@ def labels_of(rgb: np.ndarray, palette: np.ndarray, space: str) -> np.ndarray:
     return labels
 
 
-class LineArtCrops(Dataset):
+class LineArtCrops(train_data.CropDataset):
     """Random (edges, labels) crops of the given photo files.  Item: (edges 1 x S x S float32,
     labels S x S int64, newly broken file indices)."""
 
+    min_side = MIN_SIDE
+
     def __init__(self, files: Sequence[str], size: int, palette: np.ndarray, space: str = "rgb",
-                 scale: tuple[float, float] = (0.35, 1.0), hflip: bool = True):
-        self.files = list(files)
-        self.size, self.scale, self.hflip = int(size), scale, hflip
+                 scale: tuple[float, float] = (0.35, 1.0), hflip: bool = True, folder: str | None = None):
+        super().__init__(files, size, scale, hflip, folder)
         self.palette = np.ascontiguousarray(palette, dtype=np.uint8)
         self.space = space
-        self.broken: set[str] = set()
-
-    def __len__(self) -> int:
-        return len(self.files)
 
     def sample(self, img: Image.Image, rng: random.Random):
-        crop = train_data.random_resized_crop(img, self.size, rng, self.scale)
-        if self.hflip and rng.random() < 0.5:
-            crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
-        rgb = np.asarray(crop, dtype=np.uint8)
+        rgb = np.asarray(self.crop(img, rng), dtype=np.uint8)
         e = edges_unit(rgb)
         if not np.isfinite(e).all():
             raise ValueError("edges are not finite")
         return torch.from_numpy(e[None]), torch.from_numpy(labels_of(rgb, self.palette, self.space).astype(np.int64))
-
-    def __getitem__(self, key):
-        index, crop_seed = key if isinstance(key, tuple) else (key, random.getrandbits(63))
-        rng = random.Random(crop_seed)
-        i = int(index)
-        newly_broken: list[int] = []
-        while True:
-            path = self.files[i]
-            if path not in self.broken:
-                try:
-                    img = train_data.load_rgb(path)
-                    if min(img.size) < MIN_SIDE:
-                        raise ValueError(f"smaller than {MIN_SIDE} pixels")
-                    e, lab = self.sample(img, rng)
-                    return e, lab, newly_broken
-                except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError, SyntaxError):
-                    self.broken.add(path)
-                    newly_broken.append(i)
-            usable = [j for j, p in enumerate(self.files) if p not in self.broken]
-            if not usable:
-                raise RuntimeError(f"every image file is unreadable or too small ({len(self.files)} tried)")
-            i = rng.choice(usable)
-
-
-def collate(items):
-    return (torch.stack([e for e, _, _ in items]), torch.stack([l for _, l, _ in items]),
-            [i for _, _, b in items for i in b])
-
-
-def make_loader(dataset: LineArtCrops, batch_size: int, workers: int, seed: int, start_step: int,
-                total_steps: int) -> DataLoader:
-    """Batches for steps start_step .. total_steps - 1, reproducible across resumes
-    (train_data.StepBatchSampler)."""
-    sampler = train_data.StepBatchSampler(len(dataset), batch_size, seed, start_step, total_steps)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
-                      persistent_workers=False)
 
 
 def split_holdout(files: Sequence[str], every: int) -> tuple[list[str], list[str]]:

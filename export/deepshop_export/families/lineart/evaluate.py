@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ... import train_data
+from ...training import data as train_data
 from . import data
 
 
@@ -40,8 +40,7 @@ def delta_e(a_rgb8: np.ndarray, b_rgb8: np.ndarray) -> float:
 
 
 def centre_square(path: str, size: int) -> np.ndarray:
-    from ...train import center_square
-    return center_square(train_data.load_rgb(path), size)
+    return train_data.center_square(train_data.load_rgb(path), size)
 
 
 def fixed_pairs(files: Sequence[str], size: int, palette: np.ndarray, space: str) -> dict:

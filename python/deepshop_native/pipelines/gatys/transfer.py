@@ -51,7 +51,7 @@ from ...core import options
 from ...core.errors import Cancelled, ImageError, OptionError
 from ...image import LoadedImage, check_made_size, read_image, resize_to, to_rgb_array
 from ...optim import minimize_adam, minimize_lbfgsb
-from .model import (CONTENT_LOSSES, GRADIENT, LOSS, STYLE_LOSSES, TV_LOSS, GatysModel, gradient_precision,
+from .model import (CONTENT_LOSSES, DEFAULT_MODEL, GRADIENT, LOSS, STYLE_LOSSES, TV_LOSS, GatysModel, gradient_precision,
                     resolve_model)
 from .tiled import AUTO_TILE_PIXELS, DEFAULT_TILE, TiledGatysModel, tiled_model_of, tiled_model_path
 
@@ -204,7 +204,7 @@ def level_sizes(length: int, coarse_length: int) -> List[int]:
     return sizes
 
 
-def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = "hed", style_weights=None,
+def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = DEFAULT_MODEL, style_weights=None,
           ratio: float = 1e4, iterations: int = 512, length: int = 512, init: str = "content",
           pooling: Optional[str] = None, tv_weight: float = DEFAULT_TV_WEIGHT, style_scale: float = 1.0,
           original_colors: bool = False, optimizer: str = "lbfgs", learning_rate: float = 10.0,

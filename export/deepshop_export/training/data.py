@@ -1,10 +1,12 @@
-"""Training images for perceptual-loss training: every image under a folder, searched
-recursively (the COCO ``train2014/`` layout works as is), cut into random resized crops with
-random horizontal flips.
+"""Training images of every trainer: every image under a folder, searched recursively (the COCO
+``train2014/`` layout works as is), cut into random resized crops with random horizontal flips.
 
-Broken or unreadable files are not fatal: they are found when first read, skipped (another
-image is drawn instead) and counted, so a few bad files in a large photo collection cost
-nothing but a line in the log.
+``CropDataset`` is what the trainers share: broken or unreadable files, and images too small to
+crop, are not fatal: they are found when first read, skipped (another image is drawn instead) and
+counted, so a few bad files in a large photo collection cost nothing but a line in the log.  Only
+a folder with no usable image at all stops the run, with a TrainError saying why
+(``describe_unusable``).  A family's dataset says what an item is (``sample``); ``ImageFolderCrops``
+is the style trainers' (a crop in 0..255).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .errors import NoUsableImagesError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 
@@ -67,24 +71,77 @@ def to_tensor255(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.float32).copy()).permute(2, 0, 1)
 
 
-class ImageFolderCrops(Dataset):
-    """Random crops of the images under a folder.  ``len`` is the number of files; item ``i``
-    is a fresh random crop of file ``i`` (or of another file when ``i`` is broken).
+def center_square(img: Image.Image, size: int) -> np.ndarray:
+    """The centre square of ``img`` resized to size x size, as an H x W x 3 uint8 array."""
+    s = min(img.size)
+    x, y = (img.width - s) // 2, (img.height - s) // 2
+    return np.asarray(img.resize((size, size), Image.BICUBIC, box=(x, y, x + s, y + s)))
 
-    Each item is ``(crop, newly_broken)``: the indices of files found broken while producing it,
-    so the training loop can keep the exact set across worker processes (each worker remembers
-    its own broken files in ``broken`` and does not try them again)."""
 
-    def __init__(self, folder: str | None = None, size: int = 256, files: Sequence[str] | None = None,
-                 scale: tuple[float, float] = (0.35, 1.0), hflip: bool = True):
-        self.files = list(files) if files is not None else find_images(folder)
+def fixed_samples(paths, dataset: "CropDataset", size: int, count: int = 4) -> list[np.ndarray]:
+    """Centre squares of ``paths`` (the --sample-images, which must be readable: ImageError), or
+    of the first ``count`` readable files of ``dataset``."""
+    from deepshop_native.core.errors import ImageError
+    if paths:
+        out = []
+        for p in paths:
+            try:
+                out.append(center_square(load_rgb(p), size))
+            except Exception as e:
+                raise ImageError(f"{p}: cannot read the sample image ({e})") from e
+        return out
+    out = []
+    for p in dataset.files:
+        try:
+            out.append(center_square(load_rgb(p), size))
+        except Exception:     # broken: the data loader will skip and count it
+            continue
+        if len(out) == count:
+            break
+    return out
+
+
+class TooSmallError(ValueError):
+    """An image whose shorter side is under the dataset's ``min_side``."""
+
+
+class CropDataset(Dataset):
+    """Random items cut from image files, skipping the unusable ones.  ``len`` is the number of
+    files; item ``(i, crop seed)`` is ``sample(image, rng)`` of file ``i`` (or of another file
+    when ``i`` is unusable) followed by the indices of the files found unusable while producing
+    it, so the training loop can keep the exact set across worker processes (each worker
+    remembers its own in ``broken`` and does not try them again)."""
+
+    #: shorter sides under this many pixels are skipped as too small to crop
+    min_side = 8
+
+    def __init__(self, files: Sequence[str], size: int, scale: tuple[float, float] = (0.35, 1.0),
+                 hflip: bool = True, folder: str | None = None):
+        self.files = list(files)
         self.size = int(size)
         self.scale = scale
         self.hflip = hflip
+        self.folder = folder
         self.broken: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def sample(self, img: Image.Image, rng: random.Random) -> tuple:
+        raise NotImplementedError
+
+    def crop(self, img: Image.Image, rng: random.Random) -> Image.Image:
+        """A random resized crop of ``size``, flipped left-right half of the time."""
+        crop = random_resized_crop(img, self.size, rng, self.scale)
+        if self.hflip and rng.random() < 0.5:
+            crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+        return crop
+
+    def open(self, path: str) -> Image.Image:
+        img = load_rgb(path)
+        if min(img.size) < self.min_side:
+            raise TooSmallError(f"smaller than {self.min_side} pixels")
+        return img
 
     def __getitem__(self, key):
         # ``key`` is (file index, crop seed) from StepBatchSampler, or a bare index.
@@ -96,13 +153,7 @@ class ImageFolderCrops(Dataset):
             path = self.files[i]
             if path not in self.broken:
                 try:
-                    img = load_rgb(path)
-                    if min(img.size) < 8:
-                        raise ValueError("smaller than 8 pixels")
-                    crop = random_resized_crop(img, self.size, rng, self.scale)
-                    if self.hflip and rng.random() < 0.5:
-                        crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
-                    return to_tensor255(crop), newly_broken
+                    return (*self.sample(self.open(path), rng), newly_broken)
                 except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError,
                         SyntaxError):
                     self.broken.add(path)
@@ -110,16 +161,40 @@ class ImageFolderCrops(Dataset):
             # Another file in its place; only a failure pays for scanning the list.
             usable = [j for j, p in enumerate(self.files) if p not in self.broken]
             if not usable:
-                raise RuntimeError(f"every image file is unreadable ({len(self.files)} tried, "
-                                   f"e.g. {self.files[0]})")
+                raise NoUsableImagesError(f"none of the {len(self.files)} image files can be used")
             i = rng.choice(usable)
 
+    def describe_unusable(self) -> str:
+        """Why no file can be used, counted over every file (the error path of a run whose data
+        folder holds nothing usable): how many are too small for the crop size, how many unreadable."""
+        small, unreadable = [], []
+        for path in self.files:
+            try:
+                self.open(path)
+            except TooSmallError:
+                small.append(path)
+            except Exception:
+                unreadable.append(path)
+        parts = []
+        if small:
+            parts.append(f"{len(small)} too small for --image-size {self.size} (shorter side under {self.min_side} "
+                         f"pixels, e.g. {small[0]})")
+        if unreadable:
+            parts.append(f"{len(unreadable)} unreadable (e.g. {unreadable[0]})")
+        where = f"{self.folder}: " if self.folder else ""
+        return f"{where}no usable training image among {len(self.files)}: " + ("; ".join(parts) or "all skipped")
 
-def collate_crops(items):
-    """Stack the crops; concatenate the lists of broken-file indices."""
-    crops = torch.stack([c for c, _ in items])
-    broken = [i for _, b in items for i in b]
-    return crops, broken
+
+class ImageFolderCrops(CropDataset):
+    """Random crops of the images under a folder (or of ``files``): item ``(crop, newly_broken)``
+    with the crop a float tensor (3, size, size) in 0..255."""
+
+    def __init__(self, folder: str | None = None, size: int = 256, files: Sequence[str] | None = None,
+                 scale: tuple[float, float] = (0.35, 1.0), hflip: bool = True):
+        super().__init__(list(files) if files is not None else find_images(folder), size, scale, hflip, folder)
+
+    def sample(self, img: Image.Image, rng: random.Random) -> tuple:
+        return (to_tensor255(self.crop(img, rng)),)
 
 
 class StepBatchSampler(Sampler):
@@ -156,12 +231,19 @@ class StepBatchSampler(Sampler):
             yield batch
 
 
-def make_loader(dataset: ImageFolderCrops, batch_size: int, workers: int, seed: int,
-                start_step: int, total_steps: int) -> DataLoader:
-    """Loader yielding ``(crops, broken indices)`` for each step from ``start_step`` on."""
+def collate_items(items):
+    """Stack each tensor of the items; concatenate their lists of broken-file indices (last)."""
+    fields = list(zip(*items))
+    return (*(torch.stack(f) for f in fields[:-1]), [i for b in fields[-1] for i in b])
+
+
+def make_loader(dataset: CropDataset, batch_size: int, workers: int, seed: int,
+                start_step: int, total_steps: int, collate=collate_items) -> DataLoader:
+    """Loader yielding the batch of each step from ``start_step`` on: the stacked fields of the
+    items, then the indices of the files found broken (``(crops, broken)`` for ImageFolderCrops)."""
     sampler = StepBatchSampler(len(dataset), batch_size, seed, start_step, total_steps)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
-                      collate_fn=collate_crops, persistent_workers=False)
+                      collate_fn=collate, persistent_workers=False)
 
 
 def write_skimage_photos(folder: str) -> list[str]:

