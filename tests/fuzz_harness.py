@@ -161,6 +161,21 @@ def _check_results(cases, results, category_of):
 
 
 
+def corpus_sample(folder: Path, per_category: int = 4, seed: int = 2024) -> list:
+    """A seeded sample of the malformed-image corpus made in ``folder``: [(category, path)], up to
+    ``per_category`` files of each category and every "huge declared size" file (the pixel limit
+    must refuse each of them at every entry point)."""
+    pick = random.Random(seed)
+    by_category: dict = {}
+    for category, path in _image_corpus(folder):
+        by_category.setdefault(category, []).append(path)
+    sample = []
+    for category, paths in sorted(by_category.items()):
+        n = len(paths) if category == "huge declared size" else per_category
+        sample += [(category, p) for p in pick.sample(paths, min(n, len(paths)))]
+    return sample
+
+
 def _base_images(folder: Path) -> "dict[str, Path]":
     """Small valid files of every format and flavour read_image handles."""
     from skimage import data

@@ -29,8 +29,8 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 
 import deepshop_native as ds  # noqa: E402
 from deepshop_native.image import max_pixels_scope  # noqa: E402
-from fuzz_harness import (FUZZ, _check_results, _cli_outcome, _image_corpus, _model_corpus, _outcome,  # noqa: E402
-                          _record, _run_worker, write_report)
+from fuzz_harness import (FUZZ, _check_results, _cli_outcome, _model_corpus, _outcome,  # noqa: E402
+                          _record, _run_worker, corpus_sample, write_report)
 
 #: What every gatys run of the suite is bounded by: tiny outputs, so that no option value is slow.
 GATYS_PIXELS = 20000
@@ -49,16 +49,7 @@ def work(tmp_path_factory):
     rng = np.random.default_rng(11)
     Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(d / "photo.png")
     Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(d / "style.png")
-    files = _image_corpus(d / "corpus")
-    pick = random.Random(2024)
-    by_category: dict = {}
-    for category, path in files:
-        by_category.setdefault(category, []).append(path)
-    sample = []
-    for category, paths in sorted(by_category.items()):
-        n = len(paths) if category == "huge declared size" else 4
-        sample += [(category, p) for p in pick.sample(paths, min(n, len(paths)))]
-    return d, sample
+    return d, corpus_sample(d / "corpus")
 
 
 @pytest.fixture(scope="module")

@@ -85,6 +85,7 @@ def _cli(argv, capsys):
     ["posterize", "{photo}", "--palette-from", "{bomb}", "-k", "4", "--out", "{out}.png"],
     ["edges", "{bomb}", "-o", "{out}.png"],
     ["colorize", "{bomb}", "-o", "{out}.png"],
+    ["styles", "--sheet", "{bomb}", "-o", "{out}.png"],
 ])
 def test_every_subcommand_refuses_a_bomb_before_decoding(tmp_path, photo, identity_onnx, capsys, no_decoding, argv):
     pytest.importorskip("cv2")
@@ -112,3 +113,46 @@ def test_every_subcommand_takes_max_pixels(tmp_path, photo, identity_onnx, capsy
     assert rc == 1 and "limit of 700" in err, err
     rc, err = _cli(argv + ["--max-pixels", "0"], capsys)               # the option over the environment
     assert rc == 0 and (tmp_path / "out.png").is_file(), err
+
+
+def test_styles_sheet_takes_max_pixels(tmp_path, photo, capsys, monkeypatch):
+    """The contact sheet's photo is read under the one limit (--max-pixels, then the environment)."""
+    argv = ["styles", "--sheet", str(photo), "-o", str(tmp_path / "sheet.png"), "-q"]
+    rc, err = _cli(argv + ["--max-pixels", "700"], capsys)
+    assert rc == 1 and "photo.png" in err and "limit of 700" in err, err
+    monkeypatch.setenv("DEEPSHOP_MAX_PIXELS", "700")
+    rc, err = _cli(argv, capsys)
+    assert rc == 1 and "limit of 700" in err, err
+    assert not (tmp_path / "sheet.png").exists()
+
+
+def test_serve_takes_the_one_limit(monkeypatch):
+    """deepshop serve's uploads: the same default, environment variable and option as every subcommand."""
+    from deepshop_native.cli import build_parser
+    from deepshop_native.serve import cli as serve_cli
+
+    def limit(*more):
+        return serve_cli._check(build_parser().parse_args(["serve", *more]))["max_pixels"]
+    assert limit() == DEFAULT_MAX_PIXELS
+    assert limit("--max-pixels", "5000") == 5000 and limit("--max-pixels", "0") is None
+    monkeypatch.setenv("DEEPSHOP_MAX_PIXELS", "700")
+    assert limit() == 700 and limit("--max-pixels", "5000") == 5000
+    pytest.importorskip("fastapi")
+    from deepshop_native.serve.app import ServerConfig
+    assert ServerConfig.__dataclass_fields__["max_pixels"].default == DEFAULT_MAX_PIXELS
+
+
+def test_arbitrary_style_size_is_bounded_by_the_limit(tmp_path, tiny_pretrained, monkeypatch):
+    """The painting resized to --style-size (its shorter side) is bounded before the memory is
+    taken: an OptionError naming style_size, the painting and the limit."""
+    pytest.importorskip("torch")
+    from deepshop_native.core.paths import PRETRAINED_ENV
+    from deepshop_native.pipelines.arbitrary import ArbitraryStyle
+    monkeypatch.setenv(PRETRAINED_ENV, str(tiny_pretrained[0]))
+    painting = tmp_path / "painting.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(painting)
+    with max_pixels_scope(1 << 16):
+        net = ArbitraryStyle(device="cpu", style_size=1000)
+        with pytest.raises(OptionError, match=r"style_size: makes the style image .*painting.png 1500x1000.*65,536"):
+            net.set_style(painting)
+        ArbitraryStyle(device="cpu", style_size=200).set_style(painting)      # 300 x 200 fits
