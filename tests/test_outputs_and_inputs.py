@@ -83,6 +83,14 @@ def test_api_stylize_refuses_to_replace_its_input(tmp_path, photo, identity_onnx
     with pytest.raises(OutputError, match="photo.png"):
         ds.stylize(str(photo), identity_onnx, str(photo), overwrite=True)
     assert photo.read_bytes() == before
+    # the model and a style file are inputs too, checked before the model is opened
+    model_before = open(identity_onnx, "rb").read()
+    with pytest.raises(OutputError, match="the output is the input itself"):
+        ds.stylize(str(photo), identity_onnx, identity_onnx, overwrite=True)
+    with pytest.raises(OutputError, match="painting.png"):
+        ds.stylize(str(photo), output=str(tmp_path / "painting.png"), style=[str(tmp_path / "painting.png")],
+                   overwrite=True)
+    assert open(identity_onnx, "rb").read() == model_before
 
 
 def test_api_colorize_refuses_to_replace_its_input(tmp_path, photo):
