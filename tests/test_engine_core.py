@@ -397,6 +397,13 @@ def test_missing_external_weights_is_a_model_error(tmp_path):
     (tmp_path / "ext.bin").unlink()
     with pytest.raises(ds.ModelError, match="ext.onnx.*could not load"):
         ds.Stylizer(p, device="cpu")
+    # The message names the missing weights file too, and where the model expects it.
+    for open_model in (lambda: ds.Stylizer(p, device="cpu"), lambda: ds.model_info(p, device="cpu")):
+        with pytest.raises(ds.ModelError, match=r"ext\.onnx: .*external data file .*ext\.bin.* is missing"):
+            open_model()
+    (tmp_path / "ext.bin").mkdir()          # not a file: named as well
+    with pytest.raises(ds.ModelError, match=r"ext\.bin.* is not a regular file"):
+        ds.Stylizer(p, device="cpu")
 
 
 def test_failing_reshape_at_run_time_is_a_model_error(tmp_path):

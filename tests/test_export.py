@@ -380,3 +380,68 @@ def test_lowering_refuses_computed_reduction_axes():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     with pytest.raises(ModelError, match="computed axes"):
         lower_to_opset_17(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+
+
+# ---------------------------------------------------------------------------- never an input as the output
+
+def test_output_equal_to_the_checkpoint_is_refused(work, tmp_path, capsys):
+    d, _ = work
+    ck = tmp_path / "tn.pth"
+    ck.write_bytes((d / "style.pth").read_bytes())
+    os.link(ck, tmp_path / "link.onnx")
+    before = ck.read_bytes()
+    for out in (ck, tmp_path / "link.onnx"):
+        _fails([ck, "-o", out, "--overwrite", "--no-validate"], capsys, out, "input")
+        assert ck.read_bytes() == before
+
+
+@pytest.mark.parametrize("argv, output", [
+    (["gatys", "--model", "vgg16", "--weights", "{w}", "-o", "{w}"], "{w}"),
+    (["gatys", "--model", "{w}", "-o", "{w}"], "{w}"),
+    (["hed", "--weights", "{w}", "-o", "{w}"], "{w}"),
+    (["msgnet", "{w}", "-o", "{w}"], "{w}"),
+    (["msgnet", "{w}", "-o", "{stem}.onnx"], "{stem}.encoder.onnx"),    # the encoder written beside it
+])
+def test_subcommands_refuse_to_replace_their_input(tmp_path, capsys, argv, output):
+    # The check comes before the weights are read: any file shows it.
+    weights = tmp_path / "weights.encoder.onnx"
+    weights.write_bytes(b"precious weights")
+    fill = dict(w=weights, stem=tmp_path / "weights")
+    rc = main([a.format(**fill) for a in argv] + ["--overwrite"])
+    err = capsys.readouterr().err
+    assert rc in (1, 2) and output.format(**fill) in err and "input" in err, err
+    assert weights.read_bytes() == b"precious weights"
+
+
+def test_preview_refuses_to_replace_its_photo(work, tmp_path, capsys):
+    from PIL import Image
+    from deepshop_export.preview import main as preview
+
+    d, _ = work
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (16, 12), (10, 200, 30)).save(photo)
+    before = photo.read_bytes()
+    assert preview([str(d / "style.pth"), str(photo), str(photo), "--overwrite"]) == 1
+    assert "photo.png" in capsys.readouterr().err and photo.read_bytes() == before
+
+
+# ---------------------------------------------------------------------------- validation sees NaN
+
+def test_validation_refuses_non_finite_weights(tmp_path):
+    net = _trained_like_net()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(ModelError, match=r"weight .*NaN or infinite"):
+        export_transformer_net(net, tmp_path / "nan.onnx", name="nan", provenance={})
+    assert not (tmp_path / "nan.onnx").exists()
+
+
+def test_validation_refuses_non_finite_outputs(tmp_path):
+    net = _trained_like_net()
+    with torch.no_grad():                      # finite weights whose activations overflow float32
+        net.conv1.conv2d.weight.mul_(1e38)
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    with pytest.raises(ModelError, match=r"output.*NaN or infinite"):
+        export_transformer_net(net, tmp_path / "inf.onnx", name="inf", provenance={})
+    assert not (tmp_path / "inf.onnx").exists()

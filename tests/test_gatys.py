@@ -280,3 +280,85 @@ def test_cli_bad_input(models_dir, tmp_path, monkeypatch, capsys):
     code, err = _cli(base + ["-s", str(c), "-m", str(tmp_path / "nope.onnx")], capsys)
     assert code == 1 and "nope.onnx" in err
     assert not (tmp_path / "o.png").exists()
+
+
+def _gatys_argv(content, style, out, *more):
+    return ["gatys", "-c", str(content), "-s", str(style), "-m", "vgg19", "-n", "1", "-l", "32", "-q",
+            "--device", "cpu", "--out", str(out), *map(str, more)]
+
+
+def test_cli_never_replaces_an_input(models_dir, tmp_path, monkeypatch, capsys):
+    # Every other subcommand refused this; gatys replaced its content or style image with --overwrite.
+    import os
+    monkeypatch.setenv(gt.MODELS_ENV, str(models_dir))
+    c, s = tmp_path / "p.png", tmp_path / "s.png"
+    Image.fromarray(picture(32, 32, 17)).save(c)
+    Image.fromarray(picture(32, 32, 18)).save(s)
+    os.link(s, tmp_path / "s_link.png")
+    for out in (c, s, tmp_path / "s_link.png"):
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        code, err = _cli(_gatys_argv(c, s, out, "--overwrite"), capsys)
+        assert code == 1 and "input" in err and out.name in err, err
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # a snapshot name that is the content image: refused too, before any work
+    snap = tmp_path / "r-iter00001.png"
+    c.rename(snap)
+    code, err = _cli(_gatys_argv(snap, s, tmp_path / "r.png", "--overwrite", "--save-every", "1"), capsys)
+    assert code == 1 and "r-iter00001.png" in err and "input" in err, err
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_cli_refuses_an_output_type_it_cannot_write(models_dir, tmp_path, monkeypatch, capsys):
+    # --out x.gif silently became a folder x.gif/ holding a JPEG.
+    monkeypatch.setenv(gt.MODELS_ENV, str(models_dir))
+    c = tmp_path / "p.png"
+    Image.fromarray(picture(32, 32, 19)).save(c)
+    for name in ("x.gif", "x.bmp"):
+        code, err = _cli(_gatys_argv(c, c, tmp_path / name), capsys)
+        assert code == 1 and name in err and "cannot write" in err, err
+        assert not (tmp_path / name).exists()
+
+
+def test_cli_checks_every_snapshot_name_before_the_work(models_dir, tmp_path, monkeypatch, capsys):
+    # An existing r-iter00004.jpg stopped the run at iteration 4, after writing r-iter00002.jpg,
+    # and the result was never written.
+    monkeypatch.setenv(gt.MODELS_ENV, str(models_dir))
+    c = tmp_path / "p.png"
+    Image.fromarray(picture(32, 32, 20)).save(c)
+    (tmp_path / "r-iter00004.jpg").write_bytes(b"mine")
+    code, err = _cli(_gatys_argv(c, c, tmp_path / "r.jpg", "--save-every", "2", "-n", "5"), capsys)
+    assert code == 1 and "r-iter00004.jpg" in err and "exists" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png", "r-iter00004.jpg"]
+    # iterations the run never reaches do not matter; with --overwrite the run replaces it
+    code, err = _cli(_gatys_argv(c, c, tmp_path / "r.jpg", "--save-every", "2", "-n", "3"), capsys)
+    assert code == 0, err
+    code, err = _cli(_gatys_argv(c, c, tmp_path / "q.jpg", "--save-every", "2", "-n", "5", "--overwrite"), capsys)
+    assert code == 0, err
+
+
+def test_cli_pixel_limit_bounds_inputs_the_output_and_the_style(models_dir, tmp_path, monkeypatch, capsys):
+    from image_factory import jpeg_bomb
+    monkeypatch.setenv(gt.MODELS_ENV, str(models_dir))
+    monkeypatch.delenv("DEEPSHOP_MAX_PIXELS", raising=False)
+    c = tmp_path / "p.png"
+    Image.fromarray(picture(32, 48, 21)).save(c)           # 1536 pixels
+    bomb = jpeg_bomb(tmp_path / "bomb.jpg")                 # declares 16000 x 16000 in 629 bytes
+    for argv in (_gatys_argv(bomb, c, tmp_path / "o.png"), _gatys_argv(c, bomb, tmp_path / "o.png")):
+        code, err = _cli(argv, capsys)                      # refused from the header, before decoding
+        assert code == 1 and "bomb.jpg" in err and "16000x16000" in err and "--max-pixels" in err, err
+    code, err = _cli(_gatys_argv(c, c, tmp_path / "o.png", "--max-pixels", "1000"), capsys)
+    assert code == 1 and "p.png" in err and "1,536" in err, err
+    code, err = _cli(_gatys_argv(c, c, tmp_path / "o.png", "--max-pixels", "2000", "-l", "64"), capsys)
+    assert code == 1 and "--length" in err and "2,000" in err, err
+    code, err = _cli(_gatys_argv(c, c, tmp_path / "o.png", "--max-pixels", "2000", "--style-scale", "2"), capsys)
+    assert code == 1 and "--style-scale" in err, err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_api_pixel_limit_bounds_length_and_style_scale(model_path, monkeypatch):
+    monkeypatch.setenv("DEEPSHOP_MAX_PIXELS", "2000")
+    a = picture(32, 48, 22)
+    with pytest.raises(OptionError, match="^length: .*2,000"):
+        ds.gatys(a, a, model=model_path, iterations=1, length=64)
+    with pytest.raises(OptionError, match="^style_scale: "):
+        ds.gatys(a, a, model=model_path, iterations=1, length=48, style_scale=2)

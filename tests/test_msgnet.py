@@ -186,3 +186,56 @@ def test_exact_style_statistics_need_a_statistics_encoder(pair):
     assert net.style_statistics == "off" and net.style_tile == 1024     # large styles: windows, own statistics
     with pytest.raises(ds.OptionError, match="style_statistics: 'exact' needs an encoder exported with"):
         ds.StyleNet(pair, device="cpu", style_statistics="exact")
+
+
+def test_style_size_is_bounded_by_the_pixel_limit(tmp_path, pair, images, monkeypatch, capsys):
+    # --style-size 100000 on a small style image grew to 17-19 GB before the encoder ran.
+    monkeypatch.delenv("DEEPSHOP_MAX_PIXELS", raising=False)
+    style, _, photo = images                                   # style 96 x 72
+    net = ds.StyleNet(pair, device="cpu", style_size=100000)
+    with pytest.raises(ds.OptionError, match=r"^style_size: .*100000x75000 .*67,108,864"):
+        net.set_style(style)
+    Image.fromarray(style).save(tmp_path / "style.png")
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    rc = main(["stylize", str(tmp_path / "photo.png"), "--model", pair, "--style", str(tmp_path / "style.png"),
+               "--style-size", "100000", "--device", "cpu", "-o", str(tmp_path / "o.png"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--style-size" in err and "Traceback" not in err, err
+    rc = main(["stylize", str(tmp_path / "photo.png"), "--model", pair, "--style", str(tmp_path / "style.png"),
+               "--style-size", "128", "--max-pixels", "10000", "--device", "cpu", "-o", str(tmp_path / "o.png"),
+               "-q"])                                          # 128 x 96 = 12288 > 10000
+    err = capsys.readouterr().err
+    assert rc == 1 and "--style-size" in err and "10,000" in err, err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_style_bombs_and_nul_bytes_are_refused(tmp_path, pair, images, monkeypatch, capsys):
+    from image_factory import jpeg_bomb
+    monkeypatch.delenv("DEEPSHOP_MAX_PIXELS", raising=False)
+    bomb = jpeg_bomb(tmp_path / "bomb.jpg")
+    net = ds.StyleNet(pair, device="cpu")
+    with pytest.raises(ds.ImageError, match=r"bomb\.jpg.*16000x16000"):
+        net.set_style(bomb)
+    for call in (lambda: net.set_style("a\x00b.png"), lambda: net.set_style(images[0])("a\x00b.png")):
+        with pytest.raises(ds.ImageError, match=r"a\\x00b.*NUL byte"):
+            call()
+    Image.fromarray(images[2]).save(tmp_path / "photo.png")
+    rc = main(["stylize", str(tmp_path / "photo.png"), "--model", pair, "--style", str(bomb), "--device", "cpu",
+               "-o", str(tmp_path / "o.png"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "bomb.jpg" in err and "16000x16000" in err, err
+
+
+def test_output_equal_to_a_style_image_is_refused(tmp_path, pair, images, capsys):
+    style, _, photo = images
+    Image.fromarray(style).save(tmp_path / "style.png")
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    before = (tmp_path / "style.png").read_bytes()
+    rc = main(["stylize", str(tmp_path / "photo.png"), "--model", pair, "--style", str(tmp_path / "style.png"),
+               "--device", "cpu", "-o", str(tmp_path / "style.png"), "--overwrite", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "style.png" in err and "input" in err, err
+    with pytest.raises(ds.OutputError, match="style.png"):
+        ds.stylize(tmp_path / "photo.png", pair, tmp_path / "style.png", style=tmp_path / "style.png",
+                   overwrite=True, device="cpu")
+    assert (tmp_path / "style.png").read_bytes() == before

@@ -192,6 +192,48 @@ def test_data_search_crops_and_broken_files(tmp_path):
         train_data.find_images(str(tmp_path / "empty"))
 
 
+def test_images_and_crops_of_a_single_colour_are_skipped(tmp_path):
+    """A constant image (white, a 16-bit constant, a palette image of one colour) is skipped as a
+    broken file would be; a photo with a flat region gives crops that are not flat."""
+    good = write_photos(tmp_path / "d", n=2)
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(tmp_path / "d" / "white.png")
+    Image.fromarray(np.full((40, 50), 40000, np.uint16)).save(tmp_path / "d" / "const16.png")
+    Image.new("P", (48, 48), 3).save(tmp_path / "d" / "palette.png")
+    half = np.asarray(Image.open(good[0]).convert("RGB")).copy()
+    half[:, : half.shape[1] * 3 // 4] = 255                       # three quarters flat white
+    Image.fromarray(half).save(tmp_path / "d" / "mostly_white.png")
+    ds = train_data.ImageFolderCrops(str(tmp_path / "d"), size=16)
+    broken = set()
+    for i in range(len(ds)):
+        for seed in range(6):
+            crop, newly = ds[(i, seed)]
+            assert float(crop.std()) > 0, ds.files[i]
+            broken.update(os.path.basename(ds.files[j]) for j in newly)
+    assert broken == {"white.png", "const16.png", "palette.png"}
+    flat = train_data.ImageFolderCrops(files=[str(tmp_path / "d" / n) for n in sorted(broken)], size=16)
+    message = flat.describe_unusable()
+    assert "3 of a single colour" in message and "too small" not in message and "unreadable" not in message
+
+
+def test_a_single_colour_image_no_longer_makes_the_loss_nan(tiny_run, capsys):
+    """Before: a batch holding a white image made the first convolution's gradient NaN (its
+    instance normalisation saw variance 0), and the run stopped with "loss became nan"."""
+    tmp, args = tiny_run
+    flat = tmp / "flat"
+    flat.mkdir()
+    for i, colour in enumerate([(255, 255, 255), (0, 0, 0), (255, 255, 255), (128, 0, 0)]):
+        Image.new("RGB", (48, 48), colour).save(flat / f"flat{i}.png")
+    assert cli.main(args + ["--out", str(tmp / "run"), "--iterations", "1", "--data", str(flat)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "4 of a single colour" in err and "nan" not in err, err
+    write_photos(flat, n=3)
+    assert cli.main(args + ["--out", str(tmp / "run2"), "--iterations", "4", "--data", str(flat), "--seed", "42",
+                            "--batch-size", "4"]) == 0
+    assert "skipped 4 unreadable, too small or single-colour image(s)" in capsys.readouterr().err
+    prov = json.loads((tmp / "run2" / "model.json").read_text())
+    assert prov["data"]["broken_skipped"] == 4
+
+
 def test_step_batches_do_not_depend_on_where_a_run_starts():
     full = list(train_data.StepBatchSampler(7, 3, seed=5, start_step=0, total_steps=6))
     resumed = list(train_data.StepBatchSampler(7, 3, seed=5, start_step=4, total_steps=6))

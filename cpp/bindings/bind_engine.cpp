@@ -127,10 +127,8 @@ py::dict Session::run(const py::dict& inputs, std::optional<std::vector<std::str
   std::vector<FloatArray> keep;  // holds the (converted) buffers while the GIL is released
   const TensorViews views = views_of(inputs, keep, "input");
   Tensors result;
-  {
-    py::gil_scoped_release release;
-    result = session_->run(views, outputs.value_or(std::vector<std::string>{}));
-  }
+  CancelToken token;  // Ctrl-C stops the run within the network call
+  run_interruptible(token, [&] { result = session_->run(views, outputs.value_or(std::vector<std::string>{})); });
   py::dict d;
   for (auto& [name, t] : result) d[py::str(name)] = to_numpy(std::move(t));
   return d;

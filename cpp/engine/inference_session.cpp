@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "engine/cancel.h"
 #include "engine/errors.h"
 #include "engine/limits.h"
 #include "engine/openvino_runtime.h"
@@ -202,9 +203,12 @@ Tensors InferenceSession::run(const TensorViews& inputs, const std::vector<std::
   std::vector<Ort::Value> values;
   try {
     Ort::RunOptions run_options;
+    // Ctrl-C (the thread's CancelToken) stops the run between two nodes of the graph.
+    CancelGuard stop_on_cancel([&run_options] { run_options.SetTerminate(); });
     session_->Run(run_options, binding);
     values = binding.GetOutputValues();
   } catch (const Ort::Exception& e) {
+    if (cancel_requested()) throw Cancelled("run cancelled");
     throw ModelError(model_.path + ": ONNX Runtime could not run the model on inputs of shape " + [&] {
       std::string s;
       for (const auto& [name, view] : inputs) s += (s.empty() ? "" : ", ") + name + " " + shape_string(view.shape);

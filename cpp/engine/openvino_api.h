@@ -72,6 +72,7 @@ struct Api {
   Status (*infer_request_set_tensor)(InferRequest*, const char* tensor_name, const OvTensor*);
   Status (*infer_request_get_tensor)(const InferRequest*, const char* tensor_name, OvTensor**);
   Status (*infer_request_infer)(InferRequest*);
+  Status (*infer_request_cancel)(InferRequest*);  // optional: null where the library lacks it
   void (*infer_request_free)(InferRequest*);
 
   Status (*shape_create)(int64_t rank, const int64_t* dims, Shape*);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/cancel.h"
 #include "engine/errors.h"
 #include "engine/openvino_cache.h"
 #include "engine/openvino_runtime.h"
@@ -203,7 +204,13 @@ Tensors OpenVinoNetwork::run(const TensorViews& inputs, const std::vector<const 
       runtime_.check(api.infer_request_set_tensor(request.get(), spec.name.c_str(), tensor),
                      "OpenVINO could not set input '" + spec.name + "'");
     }
-    runtime_.check(api.infer_request_infer(request.get()), "inference failed");
+    {
+      // Ctrl-C (the thread's CancelToken) cancels the request within the run; it is then dropped.
+      CancelGuard stop_on_cancel([&api, &request] {
+        if (api.infer_request_cancel) api.infer_request_cancel(request.get());
+      });
+      runtime_.check(api.infer_request_infer(request.get()), "inference failed");
+    }
 
     // Outputs, each read with the shape of this request's own result tensor.
     for (const TensorSpec* spec : outputs) {
@@ -236,6 +243,7 @@ Tensors OpenVinoNetwork::run(const TensorViews& inputs, const std::vector<const 
       }
     }
   } catch (const DeviceError& e) {
+    if (cancel_requested()) throw Cancelled("run cancelled");
     throw ModelError(path_ + ": OpenVINO could not run the model on inputs of shape " + shapes_text(inputs_, shapes) +
                      " (" + e.what() + ")");
   }

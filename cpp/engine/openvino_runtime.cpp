@@ -61,6 +61,7 @@ OpenVinoRuntime& OpenVinoRuntime::load(const std::string& library_path) {
   resolve(handle, p, "ov_infer_request_get_tensor", a.infer_request_get_tensor);
   resolve(handle, p, "ov_infer_request_infer", a.infer_request_infer);
   resolve(handle, p, "ov_infer_request_free", a.infer_request_free);
+  a.infer_request_cancel = reinterpret_cast<decltype(a.infer_request_cancel)>(dlsym(handle, "ov_infer_request_cancel"));
   resolve(handle, p, "ov_shape_create", a.shape_create);
   resolve(handle, p, "ov_shape_free", a.shape_free);
   resolve(handle, p, "ov_tensor_create_from_host_ptr", a.tensor_create_from_host_ptr);

@@ -79,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         return pretrained_main(argv[1:])
     args = _parser().parse_args(argv)
     from deepshop_native.core.errors import DeepshopError
-    from deepshop_native.core.files import output_exists_message
+    from deepshop_native.core.files import check_not_an_input, output_exists_message
+
+    try:   # before anything is read: the output is never the checkpoint, whatever --overwrite says
+        check_not_an_input(args.output, [args.checkpoint])
+    except DeepshopError as e:
+        return _error(str(e))
 
     from .checkpoint import load_checkpoint, sha256_of, training_provenance
     from .families.transformer_net.export import export_transformer_net

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from deepshop_native.core.files import atomic_write, output_exists_message
+from deepshop_native.core.errors import OutputError
+from deepshop_native.core.files import atomic_write, check_not_an_input, output_exists_message
 
 from .checkpoint import load_checkpoint
 from .families.transformer_net.network import STRIDE_MULTIPLE, TransformerNet
@@ -43,6 +44,11 @@ def main(argv=None) -> int:
     p.add_argument("--side-by-side", action="store_true", help="photo on the left, result on the right")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
+    try:   # never the photo or the model, whatever --overwrite says
+        check_not_an_input(a.out, [a.image, a.model])
+    except OutputError as e:
+        print(f"preview: error: {e}", file=sys.stderr)
+        return 1
     if os.path.exists(a.out) and not a.overwrite:
         print(output_exists_message(a.out), file=sys.stderr)
         return 1

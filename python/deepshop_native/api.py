@@ -8,6 +8,7 @@ from typing import Optional
 
 from . import _native
 from .core import options
+from .core.files import check_not_an_input
 from .core.paths import resolve_model
 from .core.runtime import available_providers, ensure_runtime, execution_devices, openvino_direct_devices
 from .core.session import DEFAULT_OVERLAP, DEFAULT_TILE, check_precision, open_session, session_options, tile_options
@@ -35,6 +36,8 @@ def stylize(image, model=None, output=None, *, overwrite: bool = False, quality:
     strength = options.check_strength(strength)
     max_side = options.check_max_side(max_side)
     styles = [] if style is None else list(style) if isinstance(style, (list, tuple)) else [style]
+    if output is not None:   # before any work: the output is none of the files read
+        check_not_an_input(output, [image, model, *styles])
     family = {k: engine_options.pop(k) for k in FAMILY_OPTIONS if k in engine_options}
     pipeline = open_styled(model, styles, style_weights, family_options=family, **engine_options)
     is_file = isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(getattr(image, "read", None))

@@ -33,7 +33,7 @@ from .. import __version__ as EXPORTER_VERSION
 from .fp16 import convert_to_fp16
 from .metadata import write_metadata
 from .opset import EXPORTER_OPSET, MAX_OPSET, MIN_OPSET, default_opset, lower_to_opset_17
-from .validate import TOLERANCE, check_structure, compare_with_torch
+from .validate import TOLERANCE, check_finite_weights, check_structure, compare_with_torch
 
 
 #: Image sizes (H, W) of the numeric check: non-square, different, multiples of 4.
@@ -181,6 +181,7 @@ def export_module(net: torch.nn.Module, io_: GraphInterface, out_path: str | os.
                           receptive_field=receptive_field, validated=validate, metadata=meta)
     model_bytes = model.SerializeToString()
     if validate:
+        check_finite_weights(net, model, out_path)
         report.max_abs_error, report.tolerance = compare_with_torch(model_bytes, net, io_, VALIDATION_SIZES,
                                                                     TOLERANCE[precision], out_path, precision)
         report.validation_sizes = VALIDATION_SIZES

@@ -1,5 +1,6 @@
 """Checks of an exported model before it is written: onnx.checker's structural check, and the
-outputs of ONNX Runtime against the torch module on random inputs."""
+outputs of ONNX Runtime against the torch module on random inputs, which are finite, as are the
+weights (a NaN compares as no difference at all: a checkpoint of NaN would pass the comparison)."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,12 +25,34 @@ def check_structure(model: onnx.ModelProto, out_path: str) -> None:
         raise ModelError(f"{out_path}: the exported model fails onnx.checker: {e}") from e
 
 
+def check_finite_weights(net: torch.nn.Module, model: onnx.ModelProto, out_path: str) -> None:
+    """ModelError naming the first weight holding NaN or infinity: in the torch module (a
+    diverged checkpoint) or among the ONNX initializers (an fp16 conversion that overflowed)."""
+    for name, tensor in net.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelError(f"{out_path}: not written: the weight {name!r} holds NaN or infinite values "
+                             f"({_count_bad(tensor.detach().cpu().float().numpy())}); the checkpoint is broken (a "
+                             "diverged training run?)")
+    from onnx import numpy_helper
+    for init in model.graph.initializer:
+        if init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE):
+            values = numpy_helper.to_array(init)
+            if not np.isfinite(values).all():
+                raise ModelError(f"{out_path}: not written: the exported weight {init.name!r} holds NaN or infinite "
+                                 f"values ({_count_bad(values)})")
+
+
+def _count_bad(values: np.ndarray) -> str:
+    values = np.asarray(values, dtype=np.float32)
+    return f"{int(np.isnan(values).sum())} NaN, {int(np.isinf(values).sum())} infinite of {values.size}"
+
+
 def compare_with_torch(model_bytes: bytes, net: torch.nn.Module, io_, sizes, tolerance: float, out_path: str,
                        precision: str) -> tuple[float, float]:
     """Run the model in ONNX Runtime and ``net`` in torch on ``io_.make_inputs(h, w)`` for each
     (h, w) of ``sizes``, every output compared.  Returns (max abs error of the first output, its
     tolerance); raises ModelError when any output is beyond ``tolerance`` scaled to that output's
-    peak |value| (max(1, peak / 255))."""
+    peak |value| (max(1, peak / 255)), or holds NaN or infinity in either runtime."""
     import onnxruntime as ort
 
     try:
@@ -50,6 +73,11 @@ def compare_with_torch(model_bytes: bytes, net: torch.nn.Module, io_, sizes, tol
             e = e.numpy()
             if g.shape != e.shape or g.dtype != np.float32:
                 raise ModelError(f"validation: ONNX output {name} {g.dtype}{g.shape} != torch float32{e.shape} at {h}x{w}")
+            for runtime, values in (("torch", e), ("ONNX Runtime", g)):
+                if not np.isfinite(values).all():
+                    raise ModelError(f"{out_path}: not written: the {runtime} output {name!r} holds NaN or infinite "
+                                     f"values on random inputs of {h}x{w} ({_count_bad(values)}); the network's "
+                                     "weights are broken or overflow float32")
             worst[name] = max(worst[name], float(np.max(np.abs(g - e))))
             peak[name] = max(peak[name], float(np.max(np.abs(e))))
     bound = {n: tolerance * max(1.0, peak[n] / 255.0) for n in names}

@@ -1,8 +1,9 @@
 """Training images of every trainer: every image under a folder, searched recursively (the COCO
 ``train2014/`` layout works as is), cut into random resized crops with random horizontal flips.
 
-``CropDataset`` is what the trainers share: broken or unreadable files, and images too small to
-crop, are not fatal: they are found when first read, skipped (another image is drawn instead) and
+``CropDataset`` is what the trainers share: broken or unreadable files, images too small to
+crop and images of a single colour (whose crops make the instance normalisation of a style
+network degenerate: its gradient becomes NaN) are not fatal: they are found when first read, skipped (another image is drawn instead) and
 counted, so a few bad files in a large photo collection cost nothing but a line in the log.  Only
 a folder with no usable image at all stops the run, with a TrainError saying why
 (``describe_unusable``).  A family's dataset says what an item is (``sample``); ``ImageFolderCrops``
@@ -105,6 +106,19 @@ class TooSmallError(ValueError):
     """An image whose shorter side is under the dataset's ``min_side``."""
 
 
+class FlatImageError(ValueError):
+    """An image, or every crop tried of it, of a single colour: nothing to learn from, and a
+    constant input makes an instance normalisation's variance 0 (NaN gradients)."""
+
+
+def is_flat(img: Image.Image) -> bool:
+    """Whether every pixel of ``img`` has the same value in every channel."""
+    extrema = img.getextrema()
+    if not isinstance(extrema[0], tuple):      # one band: (lo, hi)
+        extrema = (extrema,)
+    return all(lo == hi for lo, hi in extrema)
+
+
 class CropDataset(Dataset):
     """Random items cut from image files, skipping the unusable ones.  ``len`` is the number of
     files; item ``(i, crop seed)`` is ``sample(image, rng)`` of file ``i`` (or of another file
@@ -114,6 +128,8 @@ class CropDataset(Dataset):
 
     #: shorter sides under this many pixels are skipped as too small to crop
     min_side = 8
+    #: crops tried before an image whose crops all come out of a single colour is skipped
+    flat_crop_tries = 8
 
     def __init__(self, files: Sequence[str], size: int, scale: tuple[float, float] = (0.35, 1.0),
                  hflip: bool = True, folder: str | None = None):
@@ -131,8 +147,14 @@ class CropDataset(Dataset):
         raise NotImplementedError
 
     def crop(self, img: Image.Image, rng: random.Random) -> Image.Image:
-        """A random resized crop of ``size``, flipped left-right half of the time."""
-        crop = random_resized_crop(img, self.size, rng, self.scale)
+        """A random resized crop of ``size``, flipped left-right half of the time; a crop of a
+        single colour (a flat region of a photo) is drawn again, up to ``flat_crop_tries`` times."""
+        for _ in range(self.flat_crop_tries):
+            crop = random_resized_crop(img, self.size, rng, self.scale)
+            if not is_flat(crop):
+                break
+        else:
+            raise FlatImageError(f"{self.flat_crop_tries} crops of a single colour")
         if self.hflip and rng.random() < 0.5:
             crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
         return crop
@@ -141,6 +163,8 @@ class CropDataset(Dataset):
         img = load_rgb(path)
         if min(img.size) < self.min_side:
             raise TooSmallError(f"smaller than {self.min_side} pixels")
+        if is_flat(img):
+            raise FlatImageError("a single colour")
         return img
 
     def __getitem__(self, key):
@@ -167,18 +191,22 @@ class CropDataset(Dataset):
     def describe_unusable(self) -> str:
         """Why no file can be used, counted over every file (the error path of a run whose data
         folder holds nothing usable): how many are too small for the crop size, how many unreadable."""
-        small, unreadable = [], []
+        small, flat, unreadable = [], [], []
         for path in self.files:
             try:
                 self.open(path)
             except TooSmallError:
                 small.append(path)
+            except FlatImageError:
+                flat.append(path)
             except Exception:
                 unreadable.append(path)
         parts = []
         if small:
             parts.append(f"{len(small)} too small for --image-size {self.size} (shorter side under {self.min_side} "
                          f"pixels, e.g. {small[0]})")
+        if flat:
+            parts.append(f"{len(flat)} of a single colour (nothing to learn from, e.g. {flat[0]})")
         if unreadable:
             parts.append(f"{len(unreadable)} unreadable (e.g. {unreadable[0]})")
         where = f"{self.folder}: " if self.folder else ""

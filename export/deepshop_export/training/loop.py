@@ -193,8 +193,8 @@ class Trainer:
         self.save_checkpoint()
         prov = self.finish()
         if self.broken:
-            print(f"skipped {len(self.broken)} unreadable or too small image(s), e.g. {sorted(self.broken)[0]}",
-                  file=sys.stderr)
+            print(f"skipped {len(self.broken)} unreadable, too small or single-colour image(s), "
+                  f"e.g. {sorted(self.broken)[0]}", file=sys.stderr)
         return prov
 
 

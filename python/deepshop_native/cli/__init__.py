@@ -15,7 +15,9 @@
 JSON object per image on stdout and nothing else there; -q prints nothing on success (common.py).
 
 Inputs are files, directories (searched recursively) and globs (batch.py).  Outputs are written
-atomically and never replace an existing file (nor any input) without --overwrite.  A batch
+atomically and never replace an existing file without --overwrite, nor any input even with it
+(deepshop_native.core.files.check_not_an_input).  One pixel limit (--max-pixels, $DEEPSHOP_MAX_PIXELS,
+else 2^26) applies to every image a subcommand reads, checked from the header before decoding.  A batch
 goes on past a bad file or a missing input, then lists every failure and exits with status 1.
 
 Errors: every mistake a user can make (a bad option value, a missing or unreadable file) is
@@ -35,6 +37,7 @@ from .. import __version__
 from ..core.errors import DeepshopError
 from ..serve import cli as serve
 from . import batch_command, completion, gatys, info, lineart, posterize, styles, stylize, video
+from .common import pixel_limit
 
 #: The subcommands, in the order `deepshop --help` lists them.
 SUBCOMMANDS = (stylize, batch_command, styles, info, posterize, gatys, lineart, video, serve, completion)
@@ -64,7 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)   # usage errors: argparse prints them and exits with 2
     previous = _install_sigterm()
     try:
-        return args.func(args)
+        with pixel_limit(args):   # --max-pixels (or its default) on every image the subcommand reads or makes
+            return args.func(args)
     except DeepshopError as e:
         print(f"deepshop: error: {e}", file=sys.stderr)
         return 1

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
 
 from ..core.errors import DeepshopError
-from ..core.files import output_exists_message
-from ..image.formats import FALLBACK_EXTENSION, READ_EXTENSIONS, WRITE_EXTENSIONS, is_image_name
+from ..core.files import InputFiles, output_exists_message, replaced_input
+from ..image.formats import FALLBACK_EXTENSION, READ_EXTENSIONS, WRITE_EXTENSIONS, is_image_name, is_unwritable_image_name
 from .streams import STDIN_NAME, STDOUT_NAME, is_stdio
 
 __all__ = [
@@ -183,8 +183,8 @@ def _normalise_ext(ext: Optional[str]) -> Optional[str]:
 
 
 def plan_outputs(inputs: Sequence[StrPath], out: Optional[StrPath], *, suffix: str = "",
-                 ext: Optional[str] = None, companions: Optional[Callable[[Path], Sequence[Path]]] = None
-                 ) -> List[Tuple[Path, Path]]:
+                 ext: Optional[str] = None, companions: Optional[Callable[[Path], Sequence[Path]]] = None,
+                 other_inputs: Sequence[StrPath] = ()) -> List[Tuple[Path, Path]]:
     """(input, output) pairs.
 
     ``out=None`` puts each output next to its input as ``<stem><suffix><ext>`` (a suffix is
@@ -195,10 +195,12 @@ def plan_outputs(inputs: Sequence[StrPath], out: Optional[StrPath], *, suffix: s
     first output is written) and each output is ``<stem><suffix><ext>`` there, ``ext`` being
     the input's extension unless given (an input format that cannot be written, such as .bmp,
     gives .png); inputs found by expanding a directory or a glob keep their path below it.
-    ``companions(dst)`` names further files written beside an output (e.g. a label map).
+    ``companions(dst)`` names further files written beside an output (e.g. a label map);
+    ``other_inputs`` are the files read besides the inputs (a style image, a palette's source).
 
     Checked before any work starts: two inputs with the same output (or companion), an output
-    or companion that would replace any input of the batch, several inputs with ``out`` naming
+    or companion that would replace any input of the batch or any of ``other_inputs`` (the same
+    path or the same file: :func:`~deepshop_native.core.files.replaced_input`), several inputs with ``out`` naming
     a file, and ``out`` named like a file of a format that cannot be written (``x.gif`` would
     otherwise become a folder) are errors.
     """
@@ -214,7 +216,7 @@ def plan_outputs(inputs: Sequence[StrPath], out: Optional[StrPath], *, suffix: s
     if any(is_stdio(src) for src in inputs) or is_stdio(out):
         return _stdio_pairs(inputs, out)
     out_path = None if out is None else Path(out)
-    if out_path is not None and not out_path.is_dir() and _looks_like_unwritable_file(out_path):
+    if out_path is not None and not out_path.is_dir() and is_unwritable_image_name(out_path.name):
         raise DeepshopError(f"{out}: cannot write {out_path.suffix} files; supported: "
                             + ", ".join(WRITABLE_EXTENSIONS) + " (or name a folder)")
     if out_path is None:
@@ -237,16 +239,16 @@ def plan_outputs(inputs: Sequence[StrPath], out: Optional[StrPath], *, suffix: s
                     sub = src.parent.relative_to(base)
             pairs.append((src, out_path / sub / name))
 
-    input_keys = {_key(src): src for src in inputs}
+    read = InputFiles(list(inputs) + list(other_inputs))
     taken = {}
     for src, dst in pairs:
         for target in [dst] + list(companions(dst) if companions else []):
-            key = _key(target)
-            victim = input_keys.get(key) or next((i for i in inputs if _same_file(i, target)), None)
+            victim = replaced_input(target, read)
             if victim is not None:
                 what = "the input itself" if victim == src else f"the input {victim}"
                 raise DeepshopError(f"{src}: the output {target} would replace {what}; choose another "
                                     f"output directory, --suffix or --ext")
+            key = _key(target)
             if key in taken:
                 raise DeepshopError(f"{taken[key]} and {src} would both be written to {target}; "
                                     f"use --suffix/--ext or separate runs")
@@ -277,21 +279,6 @@ def shown(path: StrPath, output: bool = False) -> str:
 
 def _key(path: StrPath) -> str:
     return os.path.normcase(os.path.abspath(path))
-
-
-def _looks_like_unwritable_file(path: Path) -> bool:
-    """``path`` ends in the extension of an image format we cannot write (``.gif``, ``.bmp``)."""
-    from PIL import Image
-
-    ext = path.suffix.lower()
-    return bool(ext) and ext not in WRITABLE_EXTENSIONS and (ext in READ_EXTENSIONS or ext in Image.registered_extensions())
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 @dataclass

@@ -16,7 +16,7 @@ import sys
 
 from ..batch import ENGINES, run as run_batch
 from ..core.errors import OptionError
-from .common import STYLIZE_MAX_PIXELS, add_engine_options, as_cli_option, engine_kwargs, max_pixels, suffix
+from .common import add_engine_options, add_max_pixels_option, as_cli_option, engine_kwargs, max_pixels, suffix
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -31,8 +31,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--working-size", type=int, default=None,
                    help="the network paints at this longer side (0: full size; default: the style's own)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help=f"refuse images with more pixels than this (default {STYLIZE_MAX_PIXELS:,}; 0: no limit)")
+    add_max_pixels_option(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs not made by an earlier run with these options")
     p.add_argument("--report", default=None, metavar="FILE",

@@ -1,21 +1,19 @@
 """What the `deepshop` subcommands share: the engine option group and its checked values, the
-API's option names as the command line spells them, the pixel limit, suffix and provider
-notes of the stylizing commands, and the output flags (-q, --json, --format, `-`)."""
+API's option names as the command line spells them, the pixel limit (--max-pixels, one for every
+subcommand that reads images), the suffix and provider notes of the stylizing commands, and the
+output flags (-q, --json, --format, `-`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import Optional
+from typing import Iterator, Optional
 
 from ..core import options
 from ..core.errors import OptionError
 from ..core.session import DEFAULT_HARMONIZE, DEFAULT_OVERLAP, DEFAULT_STATISTICS_SIZE, DEFAULT_TILE, PRECISIONS
-
-#: Default pixel limit of `deepshop stylize` (64 Mi pixels, e.g. 8192 x 8192): a small file that
-#: declares a huge image is refused before it is decoded; --max-pixels or $DEEPSHOP_MAX_PIXELS
-#: raise it (0: no limit).
-STYLIZE_MAX_PIXELS = 1 << 26
+from ..image.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, effective_max_pixels, max_pixels_scope
 
 
 def floats(n: int):
@@ -85,15 +83,28 @@ def as_cli_option(e: OptionError) -> OptionError:
     return OptionError(f"--{name.replace('_', '-')}: {rest}" if sep and name.isidentifier() else str(e))
 
 
-def max_pixels(value: Optional[int]) -> Optional[int]:
-    """--max-pixels, else $DEEPSHOP_MAX_PIXELS, else STYLIZE_MAX_PIXELS; None for no limit."""
-    from ..image import MAX_PIXELS_ENV, effective_max_pixels
+def add_max_pixels_option(p: argparse.ArgumentParser, also: str = "") -> None:
+    """--max-pixels: the one pixel limit, for every subcommand that reads images."""
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help=f"refuse images of more pixels than this before decoding them{also} (default "
+                        f"{DEFAULT_MAX_PIXELS:,} = 2^26, e.g. 8192x8192, or ${MAX_PIXELS_ENV}; 0: no limit)")
 
+
+def max_pixels(value: Optional[int]) -> Optional[int]:
+    """--max-pixels, else $DEEPSHOP_MAX_PIXELS, else DEFAULT_MAX_PIXELS; None for no limit."""
     if value is None:
-        return effective_max_pixels() if os.environ.get(MAX_PIXELS_ENV, "").strip() else STYLIZE_MAX_PIXELS
+        return effective_max_pixels()
     if value < 0:
         raise OptionError(f"--max-pixels: must be >= 0 (0 = no limit), got {value}")
     return value or None
+
+
+@contextlib.contextmanager
+def pixel_limit(args) -> Iterator[None]:
+    """The subcommand's run with its pixel limit on every image it reads or makes (the pipelines'
+    reads included): --max-pixels, else $DEEPSHOP_MAX_PIXELS, else DEFAULT_MAX_PIXELS."""
+    with max_pixels_scope(max_pixels(getattr(args, "max_pixels", None))):
+        yield
 
 
 def suffix(value: Optional[str]) -> Optional[str]:

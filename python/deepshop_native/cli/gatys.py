@@ -8,21 +8,25 @@
 Model names resolve to exported graphs (deepshop_native.pipelines.gatys.resolve_model; nothing downloads).
 With ``--out`` a folder (or without ``--out``: the content photo's folder) the output is named
 ``CONTENT-STYLE-MODEL-POOLING-rRATIO-nITERS.jpg``; ``--save-every N`` writes the image every N
-iterations beside it as ``...-iterK.jpg``.  Every output is checked before the optimisation starts
-(never replaced without ``--overwrite``) and written atomically.
+iterations beside it as ``...-iterK.jpg``.  Every output, snapshots included, is checked before
+the optimisation starts (never replaced without ``--overwrite``, never an input: not the content or
+a style image, whatever ``--overwrite`` says) and written atomically.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
 from ..core import options
 from ..core.errors import OptionError, OutputExistsError
-from ..core.files import output_exists_message
+from ..core.files import InputFiles, check_not_an_input, output_exists_message
 from ..image import is_image_name, is_writable_name, read_image, write_image
-from .common import add_output_flags
+from ..image.formats import is_unwritable_image_name
+from .common import add_max_pixels_option, add_output_flags, as_cli_option
 
 
 def _weights(text: str):
@@ -92,7 +96,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="output file, or folder for a name recording model, ratio and iterations "
                         "(default: the content photo's folder)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
+    add_max_pixels_option(p, ", and outputs (--length) or styles (--style-scale) larger than this")
     add_output_flags(p, json_help="one JSON object on stdout (input, output, size, style, provider, precision, "
                                   "seconds, loss)")
     p.set_defaults(func=run)
@@ -110,15 +115,45 @@ def output_path(args, model_tag: str) -> Path:
     if args.out is None:
         return Path(args.content).parent / output_name(args, model_tag)
     out = Path(args.out)
-    if not out.is_dir() and not args.out.endswith(("/", "\\")) and is_image_name(out.name):
-        if not is_writable_name(out.name):
-            raise OptionError(f"--out: cannot write images of type {out.suffix} ({out})")
-        return out
+    if not out.is_dir() and not args.out.endswith(("/", "\\")):
+        if is_unwritable_image_name(out.name):     # x.gif, x.bmp: not a folder to make
+            raise OptionError(f"--out: cannot write images of type {out.suffix} ({out}); give .jpg, .png, .webp "
+                              "or .tif, or a folder")
+        if is_image_name(out.name) and is_writable_name(out.name):
+            return out
     return out / output_name(args, model_tag)
 
 
 def snapshot_path(dst: Path, iteration: int) -> Path:
     return dst.with_name(f"{dst.stem}-iter{iteration:05d}{dst.suffix}")
+
+
+def check_outputs(dst: Path, reads: InputFiles, save_every: int, last_iteration: int, overwrite: bool) -> None:
+    """Before any work: the result and every snapshot the run may write (iterations save_every,
+    2 save_every, ... up to last_iteration) are no input, and none exists unless ``overwrite``.
+    A snapshot can exist only where a file of its name is: the folder is listed once."""
+    check_not_an_input(dst, reads)
+    if dst.exists() and not overwrite:
+        raise OutputExistsError(output_exists_message(str(dst)))
+    if not save_every:
+        return
+    pattern = re.compile(re.escape(dst.stem) + r"-iter(\d+)" + re.escape(dst.suffix) + "$")
+    try:
+        names = sorted(os.listdir(dst.parent))
+    except OSError:       # no folder yet: nothing in it to replace
+        return
+    for name in names:
+        match = pattern.match(name)
+        if not match:
+            continue
+        n = int(match.group(1))
+        if not (0 < n <= last_iteration and n % save_every == 0 and snapshot_path(dst, n).name == name):
+            continue
+        snapshot = snapshot_path(dst, n)
+        check_not_an_input(snapshot, reads, what="snapshot")
+        if not overwrite:
+            raise OutputExistsError(output_exists_message(str(snapshot)) + f" (the snapshot of iteration {n}, "
+                                    "--save-every)")
 
 
 def run(args) -> int:
@@ -134,21 +169,21 @@ def run(args) -> int:
     if args.style_weights is not None and len(args.style_weights) != len(args.style):
         raise OptionError(f"--style-weights: {len(args.style_weights)} weight(s) for {len(args.style)} style image(s) "
                           f"(-s); give one weight per style image")
-    # Inputs first (a clear error naming the file), then the model, then the output: all before the work.
-    for image in [args.content] + args.style:
-        read_image(image)
+    # Inputs first (a clear error naming the file; read once, under the pixel limit), then the
+    # model, then the outputs: all before the work.
+    content = read_image(args.content)
+    styles = [read_image(s) for s in args.style]
     model = GatysModel(resolve_model(args.model, args.pooling), device=args.device, precision=args.precision,
                        threads=args.threads)
     model_tag = f"{Path(args.model).stem if args.model.lower().endswith('.onnx') else args.model}-{model.pooling}"
     dst = output_path(args, model_tag)
-    if dst.exists() and not args.overwrite:
-        raise OutputExistsError(output_exists_message(str(dst)))
-    dst.parent.mkdir(parents=True, exist_ok=True)
-
     coarse = args.coarse_length or args.length
     sides = level_sizes(args.length, coarse)
     refine = args.refine_iterations if args.refine_iterations is not None else max(1, args.iterations // 4)
     total = args.iterations + refine * (len(sides) - 1)
+    check_outputs(dst, InputFiles([args.content, *args.style, model.model_path]), args.save_every, total,
+                  args.overwrite)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=total, desc="gatys", unit="it", disable=args.quiet or None, file=sys.stderr, dynamic_ncols=True)
     done = {"n": 0}
 
@@ -161,13 +196,15 @@ def run(args) -> int:
         return True
 
     try:
-        result = gatys(args.content, args.style, model=model, style_weights=args.style_weights, ratio=args.ratio,
+        result = gatys(content, styles, model=model, style_weights=args.style_weights, ratio=args.ratio,
                        iterations=args.iterations, length=args.length, init=args.init, pooling=args.pooling,
                        tv_weight=args.tv_weight, style_scale=args.style_scale, original_colors=args.original_colors,
                        optimizer=args.optimizer, learning_rate=args.learning_rate, seed=args.seed,
                        coarse_to_fine=args.coarse_length > 0, coarse_length=coarse,
                        refine_iterations=args.refine_iterations, callback=callback, callback_every=1,
                        tile=args.tile)
+    except OptionError as e:      # the API's names (length: ...) as the command line spells them
+        raise as_cli_option(e) from None
     finally:
         bar.close()
     write_image(dst, result.image, quality=args.quality, overwrite=args.overwrite)

@@ -12,7 +12,6 @@ and exit status 1) come from :mod:`deepshop_native.cli.batch`.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from ..core import options
 from . import batch, streams
-from .common import add_output_flags, image_fields, json_stream
+from .common import add_max_pixels_option, add_output_flags, image_fields, json_stream
 
 EDGES_SUFFIX, COLORIZE_SUFFIX = "_edges", "_colorized"
 
@@ -53,6 +52,7 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     streams.add_format_option(p, "default: png")
     add_output_flags(p)
+    add_max_pixels_option(p)
     p.set_defaults(func=run_edges)
 
     p = subparsers.add_parser(
@@ -76,6 +76,7 @@ def register(subparsers) -> None:
     streams.add_format_option(p, "default: png")
     add_output_flags(p, quiet_help="print nothing on success (no progress, no summary, no notes); errors are "
                                    "still printed")
+    add_max_pixels_option(p)
     p.set_defaults(func=run_colorize)
 
 
@@ -83,7 +84,8 @@ def _outputs(args, suffix):
     own = (lambda name: Path(name).stem.endswith(suffix)) if args.out is None else None
     inputs, problems = batch.collect_inputs(args.inputs, skip_dirs=[args.out] if args.out else [],
                                             is_own_output=own)
-    return batch.plan_outputs(inputs, args.out, suffix="" if args.out else suffix, ext=args.format or "png"), problems
+    return batch.plan_outputs(inputs, args.out, suffix="" if args.out else suffix, ext=args.format or "png",
+                              other_inputs=[args.model] if args.model else ()), problems
 
 
 def _source(src: Path):

@@ -25,7 +25,7 @@ from ..core.files import atomic_write, output_exists_message
 from ..image import read_image
 from ..kernels import palette_from_image, posterize
 from . import batch, streams
-from .common import add_output_flags, image_fields, json_stream
+from .common import add_max_pixels_option, add_output_flags, image_fields, json_stream
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -53,6 +53,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the k-means palette (default: 0)")
     streams.add_format_option(p, "default: the input's")
     add_output_flags(p)
+    add_max_pixels_option(p, " (inputs and --palette-from)")
     p.set_defaults(func=run, parser=p)
     return p
 
@@ -108,7 +109,8 @@ def run(args) -> int:
     inputs, problems = batch.collect_inputs(args.inputs, skip_dirs=[args.out])
     # The label maps are outputs too: checked against the inputs and each other before starting.
     companions = (lambda dst: [labels_path(dst)]) if args.labels else None
-    jobs = batch.plan_outputs(inputs, args.out, companions=companions, ext=streams.extension(args.format))
+    jobs = batch.plan_outputs(inputs, args.out, companions=companions, ext=streams.extension(args.format),
+                              other_inputs=[args.palette_from] if args.palette_from else ())
 
     def process(src: Path, dst: Path) -> dict:
         image = streams.read(src)

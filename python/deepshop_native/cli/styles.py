@@ -17,9 +17,9 @@ import numpy as np
 from ..core import options
 from ..core.errors import OptionError
 from ..core.files import check_not_an_input
-from ..image import MAX_PIXELS_ENV, read_image, resize_max_side, to_depth, write_image
+from ..image import read_image, resize_max_side, to_depth, write_image
 from ..models.styles import DEFAULT_STYLE, builtin_styles, open_styled
-from .common import STYLIZE_MAX_PIXELS, add_engine_options, as_cli_option, engine_kwargs, image_fields, max_pixels
+from .common import add_engine_options, add_max_pixels_option, as_cli_option, engine_kwargs, image_fields
 
 LABEL_HEIGHT = 22
 
@@ -35,9 +35,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="longer side of each picture on the sheet (default 256)")
     p.add_argument("--columns", type=int, default=6, help="pictures per row (default 6)")
     p.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default 92)")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help=f"refuse a photo with more pixels than this before decoding it (default {STYLIZE_MAX_PIXELS:,}, "
-                        f"or ${MAX_PIXELS_ENV}; 0: no limit)")
+    add_max_pixels_option(p, " (the --sheet photo)")
     p.add_argument("--overwrite", action="store_true", help="replace the sheet if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success (no progress lines)")
     add_engine_options(p)
@@ -59,10 +57,9 @@ def run(args) -> int:
         quality = options.check_quality(args.quality)
     except OptionError as e:
         raise as_cli_option(e) from None
-    limit = max_pixels(args.max_pixels)
     check_not_an_input(args.out, [args.sheet])
     started = time.perf_counter()
-    photo = read_image(args.sheet, max_pixels=limit)
+    photo = read_image(args.sheet)   # the pixel limit of --max-pixels (cli.main's pixel_limit)
     small = resize_max_side(photo.pixels, size)
     small = to_depth(small, 8) if small.dtype != np.uint8 else small
     styles = builtin_styles()

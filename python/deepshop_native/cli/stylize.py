@@ -18,12 +18,12 @@ from pathlib import Path
 
 from ..core import options
 from ..core.errors import OptionError
-from ..image import MAX_PIXELS_ENV, resize_max_side
+from ..image import resize_max_side
 from ..models.styles import DEFAULT_STYLE, open_styled
 from . import streams
 from .batch import collect_inputs, plan_outputs, run_batch, tile_progress
-from .common import (STYLIZE_MAX_PIXELS, add_engine_options, add_output_flags, as_cli_option, engine_kwargs,
-                     faster_provider_installed, image_fields, json_stream, max_pixels, suffix)
+from .common import (add_engine_options, add_max_pixels_option, add_output_flags, as_cli_option, engine_kwargs,
+                     faster_provider_installed, image_fields, json_stream, suffix)
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("stylize", help="apply a style model to images")
@@ -41,9 +41,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="the network paints at this longer side and the result is brought to full size with the "
                         "photo's detail (0: paint at full size; default: the style's own)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help=f"refuse images with more pixels than this before decoding them (default {STYLIZE_MAX_PIXELS:,} "
-                        f"= 2^26, e.g. 8192x8192, or ${MAX_PIXELS_ENV}; 0: no limit)")
+    add_max_pixels_option(p, " (inputs and --style images), and styles resized by --style-size beyond it")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     streams.add_format_option(p, "default: the input's")
     add_output_flags(p)
@@ -113,7 +111,6 @@ def run(args) -> int:
         quality = options.check_quality(args.quality)
     except OptionError as e:
         raise as_cli_option(e) from None
-    limit = max_pixels(args.max_pixels)
     # Without --out, each result goes next to its photo as NAME_styled.EXT.
     name_suffix = suffix(args.suffix)
     name_suffix = name_suffix if name_suffix is not None else ("_styled" if args.out is None else "")
@@ -122,7 +119,9 @@ def run(args) -> int:
     own_output = ((lambda name: os.path.splitext(name)[0].endswith(name_suffix))
                   if name_suffix and args.out is None else None)
     inputs, problems = collect_inputs(args.inputs, skip_dirs=[args.out] if args.out else [], is_own_output=own_output)
-    jobs = plan_outputs(inputs, args.out, suffix=name_suffix, ext=streams.extension(args.format))
+    # The style images and the model are read too: no output may replace them either.
+    jobs = plan_outputs(inputs, args.out, suffix=name_suffix, ext=streams.extension(args.format),
+                        other_inputs=list(args.style or ()) + [args.model])
     pipeline = open_pipeline(args, engine) if jobs else None
     # Worth saying when a faster provider is installed but could not be used (a CUDA-capable
     # onnxruntime without a GPU, an OpenVINO plugin on a CPU it does not serve).
@@ -131,7 +130,7 @@ def run(args) -> int:
               file=sys.stderr)
 
     def process(src: Path, dst: Path) -> dict:
-        image = streams.read(src, max_pixels=limit)
+        image = streams.read(src)      # under the subcommand's pixel limit (cli.common.pixel_limit)
         pixels, alpha = image.pixels, image.alpha
         if max_side is not None:
             pixels = resize_max_side(pixels, max_side)

@@ -26,7 +26,8 @@ from typing import BinaryIO, Callable, Type
 
 from .errors import DeepshopError, ImageError, OutputError, OutputExistsError
 
-__all__ = ["atomic_write", "output_exists_message", "remove_stale_temporaries", "TEMP_SUFFIX"]
+__all__ = ["atomic_write", "check_not_an_input", "InputFiles", "output_exists_message", "remove_stale_temporaries",
+           "replaced_input", "same_file", "TEMP_SUFFIX"]
 
 #: Suffix of the temporary files; a prefix of "." + the destination's name comes before it.
 TEMP_SUFFIX = ".part"
@@ -54,6 +55,8 @@ def atomic_write(name: str, encode: Callable[[BinaryIO], None], overwrite: bool 
     destination is never replaced (:class:`OutputExistsError`).  Failures to write are raised as
     ``error`` (a :class:`DeepshopError` subclass) naming the file and the reason."""
     name = os.fspath(name)
+    if "\0" in name:
+        raise error(f"{name!r}: the output path contains a NUL byte, which no file name can")
     directory = os.path.dirname(os.path.abspath(name))
     try:
         os.makedirs(directory, exist_ok=True)
@@ -84,6 +87,82 @@ def atomic_write(name: str, encode: Callable[[BinaryIO], None], overwrite: bool 
             raise
         raise error(f"{name}: cannot write ({_describe(e)})") from e
     _fsync_directory(directory)
+
+
+def _as_path(item) -> "str | None":
+    """``item`` as a path string, or None when it cannot name a file (an array, bytes, a NUL byte)."""
+    if not isinstance(item, (str, os.PathLike)):
+        return None
+    path = os.fspath(item)
+    return path if isinstance(path, str) and path and "\0" not in path else None
+
+
+class InputFiles:
+    """The files a run reads, for the check that no output replaces one: each by its normalised
+    absolute path and, where it exists, by its (device, inode), so that a hard link, a symbolic
+    link or another spelling of an input is recognised with one ``stat`` per output."""
+
+    def __init__(self, inputs=()):
+        self._by_path: dict = {}
+        self._by_inode: dict = {}
+        for item in inputs:
+            self.add(item)
+
+    def add(self, item) -> None:
+        path = _as_path(item)
+        if path is None:
+            return
+        self._by_path.setdefault(os.path.normcase(os.path.abspath(path)), item)
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return
+        self._by_inode.setdefault((st.st_dev, st.st_ino), item)
+
+    def replaced_by(self, output):
+        """The input that writing ``output`` would replace, or None."""
+        path = _as_path(output)
+        if path is None:
+            return None
+        found = self._by_path.get(os.path.normcase(os.path.abspath(path)))
+        if found is not None:
+            return found
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        return self._by_inode.get((st.st_dev, st.st_ino))
+
+
+def same_file(a, b) -> bool:
+    """Whether the paths ``a`` and ``b`` name one file: the same path once made absolute and
+    normalised, or the same file on disk (hard links and symbolic links included).  What cannot
+    be a path (a NUL byte, not a str or path) is no file: False."""
+    return InputFiles([b]).replaced_by(a) is not None
+
+
+def replaced_input(output, inputs):
+    """The first of ``inputs`` that writing ``output`` would replace (:func:`same_file`), or None.
+    Inputs that are no paths (arrays, bytes, images in memory, None) are passed over; ``inputs``
+    may be an :class:`InputFiles` made once for many outputs."""
+    files = inputs if isinstance(inputs, InputFiles) else InputFiles(inputs)
+    return files.replaced_by(output)
+
+
+def check_not_an_input(output, inputs, what: str = "output") -> None:
+    """The one check that an output is none of the inputs it is made from (the same path, or the
+    same file through a link), whatever ``overwrite`` says: :class:`OutputError` naming both.
+    Every writer that reads files calls it before any work starts; an output path with a NUL
+    byte (which no file name can hold) is refused here too."""
+    if isinstance(output, (str, os.PathLike)) and "\0" in os.fsdecode(os.fspath(output)):
+        raise OutputError(f"{os.fspath(output)!r}: the {what} path contains a NUL byte, which no file name can")
+    victim = replaced_input(output, inputs)
+    if victim is None:
+        return
+    output, victim = os.fspath(output), os.fspath(victim)
+    which = "the input itself" if output == victim else f"the same file as the input {victim}"
+    raise OutputError(f"{output}: the {what} is {which}; an input is never overwritten (not even with "
+                      f"--overwrite): choose another {what} name")
 
 
 def remove_stale_temporaries(directory: str) -> list:
@@ -207,21 +286,3 @@ def check_regular_file(name: str, what: str = "image", error: type = ImageError)
     if st.st_size == 0:
         raise error(f"{name}: empty file (0 bytes)")
     return st
-
-
-def check_not_an_input(output, inputs) -> None:
-    """Refuse to write ``output`` where it would replace one of ``inputs`` (the same path, or the
-    same file through a link): never an input is overwritten, not even with --overwrite."""
-    out = os.path.normcase(os.path.abspath(os.fspath(output)))
-    for source in inputs:
-        if not isinstance(source, (str, os.PathLike)):
-            continue
-        same = os.path.normcase(os.path.abspath(os.fspath(source))) == out
-        if not same:
-            try:
-                same = os.path.samefile(os.fspath(source), os.fspath(output))
-            except (OSError, ValueError):
-                same = False
-        if same:
-            raise DeepshopError(f"{output}: is the input {source}; an input is never overwritten, choose another "
-                                "output")

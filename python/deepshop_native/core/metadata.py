@@ -124,7 +124,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from typing import Dict
+from typing import Dict, List
 
 from .errors import ModelError
 
@@ -248,6 +248,59 @@ def read_metadata(path) -> Dict[str, str]:
             else:
                 raise MetadataReadError(f"unexpected wire type {wire}")
     return metadata
+
+
+def _fields(f, end: int):
+    """(field, wire type, value) of each field of the message in f up to ``end``: the value of a
+    length-delimited field is its (start, length), left unread; of a varint, the number."""
+    while f.tell() < end:
+        tag = _varint(f)
+        field, wire = tag >> 3, tag & 7
+        if field == 0:
+            raise MetadataReadError("field number 0")
+        if wire == 0:
+            yield field, wire, _varint(f)
+        elif wire == 1:
+            f.seek(8, os.SEEK_CUR)
+        elif wire == 5:
+            f.seek(4, os.SEEK_CUR)
+        elif wire == 2:
+            n = _varint(f)
+            start = f.tell()
+            if start + n > end:
+                raise MetadataReadError("a field runs past the end of its message")
+            yield field, wire, (start, n)
+            f.seek(start + n)
+        else:
+            raise MetadataReadError(f"unexpected wire type {wire}")
+
+
+def external_data_locations(path) -> List[str]:
+    """The files holding the model's weights outside the .onnx (external data): each
+    ``location`` of the top-level graph's initializers (ModelProto.graph = 7, GraphProto.initializer
+    = 5, TensorProto.external_data = 13 of StringStringEntryProto), in order, once each, relative to
+    the model's folder.  The weights themselves are skipped unread."""
+    path = os.fspath(path)
+    found: List[str] = []
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        for field, wire, value in list(_fields(f, size)):
+            if field != 7 or wire != 2:
+                continue
+            start, n = value
+            f.seek(start)
+            for g_field, g_wire, g_value in list(_fields(f, start + n)):
+                if g_field != 5 or g_wire != 2:
+                    continue
+                t_start, t_n = g_value
+                f.seek(t_start)
+                for t_field, t_wire, t_value in list(_fields(f, t_start + t_n)):
+                    if t_field == 13 and t_wire == 2:
+                        f.seek(t_value[0])
+                        k, v = _entry(f.read(t_value[1]))
+                        if k == "location" and v and v not in found:
+                            found.append(v)
+    return found
 
 
 def read_model_metadata(path) -> Dict[str, str]:

@@ -13,7 +13,9 @@ import numpy as np
 
 from .. import _native
 from . import options
-from .errors import DeepshopError, OptionError
+from .errors import DeepshopError, ModelError, OptionError
+from .files import check_regular_file
+from .metadata import MetadataReadError, external_data_locations
 from .runtime import ensure_runtime, find_openvino_library, find_openvino_plugin
 
 Progress = Callable[[int, int], Optional[bool]]
@@ -80,12 +82,38 @@ def open_session(model, *, image_path: bool = False, precision: str = "auto", op
     kwargs = dict(checked) if checked is not None else session_options(model, **session_kwargs)
     kwargs["model"] = os.fspath(model)
     precision = check_precision(precision)
+    # Every model path comes through here: a NUL byte, a pipe, a folder are named before the engine sees them.
+    check_regular_file(kwargs["model"], "model", error=ModelError)
     ensure_runtime()
     device = kwargs["device"].lower()
     if openvino or device.startswith("openvino"):
         kwargs.update(openvino_libraries(kwargs["device"]))
     cls = _native.Engine if image_path else _native.Session
-    return cls(**kwargs, precision=precision)
+    try:
+        return cls(**kwargs, precision=precision)
+    except ModelError as e:
+        missing = missing_external_data(kwargs["model"])
+        if missing:
+            raise ModelError(f"{kwargs['model']}: ONNX Runtime could not load the model: {missing}") from e
+        raise
+
+
+def missing_external_data(model: str) -> str:
+    """Why the external data files the model names (its weights kept beside the .onnx) cannot be
+    read, naming the first that is missing or no file; "" when they are all there."""
+    try:
+        locations = external_data_locations(model)
+    except (OSError, MetadataReadError):
+        return ""
+    folder = os.path.dirname(os.path.abspath(model))
+    for location in locations:
+        full = os.path.join(folder, location)
+        if not os.path.exists(full):
+            return (f"the external data file {location!r} that holds its weights is missing (expected at {full}; "
+                    f"keep it beside the .onnx, under the name the model gives it)")
+        if not os.path.isfile(full):
+            return f"the external data file {location!r} that holds its weights is not a regular file ({full})"
+    return ""
 
 
 def tile_options(*, tile: Optional[int], halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP, batch: int = 1,

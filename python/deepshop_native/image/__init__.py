@@ -13,12 +13,13 @@ One job per module:
 """
 from .arrays import fit_max_side, resize_max_side, resize_to, to_depth, to_rgb_array
 from .formats import FALLBACK_EXTENSION, READ_EXTENSIONS, WRITE_EXTENSIONS, is_image_name, is_writable_name
-from .limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, effective_max_pixels
+from .limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, check_made_size, effective_max_pixels, max_pixels_scope
 from .read import ImageSource, LoadedImage, read_image
 from .write import encode_image, write_image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "READ_EXTENSIONS", "WRITE_EXTENSIONS", "FALLBACK_EXTENSION",
     "ImageSource", "LoadedImage", "read_image", "write_image", "encode_image", "to_rgb_array", "to_depth",
-    "resize_max_side", "resize_to", "fit_max_side", "effective_max_pixels", "is_image_name", "is_writable_name",
+    "resize_max_side", "resize_to", "fit_max_side", "effective_max_pixels", "max_pixels_scope", "check_made_size",
+    "is_image_name", "is_writable_name",
 ]

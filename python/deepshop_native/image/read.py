@@ -22,7 +22,7 @@ from ..core.errors import ImageError
 from ..core.files import check_regular_file
 from .pil import describe_exception, pil_to_arrays
 from .exif import ORIENTATION_TAG, exif_with_orientation_1, icc_is_rgb, normalise_exif, orient
-from .limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, effective_max_pixels, pillow_limit_lifted
+from .limits import DEFAULT_MAX_PIXELS, RAISE_IT, effective_max_pixels, pillow_limit_lifted
 from .pillow16 import decode_16bit
 
 #: What read_image reads from: a path, the file's bytes, or a binary file object (read whole).
@@ -167,9 +167,7 @@ def _read(source: "_Source", limit: Optional[int]) -> LoadedImage:
         if limit is not None and width * height > limit:
             raise ImageError(
                 f"{name}: image is {width}x{height} = {width * height:,} pixels, more than the "
-                f"limit of {limit:,} pixels (a guard against decompression bombs); raise it with "
-                f"max_pixels=... (deepshop: --max-pixels) or the environment variable {MAX_PIXELS_ENV} "
-                f"(0 = no limit)")
+                f"limit of {limit:,} pixels (a guard against decompression bombs); {RAISE_IT}")
         mode = im.mode
         fmt = "JPEG" if im.format == "MPO" else im.format
         try:

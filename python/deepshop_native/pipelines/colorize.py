@@ -34,6 +34,7 @@ import numpy as np
 from ..core import metadata as mm
 from ..core import options
 from ..core.errors import ModelError, OptionError
+from ..core.files import check_not_an_input
 from ..core.paths import DEFAULT_LINEART_MODEL
 from ..image import to_depth, to_rgb_array, write_image
 from .edges import edges
@@ -150,6 +151,8 @@ def colorize(drawing, model=None, temperature: Optional[float] = None, *, palett
     one): H x W x 3 uint8.  ``temperature``: None = the model's default decoding, 0 = argmax,
     T > 0 = annealed mean.  ``out``: also write the result there (atomically; an existing file only
     with ``overwrite``).  Notes about the input come as :class:`ColorizeNote` warnings."""
+    if out is not None:   # before any work: the output is none of the files read
+        check_not_an_input(out, [drawing, model])
     rgb = Colorizer(model, device=device, tile=tile)(drawing, temperature=temperature, palette=palette,
                                                       input=input, threshold=threshold)
     if out is not None:

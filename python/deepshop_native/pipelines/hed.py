@@ -28,6 +28,7 @@ import numpy as np
 from ..core import metadata as mm
 from ..core import options
 from ..core.errors import ModelError, OptionError
+from ..core.files import check_regular_file
 from ..core.paths import missing_export_error, user_models_dir
 from ..image import to_rgb_array
 from .generic import TiledPipeline
@@ -58,8 +59,7 @@ def resolve_model(model: Union[str, os.PathLike, None] = None) -> Path:
             raise missing_export_error(path, "HED edge network", export_command(path), MODELS_ENV)
         return path
     path = Path(os.fspath(model)).expanduser()
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file")
+    check_regular_file(str(path), "model", error=ModelError)   # a NUL byte, a folder, a pipe: named
     return path
 
 

@@ -17,7 +17,7 @@ from ..core.errors import ImageError, ModelError
 from ..core.files import sha256_of
 from ..core.paths import resolve_model
 from ..core.session import pixels_as_unit_float
-from ..image import read_image, resize_to, to_rgb_array
+from ..image import LoadedImage, check_made_size, read_image, resize_to, to_rgb_array
 
 #: The smallest style image side accepted: below it there is no texture to speak of.
 MIN_STYLE_SIDE = 16
@@ -69,8 +69,11 @@ def style_pixels(style, *, longer: Optional[int] = None, shorter: Optional[int] 
                  what: str = "the network") -> tuple:
     """(RGB float32 [0, 1] of a style image resized so that its longer (or shorter) side is the
     given size, sides rounded to ``multiple``, its name for messages).  Refuses unreadable,
-    grayscale, transparent and tiny images: ``what`` takes its colours from the style."""
+    grayscale, transparent and tiny images: ``what`` takes its colours from the style; and a size
+    that would make more pixels than the pixel limit (before any memory is taken)."""
     name = os.fspath(style) if isinstance(style, (str, os.PathLike)) else f"<{type(style).__name__}>"
+    if isinstance(style, LoadedImage) and style.path:
+        name = style.path
     if isinstance(style, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(getattr(style, "read", None)):
         img = read_image(style)       # ImageError naming the file when unreadable
         name = img.path or name
@@ -94,6 +97,7 @@ def style_pixels(style, *, longer: Optional[int] = None, shorter: Optional[int] 
     scale = (longer / max(h, w)) if longer else (shorter / min(h, w))
     nh = max(multiple, int(round(h * scale / multiple)) * multiple)
     nw = max(multiple, int(round(w * scale / multiple)) * multiple)
+    check_made_size("style_size", nh, nw, f"the style image {name}")
     pixels = pixels_as_unit_float(name, pixels)
     if (nh, nw) != (h, w):
         pixels = resize_to(pixels, nh, nw)

@@ -40,6 +40,7 @@ from .. import _native
 from ..core import metadata as mm
 from ..core import options
 from ..core.errors import ModelError, OptionError
+from ..core.files import check_not_an_input
 from ..core.session import DEFAULT_OVERLAP, open_session
 from ..image import to_depth, write_image
 from . import style_images
@@ -199,6 +200,9 @@ class StyleNet(StylePipeline):
         uint8 arrays in the same channel order, each at its own size (no square outputs).
         ``visualization`` writes each result into ``save_path`` as ndarray_N.png / NAME.png."""
         channel_order = options.check_channel_order(channel_order)
+        if visualization:   # before any work: no result replaces an image it is made from
+            for i, item in enumerate(images):
+                check_not_an_input(os.path.join(save_path, self._visualization_name(item, i)), [*images, style])
         self.set_style(style)
         results = []
         for i, item in enumerate(images):
@@ -209,13 +213,16 @@ class StyleNet(StylePipeline):
                 out = to_depth(out if out.dtype == np.uint16 else out.astype(np.float32), 8)
             if visualization:
                 os.makedirs(save_path, exist_ok=True)
-                stem = Path(os.fspath(item)).stem if isinstance(item, (str, os.PathLike)) else f"ndarray_{i}"
-                write_image(os.path.join(save_path, stem + ".png"), out[..., :3],
+                write_image(os.path.join(save_path, self._visualization_name(item, i)), out[..., :3],
                             alpha=out[..., 3] if out.shape[2] == 4 else None, overwrite=overwrite)
             if channel_order == "BGR":
                 out = np.ascontiguousarray(np.concatenate([out[..., 2::-1], out[..., 3:]], axis=2))
             results.append(out)
         return results
+
+    @staticmethod
+    def _visualization_name(item, i: int) -> str:
+        return (Path(os.fspath(item)).stem if isinstance(item, (str, os.PathLike)) else f"ndarray_{i}") + ".png"
 
 
 

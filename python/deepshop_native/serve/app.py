@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import deepshop_native as ds
-from deepshop_native.image import read_image
+from deepshop_native.image import DEFAULT_MAX_PIXELS, read_image
 
 from . import render
 from .catalogue import Catalogue, model_json, style_json
@@ -56,7 +56,7 @@ class ServerConfig:
     workers: int = 1
     queue_size: int = 4                      # waiting jobs, all workers together
     max_upload_bytes: int = 50 * 2**20       # the whole request body
-    max_pixels: Optional[int] = 1 << 26      # photo and style image, from the header
+    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS   # photo and style image, from the header (2^26)
     time_limit: Optional[float] = 300.0      # seconds of running per request
     result_ttl: float = 600.0                # seconds a finished job's result is kept
     max_kept: int = 64                       # finished jobs kept at most

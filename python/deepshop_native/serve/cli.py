@@ -19,8 +19,6 @@ import sys
 import deepshop_native as ds
 
 DEFAULT_PORT = 8000
-#: Default pixel limit of uploads: the same as `deepshop stylize` (2^26, e.g. 8192 x 8192).
-SERVE_MAX_PIXELS = 1 << 26
 INSTALL_HINT = ("deepshop serve needs FastAPI, uvicorn and python-multipart: "
                 "pip install 'deepshop-native[serve]'")
 
@@ -39,8 +37,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=float, default=50.0,
                    help="largest request body (photo and style image together), MiB (default 50)")
     p.add_argument("--max-pixels", type=int, default=None,
-                   help=f"refuse images with more pixels than this, from their header (default {SERVE_MAX_PIXELS:,} "
-                        "= 2^26, or $DEEPSHOP_MAX_PIXELS; 0: no limit)")
+                   help="refuse images with more pixels than this, from their header (the one pixel limit of every "
+                        "subcommand: default 2^26 = 67,108,864, e.g. 8192 x 8192, or $DEEPSHOP_MAX_PIXELS; 0: no limit)")
     p.add_argument("--timeout", type=float, default=300.0,
                    help="seconds a request may run before it is stopped (checked after each tile; 0: no limit; "
                         "default 300)")
@@ -62,7 +60,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def _check(args) -> dict:
     """The options checked (OptionError naming the option), as ServerConfig and engine arguments."""
-    from deepshop_native.image import MAX_PIXELS_ENV, effective_max_pixels
+    from deepshop_native.image import effective_max_pixels
 
     def integer(name, value, lo, hi):
         if not lo <= value <= hi:
@@ -84,7 +82,7 @@ def _check(args) -> dict:
     if mb != mb or not 0 < mb <= 4096:
         raise ds.OptionError(f"--max-upload-mb: must be more than 0 and at most 4096, got {mb:g}")
     if args.max_pixels is None:
-        max_pixels = effective_max_pixels() if os.environ.get(MAX_PIXELS_ENV, "").strip() else SERVE_MAX_PIXELS
+        max_pixels = effective_max_pixels()   # $DEEPSHOP_MAX_PIXELS, else the default (2^26)
     else:
         if args.max_pixels < 0:
             raise ds.OptionError(f"--max-pixels: must be >= 0 (0 = no limit), got {args.max_pixels}")

@@ -68,6 +68,7 @@ def parser() -> argparse.ArgumentParser:
 def _export_into(args, options) -> str:
     """--out-dir: the missing ones of the two graphs; the line to print."""
     from deepshop_native.core.errors import OptionError, OutputError
+    from deepshop_native.core.files import check_not_an_input
 
     from .export import export_gatys
     from .feature_network import load_feature_network
@@ -82,6 +83,8 @@ def _export_into(args, options) -> str:
     except OSError as e:
         raise OutputError(f"{args.out_dir}: cannot create the folder ({e.strerror or e})") from e
     paths = [os.path.join(args.out_dir, n) for n in graph_file_names(args.model, args.pooling)]
+    for path in paths:   # before anything is read: neither graph is the weights file
+        check_not_an_input(path, [args.weights])
     todo = [(p, tiled) for p, tiled in zip(paths, (False, True)) if args.overwrite or not os.path.exists(p)]
     if not todo:
         return f"{' and '.join(paths)} exist already (kept; --overwrite replaces them)"
@@ -99,6 +102,7 @@ def _export_into(args, options) -> str:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from deepshop_native.core.errors import DeepshopError
+    from deepshop_native.core.files import check_not_an_input
 
     from .export import export_gatys
     started = time.perf_counter()
@@ -108,6 +112,8 @@ def main(argv: list[str]) -> int:
         if args.out_dir is not None:
             line = _export_into(args, options)
         else:
+            # Before anything is read: the output is never the weights file (--weights, or --model FILE).
+            check_not_an_input(args.output, [args.weights, args.model])
             line = export_gatys(args.output, model=args.model, weights=args.weights, tiled=args.tiled,
                                 **options).summary()
     except DeepshopError as e:

@@ -79,11 +79,13 @@ def main(argv: list[str]) -> int:
     from deepshop_native.core.errors import DeepshopError
     from deepshop_native.pipelines.hed import default_model_path
     args = parser().parse_args(argv)
+    from deepshop_native.core.files import check_not_an_input
     out = args.output
     if out is None:
         out = default_model_path()
         out.parent.mkdir(parents=True, exist_ok=True)
     try:
+        check_not_an_input(out, [args.weights])   # before anything is read: never the weights file
         report = export_hed(out, weights=args.weights, fp16=args.fp16, validate=args.validate,
                             overwrite=args.overwrite)
     except DeepshopError as e:

@@ -39,8 +39,10 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from deepshop_native.core.errors import DeepshopError
 
+    from deepshop_native.core.files import check_not_an_input
+
     from ...checkpoint import sha256_of, training_provenance
-    from .export import PairReport, export_msgnet
+    from .export import PairReport, encoder_path_for, export_msgnet
     from . import network as mn
 
     def error(message: str) -> int:
@@ -50,6 +52,9 @@ def main(argv: list[str]) -> int:
     if bool(args.checkpoint) == bool(args.random):
         return error("give a checkpoint file or --random (not both)")
     try:
+        # Before anything is read: neither output (the generator, the encoder beside it) is the checkpoint.
+        for out in (args.output, encoder_path_for(args.output)):
+            check_not_an_input(out, [args.checkpoint])
         if args.random:
             import torch
             torch.manual_seed(0)

@@ -15,6 +15,7 @@ import numpy as np
 from ...core import metadata as mm
 from ...core import options
 from ...core.errors import ModelError, OptionError
+from ...core.files import check_regular_file
 from ...core.metadata import read_model_metadata
 from ...core.paths import made_on_first_use, missing_export_error, user_models_dir
 from ..generic import SessionPipeline
@@ -74,10 +75,9 @@ def resolve_model(model: Union[str, os.PathLike] = DEFAULT_MODEL, pooling: Optio
             raise missing_export_error(path, what, export_command(text, pooling), MODELS_ENV)
         return path
     path = Path(text).expanduser()
-    if not path.is_file():
-        if path.suffix.lower() != ".onnx" and os.sep not in text:
-            raise OptionError(f"model must be one of {', '.join(MODEL_NAMES)} or an .onnx file, not {text!r}")
-        raise ModelError(f"{path}: no such model file")
+    if "\0" not in text and not os.path.lexists(path) and path.suffix.lower() != ".onnx" and os.sep not in text:
+        raise OptionError(f"model must be one of {', '.join(MODEL_NAMES)} or an .onnx file, not {text!r}")
+    check_regular_file(str(path), "model", error=ModelError)   # a NUL byte, a folder, a pipe: named
     return path
 
 

@@ -49,7 +49,7 @@ import numpy as np
 from ... import _native
 from ...core import options
 from ...core.errors import Cancelled, ImageError, OptionError
-from ...image import read_image, resize_to, to_rgb_array
+from ...image import LoadedImage, check_made_size, read_image, resize_to, to_rgb_array
 from ...optim import minimize_adam, minimize_lbfgsb
 from .model import (CONTENT_LOSSES, DEFAULT_MODEL, GRADIENT, LOSS, STYLE_LOSSES, TV_LOSS, GatysModel, gradient_precision,
                     resolve_model)
@@ -253,14 +253,22 @@ def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = DEFAUL
         raise OptionError(f"{net.model_path}: the graph was exported with {net.pooling} pooling, not {pooling} "
                           f"(export another with deepshop-export gatys --pooling {pooling})")
     m = net.stride_multiple
-    content_name = content if isinstance(content, (str, os.PathLike)) else "content image"
+    content_name = _name_of(content, "content image")
     content_rgb = _checked_image(content_name, _to_rgb_0_255(content_name, content), m)
-    style_rgbs = []
+    style_rgbs, style_names = [], []
     for i, s in enumerate(styles):
-        name = s if isinstance(s, (str, os.PathLike)) else f"style image {i + 1}"
-        style_rgbs.append(_checked_image(name, _to_rgb_0_255(name, s), m))
+        style_names.append(_name_of(s, f"style image {i + 1}"))
+        style_rgbs.append(_checked_image(style_names[-1], _to_rgb_0_255(style_names[-1], s), m))
     if length < m:
         raise OptionError(f"length must be at least {m} (the network's stride multiple), got {length}")
+    # What the run makes by resizing stays within the pixel limit, as what it reads does: the
+    # finest level and the output (length), each style at it (style_scale).
+    check_made_size("length", *_network_size(*fit_length(*content_rgb.shape[:2], length), m),
+                    f"the output of {content_name}")
+    check_made_size("length", *fit_length(*content_rgb.shape[:2], length), f"the output of {content_name}")
+    for name, s in zip(style_names, style_rgbs):
+        check_made_size("style_scale", *_network_size(*fit_length(*s.shape[:2], max(m, round(length * style_scale))), m),
+                        f"the style image {name} at length {length}")
     if tile is not None:
         tile = options.check_integer("tile", tile, 0, 1 << 16)
         if 0 < tile < m:
@@ -359,6 +367,13 @@ def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = DEFAUL
     return GatysResult(image=np.clip(np.rint(image), 0, 255).astype(np.uint8), loss=report[-1]["loss"],
                        levels=report, model=net.model_path, provider=net.provider, precision=net.precision,
                        seconds=time.perf_counter() - started, **last)
+
+
+def _name_of(source, default: str) -> str:
+    """A content or style image's name in messages: its path, else ``default``."""
+    if isinstance(source, LoadedImage) and source.path:
+        return source.path
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else default
 
 
 def _checked_image(name, rgb: np.ndarray, multiple: int) -> np.ndarray:
