@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from deepshop_native.cli import main
+from deepshop_native.core.session import PRECISIONS
 
 
 def deepshop(*args, stdin: bytes = b"", cwd=None):
@@ -207,7 +208,7 @@ def test_bash_completion_is_sourced_and_completes(tmp_path, capsys):
     assert bash_complete(script, ["deepshop", "sty"], 1) == ["stylize", "styles"]
     assert "completion" in bash_complete(script, ["deepshop", ""], 1)
     assert bash_complete(script, ["deepshop", "stylize", "--prec"], 2) == ["--precision"]
-    assert sorted(bash_complete(script, ["deepshop", "stylize", "--precision", ""], 3)) == ["auto", "bf16", "fp16", "fp32"]
+    assert sorted(bash_complete(script, ["deepshop", "stylize", "--precision", ""], 3)) == sorted(PRECISIONS)
     assert bash_complete(script, ["deepshop", "stylize", "--precision", "=", "f"], 4) == ["fp32", "fp16"]
     assert bash_complete(script, ["deepshop", "completion", "z"], 2) == ["zsh"]
     assert "--levels" in bash_complete(script, ["deepshop", "posterize", "x.jpg", "--l"], 3)
@@ -237,7 +238,7 @@ def test_fish_completes_subcommands_and_choices(tmp_path, capsys):
                        capture_output=True, text=True, timeout=30)
     first, second = r.stdout.split("---\n")
     assert sorted(line.split("\t")[0] for line in first.splitlines()) == ["styles", "stylize"]
-    assert sorted(line.split("\t")[0] for line in second.splitlines()) == ["auto", "bf16", "fp16", "fp32"]
+    assert sorted(line.split("\t")[0] for line in second.splitlines()) == sorted(PRECISIONS)
 
 
 def test_completion_needs_a_known_shell(capsys):
