@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image, ImageCms
 
 #: Files of the collection that cannot be read (a truncated JPEG, text named .png).
@@ -77,3 +78,11 @@ def tree(folder: Path) -> dict:
     """Relative path -> bytes of every non-hidden file below ``folder``."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)}
+
+
+def collection_fixture(folder: str):
+    """A module-scoped ``collection`` fixture: :func:`make_collection` in a fresh temporary ``folder``."""
+    @pytest.fixture(scope="module")
+    def collection(tmp_path_factory):
+        return make_collection(tmp_path_factory.mktemp(folder) / "photos")
+    return collection

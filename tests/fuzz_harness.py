@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, settings
 from PIL import Image
 
 from deepshop_native.core.errors import DeepshopError
+from image_factory import jpeg_with_size
 from model_factory import TRANSFORMER_META, export_plain, identity_model
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
@@ -226,19 +227,6 @@ def _png_with_size(data: bytes, width: int, height: int) -> bytes:
     return data[:12] + bytes(ihdr) + struct.pack(">I", zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF) + data[33:]
 
 
-def _jpeg_with_size(data: bytes, width: int, height: int) -> bytes:
-    """The JPEG with its SOF0/SOF2 frame header declaring another size."""
-    b = bytearray(data)
-    i = 2
-    while i + 9 < len(b):
-        marker, length = b[i + 1], struct.unpack(">H", b[i + 2:i + 4])[0]
-        if marker in (0xC0, 0xC2):
-            b[i + 5:i + 9] = struct.pack(">HH", height, width)
-            break
-        i += 2 + length
-    return bytes(b)
-
-
 def _tiff_with_size(data: bytes, width: int, height: int) -> bytes:
     """The little-endian TIFF with its ImageWidth/ImageLength entries replaced (as LONGs)."""
     b = bytearray(data)
@@ -294,7 +282,7 @@ def _image_corpus(folder: Path):
         add("huge declared size", f"huge_{w}x{h}.png", _png_with_size(png, w, h))
         add("huge declared size", f"huge_{w}x{h}.tif", _tiff_with_size(tif, w, h))
         if w < 65536 and h < 65536:
-            add("huge declared size", f"huge_{w}x{h}.jpg", _jpeg_with_size(jpg, w, h))
+            add("huge declared size", f"huge_{w}x{h}.jpg", jpeg_with_size(jpg, w, h))
         if w < 2**31 and h < 2**31:
             add("huge declared size", f"huge_{w}x{h}.bmp", _bmp_with_size(bmp, w, h))
             add("huge declared size", f"huge_neg{w}x{h}.bmp", _bmp_with_size(bmp, w, -h))

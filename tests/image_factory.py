@@ -33,9 +33,9 @@ def _small_jpeg() -> bytes:
 _SMALL_JPEG = _small_jpeg()
 
 
-def jpeg_bomb(path, width: int = 16000, height: int = 16000) -> Path:
-    """A JPEG of a few hundred bytes (an 8 x 8 image) whose frame header declares width x height."""
-    b = bytearray(_SMALL_JPEG)
+def jpeg_with_size(data: bytes, width: int, height: int) -> bytes:
+    """The JPEG with its SOF0/SOF2 frame header declaring another size."""
+    b = bytearray(data)
     i = 2
     while i + 9 < len(b):
         marker, length = b[i + 1], struct.unpack(">H", b[i + 2:i + 4])[0]
@@ -43,6 +43,11 @@ def jpeg_bomb(path, width: int = 16000, height: int = 16000) -> Path:
             b[i + 5:i + 9] = struct.pack(">HH", height, width)
             break
         i += 2 + length
+    return bytes(b)
+
+
+def jpeg_bomb(path, width: int = 16000, height: int = 16000) -> Path:
+    """A JPEG of a few hundred bytes (an 8 x 8 image) whose frame header declares width x height."""
     path = Path(path)
-    path.write_bytes(bytes(b))
+    path.write_bytes(jpeg_with_size(_SMALL_JPEG, width, height))
     return path

@@ -72,6 +72,19 @@ def trained_like_transformer_net(seed=3):
     return net
 
 
+def exported_statistics_net(folder):
+    """:func:`trained_like_transformer_net` saved as ``folder/style.pth`` and converted by
+    ``deepshop-export --statistics`` to ``folder/style_stats.onnx``: ``(net, onnx path)``."""
+    torch = pytest.importorskip("torch")
+    from deepshop_export.cli import main
+
+    net = trained_like_transformer_net()
+    torch.save(net.state_dict(), folder / "style.pth")
+    out = folder / "style_stats.onnx"
+    assert main([str(folder / "style.pth"), "-o", str(out), "--statistics"]) == 0
+    return net, out
+
+
 def export_plain(net, path, metadata, example_hw=(64, 64)):
     """torch.onnx.export with dynamic N/H/W plus metadata (independent of deepshop-export)."""
     torch = pytest.importorskip("torch")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from batch_helpers import CORRUPT, make_collection, tree
+from batch_helpers import CORRUPT, collection_fixture, tree
 
 import deepshop_native.batch as batch
 from deepshop_native.batch.manifest import FAILED_REPORT_NAME, MANIFEST_NAME, Manifest
@@ -22,9 +22,7 @@ from deepshop_native.batch.storage import LocalStorage
 from deepshop_native.cli import main
 
 
-@pytest.fixture(scope="module")
-def collection(tmp_path_factory):
-    return make_collection(tmp_path_factory.mktemp("collection") / "photos")
+collection = collection_fixture("collection")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ if "ray" not in sys.modules:
 pytest.importorskip("ray", reason="Ray is not installed: pip install 'deepshop-native[ray]'")
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'deepshop-native[ray]'")
 
-from batch_helpers import CORRUPT, make_collection, tree  # noqa: E402
+from batch_helpers import CORRUPT, collection_fixture, tree  # noqa: E402
 
 import deepshop_native.batch as batch  # noqa: E402
 
@@ -41,9 +41,7 @@ def ray_address():
         ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def collection(tmp_path_factory):
-    return make_collection(tmp_path_factory.mktemp("ray_collection") / "photos")
+collection = collection_fixture("ray_collection")
 
 
 @pytest.fixture(scope="module")

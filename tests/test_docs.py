@@ -38,24 +38,19 @@ _FENCE = re.compile(r"^(\s*)(```|~~~)")
 def _prose(text: str) -> str:
     """The text without fenced code blocks and inline code spans (kept as blank space so that
     nothing joins across them)."""
+    return _without_fences(text, lambda line: re.sub(r"`[^`\n]*`", " ", line))
+
+
+def _without_fences(text: str, keep=lambda line: line) -> str:
+    """The text with the lines of fenced code blocks (and their fences) blank; ``keep`` maps
+    every other line."""
     out, fenced = [], False
     for line in text.splitlines():
         if _FENCE.match(line):
             fenced = not fenced
             out.append("")
             continue
-        out.append("" if fenced else re.sub(r"`[^`\n]*`", " ", line))
-    return "\n".join(out)
-
-
-def _without_fences(text: str) -> str:
-    out, fenced = [], False
-    for line in text.splitlines():
-        if _FENCE.match(line):
-            fenced = not fenced
-            out.append("")
-            continue
-        out.append("" if fenced else line)
+        out.append("" if fenced else keep(line))
     return "\n".join(out)
 
 

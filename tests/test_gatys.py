@@ -16,7 +16,7 @@ from deepshop_native import cli
 from deepshop_native.pipelines import gatys as gt
 from deepshop_native.core.errors import ImageError, ModelError, OptionError
 
-from test_gatys_export import random_torchvision_vgg
+from test_gatys_export import random_torchvision_vgg, torch_features
 
 CONTENT_LAYERS, STYLE_LAYERS = ["relu2_2"], ["relu1_1", "relu2_1", "relu3_1"]
 WEIGHTS = "vgg19-random.pth"
@@ -71,20 +71,8 @@ def torch_gatys_objective(net, content, style, ratio, tv_weight):
     """The documented objective in Gatys et al.'s / fzliu's form, written plainly in torch (float64)
     and differentiated by autograd: content 1/2 sum (F - P)^2 (scaled to the reference positions),
     ratio * sum_l 1/L 1/(4 N^2 M^2) sum (F F' - A)^2, and the total variation per pixel value."""
-    import torch.nn.functional as F
-
     def features(x):
-        a = x.flip(1) if net.bgr else x
-        a = (a - torch.tensor(net.shift, dtype=torch.float64).view(1, 3, 1, 1)) * \
-            torch.tensor(net.scale, dtype=torch.float64).view(1, 3, 1, 1)
-        out = {}
-        for c in net.convs:
-            if c.pool_before:
-                a = F.max_pool2d(a, 2)
-            a = torch.relu(F.conv2d(a, torch.tensor(c.weight, dtype=torch.float64),
-                                    torch.tensor(c.bias, dtype=torch.float64), padding=1))
-            out[c.name] = a
-        return out
+        return torch_features(net, x, "max")
 
     def gram(f):
         f = f.reshape(f.shape[1], -1)

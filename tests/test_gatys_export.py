@@ -28,20 +28,30 @@ def random_torchvision_vgg(path, arch="vgg19", seed=0):
     return path
 
 
+def torch_features(net, x, pooling="max"):
+    """The feature network's activations of ``x`` (float64, N x 3 x H x W) by layer name, written
+    plainly in torch: channel order, shift and scale, then each 3x3 convolution and ReLU, pooled
+    ("max" or "average") before the convolutions that follow a pool."""
+    import torch.nn.functional as F
+
+    pool = F.max_pool2d if pooling == "max" else F.avg_pool2d
+    shift = torch.tensor(net.shift, dtype=torch.float64).view(1, 3, 1, 1)
+    scale = torch.tensor(net.scale, dtype=torch.float64).view(1, 3, 1, 1)
+    a = ((x.flip(1) if net.bgr else x) - shift) * scale
+    feats = {}
+    for c in net.convs:
+        if c.pool_before:
+            a = pool(a, 2)
+        weight, bias = (torch.tensor(v, dtype=torch.float64) for v in (c.weight, c.bias))
+        a = feats[c.name] = torch.relu(F.conv2d(a, weight, bias, padding=1))
+    return feats
+
+
 def torch_objective(net, x, content_targets, style_targets, cw, sw, tvw):
     """The objective written plainly in torch (autograd differentiates it): returns the loss,
     the unweighted terms, and dloss/dx."""
     x = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    a = x.flip(1) if net.bgr else x
-    a = (a - torch.tensor(net.shift, dtype=torch.float64).view(1, 3, 1, 1)) * \
-        torch.tensor(net.scale, dtype=torch.float64).view(1, 3, 1, 1)
-    feats = {}
-    for c in net.convs:
-        if c.pool_before:
-            a = torch.nn.functional.max_pool2d(a, 2) if net.pooling == "max" else torch.nn.functional.avg_pool2d(a, 2)
-        a = torch.relu(torch.nn.functional.conv2d(a, torch.tensor(c.weight, dtype=torch.float64),
-                                                  torch.tensor(c.bias, dtype=torch.float64), padding=1))
-        feats[c.name] = a
+    feats = torch_features(net, x, net.pooling)
     content = [torch.mean((feats[l] - torch.tensor(t, dtype=torch.float64)) ** 2) for l, t in content_targets.items()]
     style = []
     for l, t in style_targets.items():

@@ -17,7 +17,7 @@ import deepshop_native as ds  # noqa: E402
 from deepshop_export.cli import main as export_main  # noqa: E402
 from deepshop_native.pipelines.generic import TiledPipeline  # noqa: E402
 
-from model_factory import trained_like_transformer_net, torch_reference  # noqa: E402
+from model_factory import exported_statistics_net, torch_reference  # noqa: E402
 
 # Windows of 256 px on the 256 x 320 photo: 2 tiles with harmonize's halo, 4 with exact mode's.
 TILE = 256
@@ -33,10 +33,7 @@ def psnr(a, b) -> float:
 @pytest.fixture(scope="module")
 def stats_model(tmp_path_factory):
     d = tmp_path_factory.mktemp("statistics")
-    net = trained_like_transformer_net()
-    torch.save(net.state_dict(), d / "style.pth")
-    out = d / "style_stats.onnx"
-    assert export_main([str(d / "style.pth"), "-o", str(out), "--statistics"]) == 0
+    net, out = exported_statistics_net(d)
     plain = d / "style.onnx"
     assert export_main([str(d / "style.pth"), "-o", str(plain)]) == 0
     return net, out, plain

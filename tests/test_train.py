@@ -47,6 +47,14 @@ def random_vgg16(tmp_path_factory):
     return str(path), seq
 
 
+def write_style(path, *, seed: int, blocks: int, side: int):
+    """A blocky random 'painting': blocks x blocks random colours enlarged to side x side (nearest)."""
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (blocks, blocks, 3), dtype=np.uint8)).resize(
+        (side, side), Image.NEAREST).save(path)
+    return path
+
+
 def write_photos(folder, n=4, size=(72, 56), seed=0):
     """Small smooth colour 'photos': gradients plus blobs, different per image."""
     os.makedirs(folder, exist_ok=True)
@@ -70,9 +78,7 @@ def write_photos(folder, n=4, size=(72, 56), seed=0):
 def tiny_run(tmp_path, random_vgg16):
     """Style image, data folder and common arguments of a fast training run."""
     write_photos(tmp_path / "data")
-    style = tmp_path / "style.png"
-    rng = np.random.default_rng(1)
-    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).resize((64, 64), Image.NEAREST).save(style)
+    style = write_style(tmp_path / "style.png", seed=1, blocks=40, side=64)
     args = ["--style", str(style), "--data", str(tmp_path / "data"), "--vgg", random_vgg16[0],
             "--content-layer", "relu2_2", "--style-layers", "relu1_2,relu2_2",
             "--image-size", "32", "--batch-size", "2", "--workers", "0", "--threads", "1",

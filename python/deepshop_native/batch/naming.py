@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import PurePath, PurePosixPath
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..core.files import not_a_file_reason
 from ..image.formats import FALLBACK_EXTENSION, WRITE_EXTENSIONS, is_image_name
 from .storage import LocalStorage, Storage, open_location
 
@@ -96,7 +97,7 @@ class _Collector:
         elif _GLOB_CHARS & set(text):
             self._glob(text, store, path)
         elif kind == "other":
-            self.problems.append((text, _not_a_file_reason(path) if store.local_path(path) else "not a file"))
+            self.problems.append((text, not_a_file_reason(path) if store.local_path(path) else "not a file"))
         else:
             self.problems.append((text, "no such file or directory"))
 
@@ -157,13 +158,6 @@ def _glob_base(pattern: str, posix: bool = False) -> str:
         return "" if posix else "."
     return str(PurePosixPath(*fixed)) if posix else os.path.join(*fixed)
 
-
-def _not_a_file_reason(path: str) -> str:
-    try:
-        os.stat(path)
-    except OSError as e:
-        return f"cannot access ({e.strerror or e})"   # a dangling link, a symlink loop
-    return "not a regular file or directory"
 
 
 def collect_sources(items: Iterable[str], stores: List[Storage], *, skip: Optional[Tuple[Storage, str]] = None,

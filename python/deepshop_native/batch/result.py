@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, TextIO
 
+from ..core.errors import batch_exit_code
+
 __all__ = ["BatchResult", "Failure"]
 
 
@@ -41,9 +43,7 @@ class BatchResult:
     @property
     def exit_code(self) -> int:
         """0 when every image is done, 1 when any failed (130 after Ctrl-C, as shells do)."""
-        if self.interrupted:
-            return 130
-        return 1 if self.failed else 0
+        return batch_exit_code(bool(self.failed), self.interrupted)
 
     @property
     def images_per_second(self) -> float:

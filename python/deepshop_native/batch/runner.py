@@ -11,7 +11,7 @@ from typing import Iterable, Optional, TextIO, Union
 from tqdm import tqdm
 
 from ..core import options
-from ..core.errors import OptionError, OutputError
+from ..core.errors import OptionError, OutputError, interruption_recorded
 from ..image.limits import DEFAULT_MAX_PIXELS
 from .manifest import FAILED_REPORT_NAME, Manifest, existing_outputs, triage
 from .naming import collect_sources, plan
@@ -141,17 +141,14 @@ def run(inputs: Union[StrPath, Iterable[StrPath]], out: StrPath, *, model=None, 
 
     finished = False
     try:
-        if todo and engine == "local":
-            from .local import run_local
-            run_local(todo, spec, stores, dest_store, dest, on_result)
-        elif todo:
-            from .ray_engine import run_ray
-            run_ray(todo, spec, stores, dest_store, dest, on_result, **ray_options)
+        with interruption_recorded(result, "batch_result"):
+            if todo and engine == "local":
+                from .local import run_local
+                run_local(todo, spec, stores, dest_store, dest, on_result)
+            elif todo:
+                from .ray_engine import run_ray
+                run_ray(todo, spec, stores, dest_store, dest, on_result, **ray_options)
         finished = True
-    except KeyboardInterrupt as e:
-        result.interrupted = True
-        e.batch_result = result  # type: ignore[attr-defined]
-        raise
     finally:
         bar.close()
         result.seconds = time.perf_counter() - start

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from ..core.errors import DeepshopError
+from ..core.errors import DeepshopError, failure_reason
 from ..image import encode_image, read_image, resize_max_side
 from .spec import PaintSpec
 from .storage import Storage
@@ -42,16 +42,6 @@ class Outcome:
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
-
-def failure_reason(e: BaseException, name: str) -> str:
-    """The reason of a failure without a leading "<name>: " (the report names the input)."""
-    if isinstance(e, MemoryError):
-        return "out of memory"
-    text = str(e).strip() or type(e).__name__
-    if not isinstance(e, (DeepshopError, OSError)):
-        text = f"{type(e).__name__}: {text}"
-    prefix = f"{name}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 class Painter:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
 
-from ..core.errors import DeepshopError
-from ..core.files import InputFiles, output_exists_message, replaced_input
+from ..core.errors import DeepshopError, batch_exit_code, failure_reason, interruption_recorded
+from ..core.files import InputFiles, not_a_file_reason, output_exists_message, replaced_input
 from ..image.formats import FALLBACK_EXTENSION, READ_EXTENSIONS, WRITE_EXTENSIONS, is_image_name, is_unwritable_image_name
 from .streams import STDIN_NAME, STDOUT_NAME, is_stdio
 
@@ -149,18 +149,11 @@ def collect_inputs(patterns: Iterable[StrPath], *, skip_dirs: Sequence[StrPath] 
             for m in images:
                 add(Path(m), base)
         elif os.path.lexists(text):
-            problems.append((text, _not_a_file_reason(text)))
+            problems.append((text, not_a_file_reason(text)))
         else:
             problems.append((text, "no such file or directory"))
     return result, problems
 
-
-def _not_a_file_reason(text: str) -> str:
-    try:
-        os.stat(text)
-    except OSError as e:
-        return f"cannot access ({e.strerror or e})"   # a dangling link, a symlink loop
-    return "not a regular file or directory"
 
 
 def expand_inputs(patterns: Iterable[StrPath], **scan_options) -> List[Path]:
@@ -293,9 +286,7 @@ class BatchReport:
     @property
     def exit_code(self) -> int:
         """0 when every image was done, 1 otherwise (130 after Ctrl-C, as shells do)."""
-        if self.interrupted:
-            return 130
-        return 1 if self.failed else 0
+        return batch_exit_code(bool(self.failed), self.interrupted)
 
     @property
     def total(self) -> int:
@@ -319,16 +310,6 @@ class BatchReport:
         with contextlib.suppress(Exception):
             stream.flush()
 
-
-def _reason(e: BaseException, src: Path) -> str:
-    """The reason of a failure, without a leading "<src>: " (the summary adds the path)."""
-    if isinstance(e, MemoryError):
-        return "out of memory"
-    text = str(e).strip() or type(e).__name__
-    if not isinstance(e, (DeepshopError, OSError)):
-        text = f"{type(e).__name__}: {text}"
-    prefix = f"{src}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def run_batch(jobs: Iterable[Tuple[StrPath, StrPath]], process: Callable[[Path, Path], object],
@@ -358,27 +339,24 @@ def run_batch(jobs: Iterable[Tuple[StrPath, StrPath]], process: Callable[[Path, 
         _emit(json_stream, item, None, {"error": why})
     bar = _progress_bar(jobs, desc, progress, stream)
     try:
-        for src, dst in bar:
-            if not overwrite and not is_stdio(dst) and os.path.lexists(dst):
-                report.failed.append((src, output_exists_message(str(dst))))
-                _emit(json_stream, src, None, {"error": report.failed[-1][1]})
-            else:
-                started = time.perf_counter()
-                try:
-                    fields = process(src, dst)
-                except (DeepshopError, OSError, ValueError, RuntimeError, MemoryError) as e:
-                    report.failed.append((src, _reason(e, src)))
+        with interruption_recorded(report, "batch_report"):
+            for src, dst in bar:
+                if not overwrite and not is_stdio(dst) and os.path.lexists(dst):
+                    report.failed.append((src, output_exists_message(str(dst))))
                     _emit(json_stream, src, None, {"error": report.failed[-1][1]})
                 else:
-                    report.succeeded.append((src, dst))
-                    _emit(json_stream, src, dst, {**(fields if isinstance(fields, dict) else {}),
-                                                  "seconds": round(time.perf_counter() - started, 3)})
-            if report.failed:
-                bar.set_postfix(failed=len(report.failed), refresh=False)
-    except KeyboardInterrupt as e:
-        report.interrupted = True
-        e.batch_report = report  # type: ignore[attr-defined]
-        raise
+                    started = time.perf_counter()
+                    try:
+                        fields = process(src, dst)
+                    except (DeepshopError, OSError, ValueError, RuntimeError, MemoryError) as e:
+                        report.failed.append((src, failure_reason(e, src)))
+                        _emit(json_stream, src, None, {"error": report.failed[-1][1]})
+                    else:
+                        report.succeeded.append((src, dst))
+                        _emit(json_stream, src, dst, {**(fields if isinstance(fields, dict) else {}),
+                                                      "seconds": round(time.perf_counter() - started, 3)})
+                if report.failed:
+                    bar.set_postfix(failed=len(report.failed), refresh=False)
     finally:
         bar.close()
     return report

@@ -25,14 +25,11 @@ EDGES_SUFFIX, COLORIZE_SUFFIX = "_edges", "_colorized"
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "edges", help="line drawings from photos (auto-Canny: the line-art colouriser's input)",
-        description="Edges of photos: grayscale, bilateral filter (d=3, 60, 120), Canny with thresholds from "
-                    "the median (m * (1 -+ sigma)); or --method hed: the HED network's edge probability, thinned "
-                    "and thresholded.  White lines on black unless --invert.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns; - reads stdin")
-    p.add_argument("-o", "--out", metavar="FILE|DIR|-", help="output file (one input), folder, or - for stdout "
-                   f"(default: next to each input as NAME{EDGES_SUFFIX}.png; stdout for input -)")
+    p = _parser(subparsers, "edges", "INPUT", EDGES_SUFFIX,
+                help="line drawings from photos (auto-Canny: the line-art colouriser's input)",
+                description="Edges of photos: grayscale, bilateral filter (d=3, 60, 120), Canny with thresholds "
+                            "from the median (m * (1 -+ sigma)); or --method hed: the HED network's edge "
+                            "probability, thinned and thresholded.  White lines on black unless --invert.")
     p.add_argument("--sigma", type=float, default=0.33, help="threshold spread around the median (default 0.33)")
     p.add_argument("--low", type=float, help="fixed low Canny threshold 0..255 (default: automatic)")
     p.add_argument("--high", type=float, help="fixed high Canny threshold 0..255 (default: automatic)")
@@ -49,20 +46,13 @@ def register(subparsers) -> None:
                                    "~/.cache/deepshop/hed)")
     p.add_argument("--device", help="hed: auto, cpu, cuda, cuda:N, openvino (default auto)")
     p.add_argument("--tile", type=int, help="hed: largest window in pixels (default 512)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    streams.add_format_option(p, "default: png")
-    add_output_flags(p)
-    add_max_pixels_option(p)
-    p.set_defaults(func=run_edges)
+    _finish(p, run_edges)
 
-    p = subparsers.add_parser(
-        "colorize", help="colour line drawings with a line-art model (default: the bundled one)",
-        description="Colour line drawings.  A scan of dark lines on white paper works as it is (pixels darker "
-                    "than --threshold are lines); a dark image is read as light lines on black; a colour "
-                    "image is converted to gray, with a note; --input photo colours a photo's edges.")
-    p.add_argument("inputs", nargs="+", metavar="DRAWING", help="image files, folders or glob patterns; - reads stdin")
-    p.add_argument("-o", "--out", metavar="FILE|DIR|-", help="output file (one input), folder, or - for stdout "
-                   f"(default: next to each input as NAME{COLORIZE_SUFFIX}.png; stdout for input -)")
+    p = _parser(subparsers, "colorize", "DRAWING", COLORIZE_SUFFIX,
+                help="colour line drawings with a line-art model (default: the bundled one)",
+                description="Colour line drawings.  A scan of dark lines on white paper works as it is (pixels "
+                            "darker than --threshold are lines); a dark image is read as light lines on black; a "
+                            "colour image is converted to gray, with a note; --input photo colours a photo's edges.")
     p.add_argument("--model", help="line-art model (default: the bundled one)")
     p.add_argument("--temperature", type=float,
                    help="0: each pixel the best class's colour; T > 0: the annealed mean of the palette under "
@@ -72,12 +62,26 @@ def register(subparsers) -> None:
     p.add_argument("--threshold", type=float, help="gray level 0..255 separating lines from paper (default 128)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino (default auto)")
     p.add_argument("--tile", type=int, help="largest window in pixels (default: the engine's)")
+    _finish(p, run_colorize, quiet_help="print nothing on success (no progress, no summary, no notes); errors "
+                                        "are still printed")
+
+
+def _parser(subparsers, name: str, metavar: str, suffix: str, **texts):
+    """A sub-command's parser with its inputs and -o (the default output: NAME + suffix + .png)."""
+    p = subparsers.add_parser(name, **texts)
+    p.add_argument("inputs", nargs="+", metavar=metavar, help="image files, folders or glob patterns; - reads stdin")
+    p.add_argument("-o", "--out", metavar="FILE|DIR|-", help="output file (one input), folder, or - for stdout "
+                   f"(default: next to each input as NAME{suffix}.png; stdout for input -)")
+    return p
+
+
+def _finish(p, func, **output_flags) -> None:
+    """The options both sub-commands end with, and the function that runs them."""
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     streams.add_format_option(p, "default: png")
-    add_output_flags(p, quiet_help="print nothing on success (no progress, no summary, no notes); errors are "
-                                   "still printed")
+    add_output_flags(p, **output_flags)
     add_max_pixels_option(p)
-    p.set_defaults(func=run_colorize)
+    p.set_defaults(func=func)
 
 
 def _outputs(args, suffix):

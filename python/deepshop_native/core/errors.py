@@ -2,6 +2,8 @@
 
 This module imports nothing else of the package (no C++ extension): the export side uses it."""
 
+import contextlib
+
 
 class DeepshopError(Exception):
     """Base class of every error raised by deepshop_native."""
@@ -49,3 +51,36 @@ class ArrayError(DeepshopError, ValueError):
 
 class MissingDependencyError(DeepshopError, ImportError):
     """An optional package a feature needs is not installed (message names it and how to get it)."""
+
+
+def failure_reason(e: BaseException, name: object) -> str:
+    """The reason of one input's failure in a batch, without a leading "<name>: " (the report
+    names the input): "out of memory", a DeepshopError's or OSError's message, or any other
+    error's message after its type name."""
+    if isinstance(e, MemoryError):
+        return "out of memory"
+    text = str(e).strip() or type(e).__name__
+    if not isinstance(e, (DeepshopError, OSError)):
+        text = f"{type(e).__name__}: {text}"
+    prefix = f"{name}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def batch_exit_code(failed: bool, interrupted: bool) -> int:
+    """A batch's exit status: 0 when every image was done, 1 when any failed, 130 after Ctrl-C
+    (as shells do)."""
+    if interrupted:
+        return 130
+    return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def interruption_recorded(outcome, attribute: str):
+    """Around a batch's loop: Ctrl-C sets ``outcome.interrupted`` and goes on up with ``outcome``
+    (what was done so far) as the KeyboardInterrupt's ``attribute``."""
+    try:
+        yield outcome
+    except KeyboardInterrupt as e:
+        outcome.interrupted = True
+        setattr(e, attribute, outcome)
+        raise

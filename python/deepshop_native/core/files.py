@@ -26,7 +26,7 @@ from typing import BinaryIO, Callable, Type
 
 from .errors import DeepshopError, ImageError, OutputError, OutputExistsError
 
-__all__ = ["atomic_write", "check_not_an_input", "InputFiles", "output_exists_message", "remove_stale_temporaries",
+__all__ = ["atomic_write", "check_not_an_input", "InputFiles", "not_a_file_reason", "output_exists_message", "remove_stale_temporaries",
            "replaced_input", "same_file", "TEMP_SUFFIX"]
 
 #: Suffix of the temporary files; a prefix of "." + the destination's name comes before it.
@@ -40,6 +40,15 @@ _STALE_AGE = 60.0
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
 _SWEPT: set = set()
 _SWEPT_LOCK = threading.Lock()
+
+
+def not_a_file_reason(path: str) -> str:
+    """Why an existing path that is neither a regular file nor a directory gives no input."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        return f"cannot access ({e.strerror or e})"   # a dangling link, a symlink loop
+    return "not a regular file or directory"
 
 
 def output_exists_message(name: str) -> str:

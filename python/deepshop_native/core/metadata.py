@@ -225,34 +225,18 @@ def read_metadata(path) -> Dict[str, str]:
     metadata: Dict[str, str] = {}
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        while f.tell() < size:
-            tag = _varint(f)
-            field, wire = tag >> 3, tag & 7
-            if field == 0:
-                raise MetadataReadError("field number 0")
-            if wire == 0:
-                _varint(f)
-            elif wire == 1:
-                f.seek(8, os.SEEK_CUR)
-            elif wire == 5:
-                f.seek(4, os.SEEK_CUR)
-            elif wire == 2:
-                n = _varint(f)
-                if f.tell() + n > size:
-                    raise MetadataReadError("a field runs past the end of the file")
-                if field == 14:
-                    k, v = _entry(f.read(n))
-                    metadata[k] = v
-                else:
-                    f.seek(n, os.SEEK_CUR)
-            else:
-                raise MetadataReadError(f"unexpected wire type {wire}")
+        for field, wire, value in _fields(f, size, "the file"):
+            if field == 14 and wire == 2:
+                f.seek(value[0])
+                k, v = _entry(f.read(value[1]))
+                metadata[k] = v
     return metadata
 
 
-def _fields(f, end: int):
+def _fields(f, end: int, what: str = "its message"):
     """(field, wire type, value) of each field of the message in f up to ``end``: the value of a
-    length-delimited field is its (start, length), left unread; of a varint, the number."""
+    length-delimited field is its (start, length), left unread; of a varint, the number.  ``what``
+    names the message's end in the error of a field running past it."""
     while f.tell() < end:
         tag = _varint(f)
         field, wire = tag >> 3, tag & 7
@@ -268,7 +252,7 @@ def _fields(f, end: int):
             n = _varint(f)
             start = f.tell()
             if start + n > end:
-                raise MetadataReadError("a field runs past the end of its message")
+                raise MetadataReadError(f"a field runs past the end of {what}")
             yield field, wire, (start, n)
             f.seek(start + n)
         else:

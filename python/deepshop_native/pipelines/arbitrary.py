@@ -29,7 +29,7 @@ from ..core.errors import ModelError, OptionError
 from ..core.paths import PRETRAINED_ENV, made_on_first_use, pretrained_dir
 from ..core.session import open_session, tile_options
 from . import style_images
-from .base import StylePipeline
+from .base import ChosenStylePipeline
 
 FAMILY = "arbitrary_style"
 #: The generator's file in the pretrained folder (its predictor beside it).
@@ -48,7 +48,7 @@ def default_model() -> Path:
                              "pretrained style networks", PRETRAINED_ENV)
 
 
-class ArbitraryStyle(StylePipeline):
+class ArbitraryStyle(ChosenStylePipeline):
     """Magenta's arbitrary-style network: ``set_style(images)`` then call on photos (options as
     StylePipeline's; ``style_size``: the style images' shorter side before the predictor).
     Thread-safe for calls; set_style swaps the vector atomically."""
@@ -123,12 +123,3 @@ class ArbitraryStyle(StylePipeline):
         aux = self.style_inputs(pixels, strength)
         return self.run_with(pixels, aux, preserve_colors=preserve_colors, progress=progress,
                              working_size=working_size, statistics=statistics)
-
-    def __call__(self, image, *, strength: float = 1.0, preserve_colors: bool = False,
-                 max_side: Optional[int] = None, progress=None, working_size: Optional[int] = None,
-                 style=None, style_weights=None):
-        """Paint ``image`` with the current style (or ``style=``), as StylePipeline's call."""
-        if style is not None:
-            self.set_style(style, style_weights)
-        return super().__call__(image, strength=strength, preserve_colors=preserve_colors, max_side=max_side,
-                                progress=progress, working_size=working_size)

@@ -8,6 +8,8 @@
                     alpha kept aside and put back, max_side, progress.  A family adds only its
                     style inputs (style_inputs(): the aux arrays its generator takes, e.g. a
                     style's Gram matrix or vector) and how it gets them.
+    ChosenStylePipeline  a StylePipeline whose style is chosen at run time with set_style()
+                    (arbitrary.py, multistyle.py); its call takes ``style=`` too.
 
 Families: pipelines/stylizer.py (feedforward styles), stylenet.py (MSG-Net), colorize.py, hed.py,
 generic.py (models whose roles say all), gatys/ (the loss-and-gradient graphs).  The registry
@@ -252,3 +254,16 @@ class StylePipeline(Pipeline):
             mean, var = self._session.statistics(image=np.ascontiguousarray(pixels), tiles=self._tiles_for(h, w),
                                                  aux=aux, mode=mode)
         return mean, var
+
+
+class ChosenStylePipeline(StylePipeline):
+    """A StylePipeline whose family sets its style with ``set_style(style, weights)``."""
+
+    def __call__(self, image, *, strength: float = 1.0, preserve_colors: bool = False,
+                 max_side: Optional[int] = None, progress=None, working_size: Optional[int] = None,
+                 style=None, style_weights=None):
+        """Paint ``image`` with the current style (or ``style=``), as StylePipeline's call."""
+        if style is not None:
+            self.set_style(style, style_weights)
+        return super().__call__(image, strength=strength, preserve_colors=preserve_colors, max_side=max_side,
+                                progress=progress, working_size=working_size)

@@ -28,7 +28,7 @@ from ..core import metadata as mm
 from ..core import options
 from ..core.errors import ModelError, OptionError
 from ..core.paths import PRETRAINED_ENV, made_on_first_use, pretrained_dir
-from .base import StylePipeline
+from .base import ChosenStylePipeline
 
 FAMILY = "multistyle"
 #: The network's file in the pretrained folder.
@@ -59,7 +59,7 @@ def styles_of(path, metadata: dict) -> tuple:
     return entry["input"], styles
 
 
-class MultiStyle(StylePipeline):
+class MultiStyle(ChosenStylePipeline):
     """A multi-style network: ``set_style(names or numbers, weights)`` then call on photos (options
     as StylePipeline's).  ``styles``: [{"name", "description"}] in the network's order."""
 
@@ -126,12 +126,3 @@ class MultiStyle(StylePipeline):
         if self._weights is None:
             raise OptionError(f"{self.model_path}: no style: call set_style(name or number) first")
         return {self._style_input: np.ascontiguousarray(self._weights, dtype=np.float32)}
-
-    def __call__(self, image, *, strength: float = 1.0, preserve_colors: bool = False,
-                 max_side: Optional[int] = None, progress=None, working_size: Optional[int] = None,
-                 style=None, style_weights=None):
-        """Paint ``image`` with the current style (or ``style=``), as StylePipeline's call."""
-        if style is not None:
-            self.set_style(style, style_weights)
-        return super().__call__(image, strength=strength, preserve_colors=preserve_colors, max_side=max_side,
-                                progress=progress, working_size=working_size)

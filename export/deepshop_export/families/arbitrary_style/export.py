@@ -30,7 +30,7 @@ from deepshop_native.core import metadata as mm
 from deepshop_native.core.errors import OutputExistsError
 from deepshop_native.core.files import output_exists_message, sha256_of
 
-from ...onnx.export import ExportReport, GraphInterface, export_module
+from ...onnx.export import ExportReport, GraphInterface, export_module, sampled_interface
 from ...receptive_field import receptive_field
 from ..multistyle.network import ConditionalStyleNet
 from ..transformer_net.export import image_metadata
@@ -66,18 +66,14 @@ def predictor_interface() -> GraphInterface:
     def make_inputs(h, w, gen):
         return (torch.rand(1, 3, h, w, generator=gen),)
 
-    return GraphInterface(input_names=["input"], output_names=[STYLE_INPUT],
-                          sample_inputs=make_inputs(132, 100, torch.Generator().manual_seed(0)),
-                          dynamic_dims=[{0: "batch", 2: "height", 3: "width"}], make_inputs=make_inputs)
+    return sampled_interface(["input"], [STYLE_INPUT], make_inputs)
 
 
 def generator_interface(style_dim: int) -> GraphInterface:
     def make_inputs(h, w, gen):
         return torch.rand(1, 3, h, w, generator=gen), _random_style(style_dim, gen)
 
-    return GraphInterface(input_names=["input", STYLE_INPUT], output_names=["output"],
-                          sample_inputs=make_inputs(132, 100, torch.Generator().manual_seed(0)),
-                          dynamic_dims=[{0: "batch", 2: "height", 3: "width"}, {}], make_inputs=make_inputs)
+    return sampled_interface(["input", STYLE_INPUT], ["output"], make_inputs)
 
 
 def _base(net, name, license, family=FAMILY, **kw):

@@ -8,7 +8,7 @@ import os
 import torch
 from torch import nn
 
-from ...onnx.export import ExportReport, GraphInterface, export_module
+from ...onnx.export import ExportReport, GraphInterface, export_module, sampled_interface
 from ...receptive_field import receptive_field
 from .network import FeatureNet
 
@@ -23,9 +23,7 @@ def feature_interface(net: FeatureNet) -> GraphInterface:
     def make_inputs(h, w, gen):
         return (torch.rand(1, 3, h, w, generator=gen) * 255 - 128,)
 
-    return GraphInterface(input_names=["input"], output_names=list(net.feature_names),
-                          sample_inputs=make_inputs(132, 100, torch.Generator().manual_seed(0)),
-                          dynamic_dims=[{0: "batch", 2: "height", 3: "width"}], make_inputs=make_inputs)
+    return sampled_interface(["input"], list(net.feature_names), make_inputs)
 
 
 def export_feature_net(net: FeatureNet, out_path: str | os.PathLike, *, name: str, license: str, provenance: dict,

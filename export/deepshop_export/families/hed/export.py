@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 import torch
 
 from deepshop_native.core.files import sha256_of
 
+from ...cli_options import print_report
 from ...onnx.export import ExportReport, GraphInterface, export_module
 from .network import HED, STRIDE_MULTIPLE, analytic_receptive_field
 
@@ -76,7 +76,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from deepshop_native.core.errors import DeepshopError
     from deepshop_native.pipelines.hed import default_model_path
     args = parser().parse_args(argv)
     from deepshop_native.core.files import check_not_an_input
@@ -84,12 +83,8 @@ def main(argv: list[str]) -> int:
     if out is None:
         out = default_model_path()
         out.parent.mkdir(parents=True, exist_ok=True)
-    try:
+
+    def export():
         check_not_an_input(out, [args.weights])   # before anything is read: never the weights file
-        report = export_hed(out, weights=args.weights, fp16=args.fp16, validate=args.validate,
-                            overwrite=args.overwrite)
-    except DeepshopError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
-    print(report.summary())
-    return 0
+        return export_hed(out, weights=args.weights, fp16=args.fp16, validate=args.validate, overwrite=args.overwrite)
+    return print_report(export, f"{PROG}: error")

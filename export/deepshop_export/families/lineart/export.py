@@ -11,6 +11,7 @@ import torch
 
 from deepshop_native.core.errors import OptionError
 
+from ...cli_options import print_report
 from ...onnx.export import ExportReport, GraphInterface, export_module
 from ...receptive_field import receptive_field
 
@@ -99,9 +100,7 @@ def export_checkpoint(checkpoint: str, out_path: str, *, decoding: str = "argmax
 
 def main(argv=None) -> int:
     import argparse
-    import sys
 
-    from deepshop_native.core.errors import DeepshopError
     p = argparse.ArgumentParser(prog="python -m deepshop_export.families.lineart.export",
                                 description="Export a 'deepshop-train lineart' checkpoint to ONNX.")
     p.add_argument("checkpoint")
@@ -116,15 +115,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.decoding == "annealed_mean" and not a.temperature > 0:
         p.error("--decoding annealed_mean needs --temperature T > 0")
-    try:
-        rep = export_checkpoint(a.checkpoint, a.out, decoding=a.decoding, temperature=a.temperature,
-                                license=a.license, name=a.name, data_manifest=a.data_manifest, fp16=a.fp16,
-                                overwrite=a.overwrite)
-    except DeepshopError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(rep.summary())
-    return 0
+    return print_report(lambda: export_checkpoint(a.checkpoint, a.out, decoding=a.decoding,
+                                                  temperature=a.temperature, license=a.license, name=a.name,
+                                                  data_manifest=a.data_manifest, fp16=a.fp16,
+                                                  overwrite=a.overwrite), "error")
 
 
 if __name__ == "__main__":

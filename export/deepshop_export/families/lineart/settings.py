@@ -19,10 +19,10 @@ RUN_CONTROL = run_settings.RUN_CONTROL | {"name", "license", "fp16", "eval_size"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="deepshop-train lineart",
-        description="Train a line-drawing colouriser: auto-Canny edges of photos in, posterised colour "
-                    "classes out (a fully convolutional U-Net), and export it to ONNX.")
+    p = run_settings.new_parser(
+        "deepshop-train lineart",
+        "Train a line-drawing colouriser: auto-Canny edges of photos in, posterised colour "
+        "classes out (a fully convolutional U-Net), and export it to ONNX.")
     a = p.add_argument
     a("--levels", type=int, help="uniform palette: this many values per channel, levels^3 classes (default 3: 27)")
     a("--palette", choices=["uniform", "kmeans"], help="uniform levels, or K colours learned from the photos "

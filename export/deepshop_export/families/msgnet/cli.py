@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from ...cli_options import add_export_options
+
 PROG = "deepshop-export msgnet"
 
 
@@ -20,13 +22,7 @@ def parser() -> argparse.ArgumentParser:
                         "checkpoint.pt), or PaddleHub's .pdparams")
     p.add_argument("--random", action="store_true", help="no checkpoint: random weights (benchmarks, tests)")
     p.add_argument("--ngf", type=int, default=128, help="with --random: width (default 128, as published)")
-    p.add_argument("-o", "--output", required=True, help="output .onnx path of the generator")
-    p.add_argument("--name", help="model name stored in the metadata (default: the checkpoint's file stem)")
-    p.add_argument("--license", default="unknown", help="licence of the weights (default: unknown)")
-    p.add_argument("--fp16", action="store_true", help="float16 weights (inputs/outputs stay float32)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
-    p.add_argument("--no-validate", dest="validate", action="store_false",
-                   help="skip the numeric comparison with torch (onnx.checker still runs)")
+    add_export_options(p, output_help="output .onnx path of the generator")
     p.add_argument("--statistics", action="store_true",
                    help="write the generator as a global-statistics graph: tiles of large images are normalised "
                         "with a thumbnail's instance-norm statistics instead of their own; and the encoder too: "

@@ -25,7 +25,7 @@ from deepshop_native.core.files import output_exists_message
 
 from deepshop_native.core.files import sha256_of
 
-from ...onnx.export import ExportReport, GraphInterface, export_module
+from ...onnx.export import ExportReport, GraphInterface, export_module, sampled_interface
 from ...receptive_field import receptive_field
 from ..transformer_net.export import image_metadata
 from . import network as mn
@@ -56,18 +56,14 @@ def encoder_interface() -> GraphInterface:
     def make_inputs(h, w, gen):
         return (torch.rand(1, 3, h, w, generator=gen) * 255,)
 
-    return GraphInterface(input_names=["input"], output_names=["features"],
-                          sample_inputs=make_inputs(132, 100, torch.Generator().manual_seed(0)),
-                          dynamic_dims=[{0: "batch", 2: "height", 3: "width"}], make_inputs=make_inputs)
+    return sampled_interface(["input"], ["features"], make_inputs)
 
 
 def generator_interface(channels: int) -> GraphInterface:
     def make_inputs(h, w, gen):
         return (torch.rand(1, 3, h, w, generator=gen) * 255, _random_gram(channels, gen))
 
-    return GraphInterface(input_names=["input", "gram"], output_names=["output"],
-                          sample_inputs=make_inputs(132, 100, torch.Generator().manual_seed(0)),
-                          dynamic_dims=[{0: "batch", 2: "height", 3: "width"}, {}], make_inputs=make_inputs)
+    return sampled_interface(["input", "gram"], ["output"], make_inputs)
 
 
 def export_msgnet(net: mn.MSGNet, out_path: str | os.PathLike, *, name: str, provenance: dict,

@@ -59,16 +59,16 @@ RUN_CONTROL = run_settings.RUN_CONTROL
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="deepshop-train msgnet",
-        description="Train MSG-Net (multi-style, the style image given at run time) on a folder of style images, "
-                    "or fine-tune a model on one style (--init ... --freeze encoder).")
+    p = run_settings.new_parser(
+        "deepshop-train msgnet",
+        "Train MSG-Net (multi-style, the style image given at run time) on a folder of style images, "
+        "or fine-tune a model on one style (--init ... --freeze encoder).")
     a = p.add_argument
-    a("--style", help="a style image, or a folder of them (cycled one per batch)")
-    a("--style-license", help="licence of the style image(s), recorded in the model")
-    a("--style-source", help="where the style image(s) come from, recorded in the model")
-    a("--style-size", type=int, help="longer side of the style images in training, at least 16 (default 512, "
-                                     "as upstream)")
+    run_settings.add_style_arguments(
+        p, style_help="a style image, or a folder of them (cycled one per batch)",
+        license_help="licence of the style image(s), recorded in the model",
+        source_help="where the style image(s) come from, recorded in the model",
+        size_help="longer side of the style images in training, at least 16 (default 512, as upstream)")
     a("--init", help="start from these weights (21styles.model, PaddleHub .pdparams, an earlier model.pth): "
                      "fine-tuning; default: random weights")
     a("--ngf", type=int, help="network width without --init (default 128, as published)")

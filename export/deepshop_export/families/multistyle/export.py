@@ -21,7 +21,7 @@ import torch
 
 from deepshop_native.core import metadata as mm
 
-from ...onnx.export import ExportReport, GraphInterface, export_module
+from ...onnx.export import ExportReport, GraphInterface, export_module, sampled_interface
 from ...receptive_field import receptive_field
 from ..transformer_net.export import image_metadata
 from . import network as nw
@@ -72,9 +72,7 @@ def interface(style_dim: int) -> GraphInterface:
     def make_inputs(h, w, gen):
         return torch.rand(1, 3, h, w, generator=gen), _random_weights(style_dim, gen)
 
-    return GraphInterface(input_names=["input", STYLE_INPUT], output_names=["output"],
-                          sample_inputs=make_inputs(132, 100, torch.Generator().manual_seed(0)),
-                          dynamic_dims=[{0: "batch", 2: "height", 3: "width"}, {}], make_inputs=make_inputs)
+    return sampled_interface(["input", STYLE_INPUT], ["output"], make_inputs)
 
 
 def styles_metadata(style_dim: int, styles=None) -> str:

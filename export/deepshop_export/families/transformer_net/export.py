@@ -7,7 +7,7 @@ import torch
 
 from deepshop_native.core.errors import OptionError
 
-from ...onnx.export import ExportReport, GraphInterface, export_module
+from ...onnx.export import ExportReport, GraphInterface, export_module, sampled_interface
 from ...receptive_field import receptive_field
 from . import network as tn
 
@@ -19,9 +19,7 @@ def image_interface() -> GraphInterface:
     def make_inputs(h, w, gen):
         return (torch.rand(1, 3, h, w, generator=gen) * 255,)
 
-    return GraphInterface(input_names=["input"], output_names=["output"],
-                          sample_inputs=make_inputs(132, 100, torch.Generator().manual_seed(0)),
-                          dynamic_dims=[{0: "batch", 2: "height", 3: "width"}], make_inputs=make_inputs)
+    return sampled_interface(["input"], ["output"], make_inputs)
 
 
 def image_metadata(name: str, license: str, *, value_range=tn.VALUE_RANGE, channel_order=tn.CHANNEL_ORDER,

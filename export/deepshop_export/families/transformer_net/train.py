@@ -59,17 +59,17 @@ RUN_CONTROL = run_settings.RUN_CONTROL
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="deepshop-train",
-        description="Train a fast style-transfer network (TransformerNet) on a style image and a "
-                    "folder of photos with perceptual losses (Johnson et al. 2016).  Other families: "
-                    "deepshop-train msgnet --help, deepshop-train lineart --help, deepshop-train finetune --help (a pretrained network on a new style).")
+    p = run_settings.new_parser(
+        "deepshop-train",
+        "Train a fast style-transfer network (TransformerNet) on a style image and a "
+        "folder of photos with perceptual losses (Johnson et al. 2016).  Other families: "
+        "deepshop-train msgnet --help, deepshop-train lineart --help, deepshop-train finetune --help (a pretrained network on a new style).")
     a = p.add_argument
-    a("--style", help="style image (any format Pillow reads)")
-    a("--style-license", help="licence of the style image, recorded in the model (default: unknown)")
-    a("--style-source", help="where the style image comes from (URL, author, generator), recorded in the model")
-    a("--style-size", type=int, help="resize the style image so its longer side has this many pixels, at least 16 "
-                                     "(default: as is)")
+    run_settings.add_style_arguments(
+        p, style_help="style image (any format Pillow reads)",
+        license_help="licence of the style image, recorded in the model (default: unknown)",
+        source_help="where the style image comes from (URL, author, generator), recorded in the model",
+        size_help="resize the style image so its longer side has this many pixels, at least 16 (default: as is)")
     perceptual.add_loss_arguments(p, DEFAULTS, DEFAULT_WEIGHTS)
     a("--tv-weight", type=float, help="total-variation weight (default: 0)")
     a("--style-delay", type=int,

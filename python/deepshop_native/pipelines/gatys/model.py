@@ -111,6 +111,17 @@ def layers_and_multiple(path: str, meta: dict, what: str):
         raise ModelError(f"{path}: {what} metadata incomplete or invalid ({e})") from None
 
 
+def graph_metadata(path: Path, family: str, what: str, command: str, label: str):
+    """A Gatys graph's metadata, with its layers and stride multiple (:func:`layers_and_multiple`,
+    ``label`` naming the graph in its error): ModelError naming the file when its family is not
+    ``family`` (``what`` says what it should be, ``command`` how to make one)."""
+    meta = read_model_metadata(path)
+    found = meta.get(mm.key("family"))
+    if found != family:
+        raise ModelError(f"{path}: not a {what} (family {found!r}, expected {family!r}; export one with {command})")
+    return (meta, *layers_and_multiple(path, meta, label))
+
+
 class GatysModel(SessionPipeline):
     """An exported Gatys loss-and-gradient graph (family ``gatys_vgg``) on one device.
 
@@ -121,12 +132,8 @@ class GatysModel(SessionPipeline):
     def __init__(self, model, *, device: str = "auto", precision: str = "auto", threads: int = 0,
                  memory_arena: bool = True):
         self.model_path = Path(os.fspath(model))
-        meta = read_model_metadata(self.model_path)
-        if meta.get(mm.key("family")) != FAMILY:
-            raise ModelError(f"{self.model_path}: not a Gatys loss-and-gradient graph (family "
-                             f"{meta.get(mm.key('family'))!r}, expected {FAMILY!r}; export one with deepshop-export gatys)")
-        self.content_layers, self.style_layers, self.stride_multiple = layers_and_multiple(
-            self.model_path, meta, "Gatys graph")
+        meta, self.content_layers, self.style_layers, self.stride_multiple = graph_metadata(
+            self.model_path, FAMILY, "Gatys loss-and-gradient graph", "deepshop-export gatys", "Gatys graph")
         # The contract spells it "average"; the options say "avg".
         self.pooling = {"average": "avg"}.get(meta.get(mm.key("pooling"), ""), meta.get(mm.key("pooling"), ""))
         self.name = meta.get(mm.key("name"), Path(self.model_path).stem)

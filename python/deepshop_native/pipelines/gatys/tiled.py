@@ -14,10 +14,9 @@ from ... import _native
 from ...core import metadata as mm
 from ...core import options
 from ...core.errors import ModelError
-from ...core.metadata import read_model_metadata
 from ..generic import SessionPipeline
 from .model import (CONTENT_LOSSES, FAMILY, GRADIENT, LOSS, STYLE_LOSSES, TV_LOSS, GatysModel, gradient_precision,
-                    layers_and_multiple)
+                    graph_metadata)
 
 TILED_FAMILY = FAMILY + "_tiled"
 # The whole graph holds every activation and its gradient at once, about 4 KB per pixel on a VGG to
@@ -42,12 +41,8 @@ class TiledGatysModel(SessionPipeline):
 
     def __init__(self, model, *, device: str = "auto", precision: str = "auto", threads: int = 0):
         self.model_path = Path(str(model))
-        meta = read_model_metadata(self.model_path)
-        if meta.get(mm.key("family")) != TILED_FAMILY:
-            raise ModelError(f"{self.model_path}: not a Gatys tile graph (family {meta.get(mm.key('family'))!r}, "
-                             f"expected {TILED_FAMILY!r}; export one with deepshop-export gatys --tiled)")
-        self.content_layers, self.style_layers, self.stride_multiple = layers_and_multiple(
-            self.model_path, meta, "Gatys tile graph")
+        meta, self.content_layers, self.style_layers, self.stride_multiple = graph_metadata(
+            self.model_path, TILED_FAMILY, "Gatys tile graph", "deepshop-export gatys --tiled", "Gatys tile graph")
         try:
             receptive_field = int(meta[mm.key("receptive_field")])
         except (KeyError, ValueError) as e:
