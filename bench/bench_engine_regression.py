@@ -11,6 +11,7 @@ summary prints the ratio of each to the baseline (>1: the new engine is faster).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -29,7 +30,13 @@ def baseline():
         pytest.skip("set DEEPSHOP_BASELINE to a folder made by bench/make_baseline.sh")
     sys.path.insert(0, folder)
     try:
-        return importlib.import_module("deepshop_base")
+        module = importlib.import_module("deepshop_base")
+        # A baseline from before the layered package (deepshop_native.errors, not .core.errors):
+        # its extension imports its error classes by the old absolute name, which this process's
+        # deepshop_native no longer has; give it the baseline's own module under that name.
+        if importlib.util.find_spec("deepshop_native.errors") is None:
+            sys.modules["deepshop_native.errors"] = importlib.import_module("deepshop_base.errors")
+        return module
     finally:
         sys.path.remove(folder)
 
