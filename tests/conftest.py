@@ -28,12 +28,19 @@ os.environ["DEEPSHOP_CACHE"] = "off"
 #: Whether this CPU computes bf16 (AVX512-BF16 or AMX).  CI runs on whatever CPU the machine has:
 #: bf16 cases skip where it is missing, and tests check the DeviceError there instead.
 CPU_HAS_BF16 = bool(_native.cpu_has_bf16())
+#: Set by tools/sanitize.sh: the extension runs under AddressSanitizer, where OpenVINO cannot load
+#: (its TBB opens libraries with RTLD_DEEPBIND, which the sanitizer runtime refuses by aborting).
+SANITIZED = os.environ.get("DEEPSHOP_SANITIZED") == "1"
+NO_OPENVINO_UNDER_ASAN = ("under AddressSanitizer: OpenVINO's TBB dlopens with RTLD_DEEPBIND, which the "
+                          "sanitizer runtime aborts on")
 needs_bf16 = pytest.mark.skipif(not CPU_HAS_BF16, reason="this CPU has no AVX512-BF16 or AMX")
 
 
 @pytest.fixture
 def openvino_plugin(monkeypatch):
     """Shows the installed OpenVINO plugin to the test (its path, or "" where none is installed)."""
+    if SANITIZED:
+        pytest.skip(NO_OPENVINO_UNDER_ASAN)
     if OPENVINO_PLUGIN:
         monkeypatch.setenv(_runtime.ENV_OPENVINO_LIBRARY, OPENVINO_PLUGIN)
     else:
@@ -45,6 +52,8 @@ def openvino_plugin(monkeypatch):
 def openvino_library(monkeypatch):
     """Shows OpenVINO's own C API library to the test (its path), or skips where the `openvino`
     package is not installed."""
+    if SANITIZED:
+        pytest.skip(NO_OPENVINO_UNDER_ASAN)
     if not OPENVINO_LIBRARY:
         pytest.skip("the openvino package is not installed (pip install 'deepshop-native[openvino]')")
     monkeypatch.setenv(_runtime.ENV_OPENVINO_DIRECT_LIBRARY, OPENVINO_LIBRARY)
