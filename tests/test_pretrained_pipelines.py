@@ -56,7 +56,7 @@ def _resized_unit(rgb8, shorter):
 
 def test_arbitrary_style_paints_as_the_torch_networks(folder):
     _, predictor, transfer, _ = folder
-    style, photo = _picture(256, 320, 1), _picture(40, 52, 2)
+    style, photo = _picture(384, 480, 1), _picture(40, 52, 2)
     net = ds.open_model(folder[0] / "arbitrary_style.onnx", device="cpu", tile=0, working_size=0)
     assert type(net).__name__ == "ArbitraryStyle" and net.STYLE == "image"
     net.set_style(style)
@@ -66,21 +66,21 @@ def test_arbitrary_style_paints_as_the_torch_networks(folder):
     np.testing.assert_allclose(net.style_vector(style), v.numpy(), atol=1e-5)
     got = net(photo.astype(np.float32) / 255)
     np.testing.assert_allclose(got, want, atol=2e-5)
-    # The predictor runs on the style image's shorter side at 256 (Lanczos).
+    # The predictor runs on the style image's shorter side at 384 (Lanczos).
     other = _picture(80, 100, 3)
     with torch.no_grad():
-        v_other = predictor(_resized_unit(other, 256)).numpy()
+        v_other = predictor(_resized_unit(other, 384)).numpy()
     np.testing.assert_allclose(net.style_vector(other), v_other, atol=1e-4)
 
 
 def test_blends_are_weighted_means_of_vectors_and_strength_moves_towards_the_photo(folder, tmp_path):
     _, predictor, transfer, _ = folder
-    a, b, photo = _picture(256, 256, 4), _picture(256, 300, 5), _picture(48, 40, 6)
+    a, b, photo = _picture(384, 384, 4), _picture(384, 450, 5), _picture(48, 40, 6)
     Image.fromarray(a).save(tmp_path / "a.png")
     net = ds.open_model(folder[0] / "arbitrary_style.predictor.onnx", device="cpu", tile=0, working_size=0)
     net.set_style([str(tmp_path / "a.png"), b], [1, 3])
     with torch.no_grad():
-        va, vb, own = predictor(_nchw(a)), predictor(_nchw(b)), predictor(_resized_unit(photo, 256))
+        va, vb, own = predictor(_nchw(a)), predictor(_nchw(b)), predictor(_resized_unit(photo, 384))
         blend = 0.25 * va + 0.75 * vb
         want = transfer(_nchw(photo), 0.4 * blend + 0.6 * own)[0].permute(1, 2, 0).numpy()
     got = net(photo.astype(np.float32) / 255, strength=0.4)
@@ -125,7 +125,7 @@ def test_multistyle_by_name_number_and_blend(folder):
 
 def test_api_routes_styles_to_their_networks(folder, tmp_path):
     _, predictor, transfer, multi = folder
-    photo, style = _picture(40, 40, 10), _picture(256, 256, 11)
+    photo, style = _picture(40, 40, 10), _picture(384, 384, 11)
     Image.fromarray(style).save(tmp_path / "painting.png")
     got = ds.stylize(photo, style=str(tmp_path / "painting.png"), device="cpu", working_size=0)
     with torch.no_grad():

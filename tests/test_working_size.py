@@ -54,7 +54,7 @@ def box(img: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def reference(photo: np.ndarray, working_size: int, network, strength=1.0) -> np.ndarray:
+def reference(photo: np.ndarray, working_size: int, network, strength=1.0, radius=RADIUS, eps=EPS) -> np.ndarray:
     """The working-size path from its definition, float64."""
     u = photo.astype(np.float64) / 255
     H, W = u.shape[:2]
@@ -64,11 +64,11 @@ def reference(photo: np.ndarray, working_size: int, network, strength=1.0) -> np
     styled = network(small)
     luma = lambda x: x @ np.array([0.299, 0.587, 0.114])   # noqa: E731
     guide = luma(small)
-    mean_i, mean_ii = box(guide, RADIUS), box(guide * guide, RADIUS)
-    mean_p, mean_ip = box(styled, RADIUS), box(guide[..., None] * styled, RADIUS)
-    a = (mean_ip - mean_i[..., None] * mean_p) / (np.maximum(mean_ii - mean_i ** 2, 0)[..., None] + EPS)
+    mean_i, mean_ii = box(guide, radius), box(guide * guide, radius)
+    mean_p, mean_ip = box(styled, radius), box(guide[..., None] * styled, radius)
+    a = (mean_ip - mean_i[..., None] * mean_p) / (np.maximum(mean_ii - mean_i ** 2, 0)[..., None] + eps)
     b = mean_p - a * mean_i[..., None]
-    up = lambda m: cv2.resize(box(m, RADIUS).astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)  # noqa: E731
+    up = lambda m: cv2.resize(box(m, radius).astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)  # noqa: E731
     q = np.clip(up(a) * luma(u)[..., None] + up(b), 0, 1)
     return strength * q + (1 - strength) * u
 
@@ -90,6 +90,22 @@ def test_working_size_is_area_down_guided_up(inverting, photos, shape, working_s
     got8 = st(photo, working_size=working_size, strength=0.5)
     want8 = np.clip(np.rint(reference(photo, working_size, invert, strength=0.5) * 255), 0, 255)
     assert np.abs(got8.astype(int) - want8).max() <= 1
+
+
+def test_a_family_chooses_its_guided_window(inverting, photos):
+    """A pipeline's GUIDED_RADIUS and GUIDED_EPS reach the guided upsampling (the arbitrary-style
+    family keeps the smallest window: its strokes, the photo's finest detail)."""
+    from deepshop_native.pipelines.arbitrary import ArbitraryStyle
+
+    class SmallWindow(ds.Stylizer):
+        GUIDED_RADIUS, GUIDED_EPS = ArbitraryStyle.GUIDED_RADIUS, ArbitraryStyle.GUIDED_EPS
+
+    assert (SmallWindow.GUIDED_RADIUS, SmallWindow.GUIDED_EPS) == (1, 1e-4)
+    photo = np.ascontiguousarray(photos["chelsea"][:96 * 3:3, :64 * 3:3])
+    got = SmallWindow(inverting, device="cpu", tile=0)(photo.astype(np.float32) / 255, working_size=48)
+    np.testing.assert_allclose(got, reference(photo, 48, invert, radius=1, eps=1e-4), atol=2e-4)
+    wide = ds.Stylizer(inverting, device="cpu", tile=0)(photo.astype(np.float32) / 255, working_size=48)
+    assert np.abs(got - wide).max() > 0.01                     # the default window gives another result
 
 
 def test_an_image_no_larger_than_the_working_size_runs_at_full_size(inverting, photos):

@@ -53,7 +53,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--style-weights", default=None, metavar="W1,W2",
                    help="weights of the --style values in the blend (default: equal)")
     g.add_argument("--style-size", type=int, default=None,
-                   help="side the style image is resized to before its network (default: 256, the shorter side, "
+                   help="side the style image is resized to before its network (default: 384, the shorter side, "
                         "for paintings; 512, the longer side, for MSG-Net)")
     g.add_argument("--style-tile", type=int, default=None,
                    help="MSG-Net: style images larger than this run the encoder in windows of at most this many px, "

@@ -34,7 +34,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="an image file: paint in its style; else a built-in style's name or number (deepshop "
                         "styles); repeat to blend")
     p.add_argument("--style-weights", default=None, metavar="W1,W2", help="weights of the --style values in the blend")
-    p.add_argument("--style-size", type=int, default=None, help="side the style image is resized to (default 256)")
+    p.add_argument("--style-size", type=int, default=None, help="side the style image is resized to (default 384)")
     p.add_argument("--strength", type=float, default=1.0, help="0..1 blend of the style with the frame")
     p.add_argument("--temporal", choices=MODES, default=DEFAULT_MODE,
                    help="temporal consistency: off (frame by frame), stats (one set of instance-norm statistics per "

@@ -35,8 +35,10 @@ FAMILY = "arbitrary_style"
 #: The generator's file in the pretrained folder (its predictor beside it).
 MODEL_FILE = "arbitrary_style.onnx"
 EXPORT_COMMAND = "deepshop-export pretrained"
-#: The style images' shorter side before the predictor (the network was trained on 256 px styles).
-DEFAULT_STYLE_SIZE = 256
+#: The style images' shorter side before the predictor.  The network was trained on 256 px styles;
+#: 384 brings its paintings closer to the painting's own Gram statistics at every output size
+#: measured (docs/results/quality.md).
+DEFAULT_STYLE_SIZE = 384
 #: Longer side the network paints at before guided upsampling to the photo's size (0: full size).
 DEFAULT_WORKING_SIZE = 1024
 
@@ -55,6 +57,9 @@ class ArbitraryStyle(ChosenStylePipeline):
 
     STYLE = "image"
     DEFAULT_WORKING_SIZE = DEFAULT_WORKING_SIZE
+    #: The smallest guided window: the painting's strokes kept, the photo's finest detail added.
+    GUIDED_RADIUS = 1
+    GUIDED_EPS = 1e-4
     FAMILY_OPTIONS = ("style_size",)
 
     def __init__(self, model=None, *, style_size: int = DEFAULT_STYLE_SIZE, **engine_options):

@@ -141,6 +141,13 @@ class StylePipeline(Pipeline):
     STYLE: Optional[str] = None
     #: The family's working size (working_size=None): 0 runs the network at full size.
     DEFAULT_WORKING_SIZE = 0
+    #: The guided upsampling from the working size (the guided filter's window radius, in pixels
+    #: of the working size, and its regulariser eps on 0..1 values): a larger window or eps fits
+    #: the painting to the photo's luma over more pixels, which brings more of the photo's
+    #: structure into the result; the smallest window keeps the painting's strokes
+    #: (docs/results/quality.md measures both).
+    GUIDED_RADIUS = 2
+    GUIDED_EPS = 1e-3
     #: Options of the family's own (beyond the engine's), e.g. MSG-Net's style_size.
     FAMILY_OPTIONS: tuple = ()
 
@@ -236,6 +243,7 @@ class StylePipeline(Pipeline):
         with tiling_errors_as_option_errors():
             return self._session.run(image=pixels, tiles=self._tiles_for(h, w), strength=float(strength),
                                      preserve_colors=bool(preserve_colors), aux=aux, working_size=size,
+                                     guided_radius=self.GUIDED_RADIUS, guided_eps=self.GUIDED_EPS,
                                      statistics=statistics, progress=progress)
 
     @property
