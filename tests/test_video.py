@@ -344,6 +344,48 @@ def test_flow_blending_follows_light_and_keeps_strokes():
     assert strokes[inner].std() > 0.9 * old[inner].std()                            # not washed out
 
 
+def test_flow_blending_resamples_strokes_once_along_a_shot():
+    """Texture gliding 0.5 px a frame for 16 frames under freshly painted (other) strokes every
+    frame: the output's strokes are the first frame's moved 8 px, at full contrast.  Warping the
+    previous output every frame instead blurs them a little more at every half-pixel step."""
+    rng = np.random.default_rng(5)
+    h, w, steps = 48, 96, 16
+    first = np.clip(128 + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
+    glide = temporal.Motion(flow=np.tile(np.float32([-0.5, 0]), (h, w, 1)), reliable=np.ones((h, w), np.float32),
+                            scale=1.0)
+    blender = temporal.FlowBlender()
+    blender(first, None)
+    for _ in range(steps):
+        fresh = np.clip(128 + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)   # the boiling painting
+        got = blender(fresh, glide).astype(float)
+    strokes = got - cv2.GaussianBlur(got, (0, 0), temporal.DETAIL)
+    moved = first[:, :-8].astype(float)                                  # the first frame, 8 px right
+    old = moved - cv2.GaussianBlur(moved, (0, 0), temporal.DETAIL)
+    inner = (slice(8, -8), slice(24, -8))
+    a, b = strokes[:, 8:][inner], old[inner]
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.97
+    assert a.std() > 0.95 * b.std()
+    assert blender.anchors == 1                                          # the whole shot traced to frame 0
+
+
+def test_flow_blending_moves_its_anchor_when_the_picture_has_moved_on():
+    """A pan of 6 px a frame over a 48 px wide frame: after 5 frames less than half of it (18 of 48
+    columns) traces back to the first, and the anchor moves to the newest output."""
+    h, w = 32, 48
+    frame = np.full((h, w, 3), 100, np.uint8)
+    pan = temporal.Motion(flow=np.tile(np.float32([6, 0]), (h, w, 1)), reliable=np.ones((h, w), np.float32),
+                          scale=1.0)
+    blender = temporal.FlowBlender()
+    blender(frame, None)
+    counts = []
+    for _ in range(6):
+        blender(frame, pan)
+        counts.append(blender.anchors)
+    assert counts == [1, 1, 1, 1, 2, 2], counts
+    blender(frame, None)                                                 # a cut
+    assert blender.anchors == 3
+
+
 def test_flow_mode_flickers_less_on_a_pan(photos, tmp_path):
     """The bundled style (a global-statistics graph) on an 8-frame pan: the painted frames agree
     with the previous ones moved by the true motion (Lai et al.'s warping error) better with flow
