@@ -175,42 +175,53 @@ def test_a_part_of_the_video(photos, tmp_path):
 
 # ------------------------------------------------------------------ refusals and cancellation
 
-def test_cancelling_leaves_nothing(moving, tmp_path):
+def test_cancelling_leaves_no_output_only_the_work_folder(moving, tmp_path):
     clip, _ = moving
     out = tmp_path / "cancelled.mp4"
     with pytest.raises(ds.Cancelled):
         ds.stylize_video(clip, out, pipeline=Recorder(), temporal="off", progress=lambda done, total: done < 3)
+    assert sorted(os.listdir(tmp_path)) == [".cancelled.mp4.deepshop-partial", "moving.mp4"]
 
     def interrupt(done, total):
         if done == 2:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        ds.stylize_video(clip, out, pipeline=Recorder(), temporal="flow", progress=interrupt)
-    assert sorted(os.listdir(tmp_path)) == ["moving.mp4"]
+        ds.stylize_video(clip, out, pipeline=Recorder(), temporal="flow", progress=interrupt, notice=print)
+    assert sorted(os.listdir(tmp_path)) == [".cancelled.mp4.deepshop-partial", "moving.mp4"]
+    # Stopped before any frame was painted: nothing to keep, no folder.
+    with pytest.raises(ds.VideoError, match="no video frames to stylize from 100 s"):
+        ds.stylize_video(clip, tmp_path / "other.mp4", pipeline=Recorder(), start=100)
+    assert sorted(os.listdir(tmp_path)) == [".cancelled.mp4.deepshop-partial", "moving.mp4"]
 
 
-def test_sigterm_leaves_nothing(moving, tmp_path, identity_onnx):
-    """The command, stopped by SIGTERM while it writes: status 143, no output, no temporary file."""
+def test_sigterm_leaves_no_output_and_the_same_command_goes_on(moving, tmp_path, identity_onnx):
+    """The command, stopped by SIGTERM while it writes: status 143, no output, no temporary file,
+    the work folder and how to go on; run again, it paints the rest."""
     clip, _ = moving
+    argv = ["video", clip, "-o", str(tmp_path / "out.mp4"), "-m", identity_onnx, "--temporal", "off", "--device", "cpu"]
     code = textwrap.dedent(f"""
         import sys, time
         from deepshop_native.video import driver
         slow = driver._Run._encode
         driver._Run._encode = lambda self, writer, item: (time.sleep(0.5), slow(self, writer, item))
         from deepshop_native.cli import main
-        sys.exit(main(["video", {clip!r}, "-o", {str(tmp_path / 'out.mp4')!r}, "-m", {identity_onnx!r},
-                       "--temporal", "off", "--device", "cpu"]))
+        sys.exit(main({argv!r}))
     """)
+    work = tmp_path / ".out.mp4.deepshop-partial"
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while time.time() < deadline and not any(n.endswith(".part") for n in os.listdir(tmp_path)):
+    while time.time() < deadline and not (work.is_dir() and any(n.endswith(".tmp") for n in os.listdir(work))):
         time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "terminated" in err and "Traceback" not in err
-    assert sorted(os.listdir(tmp_path)) == ["moving.mp4"]
+    assert "terminated" in err and "Traceback" not in err and "run the same command again" in err
+    assert sorted(os.listdir(tmp_path)) == [".out.mp4.deepshop-partial", "moving.mp4"]
+    from deepshop_native.cli import main
+    assert main(argv) == 0
+    assert len(read_back(tmp_path / "out.mp4")[0]) == 12
+    assert sorted(os.listdir(tmp_path)) == ["moving.mp4", "out.mp4"]
 
 
 def test_corrupt_files_give_an_error_naming_the_file(moving, tmp_path):
