@@ -12,6 +12,7 @@ existing file without ``overwrite``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -250,6 +251,16 @@ class _Run:
             styled = np.ascontiguousarray(np.rot90(styled, -self.turns))
         writer.write(frame, styled, cut, measured)
 
+    def _paint(self, done, upright: np.ndarray, cut: bool, motion, noted) -> None:
+        """Paint a frame and queue it for the encoder with ``noted`` (the frame, whether its cut is
+        counted: a resumed run's first frame is not) and the statistics measurements it took."""
+        before = self.shots.measurements if self.shots is not None else 0
+        statistics = self.shots(upright, cut) if self.shots is not None else None
+        measured = self.shots.measurements - before if self.shots is not None else 0
+        styled = self.pipeline.run(upright, strength=self.strength, statistics=statistics)
+        done.put((noted[0], styled, motion, noted[1], measured))
+        self.frames += 1
+
     def paint(self, work: sg.WorkFolder, name: str, start: float, duration: Optional[float], crf, bitrate,
               length: int) -> None:
         """Paint the frames after those in ``work``'s segments into new segments.  A resumed run's
@@ -271,18 +282,18 @@ class _Run:
                                        QUEUE, "decode")
                 analysed = stages.map(self._analyse, frames, QUEUE, "analyse")
                 done = stages.sink(lambda item: self._encode(writer, item), QUEUE, "encode")
-                for frame, upright, cut, motion in analysed:
-                    seen = frame.index + 1
-                    if upright is not None:
-                        counted = cut and frame.index > skip      # (a resumed run's first frame: no cut)
-                        measured = self.shots.measurements if self.shots is not None else 0
-                        statistics = self.shots(upright, cut) if self.shots is not None else None
-                        measured = self.shots.measurements - measured if self.shots is not None else 0
-                        styled = self.pipeline.run(upright, strength=self.strength, statistics=statistics)
-                        done.put((frame, styled, motion, counted, measured))
-                        self.frames += 1
-                    if self.progress is not None and self.progress(seen, total) is False:
-                        raise Cancelled(f"{info.path}: cancelled after {seen} frames")
+                try:
+                    for frame, upright, cut, motion in analysed:
+                        seen = frame.index + 1
+                        if upright is not None:
+                            self._paint(done, upright, cut, motion, (frame, cut and frame.index > skip))
+                        if self.progress is not None and self.progress(seen, total) is False:
+                            raise Cancelled(f"{info.path}: cancelled after {seen} frames")
+                except (Cancelled, KeyboardInterrupt):
+                    # Stopped on purpose: the frames painted and queued are encoded and kept.
+                    with contextlib.suppress(Exception):
+                        stages.finish(done)
+                    raise
                 stages.finish(done)
             writer.close()
         except BaseException:

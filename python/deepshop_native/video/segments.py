@@ -44,8 +44,10 @@ _OURS = re.compile(r"^(seg-\d{8}\.(mp4|tmp)|manifest\.json|lock|\.manifest\.json
 
 
 def folder_for(output) -> str:
-    """The work folder of ``output``: hidden, beside it, named after it."""
-    output = os.path.abspath(os.fspath(output))
+    """The work folder of ``output``: hidden, beside it, named after it (relative when it is)."""
+    output = os.fspath(output)
+    if not os.path.basename(output):
+        output = os.path.abspath(output)
     return os.path.join(os.path.dirname(output), "." + os.path.basename(output) + SUFFIX)
 
 
