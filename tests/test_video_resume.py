@@ -110,6 +110,21 @@ def test_ctrl_c_keeps_the_work_and_the_rerun_paints_only_the_rest(clip, tmp_path
     assert [g.shape for g in got] == [(64, 96, 3)] * 14       # stored as before, turned by the tag
 
 
+def test_the_shot_statistics_start_again_where_a_run_went_on(clip, tmp_path):
+    """stats mode, the bundled style (a global-statistics graph), measured every 8 frames: the
+    whole run measures frames 0 and 8; stopped after 5 frames, the first run measured frame 0 and
+    the second measures frames 5 (its first frame, taken as a cut) and 13."""
+    stylizer = ds.Stylizer(device="cpu")
+    whole = ds.stylize_video(clip, tmp_path / "whole.mp4", pipeline=stylizer, temporal="stats")
+    assert whole.measurements == 2
+    out = tmp_path / "out.mp4"
+    with pytest.raises(ds.Cancelled):
+        ds.stylize_video(clip, out, pipeline=stylizer, temporal="stats", segment_frames=3, progress=stop_after(5))
+    assert kept(out) == 5
+    result = ds.stylize_video(clip, out, pipeline=stylizer, temporal="stats", segment_frames=3)
+    assert (result.resumed, result.frames, result.measurements, result.cuts) == (5, 14, 3, 0)
+
+
 def test_other_settings_or_another_input_start_over(clip, photos, tmp_path):
     out = tmp_path / "out.mp4"
     notes = []
