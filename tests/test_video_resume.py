@@ -125,6 +125,25 @@ def test_the_shot_statistics_start_again_where_a_run_went_on(clip, tmp_path):
     assert (result.resumed, result.frames, result.measurements, result.cuts) == (5, 14, 3, 0)
 
 
+def test_a_run_stopped_while_joining_only_joins_again(clip, tmp_path, monkeypatch):
+    from deepshop_native.video import media
+    out = tmp_path / "out.mkv"
+    join = media.join
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(media, "join", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        ds.stylize_video(clip, out, pipeline=Counter(), temporal="off", segment_frames=5)
+    assert kept(out) == 14 and not out.exists()
+    monkeypatch.setattr(media, "join", join)
+    counter = Counter()
+    result = ds.stylize_video(clip, out, pipeline=counter, temporal="off", segment_frames=5)
+    assert counter.painted == 0 and result.resumed == result.frames == 14
+    got, pts, facts, audio = read(out)
+    assert len(got) == 14 and facts[2] == 90 and audio == read(clip)[3]
+
+
 def test_other_settings_or_another_input_start_over(clip, photos, tmp_path):
     out = tmp_path / "out.mp4"
     notes = []

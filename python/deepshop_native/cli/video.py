@@ -120,9 +120,12 @@ def run(args) -> int:
         if bar is not None:
             bar.close()
     if not args.quiet:
-        if result.resumed:
+        if result.resumed == result.frames:
+            print("deepshop: every frame was painted by an interrupted run: its segments were joined", file=sys.stderr)
+        elif result.resumed:
+            cut = "" if result.temporal == "off" else "; the temporal state starts again there"
             print(f"deepshop: went on from frame {result.resumed + 1} (the frames before were painted by an "
-                  "interrupted run; the temporal state starts again there)", file=sys.stderr)
+                  f"interrupted run{cut})", file=sys.stderr)
         note = "" if result.statistics or result.temporal == "off" else " (no statistics graph: flow only)"
         print(f"deepshop: wrote {result.output}: {result.frames} frames in {result.seconds:.1f} s "
               f"({result.fps:.2f} frames/s on {result.device}), temporal {result.temporal}{note}, "

@@ -13,6 +13,7 @@ existing file without ``overwrite``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 import warnings
@@ -108,10 +109,22 @@ def _check(mode, start, duration, crf, bitrate, blend, stats_every):
 
 
 def _identity(value):
-    """A style or model argument as the manifest records it: a file by its identity, else itself."""
+    """A style or model argument as the manifest records it: a file by its identity, pixels by
+    their hash, else itself."""
     if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
         return sg.file_identity(value)
-    return value if isinstance(value, (str, int, float, type(None))) else repr(value)
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_identity(v) for v in value]
+    try:
+        pixels = np.ascontiguousarray(np.asarray(value))
+    except Exception:   # noqa: BLE001  (anything else: its description)
+        return repr(value)
+    if pixels.dtype == object:
+        return repr(value)
+    return {"pixels": hashlib.sha256(pixels.tobytes()).hexdigest(), "shape": list(pixels.shape),
+            "dtype": str(pixels.dtype)}
 
 
 def _settings(info, output, pipeline, given: dict, engine: dict) -> dict:
@@ -122,11 +135,10 @@ def _settings(info, output, pipeline, given: dict, engine: dict) -> dict:
         "deepshop": __version__,
         "input": sg.file_identity(info.path),
         "output": [os.path.splitext(output)[1].lower(), media.container_for(output)[1]],
-        "given": {k: ([_identity(v) for v in val] if isinstance(val, (list, tuple)) else _identity(val))
-                  for k, val in given.items()},
+        "given": {k: _identity(val) for k, val in given.items()},
         "engine": {k: v for k, v in engine.items() if k not in NEUTRAL_OPTIONS},
         "pipeline": {"class": type(pipeline).__name__, "model": _identity(model_path) if model_path else None,
-                     "styles": getattr(pipeline, "style_names", None),
+                     "styles": _identity(getattr(pipeline, "style_names", None)),
                      "working_size": getattr(pipeline, "working_size", None),
                      "statistics": bool(getattr(pipeline, "has_statistics", False)),
                      "device": getattr(pipeline, "device_used", None)},
