@@ -78,7 +78,7 @@ def test_a_cancelled_run_goes_on_to_the_video_an_uninterrupted_one_makes(clip, t
     seen = []
     result = ds.stylize_video(clip, out, progress=lambda d, t: seen.append(d), **options)
     assert result.resumed == done and result.frames == 14
-    assert seen == list(range(1, 15))             # the progress counts the frames kept too
+    assert seen == list(range(10, 15))            # the progress goes on from the frames kept
     assert not os.path.exists(work_of(out))
     got, pts, facts, audio = read(out)
     want, want_pts, want_facts, want_audio = read(tmp_path / "whole.mp4")
@@ -88,6 +88,34 @@ def test_a_cancelled_run_goes_on_to_the_video_an_uninterrupted_one_makes(clip, t
     assert audio == want_audio == given_audio and len(audio) > 3
     for a, b in zip(got, want):
         assert np.array_equal(a, b)
+
+
+def test_a_resumed_decoder_seeks_to_the_frame_after_the_last_one_done(photos, tmp_path):
+    """A clip with a key frame every 4 frames: decoding after frame 9 begins at frame 8's key
+    frame and gives frames 10.. (their pts and pixels as a decoding from the start gives them);
+    a timestamp that is not there falls back to decoding every frame, the done ones unconverted."""
+    from deepshop_native.video import media
+    path = tmp_path / "gop.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.options = {"crf": "10", "g": "4", "keyint_min": "4", "sc_threshold": "0"}
+        for i in range(16):
+            f = av.VideoFrame.from_ndarray(scene(photos, shift=(2 * i, 0)), format="rgb24")
+            f.pts = i
+            out.mux(stream.encode(f))
+        out.mux(stream.encode(None))
+    info = media.probe(path)
+    every = list(media.decode_frames(info))
+    with av.open(str(path)) as c:
+        keys = [f.pts for f in c.decode(video=0) if f.key_frame]
+    assert len(keys) >= 3 and every[8].pts in keys                 # frame 8 begins a group
+    resumed = list(media.decode_frames(info, skip=10, after=every[9].pts))
+    assert [f.index for f in resumed] == list(range(10, 16))
+    assert [f.pts for f in resumed] == [f.pts for f in every[10:]]
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(resumed, every[10:]))
+    missed = list(media.decode_frames(info, skip=10, after=every[9].pts + 1))
+    assert [f.index for f in missed] == list(range(16)) and [f.rgb is None for f in missed] == [True] * 10 + [False] * 6
 
 
 def test_ctrl_c_keeps_the_work_and_the_rerun_paints_only_the_rest(clip, tmp_path):

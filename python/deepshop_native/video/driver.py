@@ -290,7 +290,8 @@ class _Run:
         seen = 0
         try:
             with Stages() as stages:
-                frames = stages.source(media.decode_frames(info, start, duration, stages.stop_event, skip=skip),
+                frames = stages.source(media.decode_frames(info, start, duration, stages.stop_event, skip=skip,
+                                                           after=work.last_pts),
                                        QUEUE, "decode")
                 analysed = stages.map(self._analyse, frames, QUEUE, "analyse")
                 done = stages.sink(lambda item: self._encode(writer, item), QUEUE, "encode")

@@ -181,22 +181,50 @@ def _to_rgb(frame, colours: Colours) -> np.ndarray:
 
 
 def decode_frames(info: VideoInfo, start: float = 0.0, duration: Optional[float] = None,
-                  stop=None, skip: int = 0) -> Iterator[Frame]:
-    """The frames of [start, start + duration) as RGB (the stored orientation), in display order;
-    the first ``skip`` are decoded but not converted (rgb None: a resumed run's frames done).
+                  stop=None, skip: int = 0, after: Optional[int] = None) -> Iterator[Frame]:
+    """The frames of [start, start + duration) as RGB (the stored orientation), in display order.
     ``stop``: a threading.Event that ends the iteration early.  VideoError names the file on a
-    stream that cannot be decoded."""
+    stream that cannot be decoded.
+
+    A resumed run's first ``skip`` frames are done: with ``after``, the timestamp of the last of
+    them, decoding begins at the key frame before it and the frames after it come (indices from
+    ``skip``); where that frame is not found there (a seek that missed), and without ``after``,
+    every frame is decoded and the first ``skip`` come unconverted (rgb None)."""
     av = require_av()
+    if skip > 0 and after is not None:
+        index = None
+        for frame, time in _decoded(av, info, start, duration, stop, seek=after):
+            if index is None:
+                if frame.pts == after:
+                    index = skip
+                elif frame.pts is None or frame.pts > after:
+                    break
+                continue
+            yield Frame(index, frame.pts, time, _to_rgb(frame, info.colours))
+            index += 1
+        if index is not None or (stop is not None and stop.is_set()):
+            return
+    index = 0
+    for frame, time in _decoded(av, info, start, duration, stop):
+        yield Frame(index, frame.pts, time, _to_rgb(frame, info.colours) if index >= skip else None)
+        index += 1
+
+
+def _decoded(av, info: VideoInfo, start: float, duration: Optional[float], stop, seek: Optional[int] = None):
+    """(PyAV frame, its time in seconds) of [start, start + duration), from the key frame at or
+    before ``seek`` (the stream's timestamp) or ``start``."""
     end = None if duration is None else start + duration
     with _open(av, info.path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if start > 0:
-            try:
+        try:
+            if seek is not None:
+                container.seek(seek, stream=stream, backward=True, any_frame=False)
+            elif start > 0:
                 container.seek(int(start * 1_000_000), backward=True, any_frame=False)
-            except av.FFmpegError:
-                container.seek(0)
-        index = 0
+        except av.FFmpegError:
+            container.seek(0)
+        count = 0
         last_time = None
         try:
             for frame in container.decode(stream):
@@ -209,10 +237,11 @@ def decode_frames(info: VideoInfo, start: float = 0.0, duration: Optional[float]
                     continue
                 if end is not None and time >= end - 1e-6:
                     return
-                yield Frame(index, frame.pts, time, _to_rgb(frame, info.colours) if index >= skip else None)
-                index += 1
+                yield frame, time
+                count += 1
         except av.FFmpegError as e:
-            raise VideoError(f"{info.path}: cannot decode frame {index} ({_reason(e)})") from None
+            where = f"frame {count}" if seek is None else f"a frame after timestamp {seek}"
+            raise VideoError(f"{info.path}: cannot decode {where} ({_reason(e)})") from None
 
 
 def container_for(name: str) -> Tuple[str, str]:

@@ -85,6 +85,7 @@ class Segment:
     offset: int          # the output timestamp of its first frame (the input's time base)
     cuts: int = 0        # scene cuts counted in it
     measurements: int = 0
+    last_pts: Optional[int] = None   # the input timestamp of its last frame (where a resumed run seeks)
 
 
 class WorkFolder:
@@ -106,6 +107,11 @@ class WorkFolder:
     @property
     def complete(self) -> bool:
         return self.total is not None and self.total == self.frames_done
+
+    @property
+    def last_pts(self) -> Optional[int]:
+        """The input timestamp of the last frame done (None: none, or it had none)."""
+        return self.segments[-1].last_pts if self.segments else None
 
     def parts(self) -> list:
         """(path, offset) of the segments, in order (media.join)."""
@@ -238,6 +244,7 @@ class SegmentWriter:
             self._writer = self.open_writer(self._file, self._segment.offset)
         self._writer.write(frame, rgb)
         self._segment.frames += 1
+        self._segment.last_pts = frame.pts
         self._segment.cuts += int(cut)
         self._segment.measurements += measured
         if self._segment.frames >= self.length:
