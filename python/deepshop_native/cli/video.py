@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from ..core.errors import OptionError
+from ..core.errors import DeepshopError, OptionError
 from ..video.temporal import DEFAULT_BLEND, DEFAULT_MODE, DEFAULT_STATS_EVERY, MODES
 from .common import add_engine_options, as_cli_option, engine_kwargs
 from .stylize import _weights
@@ -81,7 +81,6 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..video import stylize_video
-    from ..video.segments import kept_note
     engine = engine_kwargs(args)
     styles = args.style or []
     weights = _weights(args.style_weights, len(styles))
@@ -108,11 +107,11 @@ def run(args) -> int:
         if str(e).partition(":")[0] in _OPTION_NAMES:
             raise as_cli_option(e) from None
         raise
-    except KeyboardInterrupt:            # Ctrl-C, SIGTERM: how to go on (the caller says which it was)
+    except (KeyboardInterrupt, DeepshopError) as e:   # how to go on (main() then says what stopped it)
         if bar is not None:
             bar.close()
             bar = None
-        note = kept_note(output)
+        note = getattr(e, "resume_note", "")      # (a cancel's own message says it)
         if note:
             print(f"deepshop: {note}", file=sys.stderr)
         raise

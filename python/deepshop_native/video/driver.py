@@ -210,8 +210,11 @@ def stylize_video(input, output, *, style=None, model=None, style_weights=None, 
         raise Cancelled(f"{e}; {work.note()}" if work.segments else str(e)) from None
     except BaseException as e:
         work.close()
-        if work.segments and hasattr(e, "add_note"):
-            e.add_note(work.note())
+        if work.segments:           # how to go on: the command prints it, a traceback shows it
+            with contextlib.suppress(AttributeError, TypeError):
+                e.resume_note = work.note()
+            if hasattr(e, "add_note"):
+                e.add_note(work.note())
         raise
     work.remove()
     return VideoResult(output=output, frames=work.frames_done, seconds=time.perf_counter() - began,

@@ -61,17 +61,6 @@ def file_identity(path) -> dict:
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "head": head}
 
 
-def kept_note(output) -> str:
-    """What an interrupted run of ``output`` left to go on from, in a sentence (empty: nothing)."""
-    path = folder_for(output)
-    try:
-        with open(os.path.join(path, MANIFEST), "rb") as f:
-            frames = sum(int(s["frames"]) for s in json.load(f)["segments"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
-    return _note(frames, path)
-
-
 def _note(frames: int, path: str) -> str:
     return (f"{frames} frames are kept in {path}: run the same command again to go on from there (resume=False, "
             "--no-resume, or deleting that folder starts over)") if frames else ""
