@@ -32,8 +32,9 @@ FORMAT = "deepshop-video-partial/1"
 SUFFIX = ".deepshop-partial"
 MANIFEST = "manifest.json"
 LOCK = "lock"
-#: Segments are written by the mp4 muxer whatever the output: it keeps the stream's time base
-#: exactly (Matroska rounds timestamps to milliseconds) and holds every encoder used here.
+#: Segments are written by the mp4 muxer whatever the output: it keeps the timestamps exactly
+#: (Matroska rounds them to milliseconds) and holds every encoder used here.  Each segment's
+#: timestamps begin at 0 (a later first one would be rounded to the movie's millisecond edit list).
 SEGMENT_MUXER = "mp4"
 #: Frames per segment: what a killed run (SIGKILL, power loss) can lose; x264's own key frame
 #: interval, so segments add about no key frames.
@@ -228,9 +229,15 @@ class SegmentWriter:
     def write(self, frame, rgb, cut: bool = False, measured: int = 0) -> None:
         if self._writer is None:
             first = self.work.frames_done
-            self._segment = Segment(file=f"seg-{first:08d}.mp4", first=first, frames=0, offset=self.offset_of(frame))
-            self._file = open(self._temporary(), "wb")
-            self._writer = self.open_writer(self._file, self._segment.offset)
+            segment = Segment(file=f"seg-{first:08d}.mp4", first=first, frames=0, offset=self.offset_of(frame))
+            f = open(self._temporary(segment), "wb")
+            try:
+                self._writer = self.open_writer(f, segment.offset)
+            except BaseException:
+                f.close()
+                _unlink(self._temporary(segment))
+                raise
+            self._file, self._segment = f, segment
         self._writer.write(frame, rgb)
         self._segment.frames += 1
         self._segment.last_pts = frame.pts
@@ -239,8 +246,8 @@ class SegmentWriter:
         if self._segment.frames >= self.length:
             self.close()
 
-    def _temporary(self) -> str:
-        return os.path.join(self.work.path, self._segment.file[:-4] + ".tmp")
+    def _temporary(self, segment: Segment) -> str:
+        return os.path.join(self.work.path, segment.file[:-4] + ".tmp")
 
     def close(self, finish: bool = True) -> None:
         """Finish the segment being written and record it (or, ``finish`` False or when that
@@ -258,14 +265,13 @@ class SegmentWriter:
                     os.fsync(f.fileno())
                 f.close()
             if finish:
-                os.replace(os.path.join(self.work.path, segment.file[:-4] + ".tmp"),
-                           os.path.join(self.work.path, segment.file))
+                os.replace(self._temporary(segment), os.path.join(self.work.path, segment.file))
                 self.work.add(segment)
                 return
         except BaseException:
-            _unlink(os.path.join(self.work.path, segment.file[:-4] + ".tmp"))
+            _unlink(self._temporary(segment))
             raise
-        _unlink(os.path.join(self.work.path, segment.file[:-4] + ".tmp"))
+        _unlink(self._temporary(segment))
 
 
 def _changed(old: dict, new: dict) -> list:
