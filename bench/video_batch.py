@@ -1,12 +1,14 @@
 """Would painting video frames in batches pay on this CPU?  OpenVINO from Python, the 26-style
 network reshaped to batch 1, 2 and 4 at one frame size: frames per second of each, the batch
-sizes interleaved in every repeat (so that a change of the machine's load touches them alike).
+sizes interleaved in every repeat, each first in turn (so that a change of the machine's load
+touches them alike).
 
     python bench/video_batch.py [--model PATH] [--size 1024x576] [--frames 4] [--repeats 3]
 
 The model defaults to the pretrained multistyle26.onnx in deepshop's cache (inputs ``input``
 N x 3 x H x W in 0..1 and ``style_weights`` (26)); nothing is downloaded.  Prints one JSON line
-per repeat and batch size, then the median frames/s of each and its ratio to batch 1.
+per repeat and batch size, then the median frames/s of each, its ratio to batch 1's, and the
+median of the ratios within a repeat.
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def main() -> None:
         requests[b].infer(inputs[b])
     rates = {b: [] for b in batches}
     for r in range(args.repeats):
-        for b in batches:
+        for b in batches[r % len(batches):] + batches[:r % len(batches)]:     # each size first in turn
             began = time.perf_counter()
             for _ in range(args.frames // b):
                 requests[b].infer(inputs[b])
@@ -59,8 +61,11 @@ def main() -> None:
     base = statistics.median(rates[1]) if 1 in rates else None
     for b in batches:
         m = statistics.median(rates[b])
+        # The ratio within each repeat (the batch sizes measured one after the other), then its median.
+        paired = statistics.median(r / r1 for r, r1 in zip(rates[b], rates[1])) if 1 in rates else None
         print(json.dumps(dict(batch=b, median_fps=round(m, 3), ratio_to_batch_1=round(m / base, 3) if base else None,
-                              size=args.size, precision=precision, openvino=ov.__version__)))
+                              median_paired_ratio=round(paired, 3) if paired else None, size=args.size,
+                              precision=precision, openvino=ov.__version__)))
 
 
 if __name__ == "__main__":
