@@ -175,42 +175,53 @@ def test_a_part_of_the_video(photos, tmp_path):
 
 # ------------------------------------------------------------------ refusals and cancellation
 
-def test_cancelling_leaves_nothing(moving, tmp_path):
+def test_cancelling_leaves_no_output_only_the_work_folder(moving, tmp_path):
     clip, _ = moving
     out = tmp_path / "cancelled.mp4"
     with pytest.raises(ds.Cancelled):
         ds.stylize_video(clip, out, pipeline=Recorder(), temporal="off", progress=lambda done, total: done < 3)
+    assert sorted(os.listdir(tmp_path)) == [".cancelled.mp4.deepshop-partial", "moving.mp4"]
 
     def interrupt(done, total):
         if done == 2:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        ds.stylize_video(clip, out, pipeline=Recorder(), temporal="flow", progress=interrupt)
-    assert sorted(os.listdir(tmp_path)) == ["moving.mp4"]
+        ds.stylize_video(clip, out, pipeline=Recorder(), temporal="flow", progress=interrupt, notice=print)
+    assert sorted(os.listdir(tmp_path)) == [".cancelled.mp4.deepshop-partial", "moving.mp4"]
+    # Stopped before any frame was painted: nothing to keep, no folder.
+    with pytest.raises(ds.VideoError, match="no video frames to stylize from 100 s"):
+        ds.stylize_video(clip, tmp_path / "other.mp4", pipeline=Recorder(), start=100)
+    assert sorted(os.listdir(tmp_path)) == [".cancelled.mp4.deepshop-partial", "moving.mp4"]
 
 
-def test_sigterm_leaves_nothing(moving, tmp_path, identity_onnx):
-    """The command, stopped by SIGTERM while it writes: status 143, no output, no temporary file."""
+def test_sigterm_leaves_no_output_and_the_same_command_goes_on(moving, tmp_path, identity_onnx):
+    """The command, stopped by SIGTERM while it writes: status 143, no output, no temporary file,
+    the work folder and how to go on; run again, it paints the rest."""
     clip, _ = moving
+    argv = ["video", clip, "-o", str(tmp_path / "out.mp4"), "-m", identity_onnx, "--temporal", "off", "--device", "cpu"]
     code = textwrap.dedent(f"""
         import sys, time
         from deepshop_native.video import driver
         slow = driver._Run._encode
         driver._Run._encode = lambda self, writer, item: (time.sleep(0.5), slow(self, writer, item))
         from deepshop_native.cli import main
-        sys.exit(main(["video", {clip!r}, "-o", {str(tmp_path / 'out.mp4')!r}, "-m", {identity_onnx!r},
-                       "--temporal", "off", "--device", "cpu"]))
+        sys.exit(main({argv!r}))
     """)
+    work = tmp_path / ".out.mp4.deepshop-partial"
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while time.time() < deadline and not any(n.endswith(".part") for n in os.listdir(tmp_path)):
+    while time.time() < deadline and not (work.is_dir() and any(n.endswith(".tmp") for n in os.listdir(work))):
         time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "terminated" in err and "Traceback" not in err
-    assert sorted(os.listdir(tmp_path)) == ["moving.mp4"]
+    assert "terminated" in err and "Traceback" not in err and "run the same command again" in err
+    assert sorted(os.listdir(tmp_path)) == [".out.mp4.deepshop-partial", "moving.mp4"]
+    from deepshop_native.cli import main
+    assert main(argv) == 0
+    assert len(read_back(tmp_path / "out.mp4")[0]) == 12
+    assert sorted(os.listdir(tmp_path)) == ["moving.mp4", "out.mp4"]
 
 
 def test_corrupt_files_give_an_error_naming_the_file(moving, tmp_path):
@@ -342,6 +353,48 @@ def test_flow_blending_follows_light_and_keeps_strokes():
     old = first - cv2.GaussianBlur(first.astype(float), (0, 0), temporal.DETAIL)
     assert np.corrcoef(strokes[inner].ravel(), old[inner].ravel())[0, 1] > 0.95       # the strokes of before
     assert strokes[inner].std() > 0.9 * old[inner].std()                            # not washed out
+
+
+def test_flow_blending_resamples_strokes_once_along_a_shot():
+    """Texture gliding 0.5 px a frame for 16 frames under freshly painted (other) strokes every
+    frame: the output's strokes are the first frame's moved 8 px, at full contrast.  Warping the
+    previous output every frame instead blurs them a little more at every half-pixel step."""
+    rng = np.random.default_rng(5)
+    h, w, steps = 48, 96, 16
+    first = np.clip(128 + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
+    glide = temporal.Motion(flow=np.tile(np.float32([-0.5, 0]), (h, w, 1)), reliable=np.ones((h, w), np.float32),
+                            scale=1.0)
+    blender = temporal.FlowBlender()
+    blender(first, None)
+    for _ in range(steps):
+        fresh = np.clip(128 + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)   # the boiling painting
+        got = blender(fresh, glide).astype(float)
+    strokes = got - cv2.GaussianBlur(got, (0, 0), temporal.DETAIL)
+    moved = first[:, :-8].astype(float)                                  # the first frame, 8 px right
+    old = moved - cv2.GaussianBlur(moved, (0, 0), temporal.DETAIL)
+    inner = (slice(8, -8), slice(24, -8))
+    a, b = strokes[:, 8:][inner], old[inner]
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.97
+    assert a.std() > 0.95 * b.std()
+    assert blender.anchors == 1                                          # the whole shot traced to frame 0
+
+
+def test_flow_blending_moves_its_anchor_when_the_picture_has_moved_on():
+    """A pan of 6 px a frame over a 48 px wide frame: after 5 frames less than half of it (18 of 48
+    columns) traces back to the first, and the anchor moves to the newest output."""
+    h, w = 32, 48
+    frame = np.full((h, w, 3), 100, np.uint8)
+    pan = temporal.Motion(flow=np.tile(np.float32([6, 0]), (h, w, 1)), reliable=np.ones((h, w), np.float32),
+                          scale=1.0)
+    blender = temporal.FlowBlender()
+    blender(frame, None)
+    counts = []
+    for _ in range(6):
+        blender(frame, pan)
+        counts.append(blender.anchors)
+    assert counts == [1, 1, 1, 1, 2, 2], counts
+    blender(frame, None)                                                 # a cut
+    assert blender.anchors == 3
 
 
 def test_flow_mode_flickers_less_on_a_pan(photos, tmp_path):

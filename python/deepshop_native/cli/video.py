@@ -2,12 +2,13 @@
 
     deepshop video IN [-o OUT] [--style PAINTING|NAME ... | --model M] [--strength S]
                    [--temporal off|stats|flow] [--start S --duration D] [--crf N | --bitrate 8M]
-                   [--working-size N] [--overwrite] [engine options]
+                   [--working-size N] [--overwrite] [--no-resume] [engine options]
 
 What paints is chosen as for `deepshop stylize` (models/styles.py); the work is
 deepshop_native.video (docs/guides/video.md).  Without -o the result goes next to the input as
 NAME_styled.EXT (.mp4 for types that cannot be written).  The output is written atomically and
-never replaces the input, nor an existing file without --overwrite.
+never replaces the input, nor an existing file without --overwrite; an interrupted run keeps its
+segments in .OUT.deepshop-partial/ beside it, and the same command goes on from there.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import argparse
 import os
 import sys
 
-from ..core.errors import OptionError
+from ..core.errors import DeepshopError, OptionError
 from ..video.temporal import DEFAULT_BLEND, DEFAULT_MODE, DEFAULT_STATS_EVERY, MODES
 from .common import add_engine_options, as_cli_option, engine_kwargs
 from .stylize import _weights
@@ -56,10 +57,18 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="the network paints at this longer side and the result is brought to full size with the "
                         "frame's detail (0: full size; default: the style's own)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="start over: discard what an interrupted run of the same output left in its work folder "
+                        "(.OUT.deepshop-partial beside the output; by default the same command goes on from there "
+                        "when the input and every option that changes the pixels are the same)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_engine_options(p)
     p.set_defaults(func=run)
     return p
+
+
+def _say(bar, text: str) -> None:
+    print(f"deepshop: {text}", file=sys.stderr)
 
 
 def default_output(path: str) -> str:
@@ -92,15 +101,30 @@ def run(args) -> int:
         result = stylize_video(args.input, output, style=styles or None, model=args.model, style_weights=weights,
                                strength=args.strength, temporal=args.temporal, start=args.start,
                                duration=args.duration, crf=args.crf, bitrate=args.bitrate, overwrite=args.overwrite,
-                               blend=args.blend, stats_every=args.stats_every, progress=progress, **engine)
+                               blend=args.blend, stats_every=args.stats_every, progress=progress,
+                               resume=args.resume, notice=lambda text: _say(bar, text), **engine)
     except OptionError as e:
         if str(e).partition(":")[0] in _OPTION_NAMES:
             raise as_cli_option(e) from None
+        raise
+    except (KeyboardInterrupt, DeepshopError) as e:   # how to go on (main() then says what stopped it)
+        if bar is not None:
+            bar.close()
+            bar = None
+        note = getattr(e, "resume_note", "")      # (a cancel's own message says it)
+        if note:
+            print(f"deepshop: {note}", file=sys.stderr)
         raise
     finally:
         if bar is not None:
             bar.close()
     if not args.quiet:
+        if result.resumed == result.frames:
+            print("deepshop: every frame was painted by an interrupted run: its segments were joined", file=sys.stderr)
+        elif result.resumed:
+            cut = "" if result.temporal == "off" else "; the temporal state starts again there"
+            print(f"deepshop: went on from frame {result.resumed + 1} (the frames before were painted by an "
+                  f"interrupted run{cut})", file=sys.stderr)
         note = "" if result.statistics or result.temporal == "off" else " (no statistics graph: flow only)"
         print(f"deepshop: wrote {result.output}: {result.frames} frames in {result.seconds:.1f} s "
               f"({result.fps:.2f} frames/s on {result.device}), temporal {result.temporal}{note}, "

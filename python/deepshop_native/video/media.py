@@ -5,6 +5,7 @@ arrays, and a new file with stylized frames and the input's audio packets copied
     for frame in decode_frames(info, start=2.0, duration=5.0): ...   # Frame(index, pts, time, rgb)
     with VideoWriter(file_object, "out.mp4", info, crf=18) as w:     # the audio is copied as it goes
         w.write(frame, rgb)
+    join(file_object, "out.mp4", info, [(path, offset), ...])        # segments remuxed, the audio copied
 
 Colours: frames are converted to RGB with the matrix and range their stream declares (BT.709 for
 untagged HD, BT.601 below 720 lines, as players assume) and back with the same, and the output
@@ -18,6 +19,7 @@ Imports PyAV on first use only; MissingDependencyError says how to install it.
 from __future__ import annotations
 
 import os
+from contextlib import suppress as _suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterator, Optional, Tuple
@@ -169,7 +171,7 @@ class Frame:
     index: int
     pts: Optional[int]
     time: float
-    rgb: np.ndarray             # H x W x 3 uint8, stored orientation
+    rgb: Optional[np.ndarray]   # H x W x 3 uint8, stored orientation (None: skipped)
 
 
 def _to_rgb(frame, colours: Colours) -> np.ndarray:
@@ -179,21 +181,50 @@ def _to_rgb(frame, colours: Colours) -> np.ndarray:
 
 
 def decode_frames(info: VideoInfo, start: float = 0.0, duration: Optional[float] = None,
-                  stop=None) -> Iterator[Frame]:
+                  stop=None, skip: int = 0, after: Optional[int] = None) -> Iterator[Frame]:
     """The frames of [start, start + duration) as RGB (the stored orientation), in display order.
     ``stop``: a threading.Event that ends the iteration early.  VideoError names the file on a
-    stream that cannot be decoded."""
+    stream that cannot be decoded.
+
+    A resumed run's first ``skip`` frames are done: with ``after``, the timestamp of the last of
+    them, decoding begins at the key frame before it and the frames after it come (indices from
+    ``skip``); where that frame is not found there (a seek that missed), and without ``after``,
+    every frame is decoded and the first ``skip`` come unconverted (rgb None)."""
     av = require_av()
+    if skip > 0 and after is not None:
+        index = None
+        for frame, time in _decoded(av, info, start, duration, stop, seek=after):
+            if index is None:
+                if frame.pts == after:
+                    index = skip
+                elif frame.pts is None or frame.pts > after:
+                    break
+                continue
+            yield Frame(index, frame.pts, time, _to_rgb(frame, info.colours))
+            index += 1
+        if index is not None or (stop is not None and stop.is_set()):
+            return
+    index = 0
+    for frame, time in _decoded(av, info, start, duration, stop):
+        yield Frame(index, frame.pts, time, _to_rgb(frame, info.colours) if index >= skip else None)
+        index += 1
+
+
+def _decoded(av, info: VideoInfo, start: float, duration: Optional[float], stop, seek: Optional[int] = None):
+    """(PyAV frame, its time in seconds) of [start, start + duration), from the key frame at or
+    before ``seek`` (the stream's timestamp) or ``start``."""
     end = None if duration is None else start + duration
     with _open(av, info.path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if start > 0:
-            try:
+        try:
+            if seek is not None:
+                container.seek(seek, stream=stream, backward=True, any_frame=False)
+            elif start > 0:
                 container.seek(int(start * 1_000_000), backward=True, any_frame=False)
-            except av.FFmpegError:
-                container.seek(0)
-        index = 0
+        except av.FFmpegError:
+            container.seek(0)
+        count = 0
         last_time = None
         try:
             for frame in container.decode(stream):
@@ -206,10 +237,11 @@ def decode_frames(info: VideoInfo, start: float = 0.0, duration: Optional[float]
                     continue
                 if end is not None and time >= end - 1e-6:
                     return
-                yield Frame(index, frame.pts, time, _to_rgb(frame, info.colours))
-                index += 1
+                yield frame, time
+                count += 1
         except av.FFmpegError as e:
-            raise VideoError(f"{info.path}: cannot decode frame {index} ({_reason(e)})") from None
+            where = f"frame {count}" if seek is None else f"a frame after timestamp {seek}"
+            raise VideoError(f"{info.path}: cannot decode {where} ({_reason(e)})") from None
 
 
 def container_for(name: str) -> Tuple[str, str]:
@@ -242,30 +274,130 @@ def parse_bitrate(value) -> Optional[int]:
     return bits
 
 
+class AudioCopier:
+    """Copies the input's audio packets of [start, end) into ``out`` (an output container),
+    unchanged, shifted by ``start``: ``copy(until)`` muxes those that begin before ``until``
+    seconds (of the input's time line; None: all that remain), so that they interleave with the
+    video.  VideoError names the output when a codec cannot go into its container."""
+
+    def __init__(self, out, name: str, info: VideoInfo, start: float = 0.0, end: Optional[float] = None):
+        self._av, self._out, self.info, self.name = require_av(), out, info, name
+        self.start, self.end = start, end
+        self._in = None
+        self._pending = None     # a packet read but not yet due
+        self.streams = self._add_streams(out) if info.audio else {}
+        self._done = not self.streams
+        if self.streams:
+            self._packets = self._in.demux(*[self._in.streams[i] for i in self.streams])
+
+    def _add_streams(self, out) -> dict:
+        av = self._av
+        self._in = _open(av, self.info.path)
+        streams = {}
+        try:
+            for index in self.info.audio:
+                source = self._in.streams[index]
+                try:
+                    streams[index] = out.add_stream_from_template(source)
+                except (av.FFmpegError, ValueError) as e:
+                    raise VideoError(f"{self.name}: the audio ({source.codec_context.name}) cannot be copied into "
+                                     f"this container ({_reason(e)}); choose another output type, e.g. .mkv") from None
+        except BaseException:
+            self.close()
+            raise
+        return streams
+
+    def copy(self, until: Optional[float]) -> None:
+        """Mux the audio packets that start before ``until`` seconds (None: all that remain)."""
+        while not self._done:
+            packet = self._pending
+            if packet is None:
+                try:
+                    packet = next(self._packets)
+                except StopIteration:
+                    self._done = True
+                    return
+                except self._av.FFmpegError as e:
+                    raise VideoError(f"{self.info.path}: cannot read its audio ({_reason(e)})") from None
+                if packet.pts is None or packet.size == 0:   # flush packets of the demuxer
+                    continue
+            time = float(packet.pts * packet.time_base)
+            if self.end is not None and time >= self.end:
+                self._done = True
+                return
+            if until is not None and time > until:
+                self._pending = packet
+                return
+            self._pending = None
+            if self.start > 0 and time < self.start - 1e-6:   # (from the start: the priming packets too)
+                continue
+            if self.start > 0:
+                shift = int(round(self.start / packet.time_base))
+                packet.pts -= shift
+                if packet.dts is not None:
+                    packet.dts -= shift
+            packet.stream = self.streams[packet.stream.index]
+            _mux(self._av, self._out, self.name, packet)
+
+    def close(self) -> None:
+        if self._in is not None:
+            self._in.close()
+            self._in = None
+
+
+def check_audio(info: VideoInfo, name: str) -> None:
+    """VideoError now, before any work, when the input's audio cannot go into ``name``'s container."""
+    if info.audio:
+        av = require_av()
+        import io
+        out = av.open(io.BytesIO(), mode="w", format=container_for(name)[0])
+        try:
+            AudioCopier(out, name, info).close()
+        finally:
+            out.close()
+
+
+def _mux(av, out, name: str, packets) -> None:
+    try:
+        out.mux(packets)
+    except av.FFmpegError as e:
+        raise VideoError(f"{name}: cannot write ({_reason(e)})") from None
+
+
+def output_pts(frame: Frame, info: VideoInfo, start: float) -> int:
+    """A frame's timestamp in the output (the input's time base, shifted by ``start``)."""
+    tb = info.time_base
+    pts = frame.pts if frame.pts is not None else int(round(frame.time / tb))
+    if start > 0:
+        pts -= int(round(start / tb))
+    return max(0, pts)
+
+
 class VideoWriter:
-    """Encodes frames into ``file`` (a writable binary file object; the muxer from ``name``'s
-    extension) with the input's frame rate, size, timestamps, colours and display matrix, and
-    copies the input's audio packets between them.  Use from one thread; ``close(finish=False)``
-    abandons the file (nothing is flushed)."""
+    """Encodes frames into ``file`` (a writable binary file object; the muxer ``muxer`` or from
+    ``name``'s extension, the encoder from ``name``'s extension) with the input's frame rate, size,
+    timestamps, colours and display matrix, and (``audio``) copies the input's audio packets between
+    them.  ``offset``: subtracted from every output timestamp (a segment that begins at 0).  Use
+    from one thread; ``close(finish=False)`` abandons the file (nothing is flushed)."""
 
     def __init__(self, file, name: str, info: VideoInfo, *, start: float = 0.0, duration: Optional[float] = None,
-                 crf: Optional[int] = None, bitrate: Optional[int] = None):
+                 crf: Optional[int] = None, bitrate: Optional[int] = None, muxer: Optional[str] = None,
+                 audio: bool = True, offset: int = 0):
         av = self._av = require_av()
         self.info, self.name = info, os.fspath(name)
-        self.start = start
-        self.end = None if duration is None else start + duration
-        muxer, encoder = container_for(name)
-        self._out = av.open(file, mode="w", format=muxer)
-        self._audio_in = None
+        self.start, self.offset = start, offset
+        self.frames = 0
+        own_muxer, encoder = container_for(name)
+        self._out = av.open(file, mode="w", format=muxer or own_muxer)
+        self._audio = None
         try:
             self._video = self._video_stream(encoder, crf, bitrate)
-            self._audio = self._audio_streams()
+            if audio:
+                self._audio = AudioCopier(self._out, self.name, info, start,
+                                          None if duration is None else start + duration)
         except BaseException:
             self.close(finish=False)
             raise
-        self._offset = None            # the first frame's pts, in the input's time base
-        self._pending_audio = None     # a packet read but not yet due
-        self._audio_done = not self._audio
 
     def _video_stream(self, encoder: str, crf: Optional[int], bitrate: Optional[int]):
         info = self.info
@@ -302,56 +434,6 @@ class VideoWriter:
             stream.set_display_matrix(list(info.display_matrix))
         return stream
 
-    def _audio_streams(self) -> dict:
-        if not self.info.audio:
-            return {}
-        av = self._av
-        self._audio_in = _open(av, self.info.path)
-        streams = {}
-        for index in self.info.audio:
-            source = self._audio_in.streams[index]
-            name = source.codec_context.name
-            try:
-                streams[index] = self._out.add_stream_from_template(source)
-            except (av.FFmpegError, ValueError) as e:
-                raise VideoError(f"{self.name}: the audio ({name}) cannot be copied into this container "
-                                 f"({_reason(e)}); choose another output type, e.g. .mkv") from None
-        self._audio_packets = self._audio_in.demux(*[self._audio_in.streams[i] for i in streams])
-        return streams
-
-    # --- audio ---------------------------------------------------------------------------------
-    def _copy_audio(self, until: Optional[float]) -> None:
-        """Mux the audio packets that start before ``until`` seconds (None: all that remain)."""
-        while not self._audio_done:
-            packet = self._pending_audio
-            if packet is None:
-                try:
-                    packet = next(self._audio_packets)
-                except StopIteration:
-                    self._audio_done = True
-                    return
-                except self._av.FFmpegError as e:
-                    raise VideoError(f"{self.info.path}: cannot read its audio ({_reason(e)})") from None
-                if packet.pts is None or packet.size == 0:   # flush packets of the demuxer
-                    continue
-            time = float(packet.pts * packet.time_base)
-            if self.end is not None and time >= self.end:
-                self._audio_done = True
-                return
-            if until is not None and time > until:
-                self._pending_audio = packet
-                return
-            self._pending_audio = None
-            if self.start > 0 and time < self.start - 1e-6:   # (from the start: the priming packets too)
-                continue
-            if self.start > 0:
-                shift = int(round(self.start / packet.time_base))
-                packet.pts -= shift
-                if packet.dts is not None:
-                    packet.dts -= shift
-            packet.stream = self._audio[packet.stream.index]
-            self._out.mux(packet)
-
     # --- video ---------------------------------------------------------------------------------
     def write(self, frame: Frame, rgb: np.ndarray) -> None:
         """Encode ``rgb`` (H x W x 3 uint8, stored orientation) at ``frame``'s time."""
@@ -360,23 +442,12 @@ class VideoWriter:
         colours = self.info.colours
         out = out.reformat(format=self._pix_fmt, src_colorspace=colours.matrix, dst_colorspace=colours.matrix,
                            src_color_range="JPEG", dst_color_range="JPEG" if colours.full_range else "MPEG")
-        tb = self.info.time_base
-        if frame.pts is not None:
-            pts = frame.pts
-        else:
-            pts = int(round(frame.time / tb))
-        if self.start > 0:
-            pts -= int(round(self.start / tb))
-        out.pts = max(0, pts)
-        out.time_base = tb
-        self._copy_audio(frame.time)
-        self._mux(self._video.encode(out))
-
-    def _mux(self, packets) -> None:
-        try:
-            self._out.mux(packets)
-        except self._av.FFmpegError as e:
-            raise VideoError(f"{self.name}: cannot write ({_reason(e)})") from None
+        out.pts = output_pts(frame, self.info, self.start) - self.offset
+        out.time_base = self.info.time_base
+        if self._audio is not None:
+            self._audio.copy(frame.time)
+        _mux(av, self._out, self.name, self._video.encode(out))
+        self.frames += 1
 
     def close(self, finish: bool = True) -> None:
         """Flush the encoder, copy the rest of the audio and write the trailer (finish), or just
@@ -384,10 +455,9 @@ class VideoWriter:
         out, self._out = getattr(self, "_out", None), None
         try:
             if out is not None and finish:
-                self._out = out
-                self._mux(self._video.encode(None))
-                self._copy_audio(None)
-                self._out = None
+                _mux(self._av, out, self.name, self._video.encode(None))
+                if self._audio is not None:
+                    self._audio.copy(None)
         finally:
             if out is not None:
                 try:
@@ -395,12 +465,91 @@ class VideoWriter:
                 except self._av.FFmpegError as e:
                     if finish:
                         raise VideoError(f"{self.name}: cannot finish the file ({_reason(e)})") from None
-            if self._audio_in is not None:
-                self._audio_in.close()
-                self._audio_in = None
+            if self._audio is not None:
+                self._audio.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, value, tb):
         self.close(finish=kind is None)
+
+
+def _reorder_delay(pts: list) -> int:
+    """The fewest packets ``d`` that decoding runs behind display in a segment whose packets (in
+    decode order) have these timestamps: every packet's pts is at least the (i - d)-th smallest."""
+    ranked = sorted(pts)
+    for d in range(len(pts)):
+        if all(ranked[i - d] <= p for i, p in enumerate(pts) if i >= d):
+            return d
+    return len(pts)
+
+
+def join(file, name: str, info: VideoInfo, parts, *, start: float = 0.0, duration: Optional[float] = None) -> int:
+    """Remux the video packets of ``parts`` ((path, offset) pairs in order: files VideoWriter wrote
+    without audio, each with that ``offset``) into ``file`` (the muxer from ``name``'s extension),
+    their timestamps put back, with the input's audio of [start, start + duration) copied between
+    them: nothing is decoded or encoded again.  Returns the number of video packets.
+
+    Each segment's encoder delayed decoding behind display by its own number of frames (B-frames;
+    a short segment fewer), so the decoding timestamps are made anew for the whole video with the
+    largest delay D: the i-th packet's dts is the (i - D)-th smallest pts, which rises, and is no
+    later than the packet's own pts in every segment."""
+    av = require_av()
+    name = os.fspath(name)
+    parts = [(os.fspath(path), offset) for path, offset in parts]
+    delay, step, order = 0, None, []
+    for path, offset in parts:            # first pass: the timestamps alone
+        with _open(av, path) as part:
+            source = part.streams.video[0]
+            pts = [p.pts for p in part.demux(source) if p.size and p.pts is not None]
+        delay = max(delay, _reorder_delay(pts))
+        order.append(sorted(pts))
+        if step is None and len(pts) > 1:
+            step = (order[-1][1] - order[-1][0]) * source.time_base
+    step = step or Fraction(1, max(1, round(info.rate or 25)))
+    out = av.open(file, mode="w", format=container_for(name)[0])
+    stream, audio, count, finished = None, None, 0, False
+    shown: list = []                          # the largest pts (as Fractions of seconds) of the segments before
+    try:
+        for (path, offset), ranked in zip(parts, order):
+            with _open(av, path) as part:
+                source = part.streams.video[0]
+                tb = source.time_base
+                if stream is None:      # the video first, then the audio: the order VideoWriter gives
+                    stream = out.add_stream_from_template(source)
+                    stream.time_base = info.time_base
+                    with _suppress(AttributeError, ValueError, TypeError):
+                        stream.codec_context.framerate = info.rate
+                    audio = AudioCopier(out, name, info, start, None if duration is None else start + duration)
+                shift = int(round(offset * info.time_base / tb))
+                ranked = [p + shift for p in ranked]
+                packets = (p for p in part.demux(source) if p.size and p.pts is not None)
+                before = shown[-delay:] if delay else []
+                for j, packet in enumerate(packets):
+                    packet.pts += shift
+                    if j >= delay:
+                        packet.dts = ranked[j - delay]
+                    elif len(before) >= delay - j:
+                        packet.dts = int(round(before[j - delay] / tb))
+                    else:                  # the video's first packets: before its first frame
+                        packet.dts = ranked[0] - int(round((delay - j) * step / tb))
+                    audio.copy(float(packet.pts * tb) + start)
+                    packet.stream = stream
+                    _mux(av, out, name, packet)
+                    count += 1
+                shown = (shown + [p * tb for p in ranked])[-max(delay, 1):]
+        if audio is not None:
+            audio.copy(None)
+        finished = True
+    except av.FFmpegError as e:
+        raise VideoError(f"{name}: cannot join the segments ({_reason(e)})") from None
+    finally:
+        try:
+            out.close()
+        except av.FFmpegError as e:
+            if finished:
+                raise VideoError(f"{name}: cannot finish the file ({_reason(e)})") from None
+        if audio is not None:
+            audio.close()
+    return count

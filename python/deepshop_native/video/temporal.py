@@ -152,6 +152,10 @@ def _flow_size(height: int, width: int, side: int) -> Tuple[int, int]:
     return max(8, round(height * scale)), max(8, round(width * scale))
 
 
+def _within(x: np.ndarray, y: np.ndarray, w: int, h: int) -> np.ndarray:
+    return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+
+
 def _warp(image: np.ndarray, flow: np.ndarray, cv2, interpolation=None) -> np.ndarray:
     """``image`` sampled at x + flow(x) (bilinear unless told, edges replicated)."""
     h, w = flow.shape[:2]
@@ -196,8 +200,7 @@ class MotionEstimator:
         mismatch = np.abs(_warp(previous, backward, cv2) - grey)
         photometric = np.clip(2.0 - mismatch / self.tolerance, 0.0, 1.0)
         grid = np.indices((fh, fw), dtype=np.float32)
-        inside = ((grid[1] + backward[..., 0] >= 0) & (grid[1] + backward[..., 0] <= fw - 1)
-                  & (grid[0] + backward[..., 1] >= 0) & (grid[0] + backward[..., 1] <= fh - 1)).astype(np.float32)
+        inside = _within(grid[1] + backward[..., 0], grid[0] + backward[..., 1], fw, fh).astype(np.float32)
         reliable = consistent * inside
         reliable = cv2.erode(reliable, np.ones((3, 3), np.uint8))
         reliable = cv2.GaussianBlur(reliable, (5, 5), 0) * photometric
@@ -205,38 +208,79 @@ class MotionEstimator:
 
 
 class FlowBlender:
-    """The previous painted frame carried along the motion, in its fine detail only:
+    """The previous painted frames carried along the motion, in their fine detail only:
 
-        out = current + blend * reliable * (d - blur(d)),   d = warp(previous out) - current
+        out = current + blend * reliable * (d - blur(d)),   d = carried - current
 
     where the motion can be trusted the strokes (what is finer than the blur, a Gaussian of
-    ``detail`` pixels of the frame) come from the previous painted frame, moved with the
-    picture, and the coarse colour and light from the current painting (so that fades, lighting
-    and the shot statistics still show); elsewhere (new content, occlusions, cuts) the current
-    painting as it is.  Averaging paintings instead (out = current + w (warp - current)) would cut
-    flicker by mixing unrelated strokes, which washes the texture out, and a bilinear warp
-    repeated every frame blurs it (docs/results/video.md measures both): the carry is a Lanczos
-    warp with ``blend`` 1 by default, so strokes keep their contrast.  ``blend`` in [0, 1]: 0 is
-    stats alone; below 1 the carried strokes fade out over the shot."""
+    ``detail`` pixels of the frame) come from earlier painted frames, moved with the picture, and
+    the coarse colour and light from the current painting (so that fades, lighting and the shot
+    statistics still show); elsewhere (new content, occlusions, cuts) the current painting as it
+    is.  Averaging paintings instead (out = current + w (warp - current)) would cut flicker by
+    mixing unrelated strokes, which washes the texture out (docs/results/video.md measures it).
+
+    Strokes are resampled once, not once a frame: the blender keeps an *anchor* (an earlier output
+    frame) and, for every pixel of the current frame, where it came from in the anchor (the flows
+    composed) and how far that path is trusted (the product of the per-frame reliabilities).
+    ``carried`` is the anchor sampled there (a Lanczos warp) where the path holds, and the previous
+    output warped by this frame's flow where it does not (content that came into view after the
+    anchor).  Warping the previous output every frame instead softens the strokes a little more
+    at each frame along a shot.  The anchor moves to the current output when less than
+    ``REANCHOR`` of the frame still traces back to it, and at cuts.  ``blend`` in [0, 1]: 0 is
+    stats alone; below 1 the current painting's strokes show through."""
+
+    #: Least fraction of the frame that must still trace back to the anchor.
+    REANCHOR = 0.5
 
     def __init__(self, blend: float = DEFAULT_BLEND, detail: float = DETAIL):
         self.blend, self.detail = float(blend), float(detail)
         self._cv2 = require_cv2()
         self._previous: Optional[np.ndarray] = None
+        self._anchor: Optional[np.ndarray] = None
+        self._coords: Optional[np.ndarray] = None      # H x W x 2: x, y in the anchor
+        self._traced: Optional[np.ndarray] = None      # H x W: trust in that path, 0..1
+        self.anchors = 0
+
+    def _set_anchor(self, out: np.ndarray) -> None:
+        h, w = out.shape[:2]
+        grid = np.indices((h, w), dtype=np.float32)
+        self._anchor = out
+        self._coords = np.stack([grid[1], grid[0]], axis=2)
+        self._traced = np.ones((h, w), np.float32)
+        self.anchors += 1
+
+    def _carried(self, flow: np.ndarray, reliable: np.ndarray) -> np.ndarray:
+        """The earlier strokes moved to the current frame (float32, as the frames)."""
+        cv2 = self._cv2
+        h, w = flow.shape[:2]
+        grid = np.indices((h, w), dtype=np.float32)
+        came_from = grid[1] + flow[..., 0], grid[0] + flow[..., 1]
+        coords = _warp(self._coords, flow, cv2)
+        x, y = coords[..., 0], coords[..., 1]
+        inside = _within(*came_from, w, h) & _within(x, y, w, h)    # a path that leaves the frame ends
+        traced = _warp(self._traced, flow, cv2) * reliable * inside
+        self._coords, self._traced = coords, traced
+        from_anchor = cv2.remap(self._anchor, x, y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+        from_previous = _warp(self._previous, flow, cv2, cv2.INTER_LANCZOS4)
+        return from_previous + traced[..., None] * (from_anchor - from_previous)
 
     def __call__(self, styled: np.ndarray, motion: Optional[Motion]) -> np.ndarray:
         """The blended frame (uint8, as ``styled``)."""
         cv2 = self._cv2
         current = styled.astype(np.float32)
         previous, out = self._previous, current
-        if motion is not None and previous is not None and previous.shape == current.shape and self.blend > 0:
+        carry = (motion is not None and previous is not None and previous.shape == current.shape
+                 and self.blend > 0)
+        if carry:
             h, w = current.shape[:2]
             flow, reliable = motion.flow, motion.reliable
             if flow.shape[:2] != (h, w):
                 flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(motion.scale)
                 reliable = cv2.resize(reliable, (w, h), interpolation=cv2.INTER_LINEAR)
-            d = _warp(previous, flow, cv2, cv2.INTER_LANCZOS4) - current
+            d = self._carried(flow, reliable) - current
             d -= cv2.GaussianBlur(d, (0, 0), self.detail)
             out = np.clip(current + (self.blend * reliable)[..., None] * d, 0, 255)
         self._previous = out
+        if not carry or float(self._traced.mean()) < self.REANCHOR:
+            self._set_anchor(out)
         return (out + 0.5).astype(np.uint8)
