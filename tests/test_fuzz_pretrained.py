@@ -24,6 +24,7 @@ from deepshop_native.core.paths import PRETRAINED_ENV  # noqa: E402
 from deepshop_native.image import max_pixels_scope  # noqa: E402
 from deepshop_native.pipelines.arbitrary import ArbitraryStyle  # noqa: E402
 from deepshop_native.pipelines.multistyle import MultiStyle  # noqa: E402
+from conftest import TINY_STYLES  # noqa: E402
 from fuzz_harness import (FUZZ, _check_results, _cli_outcome, _outcome, _record, _run_worker,  # noqa: E402
                           corpus_sample, write_report)
 
@@ -58,6 +59,9 @@ def work(tmp_path_factory, tiny_pretrained):
     return d, corpus_sample(d / "corpus"), tiny_pretrained[0]
 
 
+#: Built-in style names of the stand-in (the real names), by number.
+NAMES = [s["name"] for s in TINY_STYLES] or [f"style-{i}" for i in range(26)]
+
 # ------------------------------------------------------------------ malformed images
 
 def test_malformed_images_as_paintings_photos_and_sheets(work):
@@ -67,7 +71,7 @@ def test_malformed_images_as_paintings_photos_and_sheets(work):
     photo, painting, out = str(d / "photo.png"), str(d / "painting.png"), str(d / "out.png")
     commands = {
         "stylize --style PAINTING": lambda f: ["stylize", photo, "--style", f, "-o", out],
-        "stylize --style NAME": lambda f: ["stylize", f, "--style", "tiny-1", "-o", out],
+        "stylize --style NAME": lambda f: ["stylize", f, "--style", NAMES[1], "-o", out],
         "stylize --style NAME PAINTING": lambda f: ["stylize", photo, "--style", painting, "--style", f, "-o", out],
         "styles --sheet": lambda f: ["styles", "--sheet", f, "-o", out, "--size", "16"],
     }
@@ -94,7 +98,7 @@ def test_no_output_replaces_a_painting_or_photo(work, tmp_path):
     os.link(s, link)
     p, s, link = str(p), str(s), str(link)
     argvs = [["stylize", p, "--style", s, "-o", s], ["stylize", p, "--style", s, "-o", link],
-             ["stylize", p, "--style", "tiny-0", "--style", s, "-o", s], ["stylize", p, "--style", "tiny-2", "-o", p],
+             ["stylize", p, "--style", NAMES[0], "--style", s, "-o", s], ["stylize", p, "--style", NAMES[2], "-o", p],
              ["styles", "--sheet", p, "-o", p]]
     cases = [{"id": f"o{n}", "kind": "cli", "prog": "deepshop", "argv": argv + ["--overwrite", "-q"],
               "unchanged": [p, s], "category": "output is an input: deepshop " + argv[0] + " (pretrained)"}
@@ -109,7 +113,7 @@ def test_no_output_replaces_a_painting_or_photo(work, tmp_path):
 
 _TEXT = st.one_of(st.integers(-2**70, 2**70).map(str), st.integers(-3, 600).map(str), st.integers(0, 9).map(str),
                   st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=8),
-                  st.sampled_from(["1,1", "1,0", "0,0", "-1,2", "nan,1", "1", "tiny-0", "tiny-4", "TINY-3", "5",
+                  st.sampled_from(["1,1", "1,0", "0,0", "-1,2", "nan,1", "1", NAMES[0], NAMES[4], NAMES[3].upper(), "5",
                                    "99", "exact", "off", "thumbnail", "", "x.gif", "/.."]))
 _STYLIZE_OPTIONS = ["--style", "--style-weights", "--style-size", "--style-statistics", "--working-size",
                     "--strength", "--max-side", "--max-pixels", "--tile", "--device", "--quality", "--preserve-colors"]
@@ -121,7 +125,7 @@ def test_stylize_with_a_painting_or_a_name_never_gives_a_traceback(work, opts, n
     """`deepshop stylize --style painting.png` (or a built-in style's name) with hostile option values."""
     from deepshop_native.cli import main
     d, _, folder = work
-    argv = ["stylize", str(d / "photo.png"), "--style", "tiny-1" if named else str(d / "painting.png"),
+    argv = ["stylize", str(d / "photo.png"), "--style", NAMES[1] if named else str(d / "painting.png"),
             "-o", str(d / "cli_out.png"), "--overwrite", "-q"]
     for name, value in opts:
         argv.append(name if name == "--preserve-colors" else f"{name}={value}")
@@ -133,7 +137,7 @@ def test_stylize_with_a_painting_or_a_name_never_gives_a_traceback(work, opts, n
 
 _ANY = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.integers(-2, 2000),
                  st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
-                 st.sampled_from(["auto", "exact", "off", "thumbnail", "cpu", "tiny-0"]))
+                 st.sampled_from(["auto", "exact", "off", "thumbnail", "cpu", NAMES[0]]))
 _PIPELINES: dict = {}
 
 
@@ -157,7 +161,7 @@ def test_arbitrary_style_options_run_or_refuse(work, kwargs, call):
 
 
 @settings(FUZZ, max_examples=60)
-@given(styles=st.lists(st.one_of(st.integers(-3, 8), st.sampled_from(["tiny-0", "TINY-4", " 2 ", "tiny-9", "", "x"]),
+@given(styles=st.lists(st.one_of(st.integers(-3, 8), st.sampled_from([NAMES[0], NAMES[4].upper(), " 2 ", "tiny-9", "", "x"]),
                                  st.floats(allow_nan=True), st.none()), max_size=3),
        weights=st.one_of(st.none(), st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True),
                                                        st.integers(-2, 3)), max_size=4)),
