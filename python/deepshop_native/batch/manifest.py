@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from ..core.errors import DeepshopError
-from ..core.files import output_exists_message
+from ..core.files import lock_exclusively, output_exists_message
 from .naming import Item
 from .storage import Storage
 
@@ -161,17 +161,9 @@ class Manifest:
 
 
 def _lock(f, name: str) -> None:
-    try:
-        import fcntl
-    except ImportError:            # Windows: no advisory locks here
-        return
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not lock_exclusively(f):
         raise DeepshopError(f"{name}: another batch is writing to this destination; wait for it or choose "
-                            "another --out") from None
-    except OSError:
-        pass                       # a file system without locks
+                            "another --out")
 
 
 def triage(items: List[Item], existing: Set[str], states: Dict[str, OutputState], digest: str, overwrite: bool,

@@ -174,6 +174,23 @@ def check_not_an_input(output, inputs, what: str = "output") -> None:
                       f"--overwrite): choose another {what} name")
 
 
+def lock_exclusively(f) -> bool:
+    """Take an advisory exclusive lock on the open file ``f`` without waiting: False when another
+    process holds it; True when taken, and where locks do not exist (Windows, a file system
+    without them), so that a caller refuses only a lock another run really holds."""
+    try:
+        import fcntl
+    except ImportError:            # Windows: no advisory locks here
+        return True
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass                       # a file system without locks
+    return True
+
+
 def remove_stale_temporaries(directory: str) -> list:
     """Remove the temporaries ``.NAME.XXXXXXXX.part`` that earlier, killed writers left in
     ``directory``: only files of exactly our naming pattern (mkstemp's 8 random characters),

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, List, Optional
 
 from ..core.errors import VideoError
-from ..core.files import atomic_write
+from ..core.files import atomic_write, lock_exclusively
 
 FORMAT = "deepshop-video-partial/1"
 SUFFIX = ".deepshop-partial"
@@ -296,14 +296,6 @@ def _unlink(path: str) -> None:
 
 
 def _lock(f, output: str, path: str) -> None:
-    try:
-        import fcntl
-    except ImportError:            # Windows: no advisory locks here
-        return
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not lock_exclusively(f):
         f.close()
-        raise VideoError(f"{output}: another run is writing this output (its work folder {path} is in use)") from None
-    except OSError:
-        pass                       # a file system without locks
+        raise VideoError(f"{output}: another run is writing this output (its work folder {path} is in use)")
