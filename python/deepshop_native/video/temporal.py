@@ -156,12 +156,16 @@ def _within(x: np.ndarray, y: np.ndarray, w: int, h: int) -> np.ndarray:
     return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
 
 
-def _warp(image: np.ndarray, flow: np.ndarray, cv2, interpolation=None) -> np.ndarray:
-    """``image`` sampled at x + flow(x) (bilinear unless told, edges replicated)."""
-    h, w = flow.shape[:2]
-    grid = np.indices((h, w), dtype=np.float32)
-    return cv2.remap(image, grid[1] + flow[..., 0], grid[0] + flow[..., 1],
-                     cv2.INTER_LINEAR if interpolation is None else interpolation, borderMode=cv2.BORDER_REPLICATE)
+def _positions(flow: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(x, y) + flow(x, y) for every pixel: where each pixel of the current frame came from."""
+    grid = np.indices(flow.shape[:2], dtype=np.float32)
+    return grid[1] + flow[..., 0], grid[0] + flow[..., 1]
+
+
+def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray, cv2, interpolation=None) -> np.ndarray:
+    """``image`` sampled at (x, y) (bilinear unless told, edges replicated)."""
+    return cv2.remap(image, x, y, cv2.INTER_LINEAR if interpolation is None else interpolation,
+                     borderMode=cv2.BORDER_REPLICATE)
 
 
 class MotionEstimator:
@@ -193,14 +197,14 @@ class MotionEstimator:
         a, b = (np.clip(g * 255 + 0.5, 0, 255).astype(np.uint8) for g in (grey, previous))
         backward = self._dis.calc(a, b, None)
         forward = self._dis.calc(b, a, None)
-        there = _warp(forward, backward, cv2)
+        came_from = _positions(backward)
+        there = _sample(forward, *came_from, cv2)
         error = np.sum((backward + there) ** 2, axis=2)
         bound = 0.01 * (np.sum(backward ** 2, axis=2) + np.sum(there ** 2, axis=2)) + 0.5
         consistent = (error <= bound).astype(np.float32)
-        mismatch = np.abs(_warp(previous, backward, cv2) - grey)
+        mismatch = np.abs(_sample(previous, *came_from, cv2) - grey)
         photometric = np.clip(2.0 - mismatch / self.tolerance, 0.0, 1.0)
-        grid = np.indices((fh, fw), dtype=np.float32)
-        inside = _within(grid[1] + backward[..., 0], grid[0] + backward[..., 1], fw, fh).astype(np.float32)
+        inside = _within(*came_from, fw, fh).astype(np.float32)
         reliable = consistent * inside
         reliable = cv2.erode(reliable, np.ones((3, 3), np.uint8))
         reliable = cv2.GaussianBlur(reliable, (5, 5), 0) * photometric
@@ -253,15 +257,14 @@ class FlowBlender:
         """The earlier strokes moved to the current frame (float32, as the frames)."""
         cv2 = self._cv2
         h, w = flow.shape[:2]
-        grid = np.indices((h, w), dtype=np.float32)
-        came_from = grid[1] + flow[..., 0], grid[0] + flow[..., 1]
-        coords = _warp(self._coords, flow, cv2)
+        came_from = _positions(flow)
+        coords = _sample(self._coords, *came_from, cv2)
         x, y = coords[..., 0], coords[..., 1]
         inside = _within(*came_from, w, h) & _within(x, y, w, h)    # a path that leaves the frame ends
-        traced = _warp(self._traced, flow, cv2) * reliable * inside
+        traced = _sample(self._traced, *came_from, cv2) * reliable * inside
         self._coords, self._traced = coords, traced
-        from_anchor = cv2.remap(self._anchor, x, y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
-        from_previous = _warp(self._previous, flow, cv2, cv2.INTER_LANCZOS4)
+        from_anchor = _sample(self._anchor, x, y, cv2, cv2.INTER_LANCZOS4)
+        from_previous = _sample(self._previous, *came_from, cv2, cv2.INTER_LANCZOS4)
         return from_previous + traced[..., None] * (from_anchor - from_previous)
 
     def __call__(self, styled: np.ndarray, motion: Optional[Motion]) -> np.ndarray:
