@@ -316,8 +316,9 @@ void bind_engine(py::module_& m) {
                                           StatisticsMode::off};
   py::class_<TileOptions>(m, "TileOptions")
       .def(py::init([](int64_t tile, int64_t halo, int64_t overlap, int64_t batch, int64_t harmonize,
-                       const std::string& statistics, int64_t statistics_size) {
+                       const std::string& statistics, int64_t statistics_size, int64_t tile_area) {
              TileOptions o{tile, halo, overlap, batch, harmonize};
+             o.tile_area = tile_area;
              bool known = false;
              for (StatisticsMode mode : kModes)
                if (statistics == statistics_mode_name(mode)) o.statistics = mode, known = true;
@@ -331,10 +332,11 @@ void bind_engine(py::module_& m) {
            py::arg("overlap") = TileOptions{}.overlap, py::arg("batch") = TileOptions{}.batch,
            py::arg("harmonize") = TileOptions{}.harmonize,
            py::arg("statistics") = statistics_mode_name(TileOptions{}.statistics),
-           py::arg("statistics_size") = TileOptions{}.statistics_size)
+           py::arg("statistics_size") = TileOptions{}.statistics_size, py::arg("tile_area") = TileOptions{}.tile_area)
       .def_property_readonly("statistics", [](const TileOptions& o) { return statistics_mode_name(o.statistics); })
       .def_readonly("statistics_size", &TileOptions::statistics_size)
       .def_readonly("tile", &TileOptions::tile)
+      .def_readonly("tile_area", &TileOptions::tile_area)
       .def_readonly("halo", &TileOptions::halo)
       .def_readonly("overlap", &TileOptions::overlap)
       .def_readonly("batch", &TileOptions::batch)

@@ -119,6 +119,7 @@ void check_tile_options(const TileOptions& o) {
   check_range(o.batch, 1, 4096, "batch");
   check_range(o.harmonize, 0, kMaxPixels, "harmonize");
   check_range(o.statistics_size, 16, kMaxPixels, "statistics_size");
+  check_range(o.tile_area, 0, kMaxPixels * kMaxPixels, "tile_area");
 }
 
 namespace {
@@ -129,6 +130,62 @@ int64_t default_halo(const TilingGeometry& model) {
   // tests/test_tiling_quality.py and the README.  Models without the figure get 32 pixels.
   if (model.receptive_field > 0) return std::max<int64_t>(model.receptive_field / 4, model.stride);
   return 32;
+}
+
+// The window length along an axis of `length` pixels that plans `n` tiles: the whole (padded)
+// axis for one, else the shortest kept span that n tiles overlapping by min_overlap cover, plus
+// the halos.  Only a candidate: plan_axis decides the plan it really gives.
+int64_t window_for_count(int64_t length, int64_t n, int64_t halo, int64_t min_overlap, int64_t stride,
+                         int64_t min_window) {
+  if (n == 1) return round_up(std::max(length, min_window), stride);
+  const int64_t overlap = round_up(min_overlap, stride);
+  return round_up((length + (n - 1) * overlap + n - 1) / n, stride) + 2 * round_up(halo, stride);
+}
+
+// Windows of any shape within options.tile_area pixels (TileOptions::tile_area): for each count
+// of tiles along one axis, that axis's window, and the other axis's longest window within the
+// area; of all these plans, the one computing the fewest window pixels (then the fewest tiles).
+TilingSummary plan_by_area(int64_t height, int64_t width, int64_t halo, int64_t stride, int64_t min_window,
+                           const TileOptions& options) {
+  const int64_t area = options.tile_area;
+  const int64_t least_kept = round_up(options.overlap, stride) + stride;
+  TilingSummary best;
+  int64_t best_cost = -1;
+  for (const bool rows_first : {true, false}) {
+    const int64_t first_length = rows_first ? height : width, second_length = rows_first ? width : height;
+    // (Up to 256 tiles along an axis: the kept span shrinks towards the overlap, never below it.)
+    for (int64_t n = 1; n <= 256; ++n) {
+      const int64_t first_window = window_for_count(first_length, n, halo, options.overlap, stride, min_window);
+      if (n > 1 && first_window - 2 * round_up(halo, stride) < least_kept) break;  // too short to tile with
+      const int64_t second_tile = area / first_window;
+      if (second_tile < 1) continue;
+      AxisPlan first, second;
+      try {
+        first = plan_axis(first_length, first_window, halo, options.overlap, stride, min_window);
+        second = plan_axis(second_length, second_tile, halo, options.overlap, stride, min_window);
+      } catch (const std::invalid_argument&) {
+        continue;  // the other axis's window is too short for its halo: more tiles here make it longer
+      }
+      const bool second_whole = second.count() == 1;
+      if (first.window * second.window <= area) {
+        const int64_t cost = first.count() * first.window * second.count() * second.window;
+        const int64_t tiles = first.count() * second.count();
+        if (best_cost < 0 || cost < best_cost || (cost == best_cost && tiles < best.tiles())) {
+          best_cost = cost;
+          best.rows = rows_first ? first : second;
+          best.cols = rows_first ? second : first;
+        }
+      }
+      // Once the other axis runs whole, more tiles along this one only add halos.
+      if (second_whole) break;
+    }
+  }
+  if (best_cost < 0)
+    throw std::invalid_argument("tile_area = " + std::to_string(area) + " is too small for a halo of " +
+                                std::to_string(round_up(halo, stride)) + " and an overlap of " +
+                                std::to_string(options.overlap) + " pixels on a " + std::to_string(height) + "x" +
+                                std::to_string(width) + " image");
+  return best;
 }
 }  // namespace
 
@@ -146,11 +203,16 @@ TilingSummary plan_tiles(const TilingGeometry& model, int64_t height, int64_t wi
   // by 4 pixels at full resolution and by 1 at a quarter of it.
   const int64_t min_window = std::min(8 * stride, kMaxPixels);
   TilingSummary s;
+  const bool by_area = options.tile_area > 0 && fh <= 0 && fw <= 0 && !options.tile_is_kept;
   try {
+    if (by_area) {
+      s = plan_by_area(height, width, halo, stride, min_window, options);
+    } else {
     s.rows = plan_axis(height, fh > 0 ? fh : options.tile, halo, options.overlap, stride, fh > 0 ? 0 : min_window,
                        fh <= 0 && options.tile_is_kept);
     s.cols = plan_axis(width, fw > 0 ? fw : options.tile, halo, options.overlap, stride, fw > 0 ? 0 : min_window,
                        fw <= 0 && options.tile_is_kept);
+    }
   } catch (const std::invalid_argument& e) {
     // A halo from the model's receptive field is the model's figure, not the caller's option.
     if (options.halo < 0 && model.receptive_field > 0)

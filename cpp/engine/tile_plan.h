@@ -88,6 +88,12 @@ struct TileOptions {
   // bound loops that took ~12% of a 1080p OpenVINO bf16 run on one thread.  0: all hardware
   // threads.  The engine sets it to the session's thread count.
   int pixel_threads = 0;
+  // When > 0, `tile` is not used: windows may be of any shape whose area is at most this many
+  // pixels, and the planner takes the shape that computes the fewest pixels in all (halos and
+  // overlaps included).  For a provider whose working memory follows the window's area (OpenVINO
+  // called directly): a 3840x2160 frame runs as two 1952 px wide windows of full height rather than
+  // six squares, in the same memory.  Not combined with tile_is_kept or a fixed-size model's input.
+  int64_t tile_area = 0;
 };
 
 // Throws std::invalid_argument naming the option when a value is out of its range.

@@ -81,9 +81,6 @@ class Pipeline:
         """The network window in use, pixels per side (0: the whole image)."""
         return 0 if self._tiles is None else self._tiles.tile
 
-    def _tiles_for(self, height: int, width: int):
-        return self._tiles
-
     def plan(self, height: int, width: int) -> dict:
         """How an image of this size will be tiled: counts, window, halo, tile starts, and how the
         tiles are normalised: "statistics" (the mode that runs: thumbnail, exact or off),
@@ -91,7 +88,7 @@ class Pipeline:
         height = options.check_size("height", height, lo=1)
         width = options.check_size("width", width, lo=1)
         with tiling_errors_as_option_errors():
-            return dict(self._session.plan(height=height, width=width, tiles=self._tiles_for(height, width)))
+            return dict(self._session.plan(height=height, width=width, tiles=self._tiles))
 
 
 @dataclass
@@ -170,15 +167,12 @@ class StylePipeline(Pipeline):
         self.open_more(precision, checked)
         tiling = self.family_tiling(tiling)
         self._tiles = tile_options(tile=self._tiles.tile, **tiling)
-        self._whole_up_to = 0  # images of at most this many pixels run as one window (tile="auto" only)
         if tile_auto:  # the provider's own window size
-            self._tiles = tile_options(tile=self._session.default_tile, **tiling)
-            if self._session.provider == "OpenVINO":
-                # OpenVINO called directly: its memory follows the window's pixel count, so an image
-                # no larger in area than one square window runs whole, in the same memory: one
-                # compiled shape, no thumbnail.
-                self._whole_up_to = self._session.default_tile ** 2
-                self._whole_tiles = tile_options(tile=0, **tiling)
+            # OpenVINO called directly: its memory follows the window's pixel count, so windows may
+            # take any shape within the square window's area (an image no larger runs whole, in the
+            # same memory: one compiled shape, no thumbnail); the engine plans the shape.
+            area = self._session.default_tile ** 2 if self._session.provider == "OpenVINO" else 0
+            self._tiles = tile_options(tile=self._session.default_tile, tile_area=area, **tiling)
 
     def check_working_size(self, working_size) -> int:
         """``working_size`` checked: None is the family's default, 0 full size."""
@@ -196,9 +190,6 @@ class StylePipeline(Pipeline):
     def family_tiling(self, tiling: dict) -> dict:
         """The tiling options as the family runs them, given the caller's and the opened graphs."""
         return tiling
-
-    def _tiles_for(self, height: int, width: int):
-        return self._whole_tiles if height * width <= self._whole_up_to else self._tiles
 
     def style_inputs(self) -> dict:
         """The aux inputs the generator takes for the current style ({} for a fixed style)."""
@@ -241,7 +232,7 @@ class StylePipeline(Pipeline):
         if statistics is not None:
             statistics = tuple(np.ascontiguousarray(a, dtype=np.float32).ravel() for a in statistics)
         with tiling_errors_as_option_errors():
-            return self._session.run(image=pixels, tiles=self._tiles_for(h, w), strength=float(strength),
+            return self._session.run(image=pixels, tiles=self._tiles, strength=float(strength),
                                      preserve_colors=bool(preserve_colors), aux=aux, working_size=size,
                                      guided_radius=self.GUIDED_RADIUS, guided_eps=self.GUIDED_EPS,
                                      statistics=statistics, progress=progress)
@@ -259,7 +250,7 @@ class StylePipeline(Pipeline):
         h, w = _native.working_shape(height=pixels.shape[0], width=pixels.shape[1], working_size=self.working_size)
         aux = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in self.style_inputs().items()}
         with tiling_errors_as_option_errors():
-            mean, var = self._session.statistics(image=np.ascontiguousarray(pixels), tiles=self._tiles_for(h, w),
+            mean, var = self._session.statistics(image=np.ascontiguousarray(pixels), tiles=self._tiles,
                                                  aux=aux, mode=mode)
         return mean, var
 
