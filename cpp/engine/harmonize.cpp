@@ -1,11 +1,30 @@
 #include "engine/harmonize.h"
 
 #include <algorithm>
+#include <utility>
+
+#include "kernels/parallel.h"
 
 namespace deepshop {
 
+namespace {
+
+// Parts to split `rows` rows of `values_per_row` values into: as many as `threads`, but none with
+// fewer than 2^16 values (a thread costs tens of microseconds to start).
+int parts_for(int threads, int64_t rows, int64_t values_per_row) {
+  return static_cast<int>(std::clamp<int64_t>(rows * values_per_row >> 16, 1, std::max(threads, 1)));
+}
+
+// The span [first, last) of [0, length) that cell `cell` (of `f` pixels, the axis starting at
+// image offset `origin`, cells counted from `cell0`) covers.
+inline std::pair<int64_t, int64_t> cell_span(int64_t cell0, int64_t cell, int64_t f, int64_t origin, int64_t length) {
+  return {std::max<int64_t>(0, (cell0 + cell) * f - origin), std::min(length, (cell0 + cell + 1) * f - origin)};
+}
+
+}  // namespace
+
 template <typename T>
-Thumbnail box_thumbnail(ImageView<const T> input, int64_t side) {
+Thumbnail box_thumbnail(ImageView<const T> input, int64_t side, int threads) {
   Thumbnail t;
   const int64_t H = input.height, W = input.width;
   t.factor = std::max<int64_t>(1, (std::max(H, W) + side - 1) / side);
@@ -13,28 +32,41 @@ Thumbnail box_thumbnail(ImageView<const T> input, int64_t side) {
   t.height = (H + f - 1) / f;
   t.width = (W + f - 1) / f;
   t.rgb.assign(static_cast<size_t>(t.height * t.width * 3), 0.f);
-  std::vector<float> count(static_cast<size_t>(t.height * t.width), 0.f);
-  for (int64_t y = 0; y < H; ++y) {
-    const T* row = input.data + y * W * 3;
-    float* sum = &t.rgb[(y / f) * t.width * 3];
-    float* n = &count[(y / f) * t.width];
-    for (int64_t x = 0; x < W; ++x) {
-      for (int c = 0; c < 3; ++c) sum[(x / f) * 3 + c] += static_cast<float>(row[x * 3 + c]);
-      n[x / f] += 1.f;
+  // Thumbnail rows in parallel, each the sum over its cells (no division per pixel).
+  kernels::parallel_parts(t.height, parts_for(threads, t.height, f * W * 3), [&](int, int64_t begin, int64_t end) {
+    std::vector<double> sum(static_cast<size_t>(t.width * 3));
+    for (int64_t ty = begin; ty < end; ++ty) {
+      std::fill(sum.begin(), sum.end(), 0.0);
+      const auto [y_first, y_last] = cell_span(0, ty, f, 0, H);
+      for (int64_t y = y_first; y < y_last; ++y) {
+        const T* row = input.data + y * W * 3;
+        for (int64_t tx = 0; tx < t.width; ++tx) {
+          const auto [x_first, x_last] = cell_span(0, tx, f, 0, W);
+          float s[3] = {0.f, 0.f, 0.f};
+          for (int64_t x = x_first; x < x_last; ++x)
+            for (int c = 0; c < 3; ++c) s[c] += static_cast<float>(row[x * 3 + c]);
+          for (int c = 0; c < 3; ++c) sum[tx * 3 + c] += s[c];
+        }
+      }
+      for (int64_t tx = 0; tx < t.width; ++tx) {
+        const auto [x_first, x_last] = cell_span(0, tx, f, 0, W);
+        const double n = static_cast<double>((y_last - y_first) * (x_last - x_first)) * PixelCodec<T>::kMax;
+        for (int c = 0; c < 3; ++c) t.rgb[(ty * t.width + tx) * 3 + c] = static_cast<float>(sum[tx * 3 + c] / n);
+      }
     }
-  }
-  for (size_t i = 0; i < count.size(); ++i)
-    for (int c = 0; c < 3; ++c) t.rgb[i * 3 + c] /= count[i] * PixelCodec<T>::kMax;
+  });
   return t;
 }
 
 template <typename T>
-ColourReference make_colour_reference(ImageView<const T> input, int64_t side, const StylizeWholeFn& stylize_whole) {
+ColourReference make_colour_reference(ImageView<const T> input, int64_t side, const StylizeWholeFn& stylize_whole,
+                                      int threads) {
   ColourReference ref;
-  const Thumbnail thumb = box_thumbnail(input, side);
+  const Thumbnail thumb = box_thumbnail(input, side, threads);
   ref.factor = thumb.factor;
   ref.height = thumb.height;
   ref.width = thumb.width;
+  ref.threads = threads;
   ref.rgb.assign(thumb.rgb.size(), 0.f);
   stylize_whole(ImageView<const float>{thumb.rgb.data(), ref.height, ref.width, 3},
                 ImageView<float>{ref.rgb.data(), ref.height, ref.width, 3});
@@ -49,23 +81,32 @@ void harmonize_tile(float* tile, int64_t rows, int64_t cols, int64_t y0, int64_t
   const int64_t f = ref.factor;
   const int64_t ty0 = y0 / f, tx0 = x0 / f;
   const int64_t th = (y0 + rows - 1) / f - ty0 + 1, tw = (x0 + cols - 1) / f - tx0 + 1;
-  // Tile colour averaged over each thumbnail cell (partial cells: over the part inside).
-  std::vector<double> mean(static_cast<size_t>(th * tw * 3), 0.0);
-  std::vector<double> n(static_cast<size_t>(th * tw), 0.0);
-  for (int64_t y = 0; y < rows; ++y) {
-    const int64_t cy = (y0 + y) / f - ty0;
-    for (int64_t x = 0; x < cols; ++x) {
-      const int64_t cell = cy * tw + (x0 + x) / f - tx0;
-      for (int c = 0; c < 3; ++c) mean[cell * 3 + c] += tile[(y * cols + x) * 3 + c];
-      n[cell] += 1.0;
-    }
-  }
+  // Tile colour averaged over each thumbnail cell (partial cells: over the part inside), cell
+  // rows in parallel.
   std::vector<float> diff(static_cast<size_t>(th * tw * 3));
-  for (int64_t i = 0; i < th * tw; ++i) {
-    const int64_t ry = ty0 + i / tw, rx = tx0 + i % tw;
-    for (int c = 0; c < 3; ++c)
-      diff[i * 3 + c] = ref.rgb[(ry * ref.width + rx) * 3 + c] - static_cast<float>(mean[i * 3 + c] / n[i]);
-  }
+  kernels::parallel_parts(th, parts_for(ref.threads, th, f * cols * 3), [&](int, int64_t begin, int64_t end) {
+    std::vector<double> sum(static_cast<size_t>(tw * 3));
+    for (int64_t cy = begin; cy < end; ++cy) {
+      std::fill(sum.begin(), sum.end(), 0.0);
+      const auto [y_first, y_last] = cell_span(ty0, cy, f, y0, rows);
+      for (int64_t y = y_first; y < y_last; ++y) {
+        const float* row = tile + y * cols * 3;
+        for (int64_t cx = 0; cx < tw; ++cx) {
+          const auto [x_first, x_last] = cell_span(tx0, cx, f, x0, cols);
+          float s[3] = {0.f, 0.f, 0.f};
+          for (int64_t x = x_first; x < x_last; ++x)
+            for (int c = 0; c < 3; ++c) s[c] += row[x * 3 + c];
+          for (int c = 0; c < 3; ++c) sum[cx * 3 + c] += s[c];
+        }
+      }
+      for (int64_t cx = 0; cx < tw; ++cx) {
+        const auto [x_first, x_last] = cell_span(tx0, cx, f, x0, cols);
+        const double n = static_cast<double>((y_last - y_first) * (x_last - x_first));
+        const float* r = &ref.rgb[((ty0 + cy) * ref.width + tx0 + cx) * 3];
+        for (int c = 0; c < 3; ++c) diff[(cy * tw + cx) * 3 + c] = r[c] - static_cast<float>(sum[cx * 3 + c] / n);
+      }
+    }
+  });
   // Separable box blur of the difference, clamped at the tile's edges.
   auto blur = [&](int64_t len, int64_t other, bool along_rows) {
     std::vector<float> out(diff.size());
@@ -84,29 +125,36 @@ void harmonize_tile(float* tile, int64_t rows, int64_t cols, int64_t y0, int64_t
   };
   blur(tw, th, false);
   blur(th, tw, true);
-  // Bilinear upsampling of the correction back to full resolution.
-  for (int64_t y = 0; y < rows; ++y) {
-    const float fy = std::min(std::max((y0 + y + 0.5f) / f - 0.5f - ty0, 0.f), static_cast<float>(th - 1));
-    const int64_t iy = std::min<int64_t>(static_cast<int64_t>(fy), th - 1), iy1 = std::min(iy + 1, th - 1);
-    const float wy = fy - iy;
-    for (int64_t x = 0; x < cols; ++x) {
-      const float fx = std::min(std::max((x0 + x + 0.5f) / f - 0.5f - tx0, 0.f), static_cast<float>(tw - 1));
-      const int64_t ix = std::min<int64_t>(static_cast<int64_t>(fx), tw - 1), ix1 = std::min(ix + 1, tw - 1);
-      const float wx = fx - ix;
-      for (int c = 0; c < 3; ++c) {
-        const float top = diff[(iy * tw + ix) * 3 + c] * (1 - wx) + diff[(iy * tw + ix1) * 3 + c] * wx;
-        const float bottom = diff[(iy1 * tw + ix) * 3 + c] * (1 - wx) + diff[(iy1 * tw + ix1) * 3 + c] * wx;
-        tile[(y * cols + x) * 3 + c] += top * (1 - wy) + bottom * wy;
-      }
-    }
+  // Bilinear upsampling of the correction back to full resolution: the columns' cells and
+  // weights once, then each row interpolated between its two cell rows and along it.
+  std::vector<int64_t> ix(static_cast<size_t>(cols)), ix1(static_cast<size_t>(cols));
+  std::vector<float> wx(static_cast<size_t>(cols));
+  for (int64_t x = 0; x < cols; ++x) {
+    const float fx = std::min(std::max((x0 + x + 0.5f) / f - 0.5f - tx0, 0.f), static_cast<float>(tw - 1));
+    ix[x] = std::min<int64_t>(static_cast<int64_t>(fx), tw - 1);
+    ix1[x] = std::min(ix[x] + 1, tw - 1);
+    wx[x] = fx - ix[x];
   }
+  kernels::parallel_parts(rows, parts_for(ref.threads, rows, cols * 3), [&](int, int64_t begin, int64_t end) {
+    std::vector<float> line(static_cast<size_t>(tw * 3));
+    for (int64_t y = begin; y < end; ++y) {
+      const float fy = std::min(std::max((y0 + y + 0.5f) / f - 0.5f - ty0, 0.f), static_cast<float>(th - 1));
+      const int64_t iy = std::min<int64_t>(static_cast<int64_t>(fy), th - 1), iy1 = std::min(iy + 1, th - 1);
+      const float wy = fy - iy;
+      for (int64_t k = 0; k < tw * 3; ++k) line[k] = diff[iy * tw * 3 + k] * (1 - wy) + diff[iy1 * tw * 3 + k] * wy;
+      float* out = tile + y * cols * 3;
+      for (int64_t x = 0; x < cols; ++x)
+        for (int c = 0; c < 3; ++c) out[x * 3 + c] += line[ix[x] * 3 + c] * (1 - wx[x]) + line[ix1[x] * 3 + c] * wx[x];
+    }
+  });
 }
 
-template Thumbnail box_thumbnail<uint8_t>(ImageView<const uint8_t>, int64_t);
-template Thumbnail box_thumbnail<uint16_t>(ImageView<const uint16_t>, int64_t);
-template Thumbnail box_thumbnail<float>(ImageView<const float>, int64_t);
-template ColourReference make_colour_reference<uint8_t>(ImageView<const uint8_t>, int64_t, const StylizeWholeFn&);
-template ColourReference make_colour_reference<uint16_t>(ImageView<const uint16_t>, int64_t, const StylizeWholeFn&);
-template ColourReference make_colour_reference<float>(ImageView<const float>, int64_t, const StylizeWholeFn&);
+template Thumbnail box_thumbnail<uint8_t>(ImageView<const uint8_t>, int64_t, int);
+template Thumbnail box_thumbnail<uint16_t>(ImageView<const uint16_t>, int64_t, int);
+template Thumbnail box_thumbnail<float>(ImageView<const float>, int64_t, int);
+template ColourReference make_colour_reference<uint8_t>(ImageView<const uint8_t>, int64_t, const StylizeWholeFn&, int);
+template ColourReference make_colour_reference<uint16_t>(ImageView<const uint16_t>, int64_t, const StylizeWholeFn&,
+                                                         int);
+template ColourReference make_colour_reference<float>(ImageView<const float>, int64_t, const StylizeWholeFn&, int);
 
 }  // namespace deepshop

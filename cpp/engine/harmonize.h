@@ -18,9 +18,10 @@ struct Thumbnail {
   int64_t height = 0, width = 0;
   std::vector<float> rgb;  // height x width x 3
 };
-// The thumbnail of `input` whose longer side is about `side` (the factor is an integer).
+// The thumbnail of `input` whose longer side is about `side` (the factor is an integer), on up to
+// `threads` threads.
 template <typename T>
-Thumbnail box_thumbnail(ImageView<const T> input, int64_t side);
+Thumbnail box_thumbnail(ImageView<const T> input, int64_t side, int threads = 1);
 
 // The stylized thumbnail that tiles take their low-frequency colour from.
 struct ColourReference {
@@ -28,14 +29,17 @@ struct ColourReference {
   int64_t height = 0, width = 0;
   std::vector<float> rgb;  // height x width x 3, unit interval
   int64_t radius = 0;      // box-blur radius of the correction, in thumbnail pixels
+  int threads = 1;         // threads harmonize_tile may use
 };
 
 // Stylizes a whole float RGB image (unit interval) in one window, into `out` of its size.
 using StylizeWholeFn = std::function<void(ImageView<const float> in, ImageView<float> out)>;
 
-// Box-averages `input` (RGB) to a thumbnail whose longer side is about `side`, and stylizes it.
+// Box-averages `input` (RGB) to a thumbnail whose longer side is about `side`, and stylizes it;
+// the averaging and each tile's harmonize_tile run on up to `threads` threads.
 template <typename T>
-ColourReference make_colour_reference(ImageView<const T> input, int64_t side, const StylizeWholeFn& stylize_whole);
+ColourReference make_colour_reference(ImageView<const T> input, int64_t side, const StylizeWholeFn& stylize_whole,
+                                      int threads = 1);
 
 // Adds to `tile` (rows x cols x 3, unit RGB, at image offset y0, x0) the blurred difference
 // between the reference and the tile's own colour at the reference's resolution.

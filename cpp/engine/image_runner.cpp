@@ -182,7 +182,7 @@ void run_image(const InferenceSession& session, ImageView<const T> input, ImageV
       whole.harmonize = 0;
       whole.pixel_threads = tiles.pixel_threads;
       run_image<float>(session, in, out, whole, PostOptions{}, aux, nullptr);
-    });
+    }, kernels::resolve_threads(tiles.pixel_threads));
   }
   const ImageSource<T> source(input, model.pixels);
   ImageSink<T> sink(output, model.pixels, input, post, reference ? &*reference : nullptr, model.path);

@@ -8,6 +8,7 @@
 #include "engine/errors.h"
 #include "engine/harmonize.h"
 #include "engine/tile_stages.h"
+#include "kernels/parallel.h"
 
 namespace deepshop {
 
@@ -131,7 +132,7 @@ std::map<std::string, std::vector<Tensor>> run_model(const InferenceSession& ses
       one_window.harmonize = 0;
       one_window.pixel_threads = tiles.pixel_threads;
       run_tiled(network, m.geometry(), in.height, in.width, one_window, thumbnail, nullptr);
-    });
+    }, kernels::resolve_threads(tiles.pixel_threads));
 
   std::vector<std::unique_ptr<TileSink>> sinks;
   for (const OutputRequest& r : outputs) {

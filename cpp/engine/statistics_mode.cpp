@@ -10,6 +10,7 @@
 #include "engine/harmonize.h"
 #include "engine/metadata_keys.h"
 #include "engine/tile_stages.h"
+#include "kernels/parallel.h"
 
 namespace deepshop {
 namespace {
@@ -291,7 +292,7 @@ PackedStatistics measure_statistics(const NetworkFn& network, const ModelInfo& m
 
   // The thumbnail, untiled, with its own statistics (mix 0): each layer's are taken after the
   // earlier layers were normalised with the thumbnail's own, as in the whole-image run.
-  const Thumbnail thumb = box_thumbnail(input, options.statistics_size);
+  const Thumbnail thumb = box_thumbnail(input, options.statistics_size, kernels::resolve_threads(options.pixel_threads));
   const ImageSource<float> thumb_source(ImageView<const float>{thumb.rgb.data(), thumb.height, thumb.width, 3},
                                         model.pixels);
   TileOptions whole = options;
