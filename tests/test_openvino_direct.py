@@ -6,6 +6,8 @@ graph and on a model whose image inputs are not 3-channel.  The references are O
 provider and numpy, never this backend's own earlier output.  Skipped without the package."""
 from __future__ import annotations
 
+import math
+import os
 import sys
 import threading
 from pathlib import Path
@@ -71,13 +73,32 @@ def test_auto_takes_direct_openvino(transformer_onnx, openvino_library):
     assert all(c.startswith("CUDA: ") for c in st.fallback_reason.split("; ") if c)
     # OpenVINO's own window, sized by its working memory per pixel (about twice as much in fp32).
     assert st.tile == (2176 if st.precision == "bf16" else 1536)
-    # An image no larger in area than one window runs whole (a 1080p frame), larger ones tiled.
+    # An image no larger in area than one window runs whole (a 1080p frame); so does one whose
+    # working memory fits a quarter of the memory this process may use (at most 8 GiB): larger
+    # ones run in windows within the window's area.
     whole = st.plan(1080, 1920)
     assert (whole["tiles_y"], whole["tiles_x"], whole["harmonize"]) == (1, 1, False)
-    tiled = st.plan(st.tile, st.tile + 64)
-    assert tiled["tiles_y"] * tiled["tiles_x"] > 1
+    per_pixel = 320 if st.precision == "bf16" else 600
+    assert st._tiles.whole_area == int(min(usable_memory() / 4, 8 * 2 ** 30) / per_pixel)
+    side = math.isqrt(st._tiles.whole_area) // 4 * 4
+    assert st.plan(side, side)["tiles_y"] * st.plan(side, side)["tiles_x"] == 1
+    tiled = st.plan(side + 64, side + 64)
+    assert tiled["tiles_y"] * tiled["tiles_x"] > 1 and tiled["window"][0] * tiled["window"][1] <= st.tile ** 2
     info = ds.model_info(transformer_onnx)
     assert info["provider"] == "OpenVINO" and info["openvino_direct"].startswith("OpenVINO ")
+
+
+def usable_memory() -> float:
+    """Physical memory, or the cgroup's limit where lower (bytes)."""
+    limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(path).read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < limit:
+            limit = int(text)
+    return float(limit)
 
 
 def test_openvino_takes_direct_where_the_plugin_lists_no_device(transformer_onnx, openvino_library):

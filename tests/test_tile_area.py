@@ -74,3 +74,15 @@ def test_an_area_too_small_for_the_halo_is_an_option_error(tnet):
     with pytest.raises(ds.OptionError, match=r"tile_area = 3000 is too small for a halo of 28"):
         with tiling_errors_as_option_errors():
             _plan(tnet, 500, 500, tile=0, tile_area=3000)
+
+
+def test_whole_area_runs_larger_images_whole_and_tiles_beyond_it(tnet):
+    area, whole = 1536 ** 2, 2160 * 3840
+    plan = _plan(tnet, 2160, 3840, tile=1536, tile_area=area, whole_area=whole)
+    assert (plan["tiles_y"], plan["tiles_x"], plan["window"], plan["harmonize"]) == (1, 1, (2160, 3840), False)
+    # One row more than whole_area: the area plan again (hand-worked above for 2160 rows).
+    plan = _plan(tnet, 2164, 3840, tile=1536, tile_area=area, whole_area=whole)
+    assert plan["tiles_y"] * plan["tiles_x"] > 1 and plan["window"][0] * plan["window"][1] <= area
+    # Without tile_area, whole_area does nothing: square windows.
+    plan = _plan(tnet, 2160, 3840, tile=1536, whole_area=whole)
+    assert (plan["tiles_y"], plan["tiles_x"]) == (2, 3)

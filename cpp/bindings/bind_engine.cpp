@@ -77,6 +77,7 @@ void def_session_init(py::class_<Class, Base...>& cls) {
       .def_property_readonly("device", [](const Class& e) { return e.session().device(); })
       .def_property_readonly("precision", [](const Class& e) { return e.session().precision(); })
       .def_property_readonly("default_tile", [](const Class& e) { return default_tile(e.session()); })
+      .def_property_readonly("whole_area", [](const Class& e) { return whole_area(e.session()); })
       .def_property_readonly("fallback_reason", [](const Class& e) { return e.session().fallback_reason(); })
       .def_property_readonly("precision_reason", [](const Class& e) { return e.session().precision_reason(); })
       .def_property_readonly("metadata", [](const Class& e) { return model_metadata(e.session().model()); })
@@ -316,9 +317,11 @@ void bind_engine(py::module_& m) {
                                           StatisticsMode::off};
   py::class_<TileOptions>(m, "TileOptions")
       .def(py::init([](int64_t tile, int64_t halo, int64_t overlap, int64_t batch, int64_t harmonize,
-                       const std::string& statistics, int64_t statistics_size, int64_t tile_area) {
+                       const std::string& statistics, int64_t statistics_size, int64_t tile_area,
+                       int64_t whole_area) {
              TileOptions o{tile, halo, overlap, batch, harmonize};
              o.tile_area = tile_area;
+             o.whole_area = whole_area;
              bool known = false;
              for (StatisticsMode mode : kModes)
                if (statistics == statistics_mode_name(mode)) o.statistics = mode, known = true;
@@ -332,11 +335,13 @@ void bind_engine(py::module_& m) {
            py::arg("overlap") = TileOptions{}.overlap, py::arg("batch") = TileOptions{}.batch,
            py::arg("harmonize") = TileOptions{}.harmonize,
            py::arg("statistics") = statistics_mode_name(TileOptions{}.statistics),
-           py::arg("statistics_size") = TileOptions{}.statistics_size, py::arg("tile_area") = TileOptions{}.tile_area)
+           py::arg("statistics_size") = TileOptions{}.statistics_size, py::arg("tile_area") = TileOptions{}.tile_area,
+           py::arg("whole_area") = TileOptions{}.whole_area)
       .def_property_readonly("statistics", [](const TileOptions& o) { return statistics_mode_name(o.statistics); })
       .def_readonly("statistics_size", &TileOptions::statistics_size)
       .def_readonly("tile", &TileOptions::tile)
       .def_readonly("tile_area", &TileOptions::tile_area)
+      .def_readonly("whole_area", &TileOptions::whole_area)
       .def_readonly("halo", &TileOptions::halo)
       .def_readonly("overlap", &TileOptions::overlap)
       .def_readonly("batch", &TileOptions::batch)

@@ -9,6 +9,8 @@
 #include <memory>
 #include <unordered_map>
 
+#include <unistd.h>
+
 #include "engine/errors.h"
 #include "engine/metadata_keys.h"
 #include "engine/openvino_network.h"
@@ -353,6 +355,26 @@ int64_t openvino_window(const std::string& precision, bool statistics_graph) {
   // graph's 1024 px statistics thumbnail cannot share it with a window of useful size.)
   if (!statistics_graph) pixels -= static_cast<double>(TileOptions{}.harmonize) * static_cast<double>(TileOptions{}.harmonize);
   return static_cast<int64_t>(std::sqrt(pixels)) / 32 * 32;
+}
+
+double usable_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  double bytes = pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+  // cgroup v2, then v1: a container's limit ("max" or a huge number where there is none).
+  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    if (FILE* f = std::fopen(path, "r")) {
+      double limit = 0;
+      if (std::fscanf(f, "%lf", &limit) == 1 && limit > 0 && (bytes <= 0 || limit < bytes)) bytes = limit;
+      std::fclose(f);
+    }
+  }
+  return bytes;
+}
+
+int64_t openvino_whole_area(const std::string& precision, bool statistics_graph) {
+  constexpr double kMaxWholeBytes = 8.0 * (1 << 30);
+  const double budget = std::min(usable_memory_bytes() / 4, kMaxWholeBytes);
+  return static_cast<int64_t>(budget / OpenVinoNetwork::bytes_per_pixel(precision, statistics_graph));
 }
 
 int64_t default_tile(const std::string& provider, const std::string& precision, bool statistics_graph) {

@@ -118,6 +118,15 @@ int64_t default_tile(const std::string& provider, const std::string& precision, 
 // TransformerNet: plain graph 1536 px in fp32 and int8, 2176 in bf16; statistics graph 1088 in
 // fp32, 1504 in bf16 and int8.
 int64_t openvino_window(const std::string& precision, bool statistics_graph);
+// OpenVINO called directly: the largest image (pixels) Stylizer(tile="auto") runs as one window,
+// however large against the window above: the pixels whose working memory fits a quarter of the
+// memory this process may use (the machine's, or its cgroup's limit where lower), at most 8 GiB.
+// So a 3840 x 2160 frame runs whole, as OpenVINO called from Python runs it, where memory allows
+// (fp32: about 5 GB, on machines of 20 GB and more), while larger images are cut into windows
+// that keep within the 1.5 GB budget (8192 x 8192 among them).
+int64_t openvino_whole_area(const std::string& precision, bool statistics_graph);
+// The memory this process may use: physical memory, or the cgroup's limit where lower (bytes).
+double usable_memory_bytes();
 
 // CPU features OpenVINO uses for bf16 (AVX512-BF16 or AMX-BF16), from cpuid.
 bool cpu_has_bf16();

@@ -67,6 +67,11 @@ int64_t default_tile(const InferenceSession& session) {
   return default_tile(session.provider(), session.precision(), statistics_layout(session.model()).has_value());
 }
 
+int64_t whole_area(const InferenceSession& session) {
+  if (session.provider() != kOpenVinoDirectProvider) return 0;
+  return openvino_whole_area(session.precision(), statistics_layout(session.model()).has_value());
+}
+
 std::pair<int64_t, int64_t> working_shape(int64_t height, int64_t width, int64_t working_size) {
   if (working_size <= 0 || std::max(height, width) <= working_size) return {height, width};
   const double scale = static_cast<double>(working_size) / static_cast<double>(std::max(height, width));

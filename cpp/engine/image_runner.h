@@ -36,6 +36,9 @@ std::pair<int64_t, int64_t> working_shape(int64_t height, int64_t width, int64_t
 
 // The session's own window size (tile="auto"): the provider's, for a plain or a statistics graph.
 int64_t default_tile(const InferenceSession& session);
+// The largest image (pixels) tile="auto" runs as one window on this session's provider
+// (openvino_whole_area on OpenVINO called directly; 0 elsewhere: the window bounds every image).
+int64_t whole_area(const InferenceSession& session);
 
 // `input` and `output`: H x W x 3 images of the same size.  With a working size smaller than the
 // image, the network runs on the downscaled image and the result is guided-upsampled (PostOptions).

@@ -120,6 +120,7 @@ void check_tile_options(const TileOptions& o) {
   check_range(o.harmonize, 0, kMaxPixels, "harmonize");
   check_range(o.statistics_size, 16, kMaxPixels, "statistics_size");
   check_range(o.tile_area, 0, kMaxPixels * kMaxPixels, "tile_area");
+  check_range(o.whole_area, 0, kMaxPixels * kMaxPixels, "whole_area");
 }
 
 namespace {
@@ -205,7 +206,11 @@ TilingSummary plan_tiles(const TilingGeometry& model, int64_t height, int64_t wi
   TilingSummary s;
   const bool by_area = options.tile_area > 0 && fh <= 0 && fw <= 0 && !options.tile_is_kept;
   try {
-    if (by_area) {
+    const int64_t whole_h = round_up(std::max(height, min_window), stride), whole_w = round_up(std::max(width, min_window), stride);
+    if (by_area && options.whole_area > 0 && whole_h * whole_w <= options.whole_area) {
+      s.rows = plan_axis(height, 0, halo, options.overlap, stride, min_window);
+      s.cols = plan_axis(width, 0, halo, options.overlap, stride, min_window);
+    } else if (by_area) {
       s = plan_by_area(height, width, halo, stride, min_window, options);
     } else {
     s.rows = plan_axis(height, fh > 0 ? fh : options.tile, halo, options.overlap, stride, fh > 0 ? 0 : min_window,

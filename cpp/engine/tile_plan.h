@@ -94,6 +94,10 @@ struct TileOptions {
   // called directly): a 3840x2160 frame runs as two 1952 px wide windows of full height rather than
   // six squares, in the same memory.  Not combined with tile_is_kept or a fixed-size model's input.
   int64_t tile_area = 0;
+  // With tile_area: an image whose (stride-padded) area is at most this many pixels runs as one
+  // window however large against tile_area (0: none beyond tile_area).  OpenVINO called directly
+  // sets it from the memory a whole run may take (engine/execution_providers.h, openvino_whole_area).
+  int64_t whole_area = 0;
 };
 
 // Throws std::invalid_argument naming the option when a value is out of its range.

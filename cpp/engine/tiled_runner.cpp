@@ -95,6 +95,10 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
   if (!call.tile_mask_input.empty())
     mask_input.resize(static_cast<size_t>(checked_mul(batch, plane, "tile batch")));
 
+  // One tile (an image run whole): its kept span is the image, its weights are all one, and its
+  // pixels are laid out as the accumulator's rows: it is written there directly, with no tile
+  // buffer and no blend pass.
+  const bool one_tile = plan.tiles() == 1;
   std::vector<OutputBand> bands(call.spatial_outputs.size());
   for (size_t i = 0; i < bands.size(); ++i) {
     OutputBand& b = bands[i];
@@ -103,7 +107,8 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
     b.channels = b.sink->channels();
     b.row_stride = static_cast<size_t>(checked_mul(W, b.channels, "output row"));
     b.acc.assign(static_cast<size_t>(checked_mul(rows.kept, b.row_stride, "output band")), 0.f);
-    b.kept.resize(static_cast<size_t>(checked_mul(checked_mul(rows.kept, cols.kept, "tile"), b.channels, "tile")));
+    if (!one_tile)
+      b.kept.resize(static_cast<size_t>(checked_mul(checked_mul(rows.kept, cols.kept, "tile"), b.channels, "tile")));
   }
   std::vector<std::string> wanted;
   for (const auto& b : bands) wanted.push_back(b.name);
@@ -174,11 +179,12 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
           const int64_t col0 = cols.starts[tx];
           const int64_t kw = std::min(col0 + cols.kept, W) - col0, kh = row_end - row0;
           const float* o = &t.data[b * C * plane + static_cast<size_t>(rows.kept_offset(ty)) * ww + cols.kept_offset(tx)];
-          float* kept = band.kept.data();
+          float* kept = one_tile ? band.acc.data() : band.kept.data();
           for_row_ranges(threads, kh, kw * C, [&](int64_t y0, int64_t y1) {
             band.sink->take_tile(o + y0 * ww, plane, ww, y1 - y0, kw, row0 + y0, col0, kept + y0 * kw * C);
           });
           band.sink->finish_tile(kept, kh, kw, row0, col0);
+          if (one_tile) continue;
           for_row_ranges(threads, kh, kw * C, [&](int64_t y0, int64_t y1) {
             blend(C, &band.acc[(row0 - acc_begin + y0) * band.row_stride + col0 * C], band.row_stride, kept + y0 * kw * C,
                   y1 - y0, kw, rows.weights[ty].data() + y0, cols.weights[tx].data());

@@ -118,15 +118,16 @@ def missing_external_data(model: str) -> str:
 
 def tile_options(*, tile: Optional[int], halo: Optional[int] = None, overlap: int = DEFAULT_OVERLAP, batch: int = 1,
                  harmonize: int = 0, statistics: str = "auto", statistics_size: Optional[int] = None,
-                 tile_area: int = 0):
+                 tile_area: int = 0, whole_area: int = 0):
     """A checked _native.TileOptions (tile 0/None: the whole image in one window; tile_area > 0:
-    windows of any shape within that many pixels, in place of square ``tile`` ones)."""
+    windows of any shape within that many pixels, in place of square ``tile`` ones; whole_area > 0
+    with it: an image of at most that many pixels runs whole)."""
     o = options.engine_options(tile=tile, halo=halo, overlap=overlap, batch=batch, harmonize=harmonize,
                                statistics=statistics, statistics_size=statistics_size)
     return _native.TileOptions(tile=o["tile"], halo=-1 if o["halo"] is None else o["halo"], overlap=o["overlap"],
                                batch=o["batch"], harmonize=o["harmonize"], statistics=o["statistics"],
                                statistics_size=DEFAULT_STATISTICS_SIZE if o["statistics_size"] is None
-                               else o["statistics_size"], tile_area=tile_area)
+                               else o["statistics_size"], tile_area=tile_area, whole_area=whole_area)
 
 
 def check_tile(tile) -> bool:

@@ -170,9 +170,11 @@ class StylePipeline(Pipeline):
         if tile_auto:  # the provider's own window size
             # OpenVINO called directly: its memory follows the window's pixel count, so windows may
             # take any shape within the square window's area (an image no larger runs whole, in the
-            # same memory: one compiled shape, no thumbnail); the engine plans the shape.
+            # same memory: one compiled shape, no thumbnail); the engine plans the shape.  Images up
+            # to whole_area pixels (a quarter of the machine's memory) run whole all the same.
             area = self._session.default_tile ** 2 if self._session.provider == "OpenVINO" else 0
-            self._tiles = tile_options(tile=self._session.default_tile, tile_area=area, **tiling)
+            self._tiles = tile_options(tile=self._session.default_tile, tile_area=area,
+                                       whole_area=self._session.whole_area if area else 0, **tiling)
 
     def check_working_size(self, working_size) -> int:
         """``working_size`` checked: None is the family's default, 0 full size."""
