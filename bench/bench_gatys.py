@@ -14,7 +14,8 @@ The targets (content features, style Grams) are computed before the timing on bo
 Both sides run ITERATIONS iterations from the same start with the stopping tests off; the entries
 record iterations and evaluations (the line search may evaluate more than once per iteration).
 Native entries: device="auto" with precision="auto" (what deepshop gatys takes by default: OpenVINO
-fp32 where the openvino package is installed), ONNX Runtime's CPU provider, and OpenVINO called
+where the openvino package is installed, in bf16 where the CPU has AVX512-BF16 or AMX, else fp32;
+pipelines.gatys.model.bf16_sibling), ONNX Runtime's CPU provider, and OpenVINO called
 directly in fp32 and in bf16 (AMX or AVX512-BF16 CPUs); the OpenVINO entries skip where the
 package is missing.  Each native model runs
 one untimed evaluation first (OpenVINO compiles its static-shape form there; ONNX Runtime
@@ -95,7 +96,10 @@ def native_model(setup, impl):
     if device == "cpu":
         return model
     if device == "auto":
-        return gt.GatysModel(model.model_path, device="auto", precision="auto")
+        # What each iteration of gatys(precision="auto") runs on: bf16 on OpenVINO where the CPU has
+        # it (handing over to fp32 only where bf16 stops short: not within these iterations), else fp32.
+        auto = gt.GatysModel(model.model_path, device="auto", precision="auto")
+        return gt.bf16_sibling(auto) or auto
     if not find_openvino_library()[0]:
         pytest.skip("the openvino package is not installed")
     return gt.GatysModel(model.model_path, device=device, precision=precision)

@@ -19,6 +19,7 @@ from deepshop_native.pipelines import gatys as gt
 from deepshop_native.core.errors import ModelError, OptionError
 
 from conftest import CPU_HAS_BF16, needs_bf16
+from test_gatys import picture
 from test_gatys_export import images, random_torchvision_vgg, rel_l2, torch_objective
 
 CONTENT_LAYERS, STYLE_LAYERS = ["relu2_2"], ["relu1_1", "relu2_1", "relu3_1"]
@@ -89,7 +90,6 @@ def test_driver_and_cli_on_openvino(exported, openvino_library, tmp_path, capsys
     from PIL import Image
 
     from deepshop_native import cli
-    from test_gatys import picture
 
     path, _ = exported
     for precision in ("fp32", "bf16") if CPU_HAS_BF16 else ("fp32",):
@@ -106,6 +106,52 @@ def test_driver_and_cli_on_openvino(exported, openvino_library, tmp_path, capsys
     assert (tmp_path / "o.png").is_file()
 
 
+def test_auto_precision_is_bf16_where_the_cpu_has_it(exported, openvino_library):
+    path, _ = exported
+    auto = gt.GatysModel(path, device="openvino", precision="auto")
+    sibling = gt.bf16_sibling(auto)
+    assert (sibling is not None) == CPU_HAS_BF16 and auto.precision == "fp32"
+    if sibling is not None:
+        assert (sibling.provider, sibling.precision, sibling.model_path) == ("OpenVINO", "bf16", auto.model_path)
+    # Named precisions, and other providers, keep theirs throughout.
+    assert gt.bf16_sibling(gt.GatysModel(path, device="openvino", precision="fp32")) is None
+    assert gt.bf16_sibling(gt.GatysModel(path, device="cpu", precision="auto")) is None
+    result = ds.gatys(picture(32, 40, 1), picture(40, 32, 2), model=path, iterations=6, length=40, init="noise",
+                      device="openvino", precision="auto")
+    phases = result.levels[-1]["phases"]
+    assert phases[0]["precision"] == ("bf16" if CPU_HAS_BF16 else "fp32")
+    assert sum(p["iterations"] for p in phases) == result.levels[-1]["iterations"]
+
+
+@needs_bf16
+def test_auto_precision_hands_over_to_fp32_where_bf16_stops_short(exported, openvino_library, monkeypatch):
+    import dataclasses
+
+    from deepshop_native.pipelines.gatys import transfer
+
+    path, _ = exported
+    real, calls = transfer.minimize_lbfgsb, []
+
+    def stops_short_in_bf16(fun, x0, *args, max_iterations, **kwargs):
+        # The first (bf16) run stops after 3 iterations with a failed line search, as bf16 does where
+        # its rounded Gram matrices no longer resolve the loss; the rest run as they are.
+        calls.append(max_iterations)
+        if len(calls) == 1:
+            return dataclasses.replace(real(fun, x0, *args, max_iterations=3, **kwargs), reason="line_search_failed")
+        return real(fun, x0, *args, max_iterations=max_iterations, **kwargs)
+
+    monkeypatch.setattr(transfer, "minimize_lbfgsb", stops_short_in_bf16)
+    seen = []
+    result = ds.gatys(picture(32, 40, 1), picture(40, 32, 2), model=path, iterations=8, length=40, init="noise",
+                      device="openvino", precision="auto", callback=seen.append)
+    level = result.levels[-1]
+    assert calls == [8, 5]
+    assert [(p["precision"], p["iterations"]) for p in level["phases"]] == [("bf16", 3), ("fp32", 5)]
+    assert level["iterations"] == 8 and result.precision == "bf16+fp32"
+    # The callback counts on through the handover.
+    assert [p.iteration for p in seen] == list(range(1, 9))
+
+
 @pytest.mark.skipif(CPU_HAS_BF16, reason="this CPU computes bf16: the refusal is for CPUs without it")
 def test_bf16_refused_where_the_cpu_lacks_it(exported, openvino_library, tmp_path, capsys):
     """Without AVX512-BF16 or AMX, asking for bf16 is a DeviceError naming what is missing, from
@@ -113,7 +159,6 @@ def test_bf16_refused_where_the_cpu_lacks_it(exported, openvino_library, tmp_pat
     from PIL import Image
 
     from deepshop_native import cli
-    from test_gatys import picture
 
     path, _ = exported
     with pytest.raises(ds.DeviceError, match="precision 'bf16' needs a CPU with AVX512-BF16 or AMX"):

@@ -88,9 +88,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, openvino (default: auto: OpenVINO "
                                                     "where the openvino package is installed, else cpu)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="precision of the loss and gradient (default: auto = fp32 on every device: bf16 rounds the "
-                        "Gram matrices to 8 bits, which spoils the style gradient near the optimum; bf16 only when "
-                        "asked for, on CPUs with AVX512-BF16 or AMX)")
+                   help="precision of the loss and gradient (default: auto = fp32, but on OpenVINO's CPU device "
+                        "where the CPU has AVX512-BF16 or AMX: bf16, handing over to fp32 where bf16 stops "
+                        "making progress (it rounds the Gram matrices to 8 bits, which near the optimum can "
+                        "spoil the style gradient); fp32 or bf16 throughout when asked for)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: all cores)")
     p.add_argument("-o", "--out", default=None, metavar="FILE|DIR",
                    help="output file, or folder for a name recording model, ratio and iterations "

@@ -12,6 +12,7 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 
+from ... import _native
 from ...core import metadata as mm
 from ...core import options
 from ...core.errors import ModelError, OptionError
@@ -99,6 +100,22 @@ def gradient_precision(precision: str) -> str:
 # which is where the optimisation goes, the rounding is most of G - A.  A default should not depend
 # on that luck (the measurements: docs/results/gatys.md, bf16).
 AUTO_PRECISION = "fp32"
+# But on OpenVINO's CPU device where the CPU has bf16 (AVX512-BF16 or AMX), precision="auto" runs the
+# optimisation in bf16, 3-5x faster there, and hands it to fp32 where bf16 stops making progress:
+# a level whose bf16 run ends before its iterations are done (the reduction of the loss below what
+# bf16 resolves, or a failed line search: the rounded Gram matrices near the optimum) goes on in
+# fp32 from there for the iterations left, targets recomputed in fp32.  Measured against fp32
+# throughout: docs/results/gatys.md, "precision auto".
+
+
+def bf16_sibling(net: "GatysModel") -> Optional["GatysModel"]:
+    """The same graph in bf16 on the same device, for a GatysModel opened with precision "auto" on
+    OpenVINO's CPU device where the CPU has bf16; None elsewhere (fp32 throughout)."""
+    if str(net.precision_option).lower() != "auto" or net.provider != "OpenVINO" or net.precision != "fp32":
+        return None
+    if not net.device_used.endswith("CPU") or not _native.cpu_has_bf16():
+        return None
+    return GatysModel(net.model_path, device=net.device, precision="bf16", threads=net.threads)
 
 
 def layers_and_multiple(path: str, meta: dict, what: str):

@@ -51,9 +51,9 @@ from ...core import options
 from ...core.errors import Cancelled, ImageError, OptionError
 from ...image import LoadedImage, check_made_size, read_image, resize_to, to_rgb_array
 from ...optim import minimize_adam, minimize_lbfgsb
-from .model import (CONTENT_LOSSES, DEFAULT_MODEL, GRADIENT, LOSS, STYLE_LOSSES, TV_LOSS, GatysModel, gradient_precision,
-                    resolve_model)
-from .tiled import AUTO_TILE_PIXELS, DEFAULT_TILE, TiledGatysModel, tiled_model_of, tiled_model_path
+from .model import (CONTENT_LOSSES, DEFAULT_MODEL, GRADIENT, LOSS, STYLE_LOSSES, TV_LOSS, GatysModel, bf16_sibling,
+                    gradient_precision, resolve_model)
+from .tiled import AUTO_TILE_PIXELS, DEFAULT_TILE, tiled_model_of, tiled_model_path
 
 INITS = ("content", "mixed", "noise")
 OPTIMIZERS = ("lbfgs", "adam")
@@ -172,7 +172,8 @@ class GatysResult:
     content_losses: List[float]
     style_losses: List[float]
     tv_loss: float
-    levels: List[dict]              # per level: size, iterations, evaluations, reason, seconds
+    levels: List[dict]              # per level: size, iterations, evaluations, reason, seconds, phases
+                                    # (precision, iterations, evaluations of each)
     model: str
     provider: str
     seconds: float
@@ -222,7 +223,9 @@ def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = DEFAUL
     returning False (or raising) stops the run: Cancelled (or the exception) is raised.
     ``device``/``precision``: where the graph runs ("auto": OpenVINO called directly where the
     openvino package is installed, else ONNX Runtime's CPU provider; "cpu", "openvino", ...;
-    precision "auto" = fp32, or "bf16": see AUTO_PRECISION); ignored when ``model`` is a GatysModel.
+    precision "auto" = fp32, but on OpenVINO's CPU device where the CPU has bf16: bf16, handing over to
+    fp32 where bf16 stops short (model.bf16_sibling); "fp32" or "bf16" throughout); ignored when
+    ``model`` is a GatysModel (whose own precision option then counts the same way).
     ``tile``: evaluate levels tile by tile (TiledGatysModel, the tile graph beside the graph as
     NAME-tiled.onnx): None ("auto") for levels of more than AUTO_TILE_PIXELS pixels where the tile
     graph is there, with tiles of DEFAULT_TILE; N > 0: tiles of N pixels (kept, per side) for
@@ -273,18 +276,24 @@ def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = DEFAUL
         tile = options.check_integer("tile", tile, 0, 1 << 16)
         if 0 < tile < m:
             raise OptionError(f"tile must be 0 or at least {m} (the network's stride multiple), got {tile}")
-    tiled_net: List[TiledGatysModel] = []       # made on the first level that is tiled
+    fast = bf16_sibling(net)
+    tiled_nets: dict = {}       # id of a GatysModel -> its TiledGatysModel, made on the first tiled level
 
     def level_tile(height: int, width: int) -> int:
         if tile == 0 or (tile is None and (height * width <= AUTO_TILE_PIXELS or
                                            not tiled_model_path(net.model_path).is_file())):
             return 0
         size = DEFAULT_TILE if tile is None else tile
-        if height <= size and width <= size:
-            return 0
-        if not tiled_net:
-            tiled_net.append(tiled_model_of(net))
-        return size
+        return 0 if height <= size and width <= size else size
+
+    def route(base: GatysModel, tiles: int):
+        """(evaluator, targets_of, evaluate) of ``base`` at a level: whole, or tile by tile."""
+        if not tiles:
+            return base, base.targets, base.evaluate
+        if id(base) not in tiled_nets:
+            tiled_nets[id(base)] = tiled_model_of(base)
+        t = tiled_nets[id(base)]
+        return t, (lambda image: t.targets(image, tiles)), (lambda *args: t.evaluate(*args, tile=tiles))
 
     out_h, out_w = fit_length(*content_rgb.shape[:2], length)
     sides = level_sizes(length, coarse_length) if coarse_to_fine else [length]
@@ -296,25 +305,9 @@ def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = DEFAUL
     for level, side in enumerate(sides):
         h, w = _network_size(*fit_length(*content_rgb.shape[:2], side), m)
         tiles = level_tile(h, w)
-        if tiles:
-            evaluator = tiled_net[0]
-
-            def targets_of(image, tiles=tiles):
-                return tiled_net[0].targets(image, tiles)
-
-            def evaluate(*args, tiles=tiles):
-                return tiled_net[0].evaluate(*args, tile=tiles)
-        else:
-            evaluator, targets_of, evaluate = net, net.targets, net.evaluate
         content_level = _resize(content_rgb, h, w)
-        content_targets, _ = targets_of(_chw(content_level))
-        style_targets = {l: np.zeros((c, c), np.float64) for l, c in net.style_layers.items()}
-        for weight, s in zip(blend, style_rgbs):
-            sh, sw = _network_size(*fit_length(*s.shape[:2], max(m, round(side * style_scale))), m)
-            _, grams = targets_of(_chw(_resize(s, sh, sw)))
-            for l in style_targets:
-                style_targets[l] += weight * grams[l].astype(np.float64)
-        style_targets = {l: g.astype(np.float32) for l, g in style_targets.items()}
+        style_levels = [_resize(s, *_network_size(*fit_length(*s.shape[:2], max(m, round(side * style_scale))), m))
+                        for s in style_rgbs]
         if x is None:
             x = _initial_image(init, _chw(content_level), rng)
         else:
@@ -322,50 +315,73 @@ def gatys(content, style, *, model: Union[str, os.PathLike, GatysModel] = DEFAUL
         n_iter = iterations if level == 0 else refine_iterations
         tv_level = tv_weight / (3.0 * h * w)
         recent: list = []        # (loss, terms) of the last evaluations: the callback's terms
-
-        def objective(xv):
-            out = evaluate(xv, content_targets, style_targets, content_weights, style_layer_weights, tv_level)
-            loss = float(out[LOSS])
-            terms = dict(content_losses=[float(v) for v in out[CONTENT_LOSSES]],
-                         style_losses=[float(v) for v in out[STYLE_LOSSES]], tv_loss=float(out[TV_LOSS]))
-            recent.append((loss, terms))
-            del recent[:-32]
-            return loss, out[GRADIENT]
-
-        def terms_of(loss):
-            for value, terms in reversed(recent):
-                if value == loss or np.isclose(value, loss, rtol=1e-6):
-                    return terms
-            return recent[-1][1]
-
-        def on_iteration(iteration, loss, xv, level=level, h=h, w=w, n_iter=n_iter, content_level=content_level):
-            if callback is None or (iteration % callback_every and iteration != n_iter):
-                return True
-            progress = GatysProgress(level=level, levels=len(sides), size=(h, w), iteration=iteration,
-                                     iterations=n_iter, loss=float(loss), **terms_of(loss), _pixels=xv,
-                                     _content=content_level if original_colors else None)
-            return callback(progress) is not False
-
         t0 = time.perf_counter()
-        if optimizer == "lbfgs":
-            res = minimize_lbfgsb(objective, x, 0.0, 255.0, m=8, max_iterations=n_iter,
-                                  max_evaluations=max(15000, 2 * n_iter), callback=on_iteration)
-        else:
-            res = minimize_adam(objective, x, 0.0, 255.0, lr=learning_rate, max_iterations=n_iter,
-                                callback=on_iteration)
-        if res.reason == "cancelled":
-            raise Cancelled(f"Gatys style transfer cancelled by the callback at level {level + 1} of {len(sides)}, "
-                            f"iteration {res.iterations}")
-        x = np.asarray(res.x, dtype=np.float32)
-        last = terms_of(res.loss)
+        done, evaluations, phases = 0, 0, []
+        base = net if fast is None else fast
+        while True:
+            count = n_iter - done
+            evaluator, targets_of, evaluate = route(base, tiles)
+            content_targets, _ = targets_of(_chw(content_level))
+            style_targets = {l: np.zeros((c, c), np.float64) for l, c in net.style_layers.items()}
+            for weight, s in zip(blend, style_levels):
+                _, grams = targets_of(_chw(s))
+                for l in style_targets:
+                    style_targets[l] += weight * grams[l].astype(np.float64)
+            style_targets = {l: g.astype(np.float32) for l, g in style_targets.items()}
+
+            def objective(xv, evaluate=evaluate, content_targets=content_targets, style_targets=style_targets):
+                out = evaluate(xv, content_targets, style_targets, content_weights, style_layer_weights, tv_level)
+                loss = float(out[LOSS])
+                terms = dict(content_losses=[float(v) for v in out[CONTENT_LOSSES]],
+                             style_losses=[float(v) for v in out[STYLE_LOSSES]], tv_loss=float(out[TV_LOSS]))
+                recent.append((loss, terms))
+                del recent[:-32]
+                return loss, out[GRADIENT]
+
+            def terms_of(loss):
+                for value, terms in reversed(recent):
+                    if value == loss or np.isclose(value, loss, rtol=1e-6):
+                        return terms
+                return recent[-1][1]
+
+            def on_iteration(iteration, loss, xv, level=level, h=h, w=w, n_iter=n_iter, content_level=content_level,
+                             offset=done):
+                iteration += offset
+                if callback is None or (iteration % callback_every and iteration != n_iter):
+                    return True
+                progress = GatysProgress(level=level, levels=len(sides), size=(h, w), iteration=iteration,
+                                         iterations=n_iter, loss=float(loss), **terms_of(loss), _pixels=xv,
+                                         _content=content_level if original_colors else None)
+                return callback(progress) is not False
+
+            if optimizer == "lbfgs":
+                res = minimize_lbfgsb(objective, x, 0.0, 255.0, m=8, max_iterations=count,
+                                      max_evaluations=max(15000, 2 * count), callback=on_iteration)
+            else:
+                res = minimize_adam(objective, x, 0.0, 255.0, lr=learning_rate, max_iterations=count,
+                                    callback=on_iteration)
+            if res.reason == "cancelled":
+                raise Cancelled(f"Gatys style transfer cancelled by the callback at level {level + 1} of {len(sides)}, "
+                                f"iteration {done + res.iterations}")
+            x = np.asarray(res.x, dtype=np.float32)
+            done += res.iterations
+            evaluations += res.evaluations
+            phases.append(dict(precision=base.precision, iterations=res.iterations, evaluations=res.evaluations,
+                               reason=res.reason))
+            last = terms_of(res.loss)
+            if base is net or done >= n_iter:
+                break
+            base = net           # bf16 stopped short: fp32 goes on from here (model.py, bf16_sibling)
         report.append(dict(size=(h, w), tiles=len(evaluator.plan(h, w, tiles)) if tiles else 1,
-                           iterations=res.iterations, evaluations=res.evaluations, reason=res.reason,
-                           loss=float(res.loss), seconds=time.perf_counter() - t0))
+                           iterations=done, evaluations=evaluations, reason=res.reason, loss=float(res.loss),
+                           seconds=time.perf_counter() - t0, phases=phases))
     image = _resize(np.clip(_hwc(x), 0, 255), out_h, out_w)
     if original_colors:
         image = transfer_luminance(image, _resize(content_rgb, out_h, out_w))
     return GatysResult(image=np.clip(np.rint(image), 0, 255).astype(np.uint8), loss=report[-1]["loss"],
-                       levels=report, model=net.model_path, provider=net.provider, precision=net.precision,
+                       levels=report, model=net.model_path, provider=net.provider,
+                       precision=net.precision if fast is None else "+".join(dict.fromkeys(
+                           p["precision"] for level in report for p in level["phases"])),
                        seconds=time.perf_counter() - started, **last)
 
 
