@@ -94,11 +94,9 @@ def gradient_precision(precision: str) -> str:
     return AUTO_PRECISION if precision == "auto" else precision
 
 
-# precision="auto" is fp32 on every route, bf16 only when asked for.  bf16 is much faster where the
-# CPU has AMX or AVX512-BF16, and L-BFGS-B's line search copes with it; but the style gradient is
-# (G - A) F, and bf16 rounds the Gram matrix G to 8 significant bits: where G nears its target A,
-# which is where the optimisation goes, the rounding is most of G - A.  A default should not depend
-# on that luck (the measurements: docs/results/gatys.md, bf16).
+# A GatysModel opened with precision="auto" computes in fp32: the style gradient is (G - A) F, and
+# bf16 rounds the Gram matrix G to 8 significant bits, so where G nears its target A, which is where
+# the optimisation goes, the rounding can be most of G - A (docs/results/gatys.md, bf16).
 AUTO_PRECISION = "fp32"
 # But on OpenVINO's CPU device where the CPU has bf16 (AVX512-BF16 or AMX), precision="auto" runs the
 # optimisation in bf16, 3-5x faster there, and hands it to fp32 where bf16 stops making progress:
