@@ -77,6 +77,7 @@ void def_session_init(py::class_<Class, Base...>& cls) {
       .def_property_readonly("device", [](const Class& e) { return e.session().device(); })
       .def_property_readonly("precision", [](const Class& e) { return e.session().precision(); })
       .def_property_readonly("default_tile", [](const Class& e) { return default_tile(e.session()); })
+      .def_property_readonly("default_tile_area", [](const Class& e) { return default_tile_area(e.session()); })
       .def_property_readonly("whole_area", [](const Class& e) { return whole_area(e.session()); })
       .def_property_readonly("fallback_reason", [](const Class& e) { return e.session().fallback_reason(); })
       .def_property_readonly("precision_reason", [](const Class& e) { return e.session().precision_reason(); })

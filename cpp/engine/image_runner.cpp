@@ -67,6 +67,12 @@ int64_t default_tile(const InferenceSession& session) {
   return default_tile(session.provider(), session.precision(), statistics_layout(session.model()).has_value());
 }
 
+int64_t default_tile_area(const InferenceSession& session) {
+  if (session.provider() != kOpenVinoDirectProvider) return 0;
+  const int64_t side = default_tile(session);
+  return side * side;
+}
+
 int64_t whole_area(const InferenceSession& session) {
   if (session.provider() != kOpenVinoDirectProvider) return 0;
   return openvino_whole_area(session.precision(), statistics_layout(session.model()).has_value());

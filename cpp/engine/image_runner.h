@@ -36,6 +36,10 @@ std::pair<int64_t, int64_t> working_shape(int64_t height, int64_t width, int64_t
 
 // The session's own window size (tile="auto"): the provider's, for a plain or a statistics graph.
 int64_t default_tile(const InferenceSession& session);
+// The window area tile="auto" bounds windows by (TileOptions::tile_area) on this session's
+// provider: OpenVINO called directly, whose working memory follows a window's pixel count, takes
+// windows of any shape within the square window's area; 0 elsewhere (square windows).
+int64_t default_tile_area(const InferenceSession& session);
 // The largest image (pixels) tile="auto" runs as one window on this session's provider
 // (openvino_whole_area on OpenVINO called directly; 0 elsewhere: the window bounds every image).
 int64_t whole_area(const InferenceSession& session);

@@ -146,11 +146,19 @@ int64_t window_for_count(int64_t length, int64_t n, int64_t halo, int64_t min_ov
 // Windows of any shape within options.tile_area pixels (TileOptions::tile_area): for each count
 // of tiles along one axis, that axis's window, and the other axis's longest window within the
 // area; of all these plans, the one computing the fewest window pixels (then the fewest tiles).
+// An image within options.whole_area runs as one window.
 TilingSummary plan_by_area(int64_t height, int64_t width, int64_t halo, int64_t stride, int64_t min_window,
                            const TileOptions& options) {
+  TilingSummary best;
+  if (options.whole_area > 0 && window_for_count(height, 1, halo, options.overlap, stride, min_window) *
+                                        window_for_count(width, 1, halo, options.overlap, stride, min_window) <=
+                                    options.whole_area) {
+    best.rows = plan_axis(height, 0, halo, options.overlap, stride, min_window);
+    best.cols = plan_axis(width, 0, halo, options.overlap, stride, min_window);
+    return best;
+  }
   const int64_t area = options.tile_area;
   const int64_t least_kept = round_up(options.overlap, stride) + stride;
-  TilingSummary best;
   int64_t best_cost = -1;
   for (const bool rows_first : {true, false}) {
     const int64_t first_length = rows_first ? height : width, second_length = rows_first ? width : height;
@@ -206,17 +214,13 @@ TilingSummary plan_tiles(const TilingGeometry& model, int64_t height, int64_t wi
   TilingSummary s;
   const bool by_area = options.tile_area > 0 && fh <= 0 && fw <= 0 && !options.tile_is_kept;
   try {
-    const int64_t whole_h = round_up(std::max(height, min_window), stride), whole_w = round_up(std::max(width, min_window), stride);
-    if (by_area && options.whole_area > 0 && whole_h * whole_w <= options.whole_area) {
-      s.rows = plan_axis(height, 0, halo, options.overlap, stride, min_window);
-      s.cols = plan_axis(width, 0, halo, options.overlap, stride, min_window);
-    } else if (by_area) {
+    if (by_area) {
       s = plan_by_area(height, width, halo, stride, min_window, options);
     } else {
-    s.rows = plan_axis(height, fh > 0 ? fh : options.tile, halo, options.overlap, stride, fh > 0 ? 0 : min_window,
-                       fh <= 0 && options.tile_is_kept);
-    s.cols = plan_axis(width, fw > 0 ? fw : options.tile, halo, options.overlap, stride, fw > 0 ? 0 : min_window,
-                       fw <= 0 && options.tile_is_kept);
+      s.rows = plan_axis(height, fh > 0 ? fh : options.tile, halo, options.overlap, stride, fh > 0 ? 0 : min_window,
+                         fh <= 0 && options.tile_is_kept);
+      s.cols = plan_axis(width, fw > 0 ? fw : options.tile, halo, options.overlap, stride, fw > 0 ? 0 : min_window,
+                         fw <= 0 && options.tile_is_kept);
     }
   } catch (const std::invalid_argument& e) {
     // A halo from the model's receptive field is the model's figure, not the caller's option.

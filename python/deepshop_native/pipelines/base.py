@@ -167,14 +167,12 @@ class StylePipeline(Pipeline):
         self.open_more(precision, checked)
         tiling = self.family_tiling(tiling)
         self._tiles = tile_options(tile=self._tiles.tile, **tiling)
-        if tile_auto:  # the provider's own window size
-            # OpenVINO called directly: its memory follows the window's pixel count, so windows may
-            # take any shape within the square window's area (an image no larger runs whole, in the
-            # same memory: one compiled shape, no thumbnail); the engine plans the shape.  Images up
-            # to whole_area pixels (a quarter of the machine's memory) run whole all the same.
-            area = self._session.default_tile ** 2 if self._session.provider == "OpenVINO" else 0
-            self._tiles = tile_options(tile=self._session.default_tile, tile_area=area,
-                                       whole_area=self._session.whole_area if area else 0, **tiling)
+        if tile_auto:
+            # The provider's own windows (cpp/engine/image_runner.h): on OpenVINO called directly any
+            # shape within an area, and images up to whole_area pixels whole; square ones elsewhere.
+            s = self._session
+            self._tiles = tile_options(tile=s.default_tile, tile_area=s.default_tile_area, whole_area=s.whole_area,
+                                       **tiling)
 
     def check_working_size(self, working_size) -> int:
         """``working_size`` checked: None is the family's default, 0 full size."""
