@@ -9,16 +9,40 @@ namespace deepshop {
 
 namespace {
 
-// Parts to split `rows` rows of `values_per_row` values into: as many as `threads`, but none with
-// fewer than 2^16 values (a thread costs tens of microseconds to start).
-int parts_for(int threads, int64_t rows, int64_t values_per_row) {
-  return static_cast<int>(std::clamp<int64_t>(rows * values_per_row >> 16, 1, std::max(threads, 1)));
-}
-
 // The span [first, last) of [0, length) that cell `cell` (of `f` pixels, the axis starting at
 // image offset `origin`, cells counted from `cell0`) covers.
 inline std::pair<int64_t, int64_t> cell_span(int64_t cell0, int64_t cell, int64_t f, int64_t origin, int64_t length) {
   return {std::max<int64_t>(0, (cell0 + cell) * f - origin), std::min(length, (cell0 + cell + 1) * f - origin)};
+}
+
+// The mean RGB of each cell of one row of cells, for cell rows [begin, end) of an interleaved RGB
+// image of `height` x `width` pixels at image offset (y0, x0), cells of f x f pixels counted from
+// (cy0, cx0), `cells` of them across (partial cells: the mean of the part inside): fn(cy, cx, mean)
+// with mean[3] on the pixels' own scale.  Row sums in float over at most f values, cells in double.
+template <typename T, class Fn>
+void cell_means(const T* pixels, int64_t height, int64_t width, int64_t y0, int64_t x0, int64_t f, int64_t cy0,
+                int64_t cx0, int64_t cells, int64_t begin, int64_t end, Fn&& fn) {
+  std::vector<double> sum(static_cast<size_t>(cells * 3));
+  for (int64_t cy = begin; cy < end; ++cy) {
+    std::fill(sum.begin(), sum.end(), 0.0);
+    const auto [y_first, y_last] = cell_span(cy0, cy, f, y0, height);
+    for (int64_t y = y_first; y < y_last; ++y) {
+      const T* row = pixels + y * width * 3;
+      for (int64_t cx = 0; cx < cells; ++cx) {
+        const auto [x_first, x_last] = cell_span(cx0, cx, f, x0, width);
+        float s[3] = {0.f, 0.f, 0.f};
+        for (int64_t x = x_first; x < x_last; ++x)
+          for (int c = 0; c < 3; ++c) s[c] += static_cast<float>(row[x * 3 + c]);
+        for (int c = 0; c < 3; ++c) sum[cx * 3 + c] += s[c];
+      }
+    }
+    for (int64_t cx = 0; cx < cells; ++cx) {
+      const auto [x_first, x_last] = cell_span(cx0, cx, f, x0, width);
+      const double n = static_cast<double>((y_last - y_first) * (x_last - x_first));
+      const double mean[3] = {sum[cx * 3] / n, sum[cx * 3 + 1] / n, sum[cx * 3 + 2] / n};
+      fn(cy, cx, mean);
+    }
+  }
 }
 
 }  // namespace
@@ -32,28 +56,11 @@ Thumbnail box_thumbnail(ImageView<const T> input, int64_t side, int threads) {
   t.height = (H + f - 1) / f;
   t.width = (W + f - 1) / f;
   t.rgb.assign(static_cast<size_t>(t.height * t.width * 3), 0.f);
-  // Thumbnail rows in parallel, each the sum over its cells (no division per pixel).
-  kernels::parallel_parts(t.height, parts_for(threads, t.height, f * W * 3), [&](int, int64_t begin, int64_t end) {
-    std::vector<double> sum(static_cast<size_t>(t.width * 3));
-    for (int64_t ty = begin; ty < end; ++ty) {
-      std::fill(sum.begin(), sum.end(), 0.0);
-      const auto [y_first, y_last] = cell_span(0, ty, f, 0, H);
-      for (int64_t y = y_first; y < y_last; ++y) {
-        const T* row = input.data + y * W * 3;
-        for (int64_t tx = 0; tx < t.width; ++tx) {
-          const auto [x_first, x_last] = cell_span(0, tx, f, 0, W);
-          float s[3] = {0.f, 0.f, 0.f};
-          for (int64_t x = x_first; x < x_last; ++x)
-            for (int c = 0; c < 3; ++c) s[c] += static_cast<float>(row[x * 3 + c]);
-          for (int c = 0; c < 3; ++c) sum[tx * 3 + c] += s[c];
-        }
-      }
-      for (int64_t tx = 0; tx < t.width; ++tx) {
-        const auto [x_first, x_last] = cell_span(0, tx, f, 0, W);
-        const double n = static_cast<double>((y_last - y_first) * (x_last - x_first)) * PixelCodec<T>::kMax;
-        for (int c = 0; c < 3; ++c) t.rgb[(ty * t.width + tx) * 3 + c] = static_cast<float>(sum[tx * 3 + c] / n);
-      }
-    }
+  // Thumbnail rows in parallel, each the mean over its cells (no division per pixel).
+  kernels::for_row_ranges(threads, t.height, f * W * 3, [&](int64_t begin, int64_t end) {
+    cell_means(input.data, H, W, 0, 0, f, 0, 0, t.width, begin, end, [&](int64_t ty, int64_t tx, const double* mean) {
+      for (int c = 0; c < 3; ++c) t.rgb[(ty * t.width + tx) * 3 + c] = static_cast<float>(mean[c] / PixelCodec<T>::kMax);
+    });
   });
   return t;
 }
@@ -84,28 +91,11 @@ void harmonize_tile(float* tile, int64_t rows, int64_t cols, int64_t y0, int64_t
   // Tile colour averaged over each thumbnail cell (partial cells: over the part inside), cell
   // rows in parallel.
   std::vector<float> diff(static_cast<size_t>(th * tw * 3));
-  kernels::parallel_parts(th, parts_for(ref.threads, th, f * cols * 3), [&](int, int64_t begin, int64_t end) {
-    std::vector<double> sum(static_cast<size_t>(tw * 3));
-    for (int64_t cy = begin; cy < end; ++cy) {
-      std::fill(sum.begin(), sum.end(), 0.0);
-      const auto [y_first, y_last] = cell_span(ty0, cy, f, y0, rows);
-      for (int64_t y = y_first; y < y_last; ++y) {
-        const float* row = tile + y * cols * 3;
-        for (int64_t cx = 0; cx < tw; ++cx) {
-          const auto [x_first, x_last] = cell_span(tx0, cx, f, x0, cols);
-          float s[3] = {0.f, 0.f, 0.f};
-          for (int64_t x = x_first; x < x_last; ++x)
-            for (int c = 0; c < 3; ++c) s[c] += row[x * 3 + c];
-          for (int c = 0; c < 3; ++c) sum[cx * 3 + c] += s[c];
-        }
-      }
-      for (int64_t cx = 0; cx < tw; ++cx) {
-        const auto [x_first, x_last] = cell_span(tx0, cx, f, x0, cols);
-        const double n = static_cast<double>((y_last - y_first) * (x_last - x_first));
-        const float* r = &ref.rgb[((ty0 + cy) * ref.width + tx0 + cx) * 3];
-        for (int c = 0; c < 3; ++c) diff[(cy * tw + cx) * 3 + c] = r[c] - static_cast<float>(sum[cx * 3 + c] / n);
-      }
-    }
+  kernels::for_row_ranges(ref.threads, th, f * cols * 3, [&](int64_t begin, int64_t end) {
+    cell_means(tile, rows, cols, y0, x0, f, ty0, tx0, tw, begin, end, [&](int64_t cy, int64_t cx, const double* mean) {
+      const float* r = &ref.rgb[((ty0 + cy) * ref.width + tx0 + cx) * 3];
+      for (int c = 0; c < 3; ++c) diff[(cy * tw + cx) * 3 + c] = r[c] - static_cast<float>(mean[c]);
+    });
   });
   // Separable box blur of the difference, clamped at the tile's edges.
   auto blur = [&](int64_t len, int64_t other, bool along_rows) {
@@ -135,7 +125,7 @@ void harmonize_tile(float* tile, int64_t rows, int64_t cols, int64_t y0, int64_t
     ix1[x] = std::min(ix[x] + 1, tw - 1);
     wx[x] = fx - ix[x];
   }
-  kernels::parallel_parts(rows, parts_for(ref.threads, rows, cols * 3), [&](int, int64_t begin, int64_t end) {
+  kernels::for_row_ranges(ref.threads, rows, cols * 3, [&](int64_t begin, int64_t end) {
     std::vector<float> line(static_cast<size_t>(tw * 3));
     for (int64_t y = begin; y < end; ++y) {
       const float fy = std::min(std::max((y0 + y + 0.5f) / f - 0.5f - ty0, 0.f), static_cast<float>(th - 1));

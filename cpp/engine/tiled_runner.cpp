@@ -18,21 +18,6 @@ std::vector<int64_t> window_indices(const AxisPlan& axis, int64_t i) {
   return idx;
 }
 
-// Each pixel stage is a memory-bound loop over rows, split here into contiguous row ranges, one
-// per thread, but only as many as give every range this many values: starting a thread costs
-// tens of microseconds, which small tiles would not pay back.
-constexpr int64_t kMinValuesPerRange = int64_t{1} << 16;
-
-// Runs fn(begin, end) on contiguous ranges of [0, rows) on up to `threads` threads.
-template <class Fn>
-void for_row_ranges(int threads, int64_t rows, int64_t values_per_row, Fn&& fn) {
-  const int64_t by_work = std::max<int64_t>(1, rows * values_per_row / kMinValuesPerRange);
-  const int ranges = static_cast<int>(std::min<int64_t>(threads, by_work));
-  kernels::parallel_parts(rows, ranges, [&](int, int64_t begin, int64_t end) {
-    if (begin < end) fn(begin, end);
-  });
-}
-
 // acc += wy[y] * wx[x] * kept over kh x kw pixels of C channels.  kChannels > 0 fixes C at compile
 // time (RGB, one channel: the inner loop unrolls); 0 takes it from `channels`.
 template <int kChannels>
@@ -138,7 +123,7 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
           const int64_t col0 = cols.starts[tx0 + b];
           const int64_t kept_col1 = cols.halo + std::min(col0 + cols.kept, W) - col0;
           float* dst = &net_inputs[i][b * C * plane];
-          for_row_ranges(threads, wh, ww * C, [&](int64_t y0, int64_t y1) {
+          kernels::for_row_ranges(threads, wh, ww * C, [&](int64_t y0, int64_t y1) {
             // Rows [y0, y1) of the window: a window of their own, written at their place in the planes.
             const std::vector<int64_t> part_rows(row_src.begin() + y0, row_src.begin() + y1);
             const auto clip = [&](int64_t r) { return std::min(std::max(r - y0, int64_t{0}), y1 - y0); };
@@ -180,12 +165,12 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
           const int64_t kw = std::min(col0 + cols.kept, W) - col0, kh = row_end - row0;
           const float* o = &t.data[b * C * plane + static_cast<size_t>(rows.kept_offset(ty)) * ww + cols.kept_offset(tx)];
           float* kept = one_tile ? band.acc.data() : band.kept.data();
-          for_row_ranges(threads, kh, kw * C, [&](int64_t y0, int64_t y1) {
+          kernels::for_row_ranges(threads, kh, kw * C, [&](int64_t y0, int64_t y1) {
             band.sink->take_tile(o + y0 * ww, plane, ww, y1 - y0, kw, row0 + y0, col0, kept + y0 * kw * C);
           });
           band.sink->finish_tile(kept, kh, kw, row0, col0);
           if (one_tile) continue;
-          for_row_ranges(threads, kh, kw * C, [&](int64_t y0, int64_t y1) {
+          kernels::for_row_ranges(threads, kh, kw * C, [&](int64_t y0, int64_t y1) {
             blend(C, &band.acc[(row0 - acc_begin + y0) * band.row_stride + col0 * C], band.row_stride, kept + y0 * kw * C,
                   y1 - y0, kw, rows.weights[ty].data() + y0, cols.weights[tx].data());
           });
@@ -199,7 +184,7 @@ std::map<std::string, std::vector<Tensor>> run_tiled(const NetworkFn& network, c
     const int64_t next_begin = ty + 1 < rows.count() ? rows.starts[ty + 1] : H;
     const int64_t carried = std::max<int64_t>(row_end - next_begin, 0);
     for (OutputBand& band : bands) {
-      for_row_ranges(threads, next_begin - acc_begin, static_cast<int64_t>(band.row_stride), [&](int64_t y0, int64_t y1) {
+      kernels::for_row_ranges(threads, next_begin - acc_begin, static_cast<int64_t>(band.row_stride), [&](int64_t y0, int64_t y1) {
         band.sink->finish_rows(&band.acc[y0 * band.row_stride], acc_begin + y0, acc_begin + y1);
       });
       if (carried > 0)

@@ -61,4 +61,19 @@ void parallel_parts(int64_t n, int parts, Fn&& fn) {
   if (error) std::rethrow_exception(error);
 }
 
+// Memory-bound loops over rows (pixel stages) are split into contiguous row ranges, one per
+// thread, but only as many as give every range this many values: starting a thread costs tens of
+// microseconds, which small images would not pay back.
+constexpr int64_t kMinValuesPerRange = int64_t{1} << 16;
+
+// Runs fn(begin, end) on contiguous, non-empty ranges of [0, rows) on up to `threads` threads.
+template <class Fn>
+void for_row_ranges(int threads, int64_t rows, int64_t values_per_row, Fn&& fn) {
+  const int64_t by_work = std::max<int64_t>(1, rows * values_per_row / kMinValuesPerRange);
+  const int ranges = static_cast<int>(std::min<int64_t>(std::max(threads, 1), by_work));
+  parallel_parts(rows, ranges, [&](int, int64_t begin, int64_t end) {
+    if (begin < end) fn(begin, end);
+  });
+}
+
 }  // namespace deepshop::kernels
